@@ -1,0 +1,238 @@
+// The only N-API file: JS arguments in, batches of results out, core status codes mapped to
+// JS errors. Everything it drives lives in native/core and knows nothing of Node.
+//
+// A scan's life, and the thread each step runs on:
+//   Scan constructor (JS)      decode endpoints, start the core scan, register the env
+//                              cleanup hook
+//   on_results / on_finished   scan threads: append to `pending_`, queue one TSFN call if none
+//   (scan threads)             is queued (results coalesce into one batch per JS turn)
+//   deliver (JS)               hand the batch to JS as an ArrayBuffer of 16-byte records; after
+//                              the last batch join the threads, remove the hook, release the TSFN
+//   tsfn finalizer (JS)        drop the job's self-reference
+//   env cleanup hook (JS, at   abort, join, abort the TSFN: a worker_thread that is terminated
+//   env teardown)              or a process that exits mid-scan leaves no thread or socket
+#include <napi.h>
+#include <sys/resource.h>
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/connect_scan.hh"
+#include "core/endpoint.hh"
+#include "core/poller.hh"
+#include "core/status.hh"
+
+namespace {
+
+Napi::Error make_error(Napi::Env env, sb::Status status, int sys_error, const std::string& detail) {
+  std::string message = std::string(sb::status_message(status));
+  if (!detail.empty()) message += ": " + detail;
+  if (sys_error != 0) message += std::string(" (") + std::strerror(sys_error) + ")";
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, sb::status_code(status)));
+  return error;
+}
+
+class ScanJob;
+void deliver(Napi::Env env, Napi::Function callback, ScanJob* job, std::nullptr_t* unused);
+using ResultsTsfn = Napi::TypedThreadSafeFunction<ScanJob, std::nullptr_t, deliver>;
+
+class ScanJob final : public sb::ResultSink {
+ public:
+  // Scan threads.
+  void on_results(const sb::ConnectResult* results, size_t count) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.insert(pending_.end(), results, results + count);
+    queue_delivery_locked();
+  }
+  void on_finished(bool aborted) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    finished_ = true;
+    aborted_ = aborted;
+    queue_delivery_locked();
+  }
+
+  // JS thread.
+  void abort() {
+    if (scan_) scan_->abort();
+  }
+
+  // JS thread: the TSFN callback.
+  void deliver(Napi::Env env, Napi::Function callback) {
+    std::vector<sb::ConnectResult> batch;
+    bool finished;
+    bool aborted;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      batch.swap(pending_);
+      finished = finished_;
+      aborted = aborted_;
+      delivery_queued_ = false;
+    }
+    if (!batch.empty()) {
+      const size_t bytes = batch.size() * sizeof(sb::ConnectResult);
+      Napi::ArrayBuffer records = Napi::ArrayBuffer::New(env, bytes);
+      std::memcpy(records.Data(), batch.data(), bytes);
+      callback.Call({records, Napi::Boolean::New(env, false), Napi::Boolean::New(env, false)});
+    }
+    if (finished && !completed_) {
+      complete();
+      callback.Call({env.Null(), Napi::Boolean::New(env, true), Napi::Boolean::New(env, aborted)});
+    }
+  }
+
+  // JS thread, at env teardown.
+  static void on_env_cleanup(void* arg) {
+    auto* job = static_cast<ScanJob*>(arg);
+    job->hook_registered_ = false;
+    if (job->scan_) {
+      job->scan_->abort();
+      job->scan_->join();
+      job->scan_.reset();
+    }
+    job->tsfn_.Abort();
+  }
+
+  std::unique_ptr<sb::ConnectScan> scan_;
+  ResultsTsfn tsfn_;
+  napi_env env_ = nullptr;
+  bool hook_registered_ = false;
+  std::shared_ptr<ScanJob> self_;  // alive until the TSFN is finalized
+
+ private:
+  void queue_delivery_locked() {
+    if (delivery_queued_) return;
+    delivery_queued_ = true;
+    // napi_closing means the env is going away; the cleanup hook finishes the job then.
+    tsfn_.NonBlockingCall();
+  }
+
+  // JS thread: every scan thread has ended (the last one queued this call).
+  void complete() {
+    completed_ = true;
+    scan_->join();
+    scan_.reset();  // closes the pollers and wakers
+    if (hook_registered_) {
+      napi_remove_env_cleanup_hook(env_, on_env_cleanup, this);
+      hook_registered_ = false;
+    }
+    tsfn_.Release();
+  }
+
+  std::mutex mutex_;
+  std::vector<sb::ConnectResult> pending_;
+  bool finished_ = false;
+  bool aborted_ = false;
+  bool delivery_queued_ = false;
+  bool completed_ = false;
+};
+
+void deliver(Napi::Env env, Napi::Function callback, ScanJob* job, std::nullptr_t* /*unused*/) {
+  if (env == nullptr || job == nullptr) return;  // the TSFN is being torn down
+  job->deliver(env, callback);
+}
+
+int get_int(const Napi::Object& options, const char* name, int fallback) {
+  const Napi::Value v = options.Get(name);
+  return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+}
+
+bool parse_backend(const std::string& name, sb::Backend* out) {
+  if (name == "auto") *out = sb::Backend::kAuto;
+  else if (name == "epoll") *out = sb::Backend::kEpoll;
+  else if (name == "kqueue") *out = sb::Backend::kKqueue;
+  else if (name == "poll") *out = sb::Backend::kPoll;
+  else return false;
+  return true;
+}
+
+class Scan : public Napi::ObjectWrap<Scan> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "Scan", {InstanceMethod<&Scan::abort>("abort")});
+  }
+
+  // JS thread: new Scan(endpoints: Uint8Array, options: object, onEvent: function)
+  explicit Scan(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Scan>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsTypedArray() || !info[1].IsObject() ||
+        !info[2].IsFunction()) {
+      make_error(env, sb::Status::kInvalidArgument, 0,
+                 "expected (endpoints: Uint8Array, options: object, onEvent: function)")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::TypedArray array = info[0].As<Napi::TypedArray>();
+    const auto* bytes = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+    std::vector<sb::Endpoint> endpoints;
+    if (auto st = sb::decode_endpoints(bytes, array.ByteLength(), &endpoints); st != sb::Status::kOk) {
+      make_error(env, st, 0, "").ThrowAsJavaScriptException();
+      return;
+    }
+
+    Napi::Object opts = info[1].As<Napi::Object>();
+    sb::ScanOptions options;
+    options.timeout_ms = get_int(opts, "timeoutMs", options.timeout_ms);
+    options.concurrency = get_int(opts, "concurrency", options.concurrency);
+    options.retries = get_int(opts, "retries", options.retries);
+    options.threads = get_int(opts, "threads", options.threads);
+    const Napi::Value rate = opts.Get("rate");
+    if (rate.IsNumber()) options.rate = rate.As<Napi::Number>().DoubleValue();
+    const Napi::Value backend = opts.Get("backend");
+    if (backend.IsString() &&
+        !parse_backend(backend.As<Napi::String>().Utf8Value(), &options.backend)) {
+      make_error(env, sb::Status::kInvalidArgument, 0, "unknown backend")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+
+    auto job = std::make_shared<ScanJob>();
+    job->env_ = env;
+    job->tsfn_ = ResultsTsfn::New(env, info[2].As<Napi::Function>(), "scan_backends.scan", 0, 1,
+                                  job.get(), [](Napi::Env, void*, ScanJob* j) { j->self_.reset(); });
+    int sys_error = 0;
+    const sb::Status st = sb::ConnectScan::start(std::move(endpoints), options, job.get(),
+                                                 &job->scan_, &sys_error);
+    if (st != sb::Status::kOk) {
+      job->tsfn_.Release();
+      make_error(env, st, sys_error, "").ThrowAsJavaScriptException();
+      return;
+    }
+    job->self_ = job;
+    // Registered after the TSFN, so it runs before the TSFN's own teardown (reverse order).
+    napi_add_env_cleanup_hook(env, ScanJob::on_env_cleanup, job.get());
+    job->hook_registered_ = true;
+    job_ = job;
+  }
+
+ private:
+  Napi::Value abort(const Napi::CallbackInfo& info) {
+    if (auto job = job_.lock()) job->abort();
+    return info.Env().Undefined();
+  }
+
+  std::weak_ptr<ScanJob> job_;
+};
+
+// The soft RLIMIT_NOFILE: the JS side sizes the default window from it.
+Napi::Value fd_limit(const Napi::CallbackInfo& info) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return info.Env().Null();
+  const double soft = rl.rlim_cur == RLIM_INFINITY ? 1e9 : static_cast<double>(rl.rlim_cur);
+  return Napi::Number::New(info.Env(), soft);
+}
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Scan", Scan::define(env));
+  exports.Set("fdLimit", Napi::Function::New(env, fd_limit, "fdLimit"));
+  exports.Set("nativeBackend", Napi::String::New(env, sb::backend_name(sb::Backend::kAuto)));
+  exports.Set("resultRecordSize", Napi::Number::New(env, sizeof(sb::ConnectResult)));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(scan_backends, init)

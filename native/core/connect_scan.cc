@@ -1,0 +1,416 @@
+#include "connect_scan.hh"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <deque>
+#include <limits>
+#include <system_error>
+
+#include "clock.hh"
+#include "unique_fd.hh"
+#include "waker.hh"
+
+namespace sb {
+
+namespace {
+
+constexpr uint32_t kWakeToken = std::numeric_limits<uint32_t>::max();
+constexpr int kMaxEvents = 1024;
+// Launch at most this many connects between two polls, so answers to the first ones are
+// read (and their sockets freed) while a large window fills; with loopback, where connect()
+// itself delivers the RST, this keeps rtt figures honest.
+constexpr int kLaunchBurst = 512;
+// How long a thread with nothing in flight waits before retrying socket() after EMFILE.
+constexpr Nanos kEmfileBackoff = 5 * kNanosPerMs;
+
+bool is_fd_exhaustion(int err) { return err == EMFILE || err == ENFILE; }
+
+// Non-blocking, close-on-exec TCP socket. Returns -errno on failure.
+int open_socket(int family) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return fd >= 0 ? fd : -errno;
+#else
+  // macOS has no SOCK_NONBLOCK; another thread could fork between socket() and FD_CLOEXEC,
+  // which only leaks a connecting socket into a child that is about to exec.
+  UniqueFd fd(::socket(family, SOCK_STREAM, 0));
+  if (!fd) return -errno;
+  if (fcntl(fd.get(), F_SETFD, FD_CLOEXEC) != 0 ||
+      fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) | O_NONBLOCK) != 0)
+    return -errno;
+#if defined(SO_NOSIGPIPE)
+  const int on = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
+#endif
+  return fd.release();
+#endif
+}
+
+// Closes a connected socket with RST instead of FIN: the scanner keeps no TIME_WAIT entry, so
+// repeated scans of a large range do not run out of ephemeral ports, and a peer that queued
+// nothing from us loses nothing.
+void abortive_close(UniqueFd& fd) {
+  const linger lg{1, 0};
+  setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  fd.reset();
+}
+
+}  // namespace
+
+// One scan thread: its own poller, waker, window and timer queue over its share of targets.
+class ScanWorker {
+ public:
+  ScanWorker(ConnectScan* owner, const ScanOptions& options, int window, double rate)
+      : owner_(owner),
+        timeout_ns_(static_cast<Nanos>(options.timeout_ms) * kNanosPerMs),
+        retries_(options.retries),
+        window_(window),
+        rate_per_ns_(rate / 1e9),
+        // A 10 ms burst allowance: the poller sleeps in whole milliseconds.
+        bucket_capacity_(std::max(1.0, rate / 100)) {}
+
+  // Creates the poller and the waker; returns 0 or an errno value.
+  int open(Backend backend) {
+    int err = 0;
+    poller_ = make_poller(backend, &err);
+    if (!poller_) return err;
+    if ((err = waker_.open()) != 0) return err;
+    return poller_->add(waker_.read_fd(), kWakeToken, Interest{true, false});
+  }
+
+  void assign(uint32_t target) { queue_.push_back(Pending{target, 0, 0}); }
+  void wake() { waker_.wake(); }
+
+  // Scan thread.
+  void run() {
+    tokens_ = bucket_capacity_;
+    last_refill_ = now_ns();
+    std::vector<PollEvent> events(kMaxEvents);
+    while (!owner_->aborted()) {
+      Nanos now = now_ns();
+      launch_ready(now);
+      flush();
+      if (inflight_ == 0 && queue_.empty()) break;
+      const int n = poller_->wait(wait_timeout_ms(now_ns()), events.data(), kMaxEvents);
+      if (n < 0) {
+        fail_all(-n);
+        break;
+      }
+      for (int i = 0; i < n; ++i) {
+        if (events[i].token == kWakeToken) {
+          waker_.drain();
+        } else {
+          on_ready(events[i].token);
+        }
+      }
+      // Answers that arrived count before deadlines that passed meanwhile: a thread that was
+      // descheduled must not call a refused port filtered.
+      expire_timers(now_ns());
+      flush();
+    }
+    for (Slot& slot : slots_) slot.fd.reset();
+    flush();
+  }
+
+ private:
+  struct Pending {
+    uint32_t target;
+    uint16_t attempt;
+    Nanos fd_starved_since;  // first EMFILE seen with nothing in flight, 0 if none
+  };
+  struct Slot {
+    UniqueFd fd;
+    uint32_t target = 0;
+    uint32_t generation = 0;
+    uint16_t attempt = 0;
+    Nanos started = 0;
+    bool busy = false;
+  };
+  struct Timer {
+    Nanos deadline;
+    uint32_t slot;
+    uint32_t generation;
+  };
+
+  const Endpoint& endpoint(uint32_t target) const { return owner_->endpoints_[target]; }
+
+  void report(uint32_t target, int32_t error, Nanos started, Nanos now) {
+    out_.push_back(
+        ConnectResult{target, error, static_cast<double>(now - started) / kNanosPerMs});
+  }
+
+  void flush() {
+    if (out_.empty()) return;
+    owner_->sink_->on_results(out_.data(), out_.size());
+    out_.clear();
+  }
+
+  bool rate_allows(Nanos now) {
+    if (rate_per_ns_ <= 0) return true;
+    tokens_ = std::min(bucket_capacity_,
+                       tokens_ + static_cast<double>(now - last_refill_) * rate_per_ns_);
+    last_refill_ = now;
+    return tokens_ >= 1;
+  }
+
+  void launch_ready(Nanos now) {
+    int launched = 0;
+    while (!queue_.empty() && inflight_ < window_ && launched < kLaunchBurst) {
+      if (now < fd_retry_at_ || !rate_allows(now)) return;
+      Pending next = queue_.front();
+      queue_.pop_front();
+      if (!launch(next, now)) return;
+      if (rate_per_ns_ > 0) tokens_ -= 1;
+      ++launched;
+      now = now_ns();
+    }
+  }
+
+  // Returns false when out of descriptors: the target went back to the queue.
+  bool launch(Pending next, Nanos now) {
+    const Endpoint& ep = endpoint(next.target);
+    const int fd = open_socket(ep.family());
+    if (fd < 0) {
+      if (!is_fd_exhaustion(-fd)) {
+        report(next.target, -fd, now, now);
+        return true;
+      }
+      return starve(next, -fd, now);
+    }
+    UniqueFd sock(fd);
+    // EINTR from a non-blocking connect means the attempt goes on asynchronously (POSIX);
+    // calling connect() again would only report EALREADY.
+    const int r = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&ep.addr), ep.addr_len);
+    if (r == 0) {
+      report(next.target, 0, now, now_ns());
+      abortive_close(sock);
+      return true;
+    }
+    if (errno != EINPROGRESS && errno != EINTR) {
+      report(next.target, errno, now, now_ns());
+      return true;
+    }
+    const uint32_t index = take_slot();
+    Slot& slot = slots_[index];
+    if (const int err = poller_->add(sock.get(), index, Interest{false, true}); err != 0) {
+      free_slots_.push_back(index);
+      report(next.target, err, now, now_ns());
+      return true;
+    }
+    slot.fd = std::move(sock);
+    slot.target = next.target;
+    slot.attempt = next.attempt;
+    slot.started = now;
+    slot.busy = true;
+    ++inflight_;
+    timers_.push_back(Timer{now + timeout_ns_, index, slot.generation});
+    return true;
+  }
+
+  // EMFILE/ENFILE never fail a scan: with sockets in flight, the window narrows to what the
+  // process could open; with none, wait for other threads or the process to free some, and
+  // only after a whole timeout of starvation report the target as an error.
+  bool starve(Pending next, int err, Nanos now) {
+    if (inflight_ > 0) {
+      window_ = std::max(1, inflight_);
+      next.fd_starved_since = 0;
+    } else {
+      if (next.fd_starved_since == 0) next.fd_starved_since = now;
+      if (now - next.fd_starved_since >= timeout_ns_) {
+        report(next.target, err, next.fd_starved_since, now);
+        return true;
+      }
+      fd_retry_at_ = now + kEmfileBackoff;
+    }
+    queue_.push_front(next);
+    return false;
+  }
+
+  uint32_t take_slot() {
+    if (!free_slots_.empty()) {
+      const uint32_t index = free_slots_.back();
+      free_slots_.pop_back();
+      return index;
+    }
+    slots_.emplace_back();
+    return static_cast<uint32_t>(slots_.size() - 1);
+  }
+
+  // Frees the slot and hands back its socket for the caller to close as it should be closed.
+  UniqueFd release_slot(uint32_t index) {
+    Slot& slot = slots_[index];
+    poller_->remove(slot.fd.get());
+    slot.busy = false;
+    ++slot.generation;  // turns any timer still queued for this slot into a no-op
+    --inflight_;
+    free_slots_.push_back(index);
+    return std::move(slot.fd);
+  }
+
+  void on_ready(uint32_t index) {
+    if (index >= slots_.size() || !slots_[index].busy) return;
+    Slot& slot = slots_[index];
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(slot.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    report(slot.target, err, slot.started, now_ns());
+    UniqueFd fd = release_slot(index);
+    if (err == 0) abortive_close(fd);
+  }
+
+  void expire_timers(Nanos now) {
+    while (!timers_.empty() && timers_.front().deadline <= now) {
+      const Timer timer = timers_.front();
+      timers_.pop_front();
+      Slot& slot = slots_[timer.slot];
+      if (!slot.busy || slot.generation != timer.generation) continue;
+      const uint32_t target = slot.target;
+      const uint16_t attempt = slot.attempt;
+      const Nanos started = slot.started;
+      release_slot(timer.slot);  // a socket still in SYN_SENT closes silently
+      if (attempt < retries_) {
+        queue_.push_back(Pending{target, static_cast<uint16_t>(attempt + 1), 0});
+      } else {
+        report(target, kTimedOut, started, now);
+      }
+    }
+  }
+
+  int wait_timeout_ms(Nanos now) const {
+    Nanos next = std::numeric_limits<Nanos>::max();
+    if (!timers_.empty()) next = timers_.front().deadline;
+    if (!queue_.empty() && inflight_ < window_) {
+      if (fd_retry_at_ > now) next = std::min(next, fd_retry_at_);
+      if (rate_per_ns_ > 0 && tokens_ < 1)
+        next = std::min(next, now + static_cast<Nanos>((1 - tokens_) / rate_per_ns_));
+      else if (fd_retry_at_ <= now)
+        next = now;  // the launch burst ended with work left: poll without sleeping
+    }
+    if (next == std::numeric_limits<Nanos>::max()) return -1;
+    if (next <= now) return 0;
+    // Round up: waking early would only spin until the deadline.
+    return static_cast<int>(std::min<Nanos>((next - now + kNanosPerMs - 1) / kNanosPerMs,
+                                            std::numeric_limits<int>::max()));
+  }
+
+  // The poller itself failed (EBADF/EINVAL/ENOMEM): nothing more can be waited for, so
+  // every target still owed a result gets that errno instead of hanging the scan.
+  void fail_all(int err) {
+    const Nanos now = now_ns();
+    for (uint32_t i = 0; i < slots_.size(); ++i) {
+      if (!slots_[i].busy) continue;
+      report(slots_[i].target, err, slots_[i].started, now);
+      release_slot(i);
+    }
+    for (const Pending& p : queue_) report(p.target, err, now, now);
+    queue_.clear();
+  }
+
+  ConnectScan* owner_;
+  const Nanos timeout_ns_;
+  const int retries_;
+  int window_;
+  const double rate_per_ns_;
+  const double bucket_capacity_;
+  double tokens_ = 0;
+  Nanos last_refill_ = 0;
+  Nanos fd_retry_at_ = 0;
+
+  std::unique_ptr<Poller> poller_;
+  Waker waker_;
+  std::deque<Pending> queue_;
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_slots_;
+  // Every connect gets the same timeout, so deadlines arrive in launch order: a FIFO is the
+  // whole timer structure, O(1) per operation. Stale entries are skipped by generation.
+  std::deque<Timer> timers_;
+  std::vector<ConnectResult> out_;
+  int inflight_ = 0;
+};
+
+Status ConnectScan::start(std::vector<Endpoint> endpoints, const ScanOptions& options,
+                          ResultSink* sink, std::unique_ptr<ConnectScan>* out, int* sys_error) {
+  *sys_error = 0;
+  if (sink == nullptr || options.timeout_ms < 1 || options.concurrency < 1 ||
+      options.retries < 0 || options.retries > 100 || options.rate < 0 || options.threads < 1 ||
+      options.threads > 256)
+    return Status::kInvalidArgument;
+
+  std::unique_ptr<ConnectScan> scan(new ConnectScan());
+  scan->endpoints_ = std::move(endpoints);
+  scan->sink_ = sink;
+  const size_t count = scan->endpoints_.size();
+  const int threads =
+      static_cast<int>(std::max<size_t>(1, std::min<size_t>(options.threads, count)));
+  const int window = std::max(1, (options.concurrency + threads - 1) / threads);
+  for (int t = 0; t < threads; ++t) {
+    auto worker = std::make_unique<ScanWorker>(scan.get(), options, window, options.rate / threads);
+    if ((*sys_error = worker->open(options.backend)) != 0) return Status::kPollerFailed;
+    scan->workers_.push_back(std::move(worker));
+  }
+  // Round-robin: each thread sweeps the whole range, so a slow region is shared.
+  for (size_t i = 0; i < count; ++i)
+    scan->workers_[i % threads]->assign(static_cast<uint32_t>(i));
+
+  // Threads wait at a gate until all exist, so a failed std::thread leaves no thread that has
+  // touched the sink.
+  scan->running_.store(threads);
+  try {
+    for (auto& worker : scan->workers_) {
+      ScanWorker* w = worker.get();
+      ConnectScan* self = scan.get();
+      scan->threads_.emplace_back([w, self] {
+        if (!self->pass_gate()) return;
+        w->run();
+        self->worker_finished();
+      });
+    }
+  } catch (const std::system_error& e) {
+    *sys_error = e.code().value();
+    scan->open_gate(Gate::kCancel);
+    scan->join();
+    return Status::kThreadFailed;
+  }
+  scan->open_gate(Gate::kGo);
+  *out = std::move(scan);
+  return Status::kOk;
+}
+
+void ConnectScan::open_gate(Gate state) {
+  {
+    std::lock_guard<std::mutex> lock(gate_mutex_);
+    gate_state_ = state;
+  }
+  gate_.notify_all();
+}
+
+bool ConnectScan::pass_gate() {
+  std::unique_lock<std::mutex> lock(gate_mutex_);
+  gate_.wait(lock, [this] { return gate_state_ != Gate::kWait; });
+  return gate_state_ == Gate::kGo;
+}
+
+void ConnectScan::worker_finished() {
+  if (running_.fetch_sub(1, std::memory_order_acq_rel) == 1) sink_->on_finished(aborted());
+}
+
+void ConnectScan::abort() {
+  aborted_.store(true, std::memory_order_release);
+  for (auto& worker : workers_) worker->wake();
+}
+
+void ConnectScan::join() {
+  for (auto& thread : threads_)
+    if (thread.joinable()) thread.join();
+}
+
+ConnectScan::~ConnectScan() {
+  abort();
+  join();
+}
+
+}  // namespace sb

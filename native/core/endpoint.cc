@@ -1,0 +1,49 @@
+#include "endpoint.hh"
+
+#include <netinet/in.h>
+
+#include <cstring>
+
+namespace sb {
+
+namespace {
+
+uint32_t read_be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+}  // namespace
+
+Status decode_endpoints(const uint8_t* data, size_t size, std::vector<Endpoint>* out) {
+  if (size % kEndpointRecordSize != 0) return Status::kInvalidEndpoints;
+  const size_t count = size / kEndpointRecordSize;
+  if (count > kMaxEndpoints) return Status::kInvalidEndpoints;
+  out->clear();
+  out->reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    const uint8_t* rec = data + i * kEndpointRecordSize;
+    const uint16_t port_be = static_cast<uint16_t>(rec[2] << 8 | rec[3]);
+    if (rec[1] != 0 || port_be == 0) return Status::kInvalidEndpoints;
+    Endpoint ep;
+    if (rec[0] == 4) {
+      auto* sin = reinterpret_cast<sockaddr_in*>(&ep.addr);
+      sin->sin_family = AF_INET;
+      sin->sin_port = htons(port_be);
+      std::memcpy(&sin->sin_addr, rec + 8, 4);
+      ep.addr_len = sizeof(sockaddr_in);
+    } else if (rec[0] == 6) {
+      auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ep.addr);
+      sin6->sin6_family = AF_INET6;
+      sin6->sin6_port = htons(port_be);
+      sin6->sin6_scope_id = read_be32(rec + 4);
+      std::memcpy(&sin6->sin6_addr, rec + 8, 16);
+      ep.addr_len = sizeof(sockaddr_in6);
+    } else {
+      return Status::kInvalidEndpoints;
+    }
+    out->push_back(ep);
+  }
+  return Status::kOk;
+}
+
+}  // namespace sb

@@ -1,0 +1,34 @@
+// A host:port to connect to, and the packed form in which JS hands the target list over.
+//
+// Packed record, kEndpointRecordSize bytes each, all multi-byte fields in network order:
+//   [0] family (4 or 6)  [1] reserved, 0  [2..3] port  [4..7] IPv6 scope id  [8..23] address
+// An IPv4 address uses bytes 8..11 and leaves 12..23 zero.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "status.hh"
+
+namespace sb {
+
+constexpr size_t kEndpointRecordSize = 24;
+// Far above any job the JS side allows (--allow-large is still a bounded list); a guard
+// against a corrupt length, not a product limit.
+constexpr size_t kMaxEndpoints = 1u << 24;
+
+struct Endpoint {
+  sockaddr_storage addr{};
+  socklen_t addr_len = 0;
+
+  int family() const { return addr.ss_family; }
+};
+
+// Decodes a packed buffer; rejects a length that is not a whole number of records, an
+// unknown family, port 0, or a non-zero reserved byte.
+Status decode_endpoints(const uint8_t* data, size_t size, std::vector<Endpoint>* out);
+
+}  // namespace sb

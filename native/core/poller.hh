@@ -1,0 +1,44 @@
+// Readiness notification, one implementation per OS mechanism (epoll, kqueue, poll), chosen
+// by name so tests can run the same scan over every backend the platform has.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+namespace sb {
+
+enum class Backend { kAuto, kEpoll, kKqueue, kPoll };
+
+struct Interest {
+  bool read = false;
+  bool write = false;
+};
+
+struct PollEvent {
+  uint32_t token = 0;
+  bool readable = false;
+  bool writable = false;
+  bool error = false;  // error or hang-up: the owner reads SO_ERROR to learn which
+};
+
+class Poller {
+ public:
+  virtual ~Poller() = default;
+  // Each returns 0 or an errno value.
+  virtual int add(int fd, uint32_t token, Interest interest) = 0;
+  virtual int modify(int fd, uint32_t token, Interest interest) = 0;
+  virtual void remove(int fd) = 0;
+  // Waits up to timeout_ms (-1: forever). Returns the number of events written, 0 on
+  // timeout or EINTR (the caller recomputes its deadlines either way), or -errno.
+  virtual int wait(int timeout_ms, PollEvent* events, int max_events) = 0;
+};
+
+// Returns nullptr and sets *err (an errno value, or ENOTSUP for a backend this platform
+// lacks) when the backend cannot be created.
+std::unique_ptr<Poller> make_poller(Backend backend, int* err);
+
+// The backend kAuto resolves to on this platform.
+Backend native_backend();
+const char* backend_name(Backend backend);
+
+}  // namespace sb
