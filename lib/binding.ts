@@ -1,0 +1,46 @@
+// Loads the native addon: a prebuild matching this platform, else build/Release from a source
+// build (node-gyp-build decides). Loading happens once, on first use.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeScanHandle {
+  abort(): void;
+}
+
+export interface NativeBinding {
+  Scan: new (
+    endpoints: Uint8Array,
+    options: {
+      timeoutMs: number;
+      concurrency: number;
+      retries: number;
+      rate: number;
+      threads: number;
+      backend: string;
+    },
+    onEvent: (records: ArrayBuffer | null, done: boolean, aborted: boolean) => void,
+  ) => NativeScanHandle;
+  fdLimit(): number | null;
+  nativeBackend: string;
+  resultRecordSize: number;
+}
+
+export type BindingLoad = { binding: NativeBinding; error?: undefined } | { binding?: undefined; error: Error };
+
+let cached: BindingLoad | undefined;
+
+// lib/ and dist/ both sit one level below the package root, where binding.gyp and prebuilds/ are.
+const packageRoot = fileURLToPath(new URL('..', import.meta.url));
+
+export function loadBinding(): BindingLoad {
+  if (!cached) {
+    try {
+      const require = createRequire(import.meta.url);
+      const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
+      cached = { binding: nodeGypBuild(packageRoot) };
+    } catch (error) {
+      cached = { error: error instanceof Error ? error : new Error(String(error)) };
+    }
+  }
+  return cached;
+}

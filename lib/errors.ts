@@ -1,0 +1,66 @@
+// Every error the library throws. Match on `code`, never on the message: codes are stable,
+// messages name the input and the limit and may be reworded.
+
+const brand = Symbol.for('scan-backends.error');
+
+export class ScanBackendsError extends Error {
+  readonly code: string;
+
+  constructor(message: string, code: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ScanBackendsError';
+    this.code = code;
+    Object.defineProperty(this, brand, { value: true });
+  }
+
+  // instanceof holds across two copies of the package in one process.
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this === ScanBackendsError) {
+      return typeof value === 'object' && value !== null && brand in value;
+    }
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+}
+
+/** A target, exclusion or port list that does not parse, or a guard it trips. */
+export class InvalidTargetError extends ScanBackendsError {
+  readonly token: string;
+
+  constructor(token: string, message: string, options?: { cause?: unknown }) {
+    super(message, 'SB_INVALID_TARGET', options);
+    this.name = 'InvalidTargetError';
+    this.token = token;
+  }
+}
+
+/** An option with a value outside its range ("timeoutMs: must be an integer 1..3600000"). */
+export class InvalidOptionError extends ScanBackendsError {
+  constructor(message: string) {
+    super(message, 'SB_INVALID_OPTION');
+    this.name = 'InvalidOptionError';
+  }
+}
+
+/** engine: 'native' was asked for and the addon could not be loaded. */
+export class NativeUnavailableError extends ScanBackendsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'SB_NATIVE_UNAVAILABLE', options);
+    this.name = 'NativeUnavailableError';
+  }
+}
+
+/** The native engine failed to start (no poller, no thread); `code` is the core's status. */
+export class NativeScanError extends ScanBackendsError {
+  constructor(message: string, code: string, options?: { cause?: unknown }) {
+    super(message, code, options);
+    this.name = 'NativeScanError';
+  }
+}
+
+/** A scan stopped by its deadline. A caller's own AbortSignal rejects with its own reason. */
+export class ScanAbortedError extends ScanBackendsError {
+  constructor(message: string) {
+    super(message, 'SB_ABORTED');
+    this.name = 'AbortError';
+  }
+}

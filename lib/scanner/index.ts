@@ -1,0 +1,79 @@
+// The Scanner interface both engines implement, and the rules they share: option defaults,
+// and how a connect outcome becomes a port state.
+import { readFileSync } from 'node:fs';
+
+import type { Endpoint } from '../targets.js';
+
+export type EngineName = 'native' | 'js';
+export type EngineChoice = 'auto' | EngineName;
+export type PortState = 'open' | 'closed' | 'filtered' | 'unreachable' | 'error';
+
+/**
+ * What an engine saw for one endpoint: 'connected', 'timeout', or the errno name the
+ * kernel gave (ECONNREFUSED, EHOSTUNREACH, …).
+ */
+export interface RawOutcome {
+  index: number;
+  outcome: string;
+  rttMs: number;
+}
+
+export interface EngineOptions {
+  timeoutMs: number;
+  concurrency: number;
+  retries: number;
+  /** New connects per second; 0 means unlimited. */
+  rate: number;
+  /** Scan threads (native engine only). */
+  threads: number;
+}
+
+export interface EngineRun {
+  /** Stops the scan: no result is reported after it, and every socket is closed. */
+  abort(): void;
+  /** Resolves once every socket is closed, whether the scan ended or was aborted. */
+  readonly finished: Promise<void>;
+}
+
+export interface Scanner {
+  readonly name: EngineName;
+  /** Starts connecting; `onResults` gets batches of outcomes until `finished` resolves. */
+  start(endpoints: readonly Endpoint[], options: EngineOptions, onResults: (batch: RawOutcome[]) => void): EngineRun;
+}
+
+const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EHOSTDOWN', 'ENETDOWN', 'ENONET']);
+
+/** The one rule, shared by both engines, that turns an outcome into a state. */
+export function classifyOutcome(outcome: string): { state: PortState; error?: string } {
+  if (outcome === 'connected') return { state: 'open' };
+  // ETIMEDOUT: the kernel gave up on the SYN before our own deadline did.
+  if (outcome === 'timeout' || outcome === 'ETIMEDOUT') return { state: 'filtered' };
+  if (outcome === 'ECONNREFUSED') return { state: 'closed' };
+  if (UNREACHABLE.has(outcome)) return { state: 'unreachable', error: outcome };
+  return { state: 'error', error: outcome };
+}
+
+/** Highest default window: past it a /16 gains nothing and the kernel's queues suffer. */
+export const MAX_DEFAULT_CONCURRENCY = 16_384;
+
+/** The soft RLIMIT_NOFILE from /proc on Linux, or null where it cannot be read. */
+export function procFdLimit(): number | null {
+  try {
+    const limits = readFileSync('/proc/self/limits', 'utf8');
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+    if (!match) return null;
+    return match[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(match[1]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * As many sockets as the descriptor limit allows, less headroom for the rest of the
+ * process (an eighth, at least 32), capped at 16,384. EMFILE still narrows it at run time.
+ */
+export function defaultConcurrency(fdLimit: number | null): number {
+  const limit = fdLimit ?? 1024;
+  const headroom = Math.max(32, Math.floor(limit / 8));
+  return Math.max(1, Math.min(MAX_DEFAULT_CONCURRENCY, limit - headroom));
+}

@@ -1,0 +1,121 @@
+// The pure-JS engine: net.Socket under a p-limit window. The fallback when the addon is
+// missing and the reference the native engine is checked against, so its verdicts must hold
+// at scale: the window never exceeds what the fd limit allows, EMFILE narrows it, and a
+// deadline is only judged after pending I/O has been read.
+import { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import pLimit from 'p-limit';
+
+import type { EngineOptions, EngineRun, RawOutcome, Scanner } from './index.js';
+
+/** How long an attempt that could get no descriptor at all waits before trying again. */
+const FD_BACKOFF_MS = 5;
+
+interface Attempt {
+  outcome: string;
+  rttMs: number;
+}
+
+/** Spaces connects `1/rate` seconds apart; `rate` 0 lets everything through. */
+function createPacer(rate: number): () => Promise<void> {
+  if (rate <= 0) return () => Promise.resolve();
+  const intervalMs = 1000 / rate;
+  let nextAt = 0;
+  return async () => {
+    const now = performance.now();
+    const at = Math.max(now, nextAt);
+    nextAt = at + intervalMs;
+    if (at > now + 1) await sleep(at - now);
+  };
+}
+
+export function createJsScanner(): Scanner {
+  return {
+    name: 'js',
+    start(endpoints, options: EngineOptions, onResults): EngineRun {
+      const limit = pLimit({ concurrency: options.concurrency, rejectOnClear: true });
+      const pace = createPacer(options.rate);
+      const inFlight = new Set<(outcome: string) => void>();
+      let stopped = false;
+
+      const connectOnce = (host: string, port: number, family: number): Promise<Attempt> =>
+        new Promise((resolve) => {
+          const socket = new Socket();
+          let started = performance.now();
+          let timer: NodeJS.Timeout | undefined;
+          const settle = (outcome: string) => {
+            if (!inFlight.delete(settle)) return;
+            clearTimeout(timer);
+            // RST instead of FIN, as the native engine does: no TIME_WAIT left behind.
+            if (outcome === 'connected') socket.resetAndDestroy();
+            else socket.destroy();
+            resolve({ outcome, rttMs: performance.now() - started });
+          };
+          inFlight.add(settle);
+          socket.once('connect', () => settle('connected'));
+          socket.once('error', (error: NodeJS.ErrnoException) => settle(error.code ?? 'UNKNOWN'));
+          socket.connect({ host, port, family });
+          // net issues the connect() syscall on the next tick; this tick runs right after it,
+          // so the clock starts when the SYN really leaves, not when the socket was made.
+          process.nextTick(() => {
+            if (!inFlight.has(settle)) return;
+            started = performance.now();
+            // A timer that fires after a stalled loop may be ahead of answers already queued:
+            // setImmediate runs after the poll phase, so those answers are read first.
+            timer = setTimeout(() => setImmediate(() => settle('timeout')), options.timeoutMs);
+          });
+        });
+
+      const probeTarget = async (index: number): Promise<void> => {
+        const ep = endpoints[index];
+        if (!ep) return;
+        let attempts = 0;
+        let starvedSince = 0;
+        for (;;) {
+          if (stopped) return;
+          await pace();
+          if (stopped) return;
+          const result = await connectOnce(ep.host, ep.port, ep.family);
+          if (stopped || result.outcome === 'aborted') return;
+          if (result.outcome === 'EMFILE' || result.outcome === 'ENFILE') {
+            // EMFILE never fails a scan: narrow the window to what could be opened, and with
+            // nothing else in flight wait for descriptors, up to one timeout.
+            if (limit.activeCount > 1) {
+              limit.concurrency = Math.max(1, limit.activeCount - 1);
+              starvedSince = 0;
+            } else {
+              starvedSince ||= performance.now();
+              if (performance.now() - starvedSince >= options.timeoutMs) {
+                onResults([{ index, outcome: result.outcome, rttMs: performance.now() - starvedSince }]);
+                return;
+              }
+            }
+            await sleep(FD_BACKOFF_MS);
+            continue;
+          }
+          if (result.outcome === 'timeout' && attempts < options.retries) {
+            attempts++;
+            continue;
+          }
+          const outcome: RawOutcome = { index, outcome: result.outcome, rttMs: result.rttMs };
+          onResults([outcome]);
+          return;
+        }
+      };
+
+      const tasks = endpoints.map((_, index) => limit(probeTarget, index));
+      const finished = Promise.allSettled(tasks).then(() => undefined);
+      return {
+        abort() {
+          if (stopped) return;
+          stopped = true;
+          limit.clearQueue();
+          for (const settle of [...inFlight]) settle('aborted');
+        },
+        finished,
+      };
+    },
+  };
+}

@@ -1,0 +1,72 @@
+// The native engine: packs endpoints for the C++ core and unpacks its batches of results.
+import { constants } from 'node:os';
+
+import type { NativeBinding } from '../binding.js';
+import { NativeScanError } from '../errors.js';
+import type { Endpoint } from '../targets.js';
+import type { EngineOptions, EngineRun, RawOutcome, Scanner } from './index.js';
+
+// Must match native/core/endpoint.hh and ConnectResult in native/core/connect_scan.hh.
+const ENDPOINT_RECORD_SIZE = 24;
+const TIMED_OUT = -1;
+
+const errnoNames = new Map<number, string>(
+  Object.entries(constants.errno).map(([name, value]) => [value, name] as [number, string]),
+);
+
+export function packEndpoints(endpoints: readonly Endpoint[]): Uint8Array {
+  const buffer = new Uint8Array(endpoints.length * ENDPOINT_RECORD_SIZE);
+  const view = new DataView(buffer.buffer);
+  endpoints.forEach((ep, i) => {
+    const at = i * ENDPOINT_RECORD_SIZE;
+    buffer[at] = ep.family;
+    view.setUint16(at + 2, ep.port);
+    const bytes = ep.family === 4 ? 4 : 16;
+    for (let b = 0; b < bytes; b++) {
+      buffer[at + 8 + b] = Number((ep.value >> BigInt(8 * (bytes - 1 - b))) & 0xffn);
+    }
+  });
+  return buffer;
+}
+
+function outcomeName(error: number): string {
+  if (error === 0) return 'connected';
+  if (error === TIMED_OUT) return 'timeout';
+  return errnoNames.get(error) ?? `ERRNO_${error}`;
+}
+
+export function createNativeScanner(binding: NativeBinding, backend = 'auto'): Scanner {
+  return {
+    name: 'native',
+    start(endpoints, options: EngineOptions, onResults): EngineRun {
+      let resolveFinished!: () => void;
+      const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
+      let stopped = false;
+      let handle;
+      try {
+        handle = new binding.Scan(packEndpoints(endpoints), { ...options, backend }, (records, done) => {
+          if (records && !stopped) {
+            const words = new Int32Array(records);
+            const rtts = new Float64Array(records);
+            const batch: RawOutcome[] = [];
+            for (let r = 0; r < words.length / 4; r++) {
+              batch.push({ index: words[r * 4] as number, outcome: outcomeName(words[r * 4 + 1] as number), rttMs: rtts[r * 2 + 1] as number });
+            }
+            onResults(batch);
+          }
+          if (done) resolveFinished();
+        });
+      } catch (error) {
+        const code = (error as { code?: string }).code ?? 'SB_NATIVE_ERROR';
+        throw new NativeScanError(`native scan did not start: ${(error as Error).message}`, code, { cause: error });
+      }
+      return {
+        abort() {
+          stopped = true;
+          handle.abort();
+        },
+        finished,
+      };
+    },
+  };
+}

@@ -1,0 +1,370 @@
+// The target grammar: addresses, hostnames, CIDR blocks, ranges and lists, expanded into the
+// host:port pairs a scan connects to, with the guards that keep a typo from scanning the
+// Internet or a /8.
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
+
+import {
+  addressBits,
+  formatAddress,
+  parseAddress,
+  parseIPv4,
+  parseIPv6,
+  type Address,
+  type AddressFamily,
+} from './addresses.js';
+import { InvalidTargetError } from './errors.js';
+
+export const DEFAULT_PORT = 50052;
+/** Jobs above this many host:port pairs need `allowLarge`. */
+export const LARGE_JOB_PAIRS = 65_536;
+/** The most pairs one job can hold even with `allowLarge`: a bound on memory, not a policy. */
+export const MAX_JOB_PAIRS = 1 << 24;
+
+export interface Endpoint {
+  host: string;
+  family: AddressFamily;
+  port: number;
+  /** The address as a number, for sorting and packing. */
+  value: bigint;
+}
+
+export type LookupFn = (hostname: string) => Promise<Address[]>;
+
+export interface TargetOptions {
+  /** Port list: numbers, or the grammar "50052", "50052,11434", "8000-8010". Default 50052. */
+  ports?: number | readonly number[] | string;
+  /** Addresses to leave out, in the target grammar. */
+  exclude?: string | readonly string[];
+  /** Allow more than 65,536 host:port pairs. */
+  allowLarge?: boolean;
+  /** Allow addresses outside private, loopback, link-local, CGNAT and ULA space. */
+  allowPublic?: boolean;
+  /** Name resolution; defaults to the system resolver (every address kept). */
+  lookup?: LookupFn;
+}
+
+/** An inclusive run of addresses of one family, and the token it came from. */
+interface AddressRange {
+  family: AddressFamily;
+  first: bigint;
+  last: bigint;
+  token: string;
+}
+
+const HOSTNAME =
+  /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$/;
+
+/** Splits "a,b c" into tokens; an empty entry is an error naming the list. */
+export function splitList(spec: string | readonly string[], what: string): string[] {
+  const items = typeof spec === 'string' ? [spec] : [...spec];
+  const tokens: string[] = [];
+  for (const item of items) {
+    const parts = item.split(/[,\s]+/);
+    // Whitespace around the list is fine; an empty entry inside it is a typo worth reporting.
+    if (parts[0] === '') parts.shift();
+    if (parts.at(-1) === '') parts.pop();
+    if (parts.length === 0 || parts.includes('')) {
+      throw new InvalidTargetError(item, `"${item}": empty entry in the ${what} list`);
+    }
+    tokens.push(...parts);
+  }
+  if (tokens.length === 0) throw new InvalidTargetError('', `empty ${what} list`);
+  return tokens;
+}
+
+export function parsePorts(spec: number | readonly number[] | string | undefined): number[] {
+  if (spec === undefined) return [DEFAULT_PORT];
+  const tokens = typeof spec === 'string' ? splitList(spec, 'port') : [spec].flat().map(String);
+  if (tokens.length === 0) throw new InvalidTargetError('', 'empty port list');
+  const ports = new Set<number>();
+  const parseOne = (text: string, token: string): number => {
+    if (!/^[0-9]+$/.test(text)) {
+      throw new InvalidTargetError(token, `${token}: "${text}" is not a port number`);
+    }
+    const port = Number(text);
+    if (port < 1 || port > 65535) {
+      throw new InvalidTargetError(token, `${token}: port must be 1..65535`);
+    }
+    return port;
+  };
+  for (const token of tokens) {
+    const dash = token.indexOf('-');
+    if (dash < 0) {
+      ports.add(parseOne(token, token));
+      continue;
+    }
+    const from = parseOne(token.slice(0, dash), token);
+    const to = parseOne(token.slice(dash + 1), token);
+    if (to < from) throw new InvalidTargetError(token, `${token}: range ends before it starts`);
+    for (let p = from; p <= to; p++) ports.add(p);
+  }
+  return [...ports];
+}
+
+function single(family: AddressFamily, value: bigint, token: string): AddressRange {
+  return { family, first: value, last: value, token };
+}
+
+function parseCidr(token: string): AddressRange {
+  const slash = token.indexOf('/');
+  const base = token.slice(0, slash);
+  const prefixText = token.slice(slash + 1);
+  const address = parseAddress(base);
+  if (!address) throw new InvalidTargetError(token, `${token}: ${addressError(base)}`);
+  const bits = addressBits(address.family);
+  if (!/^[0-9]{1,3}$/.test(prefixText) || BigInt(prefixText) > bits) {
+    throw new InvalidTargetError(token, `${token}: prefix must be 0..${bits}`);
+  }
+  const prefix = BigInt(prefixText);
+  const hostBits = bits - prefix;
+  const first = (address.value >> hostBits) << hostBits;
+  const last = first + (1n << hostBits) - 1n;
+  // Network and broadcast addresses answer nothing useful; /31 and /32 have neither.
+  if (address.family === 4 && prefix <= 30n) {
+    return { family: 4, first: first + 1n, last: last - 1n, token };
+  }
+  return { family: address.family, first, last, token };
+}
+
+function parseRange(token: string, dash: number): AddressRange | null {
+  const left = token.slice(0, dash);
+  const right = token.slice(dash + 1);
+  const v4 = parseIPv4(left);
+  if (typeof v4 === 'bigint') {
+    let last: bigint;
+    if (/^[0-9]{1,3}$/.test(right)) {
+      const octet = Number(right);
+      if (octet > 255) throw new InvalidTargetError(token, `${token}: octet ${octet} is out of range 0..255`);
+      last = (v4 & ~0xffn) | BigInt(octet);
+    } else {
+      const end = parseIPv4(right);
+      if (typeof end === 'string') throw new InvalidTargetError(token, `${token}: range end ${end}`);
+      last = end;
+    }
+    if (last < v4) throw new InvalidTargetError(token, `${token}: range ends before it starts`);
+    return { family: 4, first: v4, last, token };
+  }
+  const v6 = parseIPv6(left);
+  if (typeof v6 === 'bigint') {
+    const end = parseIPv6(right);
+    if (typeof end === 'string') throw new InvalidTargetError(token, `${token}: range end: ${end}`);
+    if (end < v6) throw new InvalidTargetError(token, `${token}: range ends before it starts`);
+    return { family: 6, first: v6, last: end, token };
+  }
+  return null; // not a range: perhaps a hostname with a dash
+}
+
+/** Parses one token; a hostname comes back as a string to resolve. */
+function parseToken(token: string): AddressRange | string {
+  if (token.includes('/')) return parseCidr(token);
+  const address = parseAddress(token);
+  if (address) return single(address.family, address.value, token);
+  const dash = token.indexOf('-');
+  if (dash > 0) {
+    const range = parseRange(token, dash);
+    if (range) return range;
+  }
+  if (/^[0-9.]+$/.test(token) || token.includes(':') || token.startsWith('[') || !HOSTNAME.test(token)) {
+    throw new InvalidTargetError(token, `${token}: ${addressError(token)}`);
+  }
+  return token;
+}
+
+/** Why text that should have been an address is not one. */
+function addressError(text: string): string {
+  if (/^[0-9.]+$/.test(text)) return parseIPv4(text) as string;
+  if (text.includes(':') || text.startsWith('[')) return parseIPv6(text) as string;
+  return 'not an address, range, CIDR block or hostname';
+}
+
+const systemLookup: LookupFn = async (hostname) => {
+  const answers = await dnsLookup(hostname, { all: true, verbatim: true });
+  return answers.flatMap((a) => parseAddress(a.address) ?? []);
+};
+
+async function parseRanges(tokens: string[], lookup: LookupFn): Promise<AddressRange[]> {
+  const ranges: AddressRange[] = [];
+  for (const token of tokens) {
+    const parsed = parseToken(token);
+    if (typeof parsed !== 'string') {
+      ranges.push(parsed);
+      continue;
+    }
+    let addresses: Address[];
+    try {
+      addresses = await lookup(parsed);
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? 'lookup failed';
+      throw new InvalidTargetError(token, `${token}: name does not resolve (${code})`, { cause: error });
+    }
+    if (addresses.length === 0) {
+      throw new InvalidTargetError(token, `${token}: name resolves to no address`);
+    }
+    for (const a of addresses) ranges.push(single(a.family, a.value, token));
+  }
+  return ranges;
+}
+
+/** Non-public space: private, loopback, link-local, CGNAT (IPv4); loopback, ULA, link-local (IPv6). */
+const NON_PUBLIC_BLOCKS: readonly AddressRange[] = [
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '100.64.0.0/10',
+  '::1/128',
+  'fc00::/7',
+  'fe80::/10',
+].map((cidr) => {
+  const [base, prefix] = cidr.split('/') as [string, string];
+  const address = parseAddress(base) as Address;
+  const hostBits = addressBits(address.family) - BigInt(prefix);
+  return { family: address.family, first: address.value, last: address.value + (1n << hostBits) - 1n, token: cidr };
+});
+
+export function isNonPublicRange(range: { family: AddressFamily; first: bigint; last: bigint }): boolean {
+  return NON_PUBLIC_BLOCKS.some(
+    (block) => block.family === range.family && block.first <= range.first && range.last <= block.last,
+  );
+}
+
+/** Sorted, merged union of ranges per family. */
+function mergeRanges(ranges: readonly AddressRange[]): AddressRange[] {
+  const sorted = [...ranges].sort((a, b) =>
+    a.family !== b.family ? a.family - b.family : a.first < b.first ? -1 : a.first > b.first ? 1 : 0,
+  );
+  const merged: AddressRange[] = [];
+  for (const range of sorted) {
+    const prev = merged.at(-1);
+    if (prev && prev.family === range.family && range.first <= prev.last + 1n) {
+      if (range.last > prev.last) prev.last = range.last;
+    } else {
+      merged.push({ ...range });
+    }
+  }
+  return merged;
+}
+
+/** Number of addresses in `ranges` that no range of `excluded` covers. */
+function countRemaining(ranges: readonly AddressRange[], excluded: readonly AddressRange[]): bigint {
+  let total = 0n;
+  for (const range of mergeRanges(ranges)) {
+    let size = range.last - range.first + 1n;
+    for (const ex of excluded) {
+      if (ex.family !== range.family) continue;
+      const lo = ex.first > range.first ? ex.first : range.first;
+      const hi = ex.last < range.last ? ex.last : range.last;
+      if (lo <= hi) size -= hi - lo + 1n;
+    }
+    total += size;
+  }
+  return total;
+}
+
+/**
+ * Expands targets into host:port pairs, in the order given, each pair once. Throws
+ * InvalidTargetError naming the token for bad input and for a tripped guard.
+ */
+export async function resolveTargets(
+  targets: string | readonly string[],
+  options: TargetOptions = {},
+): Promise<Endpoint[]> {
+  const lookup = options.lookup ?? systemLookup;
+  const ports = parsePorts(options.ports);
+  const ranges = await parseRanges(splitList(targets, 'target'), lookup);
+  const excluded =
+    options.exclude === undefined ? [] : mergeRanges(await parseRanges(splitList(options.exclude, 'exclude'), lookup));
+
+  if (!options.allowPublic) {
+    const outside = ranges.find((r) => !isNonPublicRange(r));
+    if (outside) {
+      throw new InvalidTargetError(
+        outside.token,
+        `${outside.token}: outside private, loopback, link-local, CGNAT and ULA space; pass --allow-public (allowPublic) to scan it`,
+      );
+    }
+  }
+
+  const pairs = countRemaining(ranges, excluded) * BigInt(ports.length);
+  const firstToken = ranges[0]?.token ?? '';
+  if (pairs > BigInt(MAX_JOB_PAIRS)) {
+    throw new InvalidTargetError(
+      firstToken,
+      `${pairs} host:port pairs: one job holds at most ${MAX_JOB_PAIRS}; split the range`,
+    );
+  }
+  if (pairs > BigInt(LARGE_JOB_PAIRS) && !options.allowLarge) {
+    throw new InvalidTargetError(
+      firstToken,
+      `${pairs} host:port pairs: over ${LARGE_JOB_PAIRS}; pass --allow-large (allowLarge) to scan them`,
+    );
+  }
+
+  const isExcluded = (family: AddressFamily, value: bigint) =>
+    excluded.some((ex) => ex.family === family && ex.first <= value && value <= ex.last);
+  const seen = new Set<string>();
+  const endpoints: Endpoint[] = [];
+  for (const range of ranges) {
+    for (let value = range.first; value <= range.last; value++) {
+      const key = `${range.family}:${value}`;
+      if (seen.has(key) || isExcluded(range.family, value)) continue;
+      seen.add(key);
+      const host = formatAddress({ family: range.family, value });
+      for (const port of ports) endpoints.push({ host, family: range.family, port, value });
+    }
+  }
+  return endpoints;
+}
+
+export interface LocalSubnet {
+  cidr: string;
+  interface: string;
+  address: string;
+}
+
+export interface LocalSubnetChoice {
+  subnets: LocalSubnet[];
+  skipped: { interface: string; address: string; reason: string }[];
+}
+
+function netmaskPrefix(netmask: string): number {
+  const value = parseIPv4(netmask);
+  if (typeof value === 'string') return 32;
+  let prefix = 0;
+  for (let bit = 31n; bit >= 0n && (value >> bit) & 1n; bit--) prefix++;
+  return prefix;
+}
+
+/**
+ * The default targets: the /24 around each non-internal IPv4 address of the machine (a larger
+ * subnet clamps to that /24; a smaller one is kept). Public addresses are skipped. Takes the
+ * interface table as an argument so tests never read, let alone scan, the real one.
+ */
+export function chooseLocalSubnets(
+  interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces(),
+): LocalSubnetChoice {
+  const choice: LocalSubnetChoice = { subnets: [], skipped: [] };
+  const seen = new Set<string>();
+  for (const [name, infos] of Object.entries(interfaces)) {
+    for (const info of infos ?? []) {
+      if (info.internal || info.family !== 'IPv4') continue;
+      const value = parseIPv4(info.address);
+      if (typeof value === 'string') continue;
+      const prefix = Math.max(24, netmaskPrefix(info.netmask));
+      const hostBits = BigInt(32 - prefix);
+      const network = (value >> hostBits) << hostBits;
+      const range = { family: 4 as const, first: network, last: network + (1n << hostBits) - 1n };
+      if (!isNonPublicRange(range)) {
+        choice.skipped.push({ interface: name, address: info.address, reason: 'public address' });
+        continue;
+      }
+      const cidr = `${formatAddress({ family: 4, value: network })}/${prefix}`;
+      if (seen.has(cidr)) continue;
+      seen.add(cidr);
+      choice.subnets.push({ cidr, interface: name, address: info.address });
+    }
+  }
+  return choice;
+}
