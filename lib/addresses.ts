@@ -66,12 +66,10 @@ export function formatAddress(address: Address): string {
     const v = address.value;
     return [24n, 16n, 8n, 0n].map((shift) => String((v >> shift) & 0xffn)).join('.');
   }
-  const groups = Array.from({ length: 8 }, (_, i) =>
-    Number((address.value >> BigInt(112 - 16 * i)) & 0xffffn),
-  );
+  const groups = Array.from({ length: 8 }, (_, i) => Number((address.value >> BigInt(112 - 16 * i)) & 0xffffn));
   let bestStart = -1;
   let bestLength = 1; // a single zero group is not compressed
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

@@ -102,7 +102,10 @@ export function selectEngine(choice: EngineChoice | undefined): EngineSelection 
   if (wanted === 'native') {
     throw new NativeUnavailableError(`native engine unavailable: ${load.error.message}`, { cause: load.error });
   }
-  return { scanner: createJsScanner(), fallbackReason: `native addon unavailable (${load.error.message.split('\n')[0]})` };
+  return {
+    scanner: createJsScanner(),
+    fallbackReason: `native addon unavailable (${load.error.message.split('\n')[0]})`,
+  };
 }
 
 function fdLimit(): number | null {
@@ -113,6 +116,8 @@ function fdLimit(): number | null {
 export class ScanJob implements AsyncIterable<ScanResult> {
   readonly engine: EngineName;
   readonly fallbackReason: string | undefined;
+  /** How many host:port pairs the job holds, once its targets are resolved. */
+  targetCount: number | undefined;
   readonly #scanner: Scanner;
   readonly #targets: string | readonly string[];
   readonly #options: ScanOptions;
@@ -133,6 +138,7 @@ export class ScanJob implements AsyncIterable<ScanResult> {
     const { signal, deadlineMs } = this.#options;
     signal?.throwIfAborted();
     const endpoints = await resolveTargets(this.#targets, this.#options);
+    this.targetCount = endpoints.length;
     const options = engineOptions(this.#options, fdLimit(), endpoints.length);
     signal?.throwIfAborted();
 
@@ -218,7 +224,12 @@ export async function scanAll(targets: string | readonly string[], options: Scan
   const job = scan(targets, options);
   const results: ScanResult[] = [];
   for await (const result of job) results.push(result);
-  return { schema: 1, engine: job.engine, elapsedMs: Math.round(performance.now() - started), results: sortResults(results) };
+  return {
+    schema: 1,
+    engine: job.engine,
+    elapsedMs: Math.round(performance.now() - started),
+    results: sortResults(results),
+  };
 }
 
 export function sortResults(results: ScanResult[]): ScanResult[] {

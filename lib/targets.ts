@@ -60,13 +60,11 @@ export function splitList(spec: string | readonly string[], what: string): strin
   const items = typeof spec === 'string' ? [spec] : [...spec];
   const tokens: string[] = [];
   for (const item of items) {
-    const parts = item.split(/[,\s]+/);
-    // Whitespace around the list is fine; an empty entry inside it is a typo worth reporting.
-    if (parts[0] === '') parts.shift();
-    if (parts.at(-1) === '') parts.pop();
-    if (parts.length === 0 || parts.includes('')) {
-      throw new InvalidTargetError(item, `"${item}": empty entry in the ${what} list`);
-    }
+    const trimmed = item.trim();
+    if (trimmed === '') continue;
+    const parts = trimmed.split(/\s*,\s*|\s+/);
+    // An empty entry ("a,,b", "a,") is a typo worth reporting, not something to skip.
+    if (parts.includes('')) throw new InvalidTargetError(item, `"${item}": empty entry in the ${what} list`);
     tokens.push(...parts);
   }
   if (tokens.length === 0) throw new InvalidTargetError('', `empty ${what} list`);
@@ -106,7 +104,11 @@ function single(family: AddressFamily, value: bigint, token: string): AddressRan
   return { family, first: value, last: value, token };
 }
 
-function parseCidr(token: string): AddressRange {
+/**
+ * An exclusion covers its whole block; a target block of IPv4 leaves out its network and
+ * broadcast addresses, which answer nothing useful (/31 and /32 have neither).
+ */
+function parseCidr(token: string, wholeBlock: boolean): AddressRange {
   const slash = token.indexOf('/');
   const base = token.slice(0, slash);
   const prefixText = token.slice(slash + 1);
@@ -120,8 +122,7 @@ function parseCidr(token: string): AddressRange {
   const hostBits = bits - prefix;
   const first = (address.value >> hostBits) << hostBits;
   const last = first + (1n << hostBits) - 1n;
-  // Network and broadcast addresses answer nothing useful; /31 and /32 have neither.
-  if (address.family === 4 && prefix <= 30n) {
+  if (!wholeBlock && address.family === 4 && prefix <= 30n) {
     return { family: 4, first: first + 1n, last: last - 1n, token };
   }
   return { family: address.family, first, last, token };
@@ -156,8 +157,8 @@ function parseRange(token: string, dash: number): AddressRange | null {
 }
 
 /** Parses one token; a hostname comes back as a string to resolve. */
-function parseToken(token: string): AddressRange | string {
-  if (token.includes('/')) return parseCidr(token);
+function parseToken(token: string, wholeBlocks: boolean): AddressRange | string {
+  if (token.includes('/')) return parseCidr(token, wholeBlocks);
   const address = parseAddress(token);
   if (address) return single(address.family, address.value, token);
   const dash = token.indexOf('-');
@@ -183,10 +184,10 @@ const systemLookup: LookupFn = async (hostname) => {
   return answers.flatMap((a) => parseAddress(a.address) ?? []);
 };
 
-async function parseRanges(tokens: string[], lookup: LookupFn): Promise<AddressRange[]> {
+async function parseRanges(tokens: string[], lookup: LookupFn, wholeBlocks: boolean): Promise<AddressRange[]> {
   const ranges: AddressRange[] = [];
   for (const token of tokens) {
-    const parsed = parseToken(token);
+    const parsed = parseToken(token, wholeBlocks);
     if (typeof parsed !== 'string') {
       ranges.push(parsed);
       continue;
@@ -273,9 +274,11 @@ export async function resolveTargets(
 ): Promise<Endpoint[]> {
   const lookup = options.lookup ?? systemLookup;
   const ports = parsePorts(options.ports);
-  const ranges = await parseRanges(splitList(targets, 'target'), lookup);
+  const ranges = await parseRanges(splitList(targets, 'target'), lookup, false);
   const excluded =
-    options.exclude === undefined ? [] : mergeRanges(await parseRanges(splitList(options.exclude, 'exclude'), lookup));
+    options.exclude === undefined
+      ? []
+      : mergeRanges(await parseRanges(splitList(options.exclude, 'exclude'), lookup, true));
 
   if (!options.allowPublic) {
     const outside = ranges.find((r) => !isNonPublicRange(r));

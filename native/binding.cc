@@ -141,11 +141,16 @@ int get_int(const Napi::Object& options, const char* name, int fallback) {
 }
 
 bool parse_backend(const std::string& name, sb::Backend* out) {
-  if (name == "auto") *out = sb::Backend::kAuto;
-  else if (name == "epoll") *out = sb::Backend::kEpoll;
-  else if (name == "kqueue") *out = sb::Backend::kKqueue;
-  else if (name == "poll") *out = sb::Backend::kPoll;
-  else return false;
+  if (name == "auto")
+    *out = sb::Backend::kAuto;
+  else if (name == "epoll")
+    *out = sb::Backend::kEpoll;
+  else if (name == "kqueue")
+    *out = sb::Backend::kKqueue;
+  else if (name == "poll")
+    *out = sb::Backend::kPoll;
+  else
+    return false;
   return true;
 }
 
@@ -166,9 +171,11 @@ class Scan : public Napi::ObjectWrap<Scan> {
       return;
     }
     Napi::TypedArray array = info[0].As<Napi::TypedArray>();
-    const auto* bytes = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+    const auto* bytes =
+        static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
     std::vector<sb::Endpoint> endpoints;
-    if (auto st = sb::decode_endpoints(bytes, array.ByteLength(), &endpoints); st != sb::Status::kOk) {
+    if (auto st = sb::decode_endpoints(bytes, array.ByteLength(), &endpoints);
+        st != sb::Status::kOk) {
       make_error(env, st, 0, "").ThrowAsJavaScriptException();
       return;
     }
@@ -191,11 +198,12 @@ class Scan : public Napi::ObjectWrap<Scan> {
 
     auto job = std::make_shared<ScanJob>();
     job->env_ = env;
-    job->tsfn_ = ResultsTsfn::New(env, info[2].As<Napi::Function>(), "scan_backends.scan", 0, 1,
-                                  job.get(), [](Napi::Env, void*, ScanJob* j) { j->self_.reset(); });
+    job->tsfn_ =
+        ResultsTsfn::New(env, info[2].As<Napi::Function>(), "scan_backends.scan", 0, 1, job.get(),
+                         [](Napi::Env, void*, ScanJob* j) { j->self_.reset(); });
     int sys_error = 0;
-    const sb::Status st = sb::ConnectScan::start(std::move(endpoints), options, job.get(),
-                                                 &job->scan_, &sys_error);
+    const sb::Status st =
+        sb::ConnectScan::start(std::move(endpoints), options, job.get(), &job->scan_, &sys_error);
     if (st != sb::Status::kOk) {
       job->tsfn_.Release();
       make_error(env, st, sys_error, "").ThrowAsJavaScriptException();

@@ -50,7 +50,11 @@ export function createNativeScanner(binding: NativeBinding, backend = 'auto'): S
             const rtts = new Float64Array(records);
             const batch: RawOutcome[] = [];
             for (let r = 0; r < words.length / 4; r++) {
-              batch.push({ index: words[r * 4] as number, outcome: outcomeName(words[r * 4 + 1] as number), rttMs: rtts[r * 2 + 1] as number });
+              batch.push({
+                index: words[r * 4] as number,
+                outcome: outcomeName(words[r * 4 + 1] as number),
+                rttMs: rtts[r * 2 + 1] as number,
+              });
             }
             onResults(batch);
           }

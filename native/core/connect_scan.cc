@@ -23,7 +23,7 @@ constexpr int kMaxEvents = 1024;
 // Launch at most this many connects between two polls, so answers to the first ones are
 // read (and their sockets freed) while a large window fills; with loopback, where connect()
 // itself delivers the RST, this keeps rtt figures honest.
-constexpr int kLaunchBurst = 512;
+constexpr int kLaunchBurst = 64;
 // How long a thread with nothing in flight waits before retrying socket() after EMFILE.
 constexpr Nanos kEmfileBackoff = 5 * kNanosPerMs;
 
@@ -139,8 +139,7 @@ class ScanWorker {
   const Endpoint& endpoint(uint32_t target) const { return owner_->endpoints_[target]; }
 
   void report(uint32_t target, int32_t error, Nanos started, Nanos now) {
-    out_.push_back(
-        ConnectResult{target, error, static_cast<double>(now - started) / kNanosPerMs});
+    out_.push_back(ConnectResult{target, error, static_cast<double>(now - started) / kNanosPerMs});
   }
 
   void flush() {
@@ -335,9 +334,8 @@ class ScanWorker {
 Status ConnectScan::start(std::vector<Endpoint> endpoints, const ScanOptions& options,
                           ResultSink* sink, std::unique_ptr<ConnectScan>* out, int* sys_error) {
   *sys_error = 0;
-  if (sink == nullptr || options.timeout_ms < 1 || options.concurrency < 1 ||
-      options.retries < 0 || options.retries > 100 || options.rate < 0 || options.threads < 1 ||
-      options.threads > 256)
+  if (sink == nullptr || options.timeout_ms < 1 || options.concurrency < 1 || options.retries < 0 ||
+      options.retries > 100 || options.rate < 0 || options.threads < 1 || options.threads > 256)
     return Status::kInvalidArgument;
 
   std::unique_ptr<ConnectScan> scan(new ConnectScan());
@@ -353,8 +351,7 @@ Status ConnectScan::start(std::vector<Endpoint> endpoints, const ScanOptions& op
     scan->workers_.push_back(std::move(worker));
   }
   // Round-robin: each thread sweeps the whole range, so a slow region is shared.
-  for (size_t i = 0; i < count; ++i)
-    scan->workers_[i % threads]->assign(static_cast<uint32_t>(i));
+  for (size_t i = 0; i < count; ++i) scan->workers_[i % threads]->assign(static_cast<uint32_t>(i));
 
   // Threads wait at a gate until all exist, so a failed std::thread leaves no thread that has
   // touched the sink.

@@ -35,8 +35,8 @@ class KqueuePoller final : public Poller {
   int wait(int timeout_ms, PollEvent* events, int max_events) override {
     if (raw_.size() < static_cast<size_t>(max_events)) raw_.resize(max_events);
     timespec ts{timeout_ms / 1000, static_cast<long>(timeout_ms % 1000) * 1000000L};
-    const int n = kevent(kq_.get(), nullptr, 0, raw_.data(), max_events,
-                         timeout_ms < 0 ? nullptr : &ts);
+    const int n =
+        kevent(kq_.get(), nullptr, 0, raw_.data(), max_events, timeout_ms < 0 ? nullptr : &ts);
     if (n < 0) return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; ++i) {
       const struct kevent& ev = raw_[i];

@@ -1,0 +1,158 @@
+// `scan-backends scan`: parse flags, run the scan, print results, choose the exit code.
+import { parseArgs } from 'node:util';
+
+import { scan, sortResults, type ScanOptions, type ScanReport, type ScanResult } from '../scan.js';
+import type { EngineChoice } from '../scanner/index.js';
+import { chooseLocalSubnets } from '../targets.js';
+import { EXIT, UsageError } from './exit-codes.js';
+import { renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';
+import { startProgress } from './progress.js';
+
+export const SCAN_USAGE = `Usage: scan-backends scan [targets...] [options]
+
+Targets: addresses, hostnames, CIDR blocks (10.9.66.0/24), ranges (10.9.66.1-50,
+10.9.66.1-10.9.67.20), comma lists, any mix. None: the /24 around each local private IPv4 address.
+
+Options:
+  -p, --ports P          ports: 50052, 50052,11434, 8000-8010 (default 50052)
+      --timeout MS       connect timeout per attempt (default 1000)
+      --concurrency N    sockets in flight (default: what the fd limit allows, max 16384)
+      --retries N        extra attempts for silent (filtered) targets (default 0)
+      --rate N           new connects per second (default unlimited)
+      --deadline MS      stop the whole scan after MS
+      --exclude T        leave these targets out (repeatable)
+      --engine E         auto | native | js (default auto; env SCAN_BACKENDS_ENGINE)
+      --threads N        native scan threads (default: 1, or one per core from 4096 targets)
+      --format F         table | json | ndjson (default: table on a terminal, else ndjson)
+      --open             print open ports only
+      --allow-large      allow more than 65,536 host:port pairs
+      --allow-public     allow addresses outside private/loopback/link-local/CGNAT/ULA space
+
+Exit: 0 at least one open, 1 none open, 2 usage error, 3 environment error, 130 interrupted.
+`;
+
+export function parseInteger(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[0-9]+$/.test(text)) throw new UsageError(`${flag}: expected a whole number, got "${text}"`);
+  return Number(text);
+}
+
+export function parseFormat(text: string | undefined, allowed: readonly string[], fallback: string): string {
+  const format = text ?? fallback;
+  if (!allowed.includes(format)) throw new UsageError(`--format: expected ${allowed.join(', ')}; got "${format}"`);
+  return format;
+}
+
+export function parseEngine(text: string | undefined): EngineChoice | undefined {
+  if (text !== undefined && text !== 'auto' && text !== 'native' && text !== 'js') {
+    throw new UsageError(`--engine: expected auto, native or js; got "${text}"`);
+  }
+  return text;
+}
+
+export interface ScanRunRequest {
+  targets: string[];
+  options: ScanOptions;
+  format: OutputFormat;
+  openOnly: boolean;
+}
+
+export function parseScanArgs(argv: string[]): ScanRunRequest | 'help' {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      ports: { type: 'string', short: 'p', multiple: true },
+      timeout: { type: 'string' },
+      concurrency: { type: 'string' },
+      retries: { type: 'string' },
+      rate: { type: 'string' },
+      deadline: { type: 'string' },
+      exclude: { type: 'string', multiple: true },
+      engine: { type: 'string' },
+      threads: { type: 'string' },
+      format: { type: 'string' },
+      open: { type: 'boolean', default: false },
+      'allow-large': { type: 'boolean', default: false },
+      'allow-public': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  const rate = values.rate;
+  if (rate !== undefined && !(Number.isFinite(Number(rate)) && Number(rate) >= 0)) {
+    throw new UsageError(`--rate: expected a number >= 0, got "${rate}"`);
+  }
+  const options: ScanOptions = {
+    ports: values.ports?.join(','),
+    timeoutMs: parseInteger('--timeout', values.timeout),
+    concurrency: parseInteger('--concurrency', values.concurrency),
+    retries: parseInteger('--retries', values.retries),
+    rate: rate === undefined ? undefined : Number(rate),
+    deadlineMs: parseInteger('--deadline', values.deadline),
+    threads: parseInteger('--threads', values.threads),
+    exclude: values.exclude,
+    engine: parseEngine(values.engine),
+    allowLarge: values['allow-large'],
+    allowPublic: values['allow-public'],
+  };
+  const format = parseFormat(values.format, ['table', 'json', 'ndjson'], process.stdout.isTTY ? 'table' : 'ndjson');
+  return { targets: positionals, options, format: format as OutputFormat, openOnly: values.open };
+}
+
+/** The default targets, said out loud on stderr: a scan of the LAN should never be a surprise. */
+export function defaultTargets(): string[] {
+  const choice = chooseLocalSubnets();
+  for (const s of choice.skipped) {
+    process.stderr.write(`scan-backends: skipping ${s.interface} (${s.address}): ${s.reason}\n`);
+  }
+  if (choice.subnets.length === 0) {
+    throw new UsageError('no targets given and no local private IPv4 subnet found; name the targets to scan');
+  }
+  const list = choice.subnets.map((s) => `${s.cidr} (${s.interface})`).join(', ');
+  process.stderr.write(`scan-backends: no targets given; scanning local subnets ${list}\n`);
+  return choice.subnets.map((s) => s.cidr);
+}
+
+/** Runs a scan and prints it; returns the exit code. `signal` aborts with what was found so far. */
+export async function runScan(request: ScanRunRequest, signal: AbortSignal): Promise<number> {
+  const targets = request.targets.length > 0 ? request.targets : defaultTargets();
+  const job = scan(targets, { ...request.options, signal });
+  if (job.fallbackReason) process.stderr.write(`scan-backends: using the js engine: ${job.fallbackReason}\n`);
+  const started = performance.now();
+  const results: ScanResult[] = [];
+  const progress = startProgress(process.stderr, () => job.targetCount);
+  const report = (): ScanReport => ({
+    schema: 1,
+    engine: job.engine,
+    elapsedMs: Math.round(performance.now() - started),
+    results: sortResults(request.openOnly ? results.filter((r) => r.state === 'open') : results),
+  });
+  let interrupted = false;
+  try {
+    for await (const result of job) {
+      progress.tick(result.state === 'open');
+      results.push(result);
+      if (request.format === 'ndjson' && (!request.openOnly || result.state === 'open')) {
+        process.stdout.write(renderNdjsonLine(result));
+      }
+    }
+  } catch (error) {
+    if (!signal.aborted) throw error;
+    interrupted = true;
+  } finally {
+    progress.stop();
+  }
+  const final = report();
+  if (request.format === 'json') process.stdout.write(renderJson(final));
+  if (request.format === 'table') {
+    process.stdout.write(renderTable(final.results));
+    process.stderr.write(`${summarize({ ...final, results }, job.targetCount ?? results.length)}\n`);
+  }
+  if (interrupted) {
+    process.stderr.write(`scan-backends: interrupted after ${results.length} results\n`);
+    return EXIT.interrupted;
+  }
+  return results.some((r) => r.state === 'open') ? EXIT.found : EXIT.none;
+}

@@ -1,0 +1,32 @@
+// Real sockets on 127.0.0.x for the tests, each closed when its test finishes.
+import { readdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+
+import { onTestFinished } from 'vitest';
+
+/** A TCP listener that accepts and closes; port 0 picks a free one. Closed after the test. */
+export async function listen(host: string, port = 0): Promise<{ server: Server; port: number }> {
+  const server = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('listener has no TCP address');
+  return { server, port: address.port };
+}
+
+/** A port that nothing listens on at `host`: bound once to get it from the kernel, then freed. */
+export async function closedPort(host: string): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Open descriptors of this process, from /proc/self/fd. */
+export function countFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}

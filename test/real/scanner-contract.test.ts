@@ -1,0 +1,4 @@
+import { describeScannerContract } from '../helpers/scanner-contract.js';
+
+describeScannerContract('native');
+describeScannerContract('js');

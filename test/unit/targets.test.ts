@@ -1,0 +1,263 @@
+import { describe, expect, it } from 'vitest';
+
+import { formatAddress, parseAddress } from '../../lib/addresses.js';
+import { InvalidTargetError } from '../../lib/errors.js';
+import { chooseLocalSubnets, parsePorts, resolveTargets, type LookupFn } from '../../lib/targets.js';
+
+// No test here resolves a real name or touches an interface: names come from this table.
+const names: Record<string, string[]> = {
+  'gpu-box-1': ['10.9.66.7'],
+  'dual.lan': ['10.9.66.8', 'fd00::8'],
+  'empty.lan': [],
+};
+const lookup: LookupFn = async (hostname) => {
+  const answers = names[hostname];
+  if (!answers) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+  return answers.map((a) => parseAddress(a)!);
+};
+
+async function hosts(targets: string | string[], options: Parameters<typeof resolveTargets>[1] = {}) {
+  const endpoints = await resolveTargets(targets, { lookup, ...options });
+  return endpoints.map((e) => `${e.host}:${e.port}`);
+}
+
+async function rejection(targets: string | string[], options: Parameters<typeof resolveTargets>[1] = {}) {
+  const error = await resolveTargets(targets, { lookup, ...options }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(InvalidTargetError);
+  return error as InvalidTargetError;
+}
+
+describe('target grammar', () => {
+  it('accepts a single IPv4 address with the default port 50052', async () => {
+    expect(await hosts('10.9.66.1')).toEqual(['10.9.66.1:50052']);
+  });
+
+  it('accepts IPv6 addresses, bracketed or not, and prints them in RFC 5952 form', async () => {
+    expect(await hosts('[fd00:0:0:0:0:0:0:1],::1')).toEqual(['fd00::1:50052', '::1:50052']);
+  });
+
+  it('skips the network and broadcast addresses of a /24', async () => {
+    const list = await hosts('10.9.66.0/24');
+    expect(list).toHaveLength(254);
+    expect(list[0]).toBe('10.9.66.1:50052');
+    expect(list.at(-1)).toBe('10.9.66.254:50052');
+  });
+
+  it('skips network and broadcast up to /30 but keeps both addresses of a /31 and the one of a /32', async () => {
+    expect(await hosts('10.0.0.4/30')).toEqual(['10.0.0.5:50052', '10.0.0.6:50052']);
+    expect(await hosts('10.0.0.4/31')).toEqual(['10.0.0.4:50052', '10.0.0.5:50052']);
+    expect(await hosts('10.0.0.4/32')).toEqual(['10.0.0.4:50052']);
+  });
+
+  it('normalises a CIDR whose address has host bits set', async () => {
+    expect(await hosts('10.9.66.77/30')).toEqual(['10.9.66.77:50052', '10.9.66.78:50052']);
+  });
+
+  it('expands an IPv6 prefix without skipping any address', async () => {
+    expect(await hosts('fd00::/126')).toEqual(['fd00:::50052', 'fd00::1:50052', 'fd00::2:50052', 'fd00::3:50052']);
+  });
+
+  it('expands a last-octet range and a full range across octets', async () => {
+    expect(await hosts('10.9.66.1-3')).toEqual(['10.9.66.1:50052', '10.9.66.2:50052', '10.9.66.3:50052']);
+    const across = await hosts('10.9.66.254-10.9.67.1');
+    expect(across).toEqual(['10.9.66.254:50052', '10.9.66.255:50052', '10.9.67.0:50052', '10.9.67.1:50052']);
+  });
+
+  it('expands an IPv6 range', async () => {
+    expect(await hosts('fd00::1-fd00::2')).toEqual(['fd00::1:50052', 'fd00::2:50052']);
+  });
+
+  it('resolves a hostname once and keeps every address, even one with a dash in its name', async () => {
+    expect(await hosts('gpu-box-1,dual.lan')).toEqual(['10.9.66.7:50052', '10.9.66.8:50052', 'fd00::8:50052']);
+  });
+
+  it('mixes every form in comma lists and separate arguments, each pair once, in order', async () => {
+    expect(await hosts(['10.9.66.2,10.9.66.1-2', 'gpu-box-1 10.9.66.7/32'])).toEqual([
+      '10.9.66.2:50052',
+      '10.9.66.1:50052',
+      '10.9.66.7:50052',
+    ]);
+  });
+
+  it('applies --exclude with the same grammar', async () => {
+    const list = await hosts('10.9.66.0/24', { exclude: ['10.9.66.2-254', 'gpu-box-1'] });
+    expect(list).toEqual(['10.9.66.1:50052']);
+  });
+
+  it('excludes a whole CIDR block, its network and broadcast addresses included', async () => {
+    const list = await hosts('10.9.66.0/24', { exclude: '10.9.66.0/25' });
+    expect(list).toHaveLength(127);
+    expect(list[0]).toBe('10.9.66.128:50052');
+  });
+
+  it('crosses every host with every port', async () => {
+    expect(await hosts('10.0.0.1-2', { ports: '50052,11434' })).toEqual([
+      '10.0.0.1:50052',
+      '10.0.0.1:11434',
+      '10.0.0.2:50052',
+      '10.0.0.2:11434',
+    ]);
+  });
+});
+
+describe('ports', () => {
+  it('parses single ports, lists and ranges, each once', () => {
+    expect(parsePorts('50052')).toEqual([50052]);
+    expect(parsePorts('50052,11434')).toEqual([50052, 11434]);
+    expect(parsePorts('8000-8003,8001')).toEqual([8000, 8001, 8002, 8003]);
+    expect(parsePorts([80, 443])).toEqual([80, 443]);
+    expect(parsePorts(undefined)).toEqual([50052]);
+  });
+
+  it.each([
+    ['0', '0: port must be 1..65535'],
+    ['70000', '70000: port must be 1..65535'],
+    ['8010-8000', '8010-8000: range ends before it starts'],
+    ['http', 'http: "http" is not a port number'],
+    ['', 'empty port list'],
+    ['80,,81', '"80,,81": empty entry in the port list'],
+  ])('rejects %j with "%s"', (spec, message) => {
+    expect(() => parsePorts(spec)).toThrow(message);
+  });
+});
+
+describe('bad input is a usage error naming the token', () => {
+  it.each([
+    ['10.9.66.0/33', '10.9.66.0/33: prefix must be 0..32'],
+    ['fd00::/129', 'fd00::/129: prefix must be 0..128'],
+    ['300.1.1.1', '300.1.1.1: octet 300 is out of range 0..255'],
+    ['10.1.1', '10.1.1: not an IPv4 address'],
+    ['10.9.66.9-3', '10.9.66.9-3: range ends before it starts'],
+    ['10.9.66.1-300', '10.9.66.1-300: octet 300 is out of range 0..255'],
+    ['fd00::1::2', 'fd00::1::2: "::" may appear once'],
+    ['fe80::1%eth0', 'fe80::1%eth0: IPv6 zone ids are not supported'],
+    ['bad_host!', 'bad_host!: not an address, range, CIDR block or hostname'],
+    ['', 'empty target list'],
+    ['10.0.0.1,', '"10.0.0.1,": empty entry in the target list'],
+  ])('%j', async (target, message) => {
+    const error = await rejection(target);
+    expect(error.message).toBe(message);
+    expect(error.code).toBe('SB_INVALID_TARGET');
+  });
+
+  it('names an unresolvable hostname and keeps the resolver error as the cause', async () => {
+    const error = await rejection('no-such-host');
+    expect(error.message).toBe('no-such-host: name does not resolve (ENOTFOUND)');
+    expect(error.token).toBe('no-such-host');
+    expect((error.cause as Error).message).toContain('ENOTFOUND');
+  });
+
+  it('names a hostname that resolves to nothing', async () => {
+    expect((await rejection('empty.lan')).message).toBe('empty.lan: name resolves to no address');
+  });
+});
+
+describe('guards', () => {
+  it('refuses more than 65,536 host:port pairs without allowLarge, naming the flag', async () => {
+    const error = await rejection('10.0.0.0/15');
+    expect(error.message).toBe('131070 host:port pairs: over 65536; pass --allow-large (allowLarge) to scan them');
+    expect(await hosts('10.0.0.0/15', { allowLarge: true })).toHaveLength(131070);
+  });
+
+  it('counts pairs after exclusion and across ports', async () => {
+    await expect(resolveTargets('10.0.0.0/16', { lookup, ports: '1,2' })).rejects.toThrow('--allow-large');
+    const list = await resolveTargets('10.0.0.0/16', { lookup, ports: '1,2', exclude: '10.0.128.0/17' });
+    expect(list).toHaveLength(2 * 32767);
+  });
+
+  it('allows exactly 65,536 pairs', async () => {
+    expect(await hosts('10.0.0.0-10.0.255.255')).toHaveLength(65536);
+  });
+
+  it('refuses a job too large to hold even with allowLarge', async () => {
+    const error = await rejection('fd00::/64', { allowLarge: true });
+    expect(error.message).toBe('18446744073709551616 host:port pairs: one job holds at most 16777216; split the range');
+  });
+
+  it('refuses public addresses without allowPublic, naming the flag', async () => {
+    for (const target of ['8.8.8.8', '2001:db8::1', '10.255.255.255-11.0.0.1', '0.0.0.0/0']) {
+      const error = await rejection(target);
+      expect(error.message).toBe(
+        `${target}: outside private, loopback, link-local, CGNAT and ULA space; pass --allow-public (allowPublic) to scan it`,
+      );
+    }
+    expect(await hosts('8.8.8.8', { allowPublic: true })).toEqual(['8.8.8.8:50052']);
+  });
+
+  it('accepts private, loopback, link-local, CGNAT, ULA and IPv6 link-local space', async () => {
+    const list = await hosts('10.1.2.3,172.16.0.1,172.31.255.254,192.168.1.1,127.0.0.45,169.254.1.1,100.64.0.1,fd12::1,fe80::1,::1');
+    expect(list).toHaveLength(10);
+  });
+
+  it('checks resolved names against the public guard too', async () => {
+    names['public.example'] = ['93.184.216.34'];
+    expect((await rejection('public.example')).token).toBe('public.example');
+  });
+});
+
+describe('addresses', () => {
+  it.each(['::', '::1', '1::', 'fd00::1:0:0:1', '1:0:0:1::', '1:2:3:4:5:6:7:8', '::ffff:10.0.0.1'])(
+    'round-trips %s',
+    (text) => {
+      const address = parseAddress(text)!;
+      expect(parseAddress(formatAddress(address))).toEqual(address);
+    },
+  );
+
+  it('compresses the longest zero run and leaves a single zero group alone', () => {
+    expect(formatAddress(parseAddress('1:0:0:2:0:0:0:3')!)).toBe('1:0:0:2::3');
+    expect(formatAddress(parseAddress('1:0:2:3:4:5:6:7')!)).toBe('1:0:2:3:4:5:6:7');
+  });
+
+  it('rejects leading zeros in IPv4 octets, which inet_aton would read as octal', () => {
+    expect(parseAddress('010.0.0.1')).toBeNull();
+  });
+});
+
+describe('local subnets (from a given interface table, never the real one)', () => {
+  const iface = (address: string, netmask: string, internal = false) => ({
+    address,
+    netmask,
+    family: 'IPv4' as const,
+    mac: '00:00:00:00:00:00',
+    internal,
+    cidr: null,
+  });
+
+  it('takes the /24 around each non-internal IPv4 address, clamping larger subnets', () => {
+    const choice = chooseLocalSubnets({
+      lo: [iface('127.0.0.1', '255.0.0.0', true)],
+      eth0: [iface('10.9.66.23', '255.255.0.0')],
+      wlan0: [iface('192.168.1.40', '255.255.255.0')],
+    });
+    expect(choice.subnets).toEqual([
+      { cidr: '10.9.66.0/24', interface: 'eth0', address: '10.9.66.23' },
+      { cidr: '192.168.1.0/24', interface: 'wlan0', address: '192.168.1.40' },
+    ]);
+  });
+
+  it('keeps a subnet smaller than /24 as it is', () => {
+    const choice = chooseLocalSubnets({ eth0: [iface('10.0.0.20', '255.255.255.240')] });
+    expect(choice.subnets.map((s) => s.cidr)).toEqual(['10.0.0.16/28']);
+  });
+
+  it('skips IPv6, duplicate subnets and public addresses, saying why for the last', () => {
+    const choice = chooseLocalSubnets({
+      eth0: [
+        iface('10.0.0.2', '255.255.255.0'),
+        { ...iface('fd00::2', 'ffff:ffff:ffff:ffff::'), family: 'IPv6' as const, scopeid: 0 },
+      ],
+      eth1: [iface('10.0.0.3', '255.255.255.0')],
+      wan: [iface('203.0.113.9', '255.255.255.0')],
+    });
+    expect(choice.subnets.map((s) => s.cidr)).toEqual(['10.0.0.0/24']);
+    expect(choice.skipped).toEqual([{ interface: 'wan', address: '203.0.113.9', reason: 'public address' }]);
+  });
+
+  it('returns nothing for a machine with only loopback', () => {
+    expect(chooseLocalSubnets({ lo: [iface('127.0.0.1', '255.0.0.0', true)] })).toEqual({ subnets: [], skipped: [] });
+  });
+});
