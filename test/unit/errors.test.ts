@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+
 import { describe, expect, it } from 'vitest';
 
 import {
@@ -11,11 +13,36 @@ import {
 
 // Every error class with the name and code the README promises. Codes are the contract.
 const table: [error: ScanBackendsError, name: string, code: string, message: string][] = [
-  [new InvalidTargetError('10.0.0.0/33', '10.0.0.0/33: prefix must be 0..32'), 'InvalidTargetError', 'SB_INVALID_TARGET', '10.0.0.0/33: prefix must be 0..32'],
-  [new InvalidOptionError('timeoutMs: must be an integer 1..3600000, got 0'), 'InvalidOptionError', 'SB_INVALID_OPTION', 'timeoutMs: must be an integer 1..3600000, got 0'],
-  [new NativeUnavailableError('native engine unavailable: no build'), 'NativeUnavailableError', 'SB_NATIVE_UNAVAILABLE', 'native engine unavailable: no build'],
-  [new NativeScanError('native scan did not start', 'SB_POLLER_FAILED'), 'NativeScanError', 'SB_POLLER_FAILED', 'native scan did not start'],
-  [new ScanAbortedError('scan deadline of 200 ms reached'), 'AbortError', 'SB_ABORTED', 'scan deadline of 200 ms reached'],
+  [
+    new InvalidTargetError('10.0.0.0/33', '10.0.0.0/33: prefix must be 0..32'),
+    'InvalidTargetError',
+    'SB_INVALID_TARGET',
+    '10.0.0.0/33: prefix must be 0..32',
+  ],
+  [
+    new InvalidOptionError('timeoutMs: must be an integer 1..3600000, got 0'),
+    'InvalidOptionError',
+    'SB_INVALID_OPTION',
+    'timeoutMs: must be an integer 1..3600000, got 0',
+  ],
+  [
+    new NativeUnavailableError('native engine unavailable: no build'),
+    'NativeUnavailableError',
+    'SB_NATIVE_UNAVAILABLE',
+    'native engine unavailable: no build',
+  ],
+  [
+    new NativeScanError('native scan did not start', 'SB_POLLER_FAILED'),
+    'NativeScanError',
+    'SB_POLLER_FAILED',
+    'native scan did not start',
+  ],
+  [
+    new ScanAbortedError('scan deadline of 200 ms reached'),
+    'AbortError',
+    'SB_ABORTED',
+    'scan deadline of 200 ms reached',
+  ],
 ];
 
 describe('errors', () => {
@@ -42,5 +69,22 @@ describe('errors', () => {
   it('carries the cause', () => {
     const cause = new Error('ENOTFOUND');
     expect(new InvalidTargetError('h', 'h: name does not resolve', { cause }).cause).toBe(cause);
+  });
+});
+
+describe('the README lists every error code', () => {
+  it('names each code the library and the native core can produce, and no other', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('### Errors'), readme.indexOf('## Network safety'));
+    const documented = new Set(section.match(/SB_[A-Z_]+/g));
+    const statusTable = readFileSync(new URL('../../native/core/status.hh', import.meta.url), 'utf8');
+    const nativeCodes = [...statusTable.matchAll(/X\(k\w+, "(SB_[A-Z_]+)"/g)]
+      .map((m) => m[1])
+      .filter((c) => c !== 'SB_OK');
+    const produced = new Set([
+      ...table.map(([error]) => error.code).filter((c) => c !== 'SB_POLLER_FAILED'),
+      ...nativeCodes,
+    ]);
+    expect(documented).toEqual(produced);
   });
 });

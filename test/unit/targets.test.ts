@@ -188,7 +188,9 @@ describe('guards', () => {
   });
 
   it('accepts private, loopback, link-local, CGNAT, ULA and IPv6 link-local space', async () => {
-    const list = await hosts('10.1.2.3,172.16.0.1,172.31.255.254,192.168.1.1,127.0.0.45,169.254.1.1,100.64.0.1,fd12::1,fe80::1,::1');
+    const list = await hosts(
+      '10.1.2.3,172.16.0.1,172.31.255.254,192.168.1.1,127.0.0.45,169.254.1.1,100.64.0.1,fd12::1,fe80::1,::1',
+    );
     expect(list).toHaveLength(10);
   });
 

@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+
+import { runCli } from '../helpers/cli.js';
+import { closedPort, listen } from '../helpers/net.js';
+
+describe('scan-backends scan', () => {
+  it('prints one JSON object with schema 1, sorted results, and exits 0 when a port is open', async () => {
+    const { port } = await listen('127.0.0.102');
+    const run = await runCli(['scan', '127.0.0.101-103', '-p', String(port), '--format', 'json']);
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout);
+    expect(Object.keys(report)).toEqual(['schema', 'engine', 'elapsedMs', 'results']);
+    expect(report.schema).toBe(1);
+    expect(['native', 'js']).toContain(report.engine);
+    expect(typeof report.elapsedMs).toBe('number');
+    expect(report.results.map((r: { host: string; state: string }) => [r.host, r.state])).toEqual([
+      ['127.0.0.101', 'closed'],
+      ['127.0.0.102', 'open'],
+      ['127.0.0.103', 'closed'],
+    ]);
+    for (const r of report.results) {
+      expect(Object.keys(r)).toEqual(['host', 'port', 'state', 'rttMs']);
+      expect(r.port).toBe(port);
+    }
+  });
+
+  it('exits 1 when nothing is open', async () => {
+    const port = await closedPort('127.0.0.104');
+    const run = await runCli(['scan', '127.0.0.104', '-p', String(port), '--format', 'json']);
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout).results).toHaveLength(1);
+  });
+
+  it('--open keeps only open ports', async () => {
+    const { port } = await listen('127.0.0.106');
+    const run = await runCli(['scan', '127.0.0.105-107', '-p', String(port), '--format', 'json', '--open']);
+    expect(JSON.parse(run.stdout).results.map((r: { host: string }) => r.host)).toEqual(['127.0.0.106']);
+  });
+
+  it('prints NDJSON, one result a line, when stdout is not a terminal', async () => {
+    const { port } = await listen('127.0.0.108');
+    const run = await runCli(['scan', '127.0.0.108,127.0.0.109', '--ports', String(port)]);
+    expect(run.code).toBe(0);
+    const lines = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    expect(lines.find((l) => l.host === '127.0.0.108')).toMatchObject({ port, state: 'open' });
+  });
+
+  it('prints a table with a summary on request', async () => {
+    const { port } = await listen('127.0.0.110');
+    const run = await runCli(['scan', '127.0.0.110', '-p', String(port), '--format', 'table']);
+    expect(run.stdout).toMatch(/^HOST\s+PORT\s+STATE\s+RTT\n127\.0\.0\.110\s+\d+\s+open\s+[\d.]+ ms\n$/);
+    expect(run.stderr).toMatch(/1 host:port pairs scanned in [\d.]+ s \((native|js) engine\): 1 open/);
+  });
+
+  it('runs both engines on request', async () => {
+    const { port } = await listen('127.0.0.111');
+    for (const engine of ['native', 'js']) {
+      const run = await runCli(['scan', '127.0.0.111', '-p', String(port), '--format', 'json', '--engine', engine]);
+      expect(JSON.parse(run.stdout)).toMatchObject({ engine, results: [{ state: 'open' }] });
+    }
+  });
+
+  it.each([
+    [['scan', '10.9.66.0/33'], '10.9.66.0/33: prefix must be 0..32'],
+    [['scan', '300.1.1.1'], '300.1.1.1: octet 300 is out of range 0..255'],
+    [['scan', '127.0.0.1', '-p', '0'], '0: port must be 1..65535'],
+    [['scan', '127.0.0.1', '-p', '70000'], '70000: port must be 1..65535'],
+    [['scan', ''], 'empty target list'],
+    [['scan', '127.0.0.1', '--timeout', 'soon'], '--timeout: expected a whole number, got "soon"'],
+    [['scan', '127.0.0.1', '--engine', 'turbo'], '--engine: expected auto, native or js; got "turbo"'],
+    [['scan', '127.0.0.1', '--format', 'xml'], '--format: expected table, json, ndjson; got "xml"'],
+    [['scan', '127.0.0.1', '--bogus'], "Unknown option '--bogus'"],
+    [['scan', '8.8.8.8'], '8.8.8.8: outside private, loopback, link-local, CGNAT and ULA space; pass --allow-public'],
+    [['scan', '10.0.0.0/8'], 'pass --allow-large'],
+    [['frobnicate'], 'unknown command "frobnicate"'],
+  ])('%j is a usage error: exit 2, nothing scanned, the bad token named', async (args, message) => {
+    const run = await runCli(args);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(message);
+  });
+
+  it('prints help and exits 0', async () => {
+    const run = await runCli(['scan', '--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Usage: scan-backends scan');
+  });
+});
+
+describe('scan-backends demo', () => {
+  it('finds the two loopback backends it starts and exits 0', async () => {
+    const run = await runCli(['demo']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/127\.0\.0\.45\s+50052\s+open/);
+    expect(run.stdout).toMatch(/127\.0\.0\.48\s+50052\s+open/);
+    expect(run.stdout).toContain('Not shown: 252 closed');
+  });
+
+  it('exits 3 naming the address when a demo port is taken', async () => {
+    await listen('127.0.0.48', 50052);
+    const run = await runCli(['demo']);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain('demo: cannot listen on 127.0.0.48:50052');
+  });
+});
+
+describe('a low descriptor limit', () => {
+  for (const engine of ['native', 'js']) {
+    for (const concurrency of [undefined, 1000]) {
+      it(`${engine}: ulimit -n 128 and 1,024 targets${concurrency ? ` with --concurrency ${concurrency}` : ''} give correct states`, async () => {
+        const { port } = await listen('127.0.9.7');
+        const args = ['scan', '127.0.8.0-127.0.11.255', '-p', String(port), '--format', 'json', '--engine', engine];
+        if (concurrency) args.push('--concurrency', String(concurrency));
+        const run = await runCli(args, { shellPrefix: 'ulimit -n 128 &&' });
+        expect(run.stderr).toBe('');
+        expect(run.code).toBe(0);
+        const { results } = JSON.parse(run.stdout) as { results: { host: string; state: string }[] };
+        expect(results).toHaveLength(1024);
+        expect(results.filter((r) => r.state === 'open').map((r) => r.host)).toEqual(['127.0.9.7']);
+        expect(results.filter((r) => r.state === 'closed')).toHaveLength(1023);
+      });
+    }
+  }
+});
