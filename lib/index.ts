@@ -1,5 +1,5 @@
 export { scan, scanAll, selectEngine, sortResults, ScanJob } from './scan.js';
-export type { ScanOptions, ScanResult, ScanReport, EngineSelection } from './scan.js';
+export type { ScanOptions, ScanResult, ScanReport, EngineSelection, PollerBackend } from './scan.js';
 export {
   resolveTargets,
   parsePorts,

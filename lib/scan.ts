@@ -37,7 +37,12 @@ export interface ScanOptions extends TargetOptions {
   engine?: EngineChoice;
   /** Native scan threads. Default: one, or one per core from 4,096 targets. */
   threads?: number;
+  /** The native engine's readiness mechanism. Default 'auto': epoll, kqueue, else poll. */
+  backend?: PollerBackend;
 }
+
+export type PollerBackend = 'auto' | 'epoll' | 'kqueue' | 'poll';
+const BACKENDS: readonly PollerBackend[] = ['auto', 'epoll', 'kqueue', 'poll'];
 
 export interface ScanResult {
   host: string;
@@ -91,14 +96,17 @@ function engineOptions(options: ScanOptions, fdLimit: number | null, targets: nu
 }
 
 /** Picks the engine: the addon when it loads, else (for 'auto') the JS twin, saying why. */
-export function selectEngine(choice: EngineChoice | undefined): EngineSelection {
+export function selectEngine(choice: EngineChoice | undefined, backend: PollerBackend = 'auto'): EngineSelection {
+  if (!BACKENDS.includes(backend)) {
+    throw new InvalidOptionError(`backend: must be ${BACKENDS.join(', ')}, got ${String(backend)}`);
+  }
   const wanted = choice ?? (process.env.SCAN_BACKENDS_ENGINE as EngineChoice | undefined) ?? 'auto';
   if (wanted !== 'auto' && wanted !== 'native' && wanted !== 'js') {
     throw new InvalidOptionError(`engine: must be auto, native or js, got ${String(wanted)}`);
   }
   if (wanted === 'js') return { scanner: createJsScanner() };
   const load = loadBinding();
-  if (load.binding) return { scanner: createNativeScanner(load.binding) };
+  if (load.binding) return { scanner: createNativeScanner(load.binding, backend) };
   if (wanted === 'native') {
     throw new NativeUnavailableError(`native engine unavailable: ${load.error.message}`, { cause: load.error });
   }
@@ -124,7 +132,7 @@ export class ScanJob implements AsyncIterable<ScanResult> {
   #started = false;
 
   constructor(targets: string | readonly string[], options: ScanOptions = {}) {
-    const selection = selectEngine(options.engine);
+    const selection = selectEngine(options.engine, options.backend);
     this.#scanner = selection.scanner;
     this.engine = selection.scanner.name;
     this.fallbackReason = selection.fallbackReason;

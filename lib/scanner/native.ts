@@ -35,7 +35,7 @@ function outcomeName(error: number): string {
   return errnoNames.get(error) ?? `ERRNO_${error}`;
 }
 
-export function createNativeScanner(binding: NativeBinding, backend = 'auto'): Scanner {
+export function createNativeScanner(binding: NativeBinding, backend: string): Scanner {
   return {
     name: 'native',
     start(endpoints, options: EngineOptions, onResults): EngineRun {
