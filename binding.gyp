@@ -5,6 +5,10 @@
       "sources": [
         "native/binding.cc",
         "native/core/connect_scan.cc",
+        "native/core/hpack.cc",
+        "native/core/probe.cc",
+        "native/core/probe_ggml_rpc.cc",
+        "native/core/probe_grpc_health.cc",
         "native/core/endpoint.cc",
         "native/core/poller.cc",
         "native/core/poller_poll.cc",

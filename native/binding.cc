@@ -6,7 +6,8 @@
 //                              cleanup hook
 //   on_results / on_finished   scan threads: append to `pending_`, queue one TSFN call if none
 //   (scan threads)             is queued (results coalesce into one batch per JS turn)
-//   deliver (JS)               hand the batch to JS as an ArrayBuffer of 16-byte records; after
+//   deliver (JS)               hand the batch to JS as an ArrayBuffer of 16-byte records (plus
+//                              probe reports as objects, for targets that had a plan); after
 //                              the last batch join the threads, remove the hook, release the TSFN
 //   tsfn finalizer (JS)        drop the job's self-reference
 //   env cleanup hook (JS, at   abort, join, abort the TSFN: a worker_thread that is terminated
@@ -23,6 +24,7 @@
 #include "core/connect_scan.hh"
 #include "core/endpoint.hh"
 #include "core/poller.hh"
+#include "core/probe.hh"
 #include "core/status.hh"
 
 namespace {
@@ -36,6 +38,53 @@ Napi::Error make_error(Napi::Env env, sb::Status status, int sys_error, const st
   return error;
 }
 
+Napi::Value probe_step_to_js(Napi::Env env, const sb::ProbeStep& step) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("kind", sb::probe_kind_name(step.kind));
+  o.Set("outcome", sb::probe_outcome_name(step.outcome));
+  o.Set("detail", step.detail);
+  o.Set("elapsedMs", step.elapsed_ms);
+  if (step.has_version) {
+    Napi::Array version = Napi::Array::New(env, 3);
+    for (uint32_t i = 0; i < 3; ++i) version.Set(i, Napi::Number::New(env, step.version[i]));
+    o.Set("version", version);
+    o.Set("legacyHello", step.legacy_hello);
+  }
+  if (step.kind == sb::ProbeKind::kGgmlRpc) {
+    Napi::Array devices = Napi::Array::New(env, step.devices.size());
+    for (uint32_t i = 0; i < step.devices.size(); ++i) {
+      Napi::Object d = Napi::Object::New(env);
+      d.Set("index", step.devices[i].index);
+      // Byte counts stay exact as doubles up to 8 PiB.
+      d.Set("freeBytes", static_cast<double>(step.devices[i].free_bytes));
+      d.Set("totalBytes", static_cast<double>(step.devices[i].total_bytes));
+      devices.Set(i, d);
+    }
+    o.Set("devices", devices);
+  } else {
+    o.Set("httpStatus", step.http_status);
+    o.Set("grpcStatus", step.grpc_status);
+    o.Set("servingStatus", step.serving_status);
+    o.Set("grpcMessage", step.grpc_message);
+  }
+  return o;
+}
+
+Napi::Value probe_reports_to_js(Napi::Env env, const std::vector<sb::ProbeReport>& reports) {
+  if (reports.empty()) return env.Undefined();
+  Napi::Array out = Napi::Array::New(env, reports.size());
+  for (uint32_t i = 0; i < reports.size(); ++i) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("index", reports[i].target);
+    Napi::Array steps = Napi::Array::New(env, reports[i].steps.size());
+    for (uint32_t j = 0; j < reports[i].steps.size(); ++j)
+      steps.Set(j, probe_step_to_js(env, reports[i].steps[j]));
+    r.Set("steps", steps);
+    out.Set(i, r);
+  }
+  return out;
+}
+
 class ScanJob;
 void deliver(Napi::Env env, Napi::Function callback, ScanJob* job, std::nullptr_t* unused);
 using ResultsTsfn = Napi::TypedThreadSafeFunction<ScanJob, std::nullptr_t, deliver>;
@@ -43,9 +92,11 @@ using ResultsTsfn = Napi::TypedThreadSafeFunction<ScanJob, std::nullptr_t, deliv
 class ScanJob final : public sb::ResultSink {
  public:
   // Scan threads.
-  void on_results(const sb::ConnectResult* results, size_t count) override {
+  void on_results(const sb::ConnectResult* results, size_t count,
+                  std::vector<sb::ProbeReport>* reports) override {
     std::lock_guard<std::mutex> lock(mutex_);
     pending_.insert(pending_.end(), results, results + count);
+    for (auto& report : *reports) pending_reports_.push_back(std::move(report));
     queue_delivery_locked();
   }
   void on_finished(bool aborted) override {
@@ -63,11 +114,13 @@ class ScanJob final : public sb::ResultSink {
   // JS thread: the TSFN callback.
   void deliver(Napi::Env env, Napi::Function callback) {
     std::vector<sb::ConnectResult> batch;
+    std::vector<sb::ProbeReport> reports;
     bool finished;
     bool aborted;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       batch.swap(pending_);
+      reports.swap(pending_reports_);
       finished = finished_;
       aborted = aborted_;
       delivery_queued_ = false;
@@ -76,11 +129,13 @@ class ScanJob final : public sb::ResultSink {
       const size_t bytes = batch.size() * sizeof(sb::ConnectResult);
       Napi::ArrayBuffer records = Napi::ArrayBuffer::New(env, bytes);
       std::memcpy(records.Data(), batch.data(), bytes);
-      callback.Call({records, Napi::Boolean::New(env, false), Napi::Boolean::New(env, false)});
+      callback.Call({records, Napi::Boolean::New(env, false), Napi::Boolean::New(env, false),
+                     probe_reports_to_js(env, reports)});
     }
     if (finished && !completed_) {
       complete();
-      callback.Call({env.Null(), Napi::Boolean::New(env, true), Napi::Boolean::New(env, aborted)});
+      callback.Call({env.Null(), Napi::Boolean::New(env, true), Napi::Boolean::New(env, aborted),
+                     env.Undefined()});
     }
   }
 
@@ -124,6 +179,7 @@ class ScanJob final : public sb::ResultSink {
 
   std::mutex mutex_;
   std::vector<sb::ConnectResult> pending_;
+  std::vector<sb::ProbeReport> pending_reports_;
   bool finished_ = false;
   bool aborted_ = false;
   bool delivery_queued_ = false;
@@ -186,6 +242,9 @@ class Scan : public Napi::ObjectWrap<Scan> {
     options.concurrency = get_int(opts, "concurrency", options.concurrency);
     options.retries = get_int(opts, "retries", options.retries);
     options.threads = get_int(opts, "threads", options.threads);
+    options.probe_timeout_ms = get_int(opts, "probeTimeoutMs", options.probe_timeout_ms);
+    const Napi::Value grpc_service = opts.Get("grpcService");
+    if (grpc_service.IsString()) options.grpc_service = grpc_service.As<Napi::String>().Utf8Value();
     const Napi::Value rate = opts.Get("rate");
     if (rate.IsNumber()) options.rate = rate.As<Napi::Number>().DoubleValue();
     const Napi::Value backend = opts.Get("backend");

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <system_error>
@@ -50,10 +51,17 @@ int open_socket(int family) {
 #endif
 }
 
-// Closes a connected socket with RST instead of FIN: the scanner keeps no TIME_WAIT entry, so
-// repeated scans of a large range do not run out of ephemeral ports, and a peer that queued
-// nothing from us loses nothing.
+#if defined(MSG_NOSIGNAL)
+constexpr int kSendFlags = MSG_NOSIGNAL;
+#else
+constexpr int kSendFlags = 0;  // macOS: SO_NOSIGPIPE is set on the socket instead
+#endif
+
+// Closes a socket with RST instead of FIN: the scanner keeps no TIME_WAIT entry, so repeated
+// scans of a large range do not run out of ephemeral ports, and a server with a request of
+// ours still queued drops it instead of answering a closed peer.
 void abortive_close(UniqueFd& fd) {
+  if (!fd) return;
   const linger lg{1, 0};
   setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
   fd.reset();
@@ -61,12 +69,16 @@ void abortive_close(UniqueFd& fd) {
 
 }  // namespace
 
-// One scan thread: its own poller, waker, window and timer queue over its share of targets.
+// One scan thread: its own poller, waker, window and timer queues over its share of targets.
+// A slot is one target in flight: connecting, then (with a probe plan) probing, possibly over
+// further connections the probes ask for.
 class ScanWorker {
  public:
   ScanWorker(ConnectScan* owner, const ScanOptions& options, int window, double rate)
       : owner_(owner),
         timeout_ns_(static_cast<Nanos>(options.timeout_ms) * kNanosPerMs),
+        probe_timeout_ns_(static_cast<Nanos>(options.probe_timeout_ms) * kNanosPerMs),
+        grpc_service_(options.grpc_service),
         retries_(options.retries),
         window_(window),
         rate_per_ns_(rate / 1e9),
@@ -91,8 +103,7 @@ class ScanWorker {
     last_refill_ = now_ns();
     std::vector<PollEvent> events(kMaxEvents);
     while (!owner_->aborted()) {
-      Nanos now = now_ns();
-      launch_ready(now);
+      launch_ready(now_ns());
       flush();
       if (inflight_ == 0 && queue_.empty()) break;
       const int n = poller_->wait(wait_timeout_ms(now_ns()), events.data(), kMaxEvents);
@@ -104,19 +115,24 @@ class ScanWorker {
         if (events[i].token == kWakeToken) {
           waker_.drain();
         } else {
-          on_ready(events[i].token);
+          on_ready(events[i]);
         }
       }
       // Answers that arrived count before deadlines that passed meanwhile: a thread that was
       // descheduled must not call a refused port filtered.
-      expire_timers(now_ns());
+      const Nanos now = now_ns();
+      expire_connect_timers(now);
+      expire_probe_timers(now);
       flush();
     }
-    for (Slot& slot : slots_) slot.fd.reset();
+    // Aborted or done: anything still open had a request or a SYN outstanding.
+    for (Slot& slot : slots_) abortive_close(slot.fd);
     flush();
   }
 
  private:
+  enum class Phase { kConnecting, kProbeConnecting, kProbing };
+
   struct Pending {
     uint32_t target;
     uint16_t attempt;
@@ -129,6 +145,15 @@ class ScanWorker {
     uint16_t attempt = 0;
     Nanos started = 0;
     bool busy = false;
+    Phase phase = Phase::kConnecting;
+    // Probing only.
+    ConnectResult connect;  // held back until the probes end
+    std::vector<ProbeKind> plan;
+    size_t plan_step = 0;
+    std::unique_ptr<ProbeSession> session;
+    std::string out;  // bytes the session asked to send, not yet written
+    Nanos step_started = 0;
+    ProbeReport report;
   };
   struct Timer {
     Nanos deadline;
@@ -144,8 +169,9 @@ class ScanWorker {
 
   void flush() {
     if (out_.empty()) return;
-    owner_->sink_->on_results(out_.data(), out_.size());
+    owner_->sink_->on_results(out_.data(), out_.size(), &probe_out_);
     out_.clear();
+    probe_out_.clear();
   }
 
   bool rate_allows(Nanos now) {
@@ -169,44 +195,56 @@ class ScanWorker {
     }
   }
 
+  // Opens a non-blocking socket and starts connecting. Returns the fd (>= 0) with *in_progress
+  // telling whether the connect is still under way, or -errno.
+  static int start_connect(const Endpoint& ep, bool* in_progress) {
+    const int fd = open_socket(ep.family());
+    if (fd < 0) return fd;
+    // EINTR from a non-blocking connect means the attempt goes on asynchronously (POSIX);
+    // calling connect() again would only report EALREADY.
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&ep.addr), ep.addr_len) == 0) {
+      *in_progress = false;
+      return fd;
+    }
+    if (errno == EINPROGRESS || errno == EINTR) {
+      *in_progress = true;
+      return fd;
+    }
+    const int err = errno;
+    ::close(fd);
+    return -err;
+  }
+
   // Returns false when out of descriptors: the target went back to the queue.
   bool launch(Pending next, Nanos now) {
-    const Endpoint& ep = endpoint(next.target);
-    const int fd = open_socket(ep.family());
+    bool in_progress = false;
+    const int fd = start_connect(endpoint(next.target), &in_progress);
     if (fd < 0) {
       if (!is_fd_exhaustion(-fd)) {
-        report(next.target, -fd, now, now);
+        report(next.target, -fd, now, now_ns());
         return true;
       }
       return starve(next, -fd, now);
     }
-    UniqueFd sock(fd);
-    // EINTR from a non-blocking connect means the attempt goes on asynchronously (POSIX);
-    // calling connect() again would only report EALREADY.
-    const int r = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&ep.addr), ep.addr_len);
-    if (r == 0) {
-      report(next.target, 0, now, now_ns());
-      abortive_close(sock);
-      return true;
-    }
-    if (errno != EINPROGRESS && errno != EINTR) {
-      report(next.target, errno, now, now_ns());
-      return true;
-    }
     const uint32_t index = take_slot();
     Slot& slot = slots_[index];
-    if (const int err = poller_->add(sock.get(), index, Interest{false, true}); err != 0) {
-      free_slots_.push_back(index);
-      report(next.target, err, now, now_ns());
-      return true;
-    }
-    slot.fd = std::move(sock);
+    slot.fd.reset(fd);
     slot.target = next.target;
     slot.attempt = next.attempt;
     slot.started = now;
     slot.busy = true;
+    slot.phase = Phase::kConnecting;
     ++inflight_;
-    timers_.push_back(Timer{now + timeout_ns_, index, slot.generation});
+    if (const int err = poller_->add(slot.fd.get(), index, Interest{false, true}); err != 0) {
+      report(next.target, err, now, now_ns());
+      release_slot(index);
+      return true;
+    }
+    if (!in_progress) {
+      on_connected(index, now_ns());
+      return true;
+    }
+    connect_timers_.push_back(Timer{now + timeout_ns_, index, slot.generation});
     return true;
   }
 
@@ -242,29 +280,218 @@ class ScanWorker {
   // Frees the slot and hands back its socket for the caller to close as it should be closed.
   UniqueFd release_slot(uint32_t index) {
     Slot& slot = slots_[index];
-    poller_->remove(slot.fd.get());
+    if (slot.fd) poller_->remove(slot.fd.get());
     slot.busy = false;
     ++slot.generation;  // turns any timer still queued for this slot into a no-op
+    slot.session.reset();
+    slot.plan.clear();
+    slot.out.clear();
     --inflight_;
     free_slots_.push_back(index);
     return std::move(slot.fd);
   }
 
-  void on_ready(uint32_t index) {
+  void on_ready(const PollEvent& event) {
+    const uint32_t index = event.token;
     if (index >= slots_.size() || !slots_[index].busy) return;
     Slot& slot = slots_[index];
+    if (slot.phase == Phase::kProbing) {
+      if (event.writable && !write_pending(index)) return;
+      if (event.readable || event.error) read_available(index);
+      return;
+    }
     int err = 0;
     socklen_t len = sizeof(err);
     if (getsockopt(slot.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-    report(slot.target, err, slot.started, now_ns());
-    UniqueFd fd = release_slot(index);
-    if (err == 0) abortive_close(fd);
+    if (slot.phase == Phase::kProbeConnecting) {
+      if (err != 0) {
+        end_step(index, ProbeOutcome::kConnectFailed,
+                 std::string("a new connection for the probe failed: ") + std::strerror(err));
+      } else {
+        begin_session_io(index);
+      }
+      return;
+    }
+    if (err != 0) {
+      report(slot.target, err, slot.started, now_ns());
+      release_slot(index);
+      return;
+    }
+    on_connected(index, now_ns());
   }
 
-  void expire_timers(Nanos now) {
-    while (!timers_.empty() && timers_.front().deadline <= now) {
-      const Timer timer = timers_.front();
-      timers_.pop_front();
+  // The target's connect completed: report it, or hold the report and start its probes.
+  void on_connected(uint32_t index, Nanos now) {
+    Slot& slot = slots_[index];
+    const Endpoint& ep = endpoint(slot.target);
+    const ConnectResult connected{slot.target, 0,
+                                  static_cast<double>(now - slot.started) / kNanosPerMs};
+    slot.plan = plan_kinds(ep.plan);
+    if (slot.plan.empty()) {
+      out_.push_back(connected);
+      UniqueFd fd = release_slot(index);
+      abortive_close(fd);
+      return;
+    }
+    slot.connect = connected;
+    slot.report = ProbeReport{slot.target, {}};
+    slot.plan_step = 0;
+    begin_step(index, now, /*reuse_connection=*/true);
+  }
+
+  // Starts probe `plan_step` on the connection the scan made, or on a new one.
+  void begin_step(uint32_t index, Nanos now, bool reuse_connection) {
+    Slot& slot = slots_[index];
+    ProbeConfig config{grpc_service_, authority(endpoint(slot.target))};
+    slot.session = make_probe_session(slot.plan[slot.plan_step], config);
+    slot.step_started = now;
+    ++slot.generation;  // the connect deadline no longer applies
+    probe_timers_.push_back(Timer{now + probe_timeout_ns_, index, slot.generation});
+    if (reuse_connection) {
+      begin_session_io(index);
+    } else {
+      reconnect(index);
+    }
+  }
+
+  void begin_session_io(uint32_t index) {
+    Slot& slot = slots_[index];
+    slot.phase = Phase::kProbing;
+    slot.out.clear();
+    slot.session->on_connected(&slot.out);
+    update_interest(index);
+    write_pending(index);
+  }
+
+  // Replaces the slot's socket with a new connection to the same target.
+  void reconnect(uint32_t index) {
+    Slot& slot = slots_[index];
+    if (slot.fd) {
+      poller_->remove(slot.fd.get());
+      slot.fd.reset();
+    }
+    bool in_progress = false;
+    const int fd = start_connect(endpoint(slot.target), &in_progress);
+    if (fd < 0) {
+      end_step(index, ProbeOutcome::kConnectFailed,
+               std::string("a new connection for the probe failed: ") + std::strerror(-fd));
+      return;
+    }
+    slot.fd.reset(fd);
+    slot.phase = Phase::kProbeConnecting;
+    if (!in_progress) {
+      if (poller_->add(fd, index, Interest{true, false}) != 0) {
+        end_step(index, ProbeOutcome::kConnectFailed, "the poller refused the new connection");
+        return;
+      }
+      begin_session_io(index);
+      return;
+    }
+    if (poller_->add(fd, index, Interest{false, true}) != 0)
+      end_step(index, ProbeOutcome::kConnectFailed, "the poller refused the new connection");
+  }
+
+  void update_interest(uint32_t index) {
+    Slot& slot = slots_[index];
+    poller_->modify(slot.fd.get(), index, Interest{true, !slot.out.empty()});
+  }
+
+  // Writes what the session queued. Returns false when the slot ended.
+  bool write_pending(uint32_t index) {
+    Slot& slot = slots_[index];
+    bool wrote = false;
+    while (!slot.out.empty()) {
+      const ssize_t n = ::send(slot.fd.get(), slot.out.data(), slot.out.size(), kSendFlags);
+      if (n > 0) {
+        slot.out.erase(0, static_cast<size_t>(n));
+        wrote = true;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      // EPIPE/ECONNRESET: the peer is gone; let the session say what that means.
+      apply(index, slot.session->on_closed(errno == ECONNRESET));
+      return false;
+    }
+    if (wrote || slot.out.empty()) update_interest(index);
+    return true;
+  }
+
+  void read_available(uint32_t index) {
+    // Bounded per wake-up so one chatty peer cannot starve the others; level-triggered
+    // polling brings the thread back for the rest.
+    for (int round = 0; round < 16; ++round) {
+      Slot& slot = slots_[index];
+      uint8_t buf[4096];
+      const ssize_t n = ::recv(slot.fd.get(), buf, sizeof(buf), 0);
+      SessionAction action;
+      if (n > 0) {
+        action = slot.session->on_data(buf, static_cast<size_t>(n), &slot.out);
+      } else if (n == 0) {
+        action = slot.session->on_closed(false);
+      } else if (errno == EINTR) {
+        continue;
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return;
+      } else {
+        action = slot.session->on_closed(errno == ECONNRESET);
+      }
+      if (!apply(index, action) || n <= 0) return;
+      if (!slots_[index].out.empty() && !write_pending(index)) return;
+    }
+  }
+
+  // Acts on what the session said. Returns false when the step ended.
+  bool apply(uint32_t index, SessionAction action) {
+    switch (action) {
+      case SessionAction::kContinue:
+        return true;
+      case SessionAction::kReconnect:
+        reconnect(index);
+        return false;
+      case SessionAction::kDone:
+        end_step(index, slots_[index].session->step().outcome,
+                 slots_[index].session->step().detail);
+        return false;
+    }
+    return false;
+  }
+
+  // Closes the step's connection (RST when a request is unanswered: a ggml-rpc server dies of
+  // SIGPIPE answering a client that closed with FIN), records the step, and either starts the
+  // next probe of the plan or reports the target.
+  void end_step(uint32_t index, ProbeOutcome outcome, std::string detail) {
+    Slot& slot = slots_[index];
+    const Nanos now = now_ns();
+    ProbeStep step = std::move(slot.session->step());
+    step.outcome = outcome;
+    step.detail = std::move(detail);
+    step.elapsed_ms = static_cast<double>(now - slot.step_started) / kNanosPerMs;
+    if (slot.fd) {
+      poller_->remove(slot.fd.get());
+      if (slot.session->request_pending()) {
+        abortive_close(slot.fd);
+      } else {
+        slot.fd.reset();
+      }
+    }
+    slot.report.steps.push_back(std::move(step));
+    const bool try_next =
+        outcome == ProbeOutcome::kNotRecognized && slot.plan_step + 1 < slot.plan.size();
+    if (try_next) {
+      ++slot.plan_step;
+      begin_step(index, now, /*reuse_connection=*/false);
+      return;
+    }
+    out_.push_back(slot.connect);
+    probe_out_.push_back(std::move(slot.report));
+    release_slot(index);
+  }
+
+  void expire_connect_timers(Nanos now) {
+    while (!connect_timers_.empty() && connect_timers_.front().deadline <= now) {
+      const Timer timer = connect_timers_.front();
+      connect_timers_.pop_front();
       Slot& slot = slots_[timer.slot];
       if (!slot.busy || slot.generation != timer.generation) continue;
       const uint32_t target = slot.target;
@@ -279,9 +506,26 @@ class ScanWorker {
     }
   }
 
+  void expire_probe_timers(Nanos now) {
+    while (!probe_timers_.empty() && probe_timers_.front().deadline <= now) {
+      const Timer timer = probe_timers_.front();
+      probe_timers_.pop_front();
+      Slot& slot = slots_[timer.slot];
+      if (!slot.busy || slot.generation != timer.generation) continue;
+      if (slot.phase == Phase::kProbeConnecting) {
+        end_step(timer.slot, ProbeOutcome::kConnectFailed,
+                 "a new connection for the probe did not complete in time");
+        continue;
+      }
+      slot.session->on_timeout();
+      end_step(timer.slot, slot.session->step().outcome, slot.session->step().detail);
+    }
+  }
+
   int wait_timeout_ms(Nanos now) const {
     Nanos next = std::numeric_limits<Nanos>::max();
-    if (!timers_.empty()) next = timers_.front().deadline;
+    if (!connect_timers_.empty()) next = connect_timers_.front().deadline;
+    if (!probe_timers_.empty()) next = std::min(next, probe_timers_.front().deadline);
     if (!queue_.empty() && inflight_ < window_) {
       if (fd_retry_at_ > now) next = std::min(next, fd_retry_at_);
       if (rate_per_ns_ > 0 && tokens_ < 1)
@@ -303,7 +547,8 @@ class ScanWorker {
     for (uint32_t i = 0; i < slots_.size(); ++i) {
       if (!slots_[i].busy) continue;
       report(slots_[i].target, err, slots_[i].started, now);
-      release_slot(i);
+      UniqueFd fd = release_slot(i);
+      abortive_close(fd);
     }
     for (const Pending& p : queue_) report(p.target, err, now, now);
     queue_.clear();
@@ -311,6 +556,8 @@ class ScanWorker {
 
   ConnectScan* owner_;
   const Nanos timeout_ns_;
+  const Nanos probe_timeout_ns_;
+  const std::string grpc_service_;
   const int retries_;
   int window_;
   const double rate_per_ns_;
@@ -324,18 +571,22 @@ class ScanWorker {
   std::deque<Pending> queue_;
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
-  // Every connect gets the same timeout, so deadlines arrive in launch order: a FIFO is the
-  // whole timer structure, O(1) per operation. Stale entries are skipped by generation.
-  std::deque<Timer> timers_;
+  // Every connect shares one timeout and every probe step another, so each queue's deadlines
+  // arrive in the order they were set: a FIFO per kind is the whole timer structure, O(1) per
+  // operation. Stale entries are skipped by generation.
+  std::deque<Timer> connect_timers_;
+  std::deque<Timer> probe_timers_;
   std::vector<ConnectResult> out_;
+  std::vector<ProbeReport> probe_out_;
   int inflight_ = 0;
 };
 
 Status ConnectScan::start(std::vector<Endpoint> endpoints, const ScanOptions& options,
                           ResultSink* sink, std::unique_ptr<ConnectScan>* out, int* sys_error) {
   *sys_error = 0;
-  if (sink == nullptr || options.timeout_ms < 1 || options.concurrency < 1 || options.retries < 0 ||
-      options.retries > 100 || options.rate < 0 || options.threads < 1 || options.threads > 256)
+  if (sink == nullptr || options.timeout_ms < 1 || options.probe_timeout_ms < 1 ||
+      options.concurrency < 1 || options.retries < 0 || options.retries > 100 || options.rate < 0 ||
+      options.threads < 1 || options.threads > 256)
     return Status::kInvalidArgument;
 
   std::unique_ptr<ConnectScan> scan(new ConnectScan());

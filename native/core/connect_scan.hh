@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "endpoint.hh"
 #include "poller.hh"
+#include "probe.hh"
 #include "status.hh"
 
 namespace sb {
@@ -35,14 +37,19 @@ struct ScanOptions {
   double rate = 0;         // new connects per second over all threads; 0 = unlimited
   int threads = 1;         // scan threads; targets are dealt round-robin
   Backend backend = Backend::kAuto;
+  int probe_timeout_ms = 2000;  // per probe step, from its start to its last byte
+  std::string grpc_service;     // the service the gRPC health probe asks about
 };
 
 // Receives results on the scan threads. on_results may be called concurrently from several
 // threads; on_finished is called exactly once, by the last thread to end, after its results.
+// A target with a probe plan that connected gets its ConnectResult when its probes end, in
+// the same call as its ProbeReport.
 class ResultSink {
  public:
   virtual ~ResultSink() = default;
-  virtual void on_results(const ConnectResult* results, size_t count) = 0;
+  virtual void on_results(const ConnectResult* results, size_t count,
+                          std::vector<ProbeReport>* reports) = 0;
   virtual void on_finished(bool aborted) = 0;
 };
 

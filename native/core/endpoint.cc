@@ -1,5 +1,6 @@
 #include "endpoint.hh"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <cstring>
@@ -23,8 +24,9 @@ Status decode_endpoints(const uint8_t* data, size_t size, std::vector<Endpoint>*
   for (size_t i = 0; i < count; ++i) {
     const uint8_t* rec = data + i * kEndpointRecordSize;
     const uint16_t port_be = static_cast<uint16_t>(rec[2] << 8 | rec[3]);
-    if (rec[1] != 0 || port_be == 0) return Status::kInvalidEndpoints;
+    if (rec[1] > kMaxProbePlan || port_be == 0) return Status::kInvalidEndpoints;
     Endpoint ep;
+    ep.plan = static_cast<ProbePlan>(rec[1]);
     if (rec[0] == 4) {
       auto* sin = reinterpret_cast<sockaddr_in*>(&ep.addr);
       sin->sin_family = AF_INET;
@@ -44,6 +46,21 @@ Status decode_endpoints(const uint8_t* data, size_t size, std::vector<Endpoint>*
     out->push_back(ep);
   }
   return Status::kOk;
+}
+
+std::string authority(const Endpoint& ep) {
+  char host[INET6_ADDRSTRLEN] = {0};
+  uint16_t port = 0;
+  if (ep.family() == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ep.addr);
+    inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+    port = ntohs(sin->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ep.addr);
+  inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+  port = ntohs(sin6->sin6_port);
+  return "[" + std::string(host) + "]:" + std::to_string(port);
 }
 
 }  // namespace sb

@@ -1,7 +1,8 @@
 // A host:port to connect to, and the packed form in which JS hands the target list over.
 //
 // Packed record, kEndpointRecordSize bytes each, all multi-byte fields in network order:
-//   [0] family (4 or 6)  [1] reserved, 0  [2..3] port  [4..7] IPv6 scope id  [8..23] address
+//   [0] family (4 or 6)  [1] probe plan (ProbePlan)  [2..3] port  [4..7] IPv6 scope id
+//   [8..23] address
 // An IPv4 address uses bytes 8..11 and leaves 12..23 zero.
 #pragma once
 
@@ -9,8 +10,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "probe.hh"
 #include "status.hh"
 
 namespace sb {
@@ -23,12 +26,16 @@ constexpr size_t kMaxEndpoints = 1u << 24;
 struct Endpoint {
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
+  ProbePlan plan = ProbePlan::kNone;
 
   int family() const { return addr.ss_family; }
 };
 
 // Decodes a packed buffer; rejects a length that is not a whole number of records, an
-// unknown family, port 0, or a non-zero reserved byte.
+// unknown family, port 0, or an unknown probe plan.
 Status decode_endpoints(const uint8_t* data, size_t size, std::vector<Endpoint>* out);
+
+// "host:port", with brackets for IPv6: HTTP/2's :authority.
+std::string authority(const Endpoint& ep);
 
 }  // namespace sb

@@ -1,0 +1,56 @@
+#include "probe.hh"
+
+#include "probe_ggml_rpc.hh"
+#include "probe_grpc_health.hh"
+
+namespace sb {
+
+const char* probe_kind_name(ProbeKind kind) {
+  switch (kind) {
+#define SB_PROBE_KIND_CASE(name, text) \
+  case ProbeKind::name:                \
+    return text;
+    SB_PROBE_KIND_MAP(SB_PROBE_KIND_CASE)
+#undef SB_PROBE_KIND_CASE
+  }
+  return "unknown";
+}
+
+const char* probe_outcome_name(ProbeOutcome outcome) {
+  switch (outcome) {
+#define SB_PROBE_OUTCOME_CASE(name, text) \
+  case ProbeOutcome::name:                \
+    return text;
+    SB_PROBE_OUTCOME_MAP(SB_PROBE_OUTCOME_CASE)
+#undef SB_PROBE_OUTCOME_CASE
+  }
+  return "unknown";
+}
+
+std::unique_ptr<ProbeSession> make_probe_session(ProbeKind kind, const ProbeConfig& config) {
+  switch (kind) {
+    case ProbeKind::kGgmlRpc:
+      return std::make_unique<GgmlRpcSession>();
+    case ProbeKind::kGrpcHealth:
+      return std::make_unique<GrpcHealthSession>(config);
+  }
+  return nullptr;
+}
+
+std::vector<ProbeKind> plan_kinds(ProbePlan plan) {
+  switch (plan) {
+    case ProbePlan::kNone:
+      return {};
+    case ProbePlan::kGgmlRpc:
+      return {ProbeKind::kGgmlRpc};
+    case ProbePlan::kGrpc:
+      return {ProbeKind::kGrpcHealth};
+    case ProbePlan::kGgmlRpcThenGrpc:
+      return {ProbeKind::kGgmlRpc, ProbeKind::kGrpcHealth};
+    case ProbePlan::kGrpcThenGgmlRpc:
+      return {ProbeKind::kGrpcHealth, ProbeKind::kGgmlRpc};
+  }
+  return {};
+}
+
+}  // namespace sb
