@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 packages=""
-for tool in unshare:util-linux ip:iproute2 nft:nftables clang-format:clang-format make:make g++:g++; do
+for tool in unshare:util-linux ip:iproute2 nft:nftables clang-format:clang-format make:make g++:g++ cmake:cmake; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || packages="$packages ${tool#*:}"
 done
 if [ -n "$packages" ]; then
@@ -26,6 +26,12 @@ npm run --silent build >/dev/null
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 status=0
+
+# The C++ core's own tests, under AddressSanitizer and UBSan.
+cmake -S . -B build/core -DSB_ASAN=ON >/dev/null
+cmake --build build/core -j2 >/dev/null
+build/core/core_test >"$reports/core.txt" 2>&1 || status=1
+cat "$reports/core.txt"
 npx --no-install vitest run --project unit --project real \
   --reporter=default --reporter=json --outputFile.json="$reports/host.json" || status=1
 if command -v unshare >/dev/null 2>&1 && unshare -rn true 2>/dev/null; then
@@ -37,5 +43,5 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "test: skipping the netns project: cannot create a network namespace (unshare -rn, package util-linux)" >&2
 fi
-node scripts/summarize-tests.mjs "$reports"/*.json || status=1
+node scripts/summarize-tests.mjs "$reports"/*.json "$reports/core.txt" || status=1
 exit $status

@@ -131,28 +131,33 @@ int parse_health_response(const std::string& message, std::string* error) {
     return -1;
   }
   int status = 0;  // proto3: an absent field is its zero value, UNKNOWN
-  while (p < end) {
+  bool valid = true;
+  while (valid && p < end) {
     uint64_t key = 0;
     uint64_t value = 0;
-    if (!read_varint(p, end, &key)) break;
-    const uint64_t wire = key & 7;
-    const uint64_t field = key >> 3;
-    if (wire == 0) {
-      if (!read_varint(p, end, &value)) break;
-      if (field == 1) status = value > 1000 ? -1 : static_cast<int>(value);
-    } else if (wire == 1 || wire == 5) {
-      const size_t n = wire == 1 ? 8 : 4;
-      if (static_cast<size_t>(end - p) < n) break;
-      p += n;
-    } else if (wire == 2) {
-      if (!read_varint(p, end, &value) || value > static_cast<uint64_t>(end - p)) break;
-      p += value;
-    } else {
+    if (!read_varint(p, end, &key)) {
+      valid = false;
       break;
     }
-    if (status < 0) break;
+    const uint64_t wire = key & 7;
+    if (wire == 0) {
+      valid = read_varint(p, end, &value);
+      if (valid && (key >> 3) == 1) {
+        valid = value <= 1000;
+        status = static_cast<int>(value);
+      }
+    } else if (wire == 1 || wire == 5) {
+      const size_t n = wire == 1 ? 8 : 4;
+      valid = static_cast<size_t>(end - p) >= n;
+      p += valid ? n : 0;
+    } else if (wire == 2) {
+      valid = read_varint(p, end, &value) && value <= static_cast<uint64_t>(end - p);
+      p += valid ? value : 0;
+    } else {
+      valid = false;
+    }
   }
-  if (p != end || status < 0) {
+  if (!valid) {
     *error = "HealthCheckResponse is not valid protobuf";
     return -1;
   }
