@@ -3,8 +3,24 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
+import type { ProbeStep } from './probes/types.js';
+
 export interface NativeScanHandle {
   abort(): void;
+}
+
+export interface NativeProbeStep {
+  kind: 'ggml-rpc' | 'grpc';
+  outcome: ProbeStep['outcome'];
+  detail: string;
+  elapsedMs: number;
+  version?: [number, number, number];
+  legacyHello?: boolean;
+  devices?: { index: number; freeBytes: number; totalBytes: number }[];
+  httpStatus?: number;
+  grpcStatus?: number;
+  servingStatus?: number;
+  grpcMessage?: string;
 }
 
 export interface NativeBinding {
@@ -17,8 +33,15 @@ export interface NativeBinding {
       rate: number;
       threads: number;
       backend: string;
+      probeTimeoutMs: number;
+      grpcService: string;
     },
-    onEvent: (records: ArrayBuffer | null, done: boolean, aborted: boolean) => void,
+    onEvent: (
+      records: ArrayBuffer | null,
+      done: boolean,
+      aborted: boolean,
+      reports: { index: number; steps: NativeProbeStep[] }[] | undefined,
+    ) => void,
   ) => NativeScanHandle;
   fdLimit(): number | null;
   nativeBackend: string;

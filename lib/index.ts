@@ -1,5 +1,16 @@
-export { scan, scanAll, selectEngine, sortResults, ScanJob } from './scan.js';
-export type { ScanOptions, ScanResult, ScanReport, EngineSelection, PollerBackend } from './scan.js';
+export { scan, scanAll, probe, selectEngine, sortResults, ScanJob } from './scan.js';
+export type { ScanOptions, ScanResult, ScanReport, EngineSelection, PollerBackend, ProbeOptions } from './scan.js';
+export type {
+  ProbeName,
+  ServiceName,
+  Health,
+  RpcDetails,
+  GrpcDetails,
+  HttpFingerprint,
+  DeviceMemory,
+} from './probes/types.js';
+export type { ProbeOption } from './probes/chain.js';
+export { NEWEST_RPC_PROTOCOL, rpcCompatible } from './probes/verdict.js';
 export {
   resolveTargets,
   parsePorts,

@@ -17,6 +17,10 @@ import {
   type RawOutcome,
   type Scanner,
 } from './scanner/index.js';
+import { chainFor, checkProbeOption, splitChain, OLLAMA_PORT, type ProbeOption } from './probes/chain.js';
+import { continueChain } from './probes/run.js';
+import type { GrpcDetails, Health, HttpFingerprint, ProbeName, RpcDetails, ServiceName } from './probes/types.js';
+import { NEWEST_RPC_PROTOCOL, parseVersion, verdictFromSteps, type VerdictContext } from './probes/verdict.js';
 import { createJsScanner } from './scanner/js.js';
 import { createNativeScanner } from './scanner/native.js';
 import { resolveTargets, type Endpoint, type TargetOptions } from './targets.js';
@@ -39,6 +43,17 @@ export interface ScanOptions extends TargetOptions {
   threads?: number;
   /** The native engine's readiness mechanism. Default 'auto': epoll, kqueue, else poll. */
   backend?: PollerBackend;
+  /**
+   * Tell what answers on each open port: 'auto' picks probes by port (50052: ggml-rpc then
+   * gRPC; 11434: Ollama; others: HTTP, gRPC, ggml-rpc), or name them in order. Default off.
+   */
+  probe?: ProbeOption;
+  /** Each probe step's deadline, ms. Default 2000. */
+  probeTimeoutMs?: number;
+  /** The service the gRPC health check asks about. Default "": the whole server. */
+  grpcService?: string;
+  /** The coordinator's ggml-rpc protocol, "x.y.z", to judge compatibility. Default: the newest known. */
+  rpcVersion?: string;
 }
 
 export type PollerBackend = 'auto' | 'epoll' | 'kqueue' | 'poll';
@@ -52,6 +67,14 @@ export interface ScanResult {
   rttMs: number;
   /** errno name, for the unreachable and error states. */
   error?: string;
+  // With `probe`, for open ports:
+  service?: ServiceName;
+  health?: Health;
+  /** A short sentence a person can act on. */
+  reason?: string;
+  rpc?: RpcDetails;
+  grpc?: GrpcDetails;
+  http?: HttpFingerprint;
 }
 
 export interface ScanReport {
@@ -83,6 +106,14 @@ function engineOptions(options: ScanOptions, fdLimit: number | null, targets: nu
   checkInteger('retries', options.retries, 0, 10);
   checkInteger('threads', options.threads, 1, 64);
   checkInteger('deadlineMs', options.deadlineMs, 1, 86_400_000);
+  checkInteger('probeTimeoutMs', options.probeTimeoutMs, 1, 600_000);
+  checkProbeOption(options.probe);
+  if (options.rpcVersion !== undefined && !parseVersion(options.rpcVersion)) {
+    throw new InvalidOptionError(`rpcVersion: must be "major.minor.patch", got ${options.rpcVersion}`);
+  }
+  if (options.grpcService !== undefined && Buffer.byteLength(options.grpcService) > 1024) {
+    throw new InvalidOptionError('grpcService: at most 1024 bytes');
+  }
   if (options.rate !== undefined && !(Number.isFinite(options.rate) && options.rate >= 0)) {
     throw new InvalidOptionError(`rate: must be a number >= 0 (0: unlimited), got ${options.rate}`);
   }
@@ -92,6 +123,8 @@ function engineOptions(options: ScanOptions, fdLimit: number | null, targets: nu
     retries: options.retries ?? 0,
     rate: options.rate ?? 0,
     threads: options.threads ?? (targets >= THREADS_FROM_TARGETS ? availableParallelism() : 1),
+    probeTimeoutMs: options.probeTimeoutMs ?? 2000,
+    grpcService: options.grpcService ?? '',
   };
 }
 
@@ -150,13 +183,63 @@ export class ScanJob implements AsyncIterable<ScanResult> {
     const options = engineOptions(this.#options, fdLimit(), endpoints.length);
     signal?.throwIfAborted();
 
-    const queue = new BatchQueue();
-    const run = this.#scanner.start(endpoints, options, (batch) => queue.push(batch));
-    void run.finished.then(() => queue.end());
+    const probing = Boolean(this.#options.probe);
+    const chains = endpoints.map((ep) => chainFor(ep.port, this.#options.probe));
+    const split = chains.map(splitChain);
+    const plans = probing ? Uint8Array.from(split, (c) => c.plan) : undefined;
+    const verdictContext: VerdictContext = {
+      rpcClientVersion: this.#options.rpcVersion ?? NEWEST_RPC_PROTOCOL,
+      grpcService: options.grpcService,
+      probeTimeoutMs: options.probeTimeoutMs,
+    };
+    const probeStop = new AbortController();
+    const continuations = new Set<Promise<void>>();
+    let engineDone = false;
+
+    const queue = new BatchQueue<ScanResult>();
+    const endIfDone = () => {
+      if (engineDone && continuations.size === 0) queue.end();
+    };
+    const onResults = (batch: RawOutcome[]) => {
+      const ready: ScanResult[] = [];
+      for (const raw of batch) {
+        const ep = endpoints[raw.index] as Endpoint;
+        const rest = split[raw.index]?.rest ?? [];
+        const lastStep = raw.steps?.at(-1);
+        const more = probing && classifyOutcome(raw.outcome).state === 'open' && rest.length > 0;
+        if (!more || (lastStep && lastStep.outcome !== 'not-recognized')) {
+          ready.push(toResult(ep, raw, probing ? verdictContext : undefined));
+          continue;
+        }
+        const onlyOllama = this.#options.probe === 'auto' && ep.port === OLLAMA_PORT;
+        const task = continueChain(
+          this.#scanner,
+          ep,
+          rest,
+          onlyOllama,
+          options,
+          [...(raw.steps ?? [])],
+          probeStop.signal,
+        )
+          .then((steps) => queue.push([toResult(ep, { ...raw, steps }, verdictContext)]))
+          .finally(() => {
+            continuations.delete(task);
+            endIfDone();
+          });
+        continuations.add(task);
+      }
+      if (ready.length > 0) queue.push(ready);
+    };
+    const run = this.#scanner.start(endpoints, options, plans, onResults);
+    void run.finished.then(() => {
+      engineDone = true;
+      endIfDone();
+    });
     let stopReason: unknown;
     const stop = (reason: unknown) => {
       stopReason ??= reason;
       run.abort();
+      probeStop.abort();
       queue.end();
     };
     const onAbort = () => stop(signal?.reason);
@@ -167,9 +250,9 @@ export class ScanJob implements AsyncIterable<ScanResult> {
         : setTimeout(() => stop(new ScanAbortedError(`scan deadline of ${deadlineMs} ms reached`)), deadlineMs);
     try {
       for await (const batch of queue) {
-        for (const raw of batch) {
+        for (const result of batch) {
           if (stopReason !== undefined) break;
-          yield toResult(endpoints, raw);
+          yield result;
         }
       }
       if (stopReason !== undefined) throw stopReason;
@@ -177,26 +260,28 @@ export class ScanJob implements AsyncIterable<ScanResult> {
       signal?.removeEventListener('abort', onAbort);
       clearTimeout(deadline);
       run.abort();
+      probeStop.abort();
       await run.finished;
+      await Promise.allSettled([...continuations]);
     }
   }
 }
 
-function toResult(endpoints: readonly Endpoint[], raw: RawOutcome): ScanResult {
-  const ep = endpoints[raw.index] as Endpoint;
+function toResult(ep: Endpoint, raw: RawOutcome, verdictContext: VerdictContext | undefined): ScanResult {
   const { state, error } = classifyOutcome(raw.outcome);
   const result: ScanResult = { host: ep.host, port: ep.port, state, rttMs: Math.round(raw.rttMs * 1000) / 1000 };
   if (error) result.error = error;
+  if (verdictContext && state === 'open') Object.assign(result, verdictFromSteps(raw.steps ?? [], verdictContext));
   return result;
 }
 
 /** Batches from engine callbacks to the consuming generator. */
-class BatchQueue implements AsyncIterable<RawOutcome[]> {
-  #batches: RawOutcome[][] = [];
+class BatchQueue<T> implements AsyncIterable<T[]> {
+  #batches: T[][] = [];
   #ended = false;
   #wake: (() => void) | undefined;
 
-  push(batch: RawOutcome[]): void {
+  push(batch: T[]): void {
     if (this.#ended) return;
     this.#batches.push(batch);
     this.#wake?.();
@@ -207,7 +292,7 @@ class BatchQueue implements AsyncIterable<RawOutcome[]> {
     this.#wake?.();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<RawOutcome[]> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<T[]> {
     for (;;) {
       const batch = this.#batches.shift();
       if (batch) {
@@ -238,6 +323,37 @@ export async function scanAll(targets: string | readonly string[], options: Scan
     elapsedMs: Math.round(performance.now() - started),
     results: sortResults(results),
   };
+}
+
+export interface ProbeOptions extends Omit<ScanOptions, 'ports' | 'exclude' | 'probe'> {
+  /** Which probe, or probes in order; default 'auto' (chosen by port). */
+  service?: 'auto' | ProbeName | readonly ProbeName[];
+}
+
+/**
+ * Connects to one host:port and tells what answers there. A port that does not connect gets
+ * service and health 'unknown' with the reason. A name that resolves to several addresses is
+ * probed at the first (IPv4 first).
+ */
+export async function probe(host: string, port: number, options: ProbeOptions = {}): Promise<ScanResult> {
+  const { service = 'auto', ...rest } = options;
+  const chain: ProbeOption =
+    service === 'auto' ? 'auto' : typeof service === 'string' ? [service as ProbeName] : service;
+  const report = await scanAll(host, { ...rest, ports: [port], probe: chain });
+  const result = report.results[0] as ScanResult;
+  if (result.state !== 'open') {
+    const timeoutMs = rest.timeoutMs ?? 1000;
+    const why: Record<string, string> = {
+      closed: 'connection refused',
+      filtered: `no answer to the connect within ${timeoutMs} ms`,
+    };
+    Object.assign(result, {
+      service: 'unknown',
+      health: 'unknown',
+      reason: why[result.state] ?? `connect failed: ${result.error ?? result.state}`,
+    });
+  }
+  return result;
 }
 
 export function sortResults(results: ScanResult[]): ScanResult[] {

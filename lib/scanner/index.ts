@@ -2,6 +2,7 @@
 // and how a connect outcome becomes a port state.
 import { readFileSync } from 'node:fs';
 
+import type { ProbeStep } from '../probes/types.js';
 import type { Endpoint } from '../targets.js';
 
 export type EngineName = 'native' | 'js';
@@ -16,6 +17,8 @@ export interface RawOutcome {
   index: number;
   outcome: string;
   rttMs: number;
+  /** The probes the engine ran after connecting, when the endpoint had a plan. */
+  steps?: ProbeStep[];
 }
 
 export interface EngineOptions {
@@ -26,6 +29,10 @@ export interface EngineOptions {
   rate: number;
   /** Scan threads (native engine only). */
   threads: number;
+  /** Each probe step's deadline, ms. */
+  probeTimeoutMs: number;
+  /** The service name the gRPC health probe asks about ("" for the whole server). */
+  grpcService: string;
 }
 
 export interface EngineRun {
@@ -37,8 +44,17 @@ export interface EngineRun {
 
 export interface Scanner {
   readonly name: EngineName;
-  /** Starts connecting; `onResults` gets batches of outcomes until `finished` resolves. */
-  start(endpoints: readonly Endpoint[], options: EngineOptions, onResults: (batch: RawOutcome[]) => void): EngineRun;
+  /**
+   * Starts connecting; `onResults` gets batches of outcomes until `finished` resolves.
+   * `plans[i]` (a plan code from probes/chain.ts) names the probes to run on endpoint i
+   * once it connects; absent means connect only.
+   */
+  start(
+    endpoints: readonly Endpoint[],
+    options: EngineOptions,
+    plans: Uint8Array | undefined,
+    onResults: (batch: RawOutcome[]) => void,
+  ): EngineRun;
 }
 
 const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EHOSTDOWN', 'ENETDOWN', 'ENONET']);

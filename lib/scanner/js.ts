@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import pLimit from 'p-limit';
 
+import { planKinds } from '../probes/chain.js';
+import { runJsPlan } from '../probes/run.js';
 import type { EngineOptions, EngineRun, RawOutcome, Scanner } from './index.js';
 
 /** How long an attempt that could get no descriptor at all waits before trying again. */
@@ -16,6 +18,8 @@ const FD_BACKOFF_MS = 5;
 interface Attempt {
   outcome: string;
   rttMs: number;
+  /** The connected socket, kept open when the endpoint has probes to run on it. */
+  socket?: Socket;
 }
 
 /** Spaces connects `1/rate` seconds apart; `rate` 0 lets everything through. */
@@ -34,13 +38,14 @@ function createPacer(rate: number): () => Promise<void> {
 export function createJsScanner(): Scanner {
   return {
     name: 'js',
-    start(endpoints, options: EngineOptions, onResults): EngineRun {
+    start(endpoints, options: EngineOptions, plans, onResults): EngineRun {
       const limit = pLimit({ concurrency: options.concurrency, rejectOnClear: true });
       const pace = createPacer(options.rate);
       const inFlight = new Set<(outcome: string) => void>();
+      const probes = new AbortController();
       let stopped = false;
 
-      const connectOnce = (host: string, port: number, family: number): Promise<Attempt> =>
+      const connectOnce = (host: string, port: number, family: number, keep: boolean): Promise<Attempt> =>
         new Promise((resolve) => {
           const socket = new Socket();
           let started = performance.now();
@@ -48,10 +53,16 @@ export function createJsScanner(): Scanner {
           const settle = (outcome: string) => {
             if (!inFlight.delete(settle)) return;
             clearTimeout(timer);
+            const rttMs = performance.now() - started;
+            if (outcome === 'connected' && keep) {
+              socket.removeAllListeners();
+              resolve({ outcome, rttMs, socket });
+              return;
+            }
             // RST instead of FIN, as the native engine does: no TIME_WAIT left behind.
             if (outcome === 'connected') socket.resetAndDestroy();
             else socket.destroy();
-            resolve({ outcome, rttMs: performance.now() - started });
+            resolve({ outcome, rttMs });
           };
           inFlight.add(settle);
           socket.once('connect', () => settle('connected'));
@@ -71,14 +82,18 @@ export function createJsScanner(): Scanner {
       const probeTarget = async (index: number): Promise<void> => {
         const ep = endpoints[index];
         if (!ep) return;
+        const plan = planKinds(plans?.[index] ?? 0);
         let attempts = 0;
         let starvedSince = 0;
         for (;;) {
           if (stopped) return;
           await pace();
           if (stopped) return;
-          const result = await connectOnce(ep.host, ep.port, ep.family);
-          if (stopped || result.outcome === 'aborted') return;
+          const result = await connectOnce(ep.host, ep.port, ep.family, plan.length > 0);
+          if (stopped || result.outcome === 'aborted') {
+            result.socket?.resetAndDestroy();
+            return;
+          }
           if (result.outcome === 'EMFILE' || result.outcome === 'ENFILE') {
             // EMFILE never fails a scan: narrow the window to what could be opened, and with
             // nothing else in flight wait for descriptors, up to one timeout.
@@ -100,6 +115,10 @@ export function createJsScanner(): Scanner {
             continue;
           }
           const outcome: RawOutcome = { index, outcome: result.outcome, rttMs: result.rttMs };
+          if (result.socket) {
+            outcome.steps = await runJsPlan(plan, ep, options, result.socket, probes.signal);
+            if (stopped) return;
+          }
           onResults([outcome]);
           return;
         }
@@ -113,6 +132,7 @@ export function createJsScanner(): Scanner {
           stopped = true;
           limit.clearQueue();
           for (const settle of [...inFlight]) settle('aborted');
+          probes.abort();
         },
         finished,
       };

@@ -1,7 +1,8 @@
 // The native engine: packs endpoints for the C++ core and unpacks its batches of results.
 import { constants } from 'node:os';
 
-import type { NativeBinding } from '../binding.js';
+import type { NativeBinding, NativeProbeStep } from '../binding.js';
+import type { ProbeStep } from '../probes/types.js';
 import { NativeScanError } from '../errors.js';
 import type { Endpoint } from '../targets.js';
 import type { EngineOptions, EngineRun, RawOutcome, Scanner } from './index.js';
@@ -14,12 +15,13 @@ const errnoNames = new Map<number, string>(
   Object.entries(constants.errno).map(([name, value]) => [value, name] as [number, string]),
 );
 
-export function packEndpoints(endpoints: readonly Endpoint[]): Uint8Array {
+export function packEndpoints(endpoints: readonly Endpoint[], plans?: Uint8Array): Uint8Array {
   const buffer = new Uint8Array(endpoints.length * ENDPOINT_RECORD_SIZE);
   const view = new DataView(buffer.buffer);
   endpoints.forEach((ep, i) => {
     const at = i * ENDPOINT_RECORD_SIZE;
     buffer[at] = ep.family;
+    buffer[at + 1] = plans?.[i] ?? 0;
     view.setUint16(at + 2, ep.port);
     const bytes = ep.family === 4 ? 4 : 16;
     for (let b = 0; b < bytes; b++) {
@@ -27,6 +29,21 @@ export function packEndpoints(endpoints: readonly Endpoint[]): Uint8Array {
     }
   });
   return buffer;
+}
+
+/** Native steps carry -1 for "absent"; drop those so both engines' steps look alike. */
+function fromNativeStep(step: NativeProbeStep): ProbeStep {
+  const out: ProbeStep = { kind: step.kind, outcome: step.outcome, detail: step.detail, elapsedMs: step.elapsedMs };
+  if (step.version) {
+    out.version = step.version;
+    out.legacyHello = step.legacyHello ?? false;
+  }
+  if (step.devices) out.devices = step.devices;
+  if (step.httpStatus !== undefined && step.httpStatus >= 0) out.httpStatus = step.httpStatus;
+  if (step.grpcStatus !== undefined && step.grpcStatus >= 0) out.grpcStatus = step.grpcStatus;
+  if (step.servingStatus !== undefined && step.servingStatus >= 0) out.servingStatus = step.servingStatus;
+  if (step.grpcMessage) out.grpcMessage = step.grpcMessage;
+  return out;
 }
 
 function outcomeName(error: number): string {
@@ -38,23 +55,29 @@ function outcomeName(error: number): string {
 export function createNativeScanner(binding: NativeBinding, backend: string): Scanner {
   return {
     name: 'native',
-    start(endpoints, options: EngineOptions, onResults): EngineRun {
+    start(endpoints, options: EngineOptions, plans, onResults): EngineRun {
       let resolveFinished!: () => void;
       const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
       let stopped = false;
       let handle;
       try {
-        handle = new binding.Scan(packEndpoints(endpoints), { ...options, backend }, (records, done) => {
+        const packed = packEndpoints(endpoints, plans);
+        handle = new binding.Scan(packed, { ...options, backend }, (records, done, _aborted, reports) => {
           if (records && !stopped) {
             const words = new Int32Array(records);
             const rtts = new Float64Array(records);
+            const steps = new Map(reports?.map((r) => [r.index, r.steps]));
             const batch: RawOutcome[] = [];
             for (let r = 0; r < words.length / 4; r++) {
-              batch.push({
-                index: words[r * 4] as number,
+              const index = words[r * 4] as number;
+              const outcome: RawOutcome = {
+                index,
                 outcome: outcomeName(words[r * 4 + 1] as number),
                 rttMs: rtts[r * 2 + 1] as number,
-              });
+              };
+              const probed = steps.get(index);
+              if (probed) outcome.steps = probed.map(fromNativeStep);
+              batch.push(outcome);
             }
             onResults(batch);
           }

@@ -1,0 +1,167 @@
+// HTTP fingerprints of LLM servers (both engines use this one): Ollama (GET /api/version),
+// llama-server (GET /health, then /props for the build), vLLM and other OpenAI-compatible
+// servers (GET /v1/models, and vLLM's /version). One keep-alive connection per probe; every
+// request and the whole probe share one deadline; bodies are read up to 64 KiB.
+import { Agent, request } from 'node:http';
+import { performance } from 'node:perf_hooks';
+
+import type { Target } from './session.js';
+import type { HttpFingerprint, ProbeStep } from './types.js';
+
+const MAX_BODY = 64 * 1024;
+
+interface HttpAnswer {
+  status: number;
+  json: unknown;
+}
+
+class HttpFailure extends Error {
+  constructor(
+    readonly kind: 'silent' | 'stalled' | 'not-http' | 'connect-failed',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function get(target: Target, path: string, agent: Agent, deadline: number): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      reject(new HttpFailure('silent', `no HTTP response to GET ${path}`));
+      return;
+    }
+    let received = 0;
+    const req = request({
+      host: target.host,
+      port: target.port,
+      family: target.family,
+      path,
+      agent,
+      headers: { accept: 'application/json', 'user-agent': 'scan-backends' },
+    });
+    const timer = setTimeout(() => {
+      req.destroy(
+        received === 0
+          ? new HttpFailure('silent', `no HTTP response to GET ${path}`)
+          : new HttpFailure('stalled', `the response to GET ${path} stopped after ${received} bytes`),
+      );
+    }, left);
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (error instanceof HttpFailure) reject(error);
+      else if (error.code === 'ECONNREFUSED' || error.code === 'EHOSTUNREACH')
+        reject(new HttpFailure('connect-failed', `a new connection for the probe failed: ${error.code}`));
+      else reject(new HttpFailure('not-http', `not an HTTP server (${error.code ?? error.message})`));
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > MAX_BODY) {
+          req.destroy(new HttpFailure('stalled', `GET ${path}: body over ${MAX_BODY} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        let json: unknown;
+        try {
+          json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, json });
+      });
+      res.on('error', () => {});
+    });
+    req.end();
+  });
+}
+
+function field(json: unknown, ...path: string[]): unknown {
+  let at: unknown = json;
+  for (const key of path) {
+    if (typeof at !== 'object' || at === null) return undefined;
+    at = (at as Record<string, unknown>)[key];
+  }
+  return at;
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value.slice(0, 80) : undefined;
+}
+
+async function fingerprint(
+  target: Target,
+  agent: Agent,
+  deadline: number,
+  onlyOllama: boolean,
+): Promise<HttpFingerprint | string> {
+  const seen: string[] = [];
+  const ollama = await get(target, '/api/version', agent, deadline);
+  const ollamaVersion = text(field(ollama.json, 'version'));
+  if (ollama.status === 200 && ollamaVersion) return { product: 'ollama', version: ollamaVersion, status: 200 };
+  seen.push(`/api/version ${ollama.status}`);
+  if (onlyOllama) return `an HTTP server, not Ollama (${seen.join(', ')})`;
+
+  const health = await get(target, '/health', agent, deadline);
+  const healthStatus = text(field(health.json, 'status'));
+  const healthError = text(field(health.json, 'error', 'message'));
+  if ((health.status === 200 && healthStatus) || (health.status === 503 && healthError)) {
+    const props = health.status === 200 ? await get(target, '/props', agent, deadline) : undefined;
+    const fp: HttpFingerprint = { product: 'llama-server', status: health.status };
+    const build = text(field(props?.json, 'build_info'));
+    if (build) fp.version = build;
+    if (healthError) fp.message = healthError;
+    return fp;
+  }
+  seen.push(`/health ${health.status}`);
+
+  const models = await get(target, '/v1/models', agent, deadline);
+  const data = field(models.json, 'data');
+  if (models.status === 200 && field(models.json, 'object') === 'list' && Array.isArray(data)) {
+    const ids = data.map((m) => text(field(m, 'id'))).filter((id): id is string => id !== undefined);
+    const vllm = data.some((m) => field(m, 'owned_by') === 'vllm');
+    const fp: HttpFingerprint = { product: vllm ? 'vllm' : 'openai-compatible', status: 200, models: ids.slice(0, 16) };
+    if (vllm) {
+      const version = text(field((await get(target, '/version', agent, deadline)).json, 'version'));
+      if (version) fp.version = version;
+    }
+    return fp;
+  }
+  seen.push(`/v1/models ${models.status}`);
+  return `an HTTP server that is no known LLM server (${seen.join(', ')})`;
+}
+
+/** The HTTP probe: a fingerprint, or why there is none, within `timeoutMs`. */
+export async function httpStep(
+  target: Target,
+  timeoutMs: number,
+  onlyOllama = false,
+  signal?: AbortSignal,
+): Promise<ProbeStep> {
+  const started = performance.now();
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const onAbort = () => agent.destroy();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const step: ProbeStep = { kind: 'http', outcome: 'not-recognized', detail: '', elapsedMs: 0 };
+  try {
+    const result = await fingerprint(target, agent, started + timeoutMs, onlyOllama);
+    if (typeof result === 'string') step.detail = result;
+    else {
+      step.outcome = 'recognized';
+      step.http = result;
+    }
+  } catch (error) {
+    const failure = error instanceof HttpFailure ? error : new HttpFailure('not-http', String(error));
+    step.outcome = failure.kind === 'not-http' ? 'not-recognized' : failure.kind;
+    step.detail = failure.message;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    agent.destroy();
+  }
+  step.elapsedMs = performance.now() - started;
+  return step;
+}

@@ -1,0 +1,137 @@
+// Drives a byte-level probe session over real sockets for the JS engine: the twin of the
+// native scan worker's probe phase. A session is fed bytes and asked for bytes; the driver
+// owns the socket, the deadline and the reconnects the session asks for.
+import { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+
+import type { ProbeStep, StepOutcome } from './types.js';
+
+export type SessionAction = 'continue' | 'done' | 'reconnect';
+
+export interface ProbeSession {
+  onConnected(): Buffer;
+  onData(chunk: Buffer): { action: SessionAction; out?: Buffer };
+  onClosed(reset: boolean): SessionAction;
+  onTimeout(): void;
+  /** A request is unanswered: close with RST, never FIN (a ggml-rpc server would die). */
+  requestPending(): boolean;
+  readonly step: ProbeStep;
+}
+
+export interface Target {
+  host: string;
+  port: number;
+  family: 4 | 6;
+}
+
+/** Connects, resolving with the socket or the errno name. */
+export function connectSocket(target: Target, timeoutMs: number): Promise<Socket | string> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve('timeout');
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(error.code ?? 'UNKNOWN');
+    });
+    socket.connect({ host: target.host, port: target.port, family: target.family });
+  });
+}
+
+/**
+ * Runs `session` to its end within `timeoutMs`, on `socket` when given (already connected)
+ * or on a new connection.
+ */
+export async function driveSession(
+  session: ProbeSession,
+  target: Target,
+  timeoutMs: number,
+  socket?: Socket,
+  signal?: AbortSignal,
+): Promise<ProbeStep> {
+  const started = performance.now();
+  const deadline = started + timeoutMs;
+  const finish = (outcome?: StepOutcome, detail?: string): ProbeStep => {
+    if (outcome) {
+      session.step.outcome = outcome;
+      session.step.detail = detail ?? '';
+    }
+    session.step.elapsedMs = performance.now() - started;
+    return session.step;
+  };
+
+  let current: Socket | undefined = socket;
+  for (;;) {
+    if (signal?.aborted) {
+      current?.resetAndDestroy();
+      return finish('connect-failed', 'aborted');
+    }
+    if (!current) {
+      const left = deadline - performance.now();
+      const made = left > 0 ? await connectSocket(target, left) : 'timeout';
+      if (typeof made === 'string') {
+        return finish(
+          'connect-failed',
+          made === 'timeout'
+            ? 'a new connection for the probe did not complete in time'
+            : `a new connection for the probe failed: ${made}`,
+        );
+      }
+      current = made;
+    }
+    const action = await runConnection(session, current, deadline, signal);
+    if (action !== 'reconnect') return finish();
+    current = undefined;
+  }
+}
+
+/** One connection's worth of a session; resolves when the session ends or asks to reconnect. */
+function runConnection(
+  session: ProbeSession,
+  socket: Socket,
+  deadline: number,
+  signal: AbortSignal | undefined,
+): Promise<SessionAction> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const onAbort = () => {
+      session.onTimeout();
+      settle('done');
+    };
+    const settle = (action: SessionAction) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      socket.removeAllListeners();
+      socket.on('error', () => {}); // late errors after we let go
+      if (session.requestPending()) socket.resetAndDestroy();
+      else socket.destroy();
+      resolve(action);
+    };
+    const timer = setTimeout(
+      () => {
+        session.onTimeout();
+        settle('done');
+      },
+      Math.max(0, deadline - performance.now()),
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.on('data', (chunk: Buffer) => {
+      const { action, out } = session.onData(chunk);
+      if (out && out.length > 0 && !socket.destroyed) socket.write(out);
+      if (action !== 'continue') settle(action);
+    });
+    socket.on('end', () => settle(session.onClosed(false)));
+    socket.on('error', (error: NodeJS.ErrnoException) => settle(session.onClosed(error.code === 'ECONNRESET')));
+    socket.on('close', () => settle(session.onClosed(false)));
+    socket.write(session.onConnected());
+  });
+}
