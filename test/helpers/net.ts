@@ -30,3 +30,15 @@ export async function closedPort(host: string): Promise<number> {
 export function countFds(): number {
   return readdirSync('/proc/self/fd').length;
 }
+
+/**
+ * The descriptor count once it is back to `expected`, or after 1 s of waiting. Peers that run
+ * in this process close their end of a connection a moment after the probe closes its own,
+ * so a leak shows as a count that never comes back, not as one that is briefly higher.
+ */
+export async function settledFdCount(expected: number): Promise<number> {
+  for (let i = 0; i < 100 && countFds() !== expected; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return countFds();
+}
