@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { runDemo } from './cli/demo.js';
+import { runProbeCommand } from './cli/probe-command.js';
 import { EXIT, EnvironmentError, UsageError } from './cli/exit-codes.js';
 import { parseFormat, parseScanArgs, runScan, SCAN_USAGE } from './cli/scan-command.js';
 import type { OutputFormat } from './cli/output.js';
@@ -13,7 +14,8 @@ const USAGE = `Usage: scan-backends <command> [options]
 
 Commands:
   scan [targets...]   find open ports of LLM backends (scan --help for options)
-  demo                scan a self-contained loopback cluster on 127.0.0.0/24
+  probe HOST:PORT...  tell what answers at each address (probe --help)
+  demo                scan and probe a self-contained loopback cluster on 127.0.0.0/24
 
 Options: -h, --help; -v, --version
 `;
@@ -34,6 +36,8 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       }
       return runScan(request, signal);
     }
+    case 'probe':
+      return runProbeCommand(rest, signal);
     case 'demo': {
       const { values } = parseArgs({ args: rest, options: { format: { type: 'string' } }, strict: true });
       return runDemo(parseFormat(values.format, ['table', 'json', 'ndjson'], 'table') as OutputFormat, signal);

@@ -2,10 +2,12 @@
 export const EXIT = {
   /** At least one open port (scan) / found. */
   found: 0,
-  /** Nothing open. */
+  /** Nothing open (scan); reachable but not healthy (probe). */
   none: 1,
   usage: 2,
   environment: 3,
+  /** probe: a connection failed. */
+  connectionFailed: 4,
   /** A bug: an error the CLI does not expect. */
   internal: 70,
   interrupted: 130,

@@ -10,8 +10,22 @@ export function formatRtt(rttMs: number): string {
   return rttMs >= 100 ? `${Math.round(rttMs)} ms` : `${rttMs.toFixed(rttMs >= 10 ? 1 : 2)} ms`;
 }
 
-export function renderTable(results: readonly ScanResult[]): string {
-  const folded = results.length > TABLE_FOLD_ROWS;
+/** The probe's short summary of a result: protocol version, product version or gRPC status. */
+function detail(r: ScanResult): string {
+  if (r.rpc) {
+    const memory = r.rpc.devices.map(
+      (d) => `${(d.freeBytes / 2 ** 30).toFixed(1)}/${(d.totalBytes / 2 ** 30).toFixed(1)} GiB`,
+    );
+    return `protocol ${r.rpc.protocol}${r.rpc.compatible ? '' : ` (client ${r.rpc.client})`}, ${r.rpc.devices.length} dev${memory.length ? ` ${memory.join(' ')}` : ''}`;
+  }
+  if (r.grpc) return `${r.grpc.status}${r.grpc.service ? ` (${r.grpc.service})` : ''}`;
+  if (r.http) return `${r.http.product}${r.http.version ? ` ${r.http.version}` : ''}`;
+  return r.reason ?? '';
+}
+
+export function renderTable(results: readonly ScanResult[], fold = true): string {
+  const folded = fold && results.length > TABLE_FOLD_ROWS;
+  const probed = results.some((r) => r.service !== undefined);
   const hidden = new Map<string, number>();
   const rows: string[][] = [];
   for (const r of results) {
@@ -19,9 +33,16 @@ export function renderTable(results: readonly ScanResult[]): string {
       hidden.set(r.state, (hidden.get(r.state) ?? 0) + 1);
       continue;
     }
-    rows.push([r.host, String(r.port), r.error ? `${r.state} (${r.error})` : r.state, formatRtt(r.rttMs)]);
+    const state = r.error ? `${r.state} (${r.error})` : r.state;
+    rows.push(
+      probed
+        ? [r.host, String(r.port), state, r.service ?? '', r.health ?? '', formatRtt(r.rttMs), detail(r)]
+        : [r.host, String(r.port), state, formatRtt(r.rttMs)],
+    );
   }
-  const header = ['HOST', 'PORT', 'STATE', 'RTT'];
+  const header = probed
+    ? ['HOST', 'PORT', 'STATE', 'SERVICE', 'HEALTH', 'RTT', 'DETAIL']
+    : ['HOST', 'PORT', 'STATE', 'RTT'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells

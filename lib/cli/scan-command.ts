@@ -3,6 +3,8 @@ import { parseArgs } from 'node:util';
 
 import { scan, sortResults, type ScanOptions, type ScanReport, type ScanResult } from '../scan.js';
 import type { EngineChoice } from '../scanner/index.js';
+import { PROBE_NAMES, type ProbeName } from '../probes/types.js';
+import { parseVersion } from '../probes/verdict.js';
 import { chooseLocalSubnets } from '../targets.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';
@@ -25,6 +27,11 @@ Options:
       --threads N        native scan threads (default: 1, or one per core from 4096 targets)
       --format F         table | json | ndjson (default: table on a terminal, else ndjson)
       --open             print open ports only
+      --probe            tell what answers on each open port (see "scan-backends probe --help")
+      --service S        with --probe: auto, or probes in order: ggml-rpc,grpc,http (default auto)
+      --grpc-service N   the service the gRPC health check asks about (default: the server)
+      --probe-timeout MS each probe step's deadline (default 2000)
+      --rpc-version V    the coordinator's ggml-rpc protocol, for compatibility (default 5.1.0)
       --allow-large      allow more than 65,536 host:port pairs
       --allow-public     allow addresses outside private/loopback/link-local/CGNAT/ULA space
 
@@ -48,6 +55,37 @@ export function parseEngine(text: string | undefined): EngineChoice | undefined 
     throw new UsageError(`--engine: expected auto, native or js; got "${text}"`);
   }
   return text;
+}
+
+export const PROBE_FLAGS = {
+  service: { type: 'string' },
+  'grpc-service': { type: 'string' },
+  'probe-timeout': { type: 'string' },
+  'rpc-version': { type: 'string' },
+} as const;
+
+/** The probe options shared by `scan --probe` and `probe`. */
+export function parseProbeFlags(values: {
+  service?: string;
+  'grpc-service'?: string;
+  'probe-timeout'?: string;
+  'rpc-version'?: string;
+}): Pick<ScanOptions, 'probe' | 'grpcService' | 'probeTimeoutMs' | 'rpcVersion'> {
+  const service = values.service ?? 'auto';
+  const names = service === 'auto' ? null : service.split(',');
+  if (names && !names.every((n) => PROBE_NAMES.includes(n as ProbeName))) {
+    throw new UsageError(`--service: expected auto or a list of ${PROBE_NAMES.join(', ')}; got "${service}"`);
+  }
+  const rpcVersion = values['rpc-version'];
+  if (rpcVersion !== undefined && !parseVersion(rpcVersion)) {
+    throw new UsageError(`--rpc-version: expected major.minor.patch, got "${rpcVersion}"`);
+  }
+  return {
+    probe: names ? (names as ProbeName[]) : 'auto',
+    grpcService: values['grpc-service'],
+    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout']),
+    rpcVersion,
+  };
 }
 
 export interface ScanRunRequest {
@@ -76,10 +114,16 @@ export function parseScanArgs(argv: string[]): ScanRunRequest | 'help' {
       open: { type: 'boolean', default: false },
       'allow-large': { type: 'boolean', default: false },
       'allow-public': { type: 'boolean', default: false },
+      probe: { type: 'boolean', default: false },
+      ...PROBE_FLAGS,
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) return 'help';
+  const probeFlagged = ['service', 'grpc-service', 'probe-timeout', 'rpc-version'].find(
+    (flag) => values[flag as keyof typeof values] !== undefined,
+  );
+  if (probeFlagged && !values.probe) throw new UsageError(`--${probeFlagged} needs --probe`);
   const rate = values.rate;
   if (rate !== undefined && !(Number.isFinite(Number(rate)) && Number(rate) >= 0)) {
     throw new UsageError(`--rate: expected a number >= 0, got "${rate}"`);
@@ -96,6 +140,7 @@ export function parseScanArgs(argv: string[]): ScanRunRequest | 'help' {
     engine: parseEngine(values.engine),
     allowLarge: values['allow-large'],
     allowPublic: values['allow-public'],
+    ...(values.probe ? parseProbeFlags(values) : {}),
   };
   const format = parseFormat(values.format, ['table', 'json', 'ndjson'], process.stdout.isTTY ? 'table' : 'ndjson');
   return { targets: positionals, options, format: format as OutputFormat, openOnly: values.open };

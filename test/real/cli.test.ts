@@ -92,11 +92,13 @@ describe('scan-backends scan', () => {
 });
 
 describe('scan-backends demo', () => {
-  it('finds the two loopback backends it starts and exits 0', async () => {
+  it('finds and identifies the two loopback ggml-rpc servers it starts, and exits 0', async () => {
     const run = await runCli(['demo']);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/127\.0\.0\.45\s+50052\s+open/);
-    expect(run.stdout).toMatch(/127\.0\.0\.48\s+50052\s+open/);
+    expect(run.stdout).toMatch(
+      /127\.0\.0\.45\s+50052\s+open\s+ggml-rpc\s+serving\s+[\d.]+ ms\s+protocol 5\.0\.0, 2 dev/,
+    );
+    expect(run.stdout).toMatch(/127\.0\.0\.48\s+50052\s+open\s+ggml-rpc\s+incompatible\s+[\d.]+ ms\s+protocol 3\.6\.1/);
     expect(run.stdout).toContain('Not shown: 252 closed');
   });
 

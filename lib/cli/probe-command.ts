@@ -1,0 +1,108 @@
+// `scan-backends probe HOST:PORT...`: tell what answers at each address, and exit by the
+// worst: 4 a connection failed, 1 reachable but not healthy, 0 all serving.
+import { parseArgs } from 'node:util';
+
+import { parseAddress } from '../addresses.js';
+import { probe, selectEngine, type ScanReport, type ScanResult } from '../scan.js';
+import { DEFAULT_PORT } from '../targets.js';
+import { EXIT, UsageError } from './exit-codes.js';
+import { renderJson, renderTable } from './output.js';
+import { parseEngine, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './scan-command.js';
+
+export const PROBE_USAGE = `Usage: scan-backends probe HOST[:PORT]... [options]
+
+Connects to each address (port 50052 when none is given; [::1]:50052 for IPv6) and tells what
+answers: a llama.cpp ggml-rpc server (protocol version, compatibility, device memory), a gRPC
+service (grpc.health.v1 status), Ollama, llama-server or an OpenAI-compatible server.
+
+Options:
+      --service S        auto, or probes in order: ggml-rpc,grpc,http (default auto: by port;
+                         50052 ggml-rpc then gRPC, 11434 Ollama, others HTTP, gRPC, ggml-rpc)
+      --grpc-service N   the service the gRPC health check asks about (default: the server)
+      --rpc-version V    the coordinator's ggml-rpc protocol, for compatibility (default 5.1.0)
+      --timeout MS       connect timeout (default 1000)
+      --probe-timeout MS each probe step's deadline (default 2000)
+      --engine E         auto | native | js
+      --format F         table | json (default table)
+
+Exit: 0 all serving, 1 reachable but not healthy (busy, not-serving, incompatible, unknown),
+2 usage error, 3 environment error, 4 a connection failed.
+`;
+
+/** "host:port", "[v6]:port", "host" or "v6" (default port 50052). */
+export function parseHostPort(text: string): { host: string; port: number } {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  let host: string;
+  let portText: string | undefined;
+  if (bracketed) {
+    host = bracketed[1] as string;
+    portText = bracketed[2];
+  } else if (parseAddress(text)?.family === 6) {
+    host = text;
+  } else {
+    const colon = text.lastIndexOf(':');
+    host = colon < 0 ? text : text.slice(0, colon);
+    portText = colon < 0 ? undefined : text.slice(colon + 1);
+  }
+  if (host === '') throw new UsageError(`"${text}": no host`);
+  const port = portText === undefined ? DEFAULT_PORT : Number(portText);
+  if (portText !== undefined && (!/^\d+$/.test(portText) || port < 1 || port > 65535)) {
+    throw new UsageError(`${text}: port must be 1..65535`);
+  }
+  return { host, port };
+}
+
+export function exitCodeForProbes(results: readonly ScanResult[]): number {
+  if (results.some((r) => r.state !== 'open')) return EXIT.connectionFailed;
+  if (results.some((r) => r.health !== 'serving')) return EXIT.none;
+  return EXIT.found;
+}
+
+export async function runProbeCommand(argv: string[], signal: AbortSignal): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      ...PROBE_FLAGS,
+      timeout: { type: 'string' },
+      engine: { type: 'string' },
+      format: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(PROBE_USAGE);
+    return 0;
+  }
+  if (positionals.length === 0) throw new UsageError('probe: name at least one HOST[:PORT]');
+  const format = parseFormat(values.format, ['table', 'json'], 'table');
+  const targets = positionals.map(parseHostPort);
+  const { probe: service, ...probeOptions } = parseProbeFlags(values);
+  const engine = parseEngine(values.engine);
+  const selection = selectEngine(engine);
+  if (selection.fallbackReason)
+    process.stderr.write(`scan-backends: using the js engine: ${selection.fallbackReason}\n`);
+  const timeoutMs = parseInteger('--timeout', values.timeout);
+  const started = performance.now();
+  let results: ScanResult[];
+  try {
+    results = await Promise.all(
+      targets.map(({ host, port }) =>
+        probe(host, port, { ...probeOptions, service: service || 'auto', engine, timeoutMs, signal }),
+      ),
+    );
+  } catch (error) {
+    if (!signal.aborted) throw error;
+    process.stderr.write('scan-backends: interrupted\n');
+    return EXIT.interrupted;
+  }
+  const report: ScanReport = {
+    schema: 1,
+    engine: selection.scanner.name,
+    elapsedMs: Math.round(performance.now() - started),
+    results,
+  };
+  process.stdout.write(format === 'json' ? renderJson(report) : renderTable(results, false));
+  return exitCodeForProbes(results);
+}
