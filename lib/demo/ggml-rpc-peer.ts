@@ -81,7 +81,8 @@ export async function startGgmlRpcPeer(options: PeerOptions): Promise<GgmlRpcPee
   let dead = false;
 
   const waitedSockets = new WeakSet<Socket>();
-  const server: Server = createServer({ pauseOnConnect: true }, (socket) => {
+  // allowHalfOpen: a client's FIN must not close our side, so a half-closed client can read replies.
+  const server: Server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
     if (serving) waitedSockets.add(socket);
     all.add(socket);
     socket.on('close', () => all.delete(socket));
@@ -110,10 +111,6 @@ export async function startGgmlRpcPeer(options: PeerOptions): Promise<GgmlRpcPee
     });
   }
 
-  // A connection that waited behind another may hold a request and a FIN that arrived
-  // meanwhile; its first request is answered after a short pause so that FIN is seen first.
-  const QUEUED_FIN_WINDOW_MS = 10;
-
   function serve(socket: Socket, waited: boolean, done: () => void): void {
     let buffer = Buffer.alloc(0);
     let helloDone = false;
@@ -125,14 +122,26 @@ export async function startGgmlRpcPeer(options: PeerOptions): Promise<GgmlRpcPee
       log.push(event);
       if (how === 'reset') socket.resetAndDestroy();
       else if (how === 'fin') socket.end(() => socket.destroy());
+      else socket.destroy(); // the client closed first
       done();
     };
     // The real server closes with unread bytes in its buffer, which the kernel turns into RST.
     const close = (event: string, unread: number) => finish(unread > 0 ? 'reset' : 'fin', event);
+    let answeredAfterFin = false;
     const send = (data: Buffer) => {
-      // Writing to a peer that already closed kills the real server (no SIGPIPE handling).
-      if (clientEnded) die('SIGPIPE answering a client that had closed');
-      else socket.write(reply(data));
+      const framed = reply(data);
+      if (!clientEnded) {
+        socket.write(framed);
+        return;
+      }
+      // Like the real server, the header and the body go out in two sends: a client that
+      // closed fully answers the first with RST, and the second raises EPIPE, which the
+      // real server does not ignore: it dies of SIGPIPE. A half-closed client reads both.
+      answeredAfterFin = true;
+      socket.write(framed.subarray(0, 8));
+      setTimeout(() => {
+        if (!socket.destroyed) socket.write(framed.subarray(8));
+      }, 5);
     };
     const handle = () => {
       while (!finished && !dead && buffer.length >= 9) {
@@ -183,27 +192,33 @@ export async function startGgmlRpcPeer(options: PeerOptions): Promise<GgmlRpcPee
     let firstRead = waited;
     socket.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
+      // A connection that waited behind another may have closed meanwhile: the kernel knows
+      // (CLOSE_WAIT) before Node reports the end of the stream.
       if (firstRead) {
         firstRead = false;
-        setTimeout(handle, QUEUED_FIN_WINDOW_MS);
-      } else {
-        setImmediate(handle);
+        if (peerSentFin(socket)) clientEnded = true;
       }
+      setImmediate(handle);
     });
     socket.on('end', () => {
-      if (!peerSentFin(socket)) {
+      if (!clientEnded && !peerSentFin(socket)) {
         finish('closed', 'reset'); // recv() fails with ECONNRESET: nothing is answered
         return;
       }
       clientEnded = true;
       setImmediate(() => {
         handle();
-        finish('closed', 'closed');
+        // A reply sent into the closed connection fails a moment later, as for the real server.
+        setTimeout(() => finish('closed', 'closed'), answeredAfterFin ? 50 : 0);
       });
     });
-    socket.on('error', (error: NodeJS.ErrnoException) =>
-      finish('closed', error.code === 'ECONNRESET' ? 'reset' : `error ${error.code}`),
-    );
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (answeredAfterFin && (error.code === 'EPIPE' || error.code === 'ECONNRESET')) {
+        die('SIGPIPE answering a client that had closed');
+        return;
+      }
+      finish('closed', error.code === 'ECONNRESET' ? 'reset' : `error ${error.code}`);
+    });
     socket.resume();
   }
 

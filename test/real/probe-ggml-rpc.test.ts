@@ -97,15 +97,30 @@ describe.each(['native', 'js'] as const)('ggml-rpc probe, %s engine', (engine) =
 });
 
 describe('the ggml-rpc peer itself', () => {
-  it('dies like the real server when a client closes with FIN while its HELLO is queued (the hazard the probe avoids)', async () => {
+  // Both behaviours were seen on a real 3.6.1 server built from ggml (2026-11-23).
+  it('dies like the real server when a client sends HELLO and closes fully (FIN) while queued: the hazard the probe avoids', async () => {
     const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.126' });
     const holder = await holdServer('127.0.0.126', peer.port);
     const careless = new Socket();
+    careless.on('error', () => {});
     await new Promise<void>((resolve) => careless.connect(peer.port, '127.0.0.126', resolve));
-    careless.end(CAPS_HELLO); // HELLO, then FIN: what a naive probe does on timeout
+    careless.write(CAPS_HELLO, () => careless.destroy()); // what a naive probe does on timeout
     await new Promise((resolve) => setTimeout(resolve, 50));
     holder.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 200));
     expect(peer.dead).toBe(true);
+  });
+
+  it('survives a client that only half-closes: it can still read the reply', async () => {
+    const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.129' });
+    const holder = await holdServer('127.0.0.129', peer.port);
+    const polite = new Socket();
+    await new Promise<void>((resolve) => polite.connect(peer.port, '127.0.0.129', resolve));
+    polite.end(CAPS_HELLO);
+    const answer = new Promise<Buffer>((resolve) => polite.once('data', resolve));
+    holder.destroy();
+    expect((await answer).readBigUInt64LE(0)).toBe(28n);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(peer.dead).toBe(false);
   });
 });
