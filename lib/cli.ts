@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 
 import { runDemo } from './cli/demo.js';
 import { runProbeCommand } from './cli/probe-command.js';
+import { runResolveCommand } from './cli/resolve-command.js';
 import { EXIT, EnvironmentError, UsageError } from './cli/exit-codes.js';
 import { parseFormat, parseScanArgs, runScan, SCAN_USAGE } from './cli/scan-command.js';
 import type { OutputFormat } from './cli/output.js';
@@ -15,6 +16,8 @@ const USAGE = `Usage: scan-backends <command> [options]
 Commands:
   scan [targets...]   find open ports of LLM backends (scan --help for options)
   probe HOST:PORT...  tell what answers at each address (probe --help)
+  resolve             the live RPC backends for a coordinator, from process, config,
+                      scan and Redis (resolve --help)
   demo                scan and probe a self-contained loopback cluster on 127.0.0.0/24
 
 Options: -h, --help; -v, --version
@@ -38,6 +41,8 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
     }
     case 'probe':
       return runProbeCommand(rest, signal);
+    case 'resolve':
+      return runResolveCommand(rest, signal);
     case 'demo': {
       const { values } = parseArgs({ args: rest, options: { format: { type: 'string' } }, strict: true });
       return runDemo(parseFormat(values.format, ['table', 'json', 'ndjson'], 'table') as OutputFormat, signal);

@@ -57,6 +57,14 @@ export class NativeScanError extends ScanBackendsError {
   }
 }
 
+/** A source the caller required (--require-redis) could not be used. */
+export class SourceUnavailableError extends ScanBackendsError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'SB_SOURCE_UNAVAILABLE', options);
+    this.name = 'SourceUnavailableError';
+  }
+}
+
 /** A scan stopped by its deadline. A caller's own AbortSignal rejects with its own reason. */
 export class ScanAbortedError extends ScanBackendsError {
   constructor(message: string) {

@@ -28,4 +28,15 @@ export {
   NativeUnavailableError,
   NativeScanError,
   ScanAbortedError,
+  SourceUnavailableError,
 } from './errors.js';
+export {
+  resolveBackends,
+  MAX_COORDINATOR_BACKENDS,
+  parseConfig,
+  parseRpcList,
+  SOURCE_NAMES,
+} from './resolver/index.js';
+export type { ResolveOptions } from './resolver/index.js';
+export type { Backend, Candidate, Dropped, Resolution, SourceName, SourceReport } from './resolver/types.js';
+export { parseHostPort, formatHostPort } from './host-port.js';

@@ -160,11 +160,12 @@ export class ScanJob implements AsyncIterable<ScanResult> {
   /** How many host:port pairs the job holds, once its targets are resolved. */
   targetCount: number | undefined;
   readonly #scanner: Scanner;
-  readonly #targets: string | readonly string[];
+  readonly #targets: string | readonly string[] | { endpoints: readonly Endpoint[] };
   readonly #options: ScanOptions;
   #started = false;
 
-  constructor(targets: string | readonly string[], options: ScanOptions = {}) {
+  /** Targets in the target grammar, or endpoints already resolved (the resolver's candidates). */
+  constructor(targets: string | readonly string[] | { endpoints: readonly Endpoint[] }, options: ScanOptions = {}) {
     const selection = selectEngine(options.engine, options.backend);
     this.#scanner = selection.scanner;
     this.engine = selection.scanner.name;
@@ -178,7 +179,11 @@ export class ScanJob implements AsyncIterable<ScanResult> {
     this.#started = true;
     const { signal, deadlineMs } = this.#options;
     signal?.throwIfAborted();
-    const endpoints = await resolveTargets(this.#targets, this.#options);
+    const targets = this.#targets;
+    const endpoints =
+      typeof targets === 'object' && 'endpoints' in targets
+        ? targets.endpoints
+        : await resolveTargets(targets, this.#options);
     this.targetCount = endpoints.length;
     const options = engineOptions(this.#options, fdLimit(), endpoints.length);
     signal?.throwIfAborted();

@@ -2,9 +2,8 @@
 // worst: 4 a connection failed, 1 reachable but not healthy, 0 all serving.
 import { parseArgs } from 'node:util';
 
-import { parseAddress } from '../addresses.js';
+import { parseHostPort, type HostPort } from '../host-port.js';
 import { probe, selectEngine, type ScanReport, type ScanResult } from '../scan.js';
-import { DEFAULT_PORT } from '../targets.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { renderJson, renderTable } from './output.js';
 import { parseEngine, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './scan-command.js';
@@ -29,27 +28,11 @@ Exit: 0 all serving, 1 reachable but not healthy (busy, not-serving, incompatibl
 2 usage error, 3 environment error, 4 a connection failed.
 `;
 
-/** "host:port", "[v6]:port", "host" or "v6" (default port 50052). */
-export function parseHostPort(text: string): { host: string; port: number } {
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  let host: string;
-  let portText: string | undefined;
-  if (bracketed) {
-    host = bracketed[1] as string;
-    portText = bracketed[2];
-  } else if (parseAddress(text)?.family === 6) {
-    host = text;
-  } else {
-    const colon = text.lastIndexOf(':');
-    host = colon < 0 ? text : text.slice(0, colon);
-    portText = colon < 0 ? undefined : text.slice(colon + 1);
-  }
-  if (host === '') throw new UsageError(`"${text}": no host`);
-  const port = portText === undefined ? DEFAULT_PORT : Number(portText);
-  if (portText !== undefined && (!/^\d+$/.test(portText) || port < 1 || port > 65535)) {
-    throw new UsageError(`${text}: port must be 1..65535`);
-  }
-  return { host, port };
+function parseTarget(text: string): HostPort {
+  const parsed = parseHostPort(text);
+  if (typeof parsed === 'string') throw new UsageError(`${text}: ${parsed}`);
+  if (parsed.port === 0) throw new UsageError(`${text}: port must be 1..65535`);
+  return parsed;
 }
 
 export function exitCodeForProbes(results: readonly ScanResult[]): number {
@@ -77,7 +60,7 @@ export async function runProbeCommand(argv: string[], signal: AbortSignal): Prom
   }
   if (positionals.length === 0) throw new UsageError('probe: name at least one HOST[:PORT]');
   const format = parseFormat(values.format, ['table', 'json'], 'table');
-  const targets = positionals.map(parseHostPort);
+  const targets = positionals.map(parseTarget);
   const { probe: service, ...probeOptions } = parseProbeFlags(values);
   const engine = parseEngine(values.engine);
   const selection = selectEngine(engine);

@@ -1,0 +1,163 @@
+// `scan-backends resolve`: the live RPC backends for a coordinator, and where each came from.
+// `--format rpc` prints exactly what llama-server's --rpc takes.
+import { parseArgs } from 'node:util';
+
+import { formatHostPort } from '../host-port.js';
+import { resolveBackends, type ResolveOptions } from '../resolver/index.js';
+import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
+import { EXIT, UsageError } from './exit-codes.js';
+import { formatRtt } from './output.js';
+import { parseEngine, parseFormat, parseInteger } from './scan-command.js';
+
+export const RESOLVE_USAGE = `Usage: scan-backends resolve [options]
+
+The live ggml-rpc backends for a coordinator, from a priority chain of sources:
+  process  a running llama-server/llama-cli (or any process) started with --rpc
+  config   rpc_backends.conf: one host[:port] a line (--config, $SCAN_BACKENDS_CONFIG,
+           ./rpc_backends.conf, $XDG_CONFIG_HOME/scan-backends/, /etc/scan-backends/)
+  scan     a network scan (--subnet, default the local private subnets; -p, default 50052)
+  redis    a shared registry of verified backends (--redis URL or $SCAN_BACKENDS_REDIS)
+Every candidate is connected to and asked HELLO before it is returned; the first source with
+a live backend wins. Verified backends are written to Redis when a URL is given.
+
+Options:
+      --sources LIST     sources in order (default process,config,scan,redis)
+      --merge            the union of every source, each backend listing its sources
+      --no-verify        return candidates unchecked, marked verified: false
+      --config FILE      the config file to read
+      --strict           a bad config line is an error, not a warning
+      --subnet T         what the scan source scans (scan target grammar)
+  -p, --ports P          ports the scan source scans (default 50052)
+      --redis URL        redis://host:port
+      --redis-ttl S      seconds a recorded backend lives unless seen again (default 300)
+      --redis-prefix P   key prefix (default scan-backends:)
+      --require-redis    Redis down is an error (exit 3)
+      --timeout MS       connect timeout (default 1000)
+      --probe-timeout MS HELLO deadline (default 2000)
+      --rpc-version V    the coordinator's ggml-rpc protocol (default 5.1.0)
+      --engine E         auto | native | js
+      --explain          say on stderr what each source did and why each candidate was kept or dropped
+      --format F         table | json | ndjson | rpc (default: table on a terminal, else json)
+
+  llama-server --rpc "$(scan-backends resolve --format rpc)" ...
+
+Exit: 0 found, 1 none, 2 usage error, 3 environment error, 130 interrupted.
+`;
+
+export function renderRpcList(backends: readonly Backend[]): string {
+  return `${backends.map(formatHostPort).join(',')}\n`;
+}
+
+function renderTable(resolution: Resolution): string {
+  const rows = resolution.backends.map((b) => [
+    formatHostPort(b),
+    b.health ?? (b.verified ? 'verified' : 'unverified'),
+    b.rpc ? b.rpc.protocol : '',
+    b.sources.join(','),
+    b.rttMs === undefined ? '' : formatRtt(b.rttMs),
+  ]);
+  const header = ['BACKEND', 'HEALTH', 'PROTOCOL', 'SOURCES', 'RTT'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+}
+
+export function explain(resolution: Resolution): string {
+  const lines: string[] = [];
+  for (const s of resolution.sources) {
+    const kept = resolution.backends.filter((b) => b.sources.includes(s.name));
+    lines.push(`${s.name}: ${s.status}${s.found ? `, ${s.found} named` : ''}${s.message ? ` (${s.message})` : ''}`);
+    for (const w of s.warnings ?? []) lines.push(`  warning ${w}`);
+    for (const b of kept)
+      lines.push(
+        `  kept ${formatHostPort(b)}: ${b.verified ? `ggml-rpc ${b.rpc?.protocol ?? ''} ${b.health ?? ''}`.trim() : 'not verified'}`,
+      );
+    for (const d of s.dropped) lines.push(`  dropped ${formatHostPort(d)}: ${d.reason}`);
+  }
+  for (const w of resolution.warnings) lines.push(`warning: ${w}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export async function runResolveCommand(argv: string[], signal: AbortSignal): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    allowPositionals: false,
+    strict: true,
+    options: {
+      sources: { type: 'string' },
+      merge: { type: 'boolean', default: false },
+      'no-verify': { type: 'boolean', default: false },
+      config: { type: 'string' },
+      strict: { type: 'boolean', default: false },
+      subnet: { type: 'string', multiple: true },
+      ports: { type: 'string', short: 'p', multiple: true },
+      redis: { type: 'string' },
+      'redis-ttl': { type: 'string' },
+      'redis-prefix': { type: 'string' },
+      'require-redis': { type: 'boolean', default: false },
+      timeout: { type: 'string' },
+      'probe-timeout': { type: 'string' },
+      'rpc-version': { type: 'string' },
+      engine: { type: 'string' },
+      explain: { type: 'boolean', default: false },
+      format: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(RESOLVE_USAGE);
+    return 0;
+  }
+  const format = parseFormat(
+    values.format,
+    ['table', 'json', 'ndjson', 'rpc'],
+    process.stdout.isTTY ? 'table' : 'json',
+  );
+  let sources: SourceName[] | undefined;
+  if (values.sources !== undefined) {
+    sources = values.sources.split(',').map((s) => s.trim()) as SourceName[];
+    const unknown = sources.find((s) => !SOURCE_NAMES.includes(s));
+    if (unknown !== undefined || sources.length === 0) {
+      throw new UsageError(`--sources: expected a list of ${SOURCE_NAMES.join(', ')}; got "${values.sources}"`);
+    }
+  }
+  const ttl = parseInteger('--redis-ttl', values['redis-ttl']);
+  if (ttl === 0) throw new UsageError('--redis-ttl: must be at least 1 second');
+  const options: ResolveOptions = {
+    sources,
+    merge: values.merge,
+    verify: !values['no-verify'],
+    configPath: values.config,
+    strict: values.strict,
+    subnet: values.subnet,
+    ports: values.ports?.join(','),
+    redisUrl: values.redis,
+    redisTtlSeconds: ttl,
+    redisPrefix: values['redis-prefix'],
+    requireRedis: values['require-redis'],
+    timeoutMs: parseInteger('--timeout', values.timeout),
+    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout']),
+    rpcVersion: values['rpc-version'],
+    engine: parseEngine(values.engine),
+    signal,
+  };
+  let resolution: Resolution;
+  try {
+    resolution = await resolveBackends(options);
+  } catch (error) {
+    if (!signal.aborted) throw error;
+    process.stderr.write('scan-backends: interrupted\n');
+    return EXIT.interrupted;
+  }
+  if (values.explain) process.stderr.write(explain(resolution));
+  else for (const w of resolution.warnings) process.stderr.write(`scan-backends: warning: ${w}\n`);
+  if (format === 'rpc') process.stdout.write(renderRpcList(resolution.backends));
+  else if (format === 'json') process.stdout.write(`${JSON.stringify({ schema: 1, ...resolution })}\n`);
+  else if (format === 'ndjson') for (const b of resolution.backends) process.stdout.write(`${JSON.stringify(b)}\n`);
+  else process.stdout.write(renderTable(resolution));
+  return resolution.backends.length > 0 ? EXIT.found : EXIT.none;
+}
