@@ -17,7 +17,8 @@ for (const file of process.argv.slice(2)) {
   }
   const report = JSON.parse(readFileSync(file, 'utf8'));
   passed += report.numPassedTests;
-  failed += report.numFailedTests + (report.numFailedTestSuites ?? 0);
+  // A file that fails to load has no failed test, only a failed suite: count it once.
+  failed += report.numFailedTests || (report.numFailedTestSuites ?? 0);
   skipped += report.numPendingTests + report.numTodoTests;
 }
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);

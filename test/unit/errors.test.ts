@@ -9,6 +9,7 @@ import {
   NativeUnavailableError,
   ScanAbortedError,
   ScanBackendsError,
+  SourceUnavailableError,
 } from '../../lib/errors.js';
 
 // Every error class with the name and code the README promises. Codes are the contract.
@@ -42,6 +43,12 @@ const table: [error: ScanBackendsError, name: string, code: string, message: str
     'AbortError',
     'SB_ABORTED',
     'scan deadline of 200 ms reached',
+  ],
+  [
+    new SourceUnavailableError('Redis unavailable at redis://127.0.0.1:1'),
+    'SourceUnavailableError',
+    'SB_SOURCE_UNAVAILABLE',
+    'Redis unavailable at redis://127.0.0.1:1',
   ],
 ];
 
