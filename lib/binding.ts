@@ -55,12 +55,17 @@ let cached: BindingLoad | undefined;
 // lib/ and dist/ both sit one level below the package root, where binding.gyp and prebuilds/ are.
 const packageRoot = fileURLToPath(new URL('..', import.meta.url));
 
+/**
+ * SCAN_BACKENDS_ADDON_PATH names a .node file to load instead (the sanitizer build of
+ * `npm run test:asan`); otherwise node-gyp-build picks build/Release, then prebuilds/.
+ */
 export function loadBinding(): BindingLoad {
   if (!cached) {
     try {
       const require = createRequire(import.meta.url);
+      const explicit = process.env.SCAN_BACKENDS_ADDON_PATH;
       const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
-      cached = { binding: nodeGypBuild(packageRoot) };
+      cached = { binding: explicit ? (require(explicit) as NativeBinding) : nodeGypBuild(packageRoot) };
     } catch (error) {
       cached = { error: error instanceof Error ? error : new Error(String(error)) };
     }

@@ -260,6 +260,9 @@ class Scan : public Napi::ObjectWrap<Scan> {
     job->tsfn_ =
         ResultsTsfn::New(env, info[2].As<Napi::Function>(), "scan_backends.scan", 0, 1, job.get(),
                          [](Napi::Env, void*, ScanJob* j) { j->self_.reset(); });
+    // The TSFN's finalizer owns the job from here on, whatever happens next: it runs later,
+    // on this thread, even when the scan fails to start below.
+    job->self_ = job;
     int sys_error = 0;
     const sb::Status st =
         sb::ConnectScan::start(std::move(endpoints), options, job.get(), &job->scan_, &sys_error);
@@ -268,7 +271,6 @@ class Scan : public Napi::ObjectWrap<Scan> {
       make_error(env, st, sys_error, "").ThrowAsJavaScriptException();
       return;
     }
-    job->self_ = job;
     // Registered after the TSFN, so it runs before the TSFN's own teardown (reverse order).
     napi_add_env_cleanup_hook(env, ScanJob::on_env_cleanup, job.get());
     job->hook_registered_ = true;

@@ -21,16 +21,18 @@ fi
 [ -d node_modules ] || npm ci
 
 npm run --silent lint
-npm run --silent build >/dev/null
+# Packing builds everything: prepare compiles dist/, prepack the prebuild (and build/Release).
+# The package test installs this tarball.
+rm -rf .pack && npm pack --silent --pack-destination .pack >/dev/null
 
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 status=0
 
 # The C++ core's own tests, under AddressSanitizer and UBSan.
-cmake -S . -B build/core -DSB_ASAN=ON >/dev/null
-cmake --build build/core -j2 >/dev/null
-build/core/core_test >"$reports/core.txt" 2>&1 || status=1
+cmake -S . -B cmake-build/core -DSB_ASAN=ON >/dev/null
+cmake --build cmake-build/core -j2 >/dev/null
+cmake-build/core/core_test >"$reports/core.txt" 2>&1 || status=1
 cat "$reports/core.txt"
 npx --no-install vitest run --project unit --project real \
   --reporter=default --reporter=json --outputFile.json="$reports/host.json" || status=1
