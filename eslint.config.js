@@ -2,7 +2,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'prebuilds/', 'node_modules/', 'bench/node_modules/', 'bench/results/', '.pack/', 'cmake-build/'] },
+  {
+    ignores: [
+      'dist/',
+      'build/',
+      'prebuilds/',
+      'node_modules/',
+      'bench/node_modules/',
+      'bench/results/',
+      '.pack/',
+      'cmake-build/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
