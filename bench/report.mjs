@@ -1,0 +1,186 @@
+// Turns a bench run into results: JSON per scenario, one markdown table with the goals marked
+// met or not, and one SVG chart (Vega). Ratios are against the native engine in the same run.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import * as vega from 'vega';
+
+const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
+
+const row = (scenario, name) => scenario?.rows.find((r) => r.contender === name);
+const byPrefix = (scenario, prefix) => scenario?.rows.filter((r) => r.contender.startsWith(prefix)) ?? [];
+const fmtMs = (ms) => (ms >= 100 ? `${Math.round(ms)} ms` : `${ms.toFixed(1)} ms`);
+const fmtRate = (n) => (n >= 1000 ? `${(n / 1000).toFixed(1)}k/s` : `${n.toFixed(0)}/s`);
+
+/** The goals of the bench issue, each with the figures that decide it. */
+export function goals(scenarios, timeoutMs) {
+  const S1 = scenarios.find((s) => s.key === 'S1');
+  const S3 = scenarios.find((s) => s.key === 'S3');
+  const S4 = scenarios.find((s) => s.key === 'S4');
+  const out = [];
+  const add = (scenario, goal, met, figures) => out.push({ scenario, goal, met, figures });
+  const native1 = row(S1, 'scan-backends native');
+  if (native1) {
+    add(
+      'S1',
+      `native wall <= 1.05 x the ${timeoutMs} ms timeout`,
+      native1.medianMs <= 1.05 * timeoutMs,
+      fmtMs(native1.medianMs),
+    );
+    const py = row(S1, 'python baseline (50 threads)');
+    if (py)
+      add(
+        'S1',
+        '>= 5.5x faster than the Python baseline',
+        py.medianMs / native1.medianMs >= 5.5,
+        `${(py.medianMs / native1.medianMs).toFixed(1)}x`,
+      );
+    const nmap = row(S1, 'nmap -sT, fixed 1 s timeout');
+    if (nmap)
+      add(
+        'S1',
+        'ahead of nmap in its best fixed-timeout tuning',
+        native1.medianMs < nmap.medianMs,
+        `${fmtMs(native1.medianMs)} vs ${fmtMs(nmap.medianMs)}`,
+      );
+  }
+  const native3 = row(S3, 'scan-backends native');
+  if (native3) {
+    const nmaps = byPrefix(S3, 'nmap');
+    if (nmaps.length) {
+      const best = Math.max(...nmaps.map((r) => r.targetsPerS));
+      add(
+        'S3',
+        '>= 1.3x nmap -sT targets/s',
+        native3.targetsPerS >= 1.3 * best,
+        `${fmtRate(native3.targetsPerS)} vs ${fmtRate(best)} (${(native3.targetsPerS / best).toFixed(2)}x)`,
+      );
+    }
+    const js = row(S3, 'scan-backends js');
+    if (js) {
+      add(
+        'S3',
+        '>= 3x the JS twin',
+        native3.targetsPerS >= 3 * js.targetsPerS,
+        `${(native3.targetsPerS / js.targetsPerS).toFixed(2)}x`,
+      );
+      add('S3', 'the JS twin is correct on S3', js.correct, js.correct ? 'every verdict right' : 'wrong');
+    }
+    const floor = S3.rows.find((r) => r.contender.startsWith('C floor') && !r.contender.endsWith('1 process'));
+    if (floor)
+      add(
+        'S3',
+        '>= 0.8x the one-process-per-core floor',
+        native3.targetsPerS >= 0.8 * floor.targetsPerS,
+        `${(native3.targetsPerS / floor.targetsPerS).toFixed(2)}x`,
+      );
+    const cpuUs = (native3.cpuMs * 1000) / S3.targets;
+    add('S3', 'CPU per target <= 25 us', cpuUs <= 25, `${cpuUs.toFixed(1)} us`);
+    add(
+      'S3',
+      'peak RSS of the node process <= 60 MB',
+      native3.peakRssMiB <= 60,
+      `${native3.peakRssMiB.toFixed(1)} MiB`,
+    );
+  }
+  const probed = row(S4, 'scan-backends native + probe');
+  const single = row(S4, 'scan-backends native, probe of one server');
+  const connect = row(S4, 'scan-backends native, connect only');
+  if (probed?.scanMs !== undefined && single?.scanMs !== undefined && connect?.scanMs !== undefined) {
+    const bound = 2 * single.scanMs + connect.scanMs;
+    add(
+      'S4',
+      'scan + verify of 254 < 2 x one probe + the connect scan',
+      probed.scanMs < bound,
+      `${probed.scanMs} ms vs ${bound} ms`,
+    );
+  }
+  return out;
+}
+
+export function markdown(run) {
+  const lines = [
+    `Measured ${run.date} on ${run.machine.cpu}, ${run.machine.cores} cores, Linux ${run.machine.kernel}, Node ${run.machine.node}; inside \`unshare -rn\` (loopback only), connect timeout ${run.timeoutMs} ms, ${run.reps} runs each. Ratios are wall-time ratios to the native engine in the same run (higher is slower).`,
+    '',
+  ];
+  for (const s of run.scenarios) {
+    const native = s.rows.find((r) => r.contender.startsWith('scan-backends native'));
+    lines.push(`**${s.scenario}** (${s.grid})`, '');
+    lines.push('| contender | correct | median | min | CPU | peak RSS | targets/s | vs native |');
+    lines.push('|---|---|---|---|---|---|---|---|');
+    for (const r of s.rows) {
+      const ratio = native ? `${(r.medianMs / native.medianMs).toFixed(2)}x` : '';
+      lines.push(
+        `| ${r.contender} | ${r.correct ? 'yes' : '**no**'} | ${fmtMs(r.medianMs)} | ${fmtMs(r.minMs)} | ${fmtMs(r.cpuMs)} | ${r.peakRssMiB.toFixed(0)} MiB | ${fmtRate(r.targetsPerS)} | ${ratio} |`,
+      );
+    }
+    lines.push('');
+  }
+  lines.push('| goal | scenario | met | figures |', '|---|---|---|---|');
+  for (const g of goals(run.scenarios, run.timeoutMs))
+    lines.push(`| ${g.goal} | ${g.scenario} | ${g.met ? 'met' : '**not met**'} | ${g.figures} |`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** A horizontal bar chart of S1 median wall time (log scale), made with Vega. */
+async function chart(run) {
+  const s1 = run.scenarios.find((s) => s.key === 'S1');
+  if (!s1) return undefined;
+  const values = s1.rows.map((r) => ({ contender: r.contender, ms: r.medianMs, ours: r.ours }));
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega/v5.json',
+    width: 520,
+    height: 24 * values.length,
+    padding: 8,
+    title: { text: `S1 seed /24, median wall time (ms, log scale), ${run.date}` },
+    data: [{ name: 'rows', values }],
+    scales: [
+      {
+        name: 'y',
+        type: 'band',
+        domain: { data: 'rows', field: 'contender', sort: { field: 'ms', op: 'min' } },
+        range: 'height',
+        padding: 0.2,
+      },
+      { name: 'x', type: 'log', domain: { data: 'rows', field: 'ms' }, range: 'width', nice: true },
+      { name: 'color', type: 'ordinal', domain: [true, false], range: ['#1f77b4', '#aaaaaa'] },
+    ],
+    axes: [
+      { orient: 'left', scale: 'y' },
+      { orient: 'bottom', scale: 'x', title: 'ms' },
+    ],
+    marks: [
+      {
+        type: 'rect',
+        from: { data: 'rows' },
+        encode: {
+          enter: {
+            y: { scale: 'y', field: 'contender' },
+            height: { scale: 'y', band: 1 },
+            x: { scale: 'x', value: 1 },
+            x2: { scale: 'x', field: 'ms' },
+            fill: { scale: 'color', field: 'ours' },
+          },
+        },
+      },
+    ],
+  };
+  const view = new vega.View(vega.parse(spec), { renderer: 'none' });
+  return view.toSVG();
+}
+
+export async function writeResults(run) {
+  for (const s of run.scenarios) {
+    writeFileSync(
+      join(RESULTS, `${run.date}-${s.key}.json`),
+      `${JSON.stringify({ ...run, scenarios: undefined, scenario: s }, null, 2)}\n`,
+    );
+  }
+  const table = markdown(run);
+  writeFileSync(join(RESULTS, `${run.date}-summary.md`), table);
+  const svg = await chart(run);
+  if (svg) writeFileSync(join(RESULTS, `${run.date}-s1-wall.svg`), svg);
+  console.log(`\n${table}`);
+  console.log(`results: bench/results/${run.date}-*.json, -summary.md${svg ? ', -s1-wall.svg' : ''}`);
+}
