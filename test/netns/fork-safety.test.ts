@@ -108,7 +108,9 @@ describe('1,000 scans started and aborted in a loop', () => {
         `${engine}: 1,000 start/abort rounds: fds ${fds} -> ${countFds()}, RSS +${grownMiB.toFixed(1)} MiB over the last 900`,
       );
       expect(countFds()).toBe(fds);
-      expect(grownMiB).toBeLessThan(32);
+      // AddressSanitizer keeps freed memory in quarantine (256 MiB by default), so RSS says
+      // nothing about leaks under npm run test:asan; descriptors still must come back.
+      if (!(process.env.LD_PRELOAD ?? '').includes('libasan')) expect(grownMiB).toBeLessThan(32);
     }, 120_000);
   }
 });
