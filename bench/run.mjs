@@ -5,7 +5,7 @@
 //
 // usage: node bench/run.mjs [--quick] [--scenario S1,S3] [--reps N]
 //   --quick  S1 and S2, one repetition, correctness only (what CI runs)
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -204,11 +204,18 @@ async function startScenario(scenario) {
     stops.push(() => new Promise((resolve) => server.close(resolve)));
   }
   if (scenario.peers) {
-    const { startGgmlRpcPeer } = await import('../dist/demo/ggml-rpc-peer.js');
-    for (let i = 1; i <= 254; i++) {
-      const peer = await startGgmlRpcPeer({ generation: '5.x', host: `127.0.0.${i}`, port: PORT });
-      stops.push(() => peer.close());
-    }
+    const peers = spawn(process.execPath, [join(BENCH, 'peers.mjs')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise((resolve, reject) => {
+      peers.stdout.once('data', resolve);
+      peers.once('exit', (code) => reject(new Error(`peers exited with ${code}`)));
+    });
+    stops.push(
+      () =>
+        new Promise((resolve) => {
+          peers.once('exit', resolve);
+          peers.stdin.end();
+        }),
+    );
   }
   return () => Promise.all(stops.map((stop) => stop()));
 }

@@ -189,8 +189,8 @@ export class ScanJob implements AsyncIterable<ScanResult> {
     signal?.throwIfAborted();
 
     const probing = Boolean(this.#options.probe);
-    const chains = endpoints.map((ep) => chainFor(ep.port, this.#options.probe));
-    const split = chains.map(splitChain);
+    // Per-endpoint chains only when probing: a /16 connect scan needs none of them.
+    const split = probing ? endpoints.map((ep) => splitChain(chainFor(ep.port, this.#options.probe))) : [];
     const plans = probing ? Uint8Array.from(split, (c) => c.plan) : undefined;
     const verdictContext: VerdictContext = {
       rpcClientVersion: this.#options.rpcVersion ?? NEWEST_RPC_PROTOCOL,
@@ -361,7 +361,24 @@ export async function probe(host: string, port: number, options: ProbeOptions = 
   return result;
 }
 
+/** Dotted quad as a number, or -1 for anything else. */
+function ipv4Number(host: string): number {
+  const parts = host.split('.');
+  if (parts.length !== 4) return -1;
+  return parts.reduce((n, p) => n * 256 + Number(p), 0);
+}
+
 export function sortResults(results: ScanResult[]): ScanResult[] {
+  // IPv4-only results (the common, and the large, case) sort on plain numbers: no per-result
+  // objects, which a /16 would otherwise allocate by the 65,536.
+  const keys = results.map((r) => ipv4Number(r.host));
+  if (keys.every((k) => k >= 0)) {
+    const order = Array.from(results.keys()).sort(
+      (a, b) =>
+        (keys[a] as number) - (keys[b] as number) || (results[a] as ScanResult).port - (results[b] as ScanResult).port,
+    );
+    return order.map((i) => results[i] as ScanResult);
+  }
   const keyed = results.map((r) => ({ r, a: parseAddress(r.host) as Address }));
   keyed.sort((x, y) => compareAddresses(x.a, y.a) || x.r.port - y.r.port);
   return keyed.map((k) => k.r);

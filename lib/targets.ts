@@ -307,13 +307,18 @@ export async function resolveTargets(
 
   const isExcluded = (family: AddressFamily, value: bigint) =>
     excluded.some((ex) => ex.family === family && ex.first <= value && value <= ex.last);
-  const seen = new Set<string>();
+  // Only overlapping ranges can name an address twice; a /16 alone needs no 65,536-entry set.
+  const overlapping = countRemaining(ranges, []) !== ranges.reduce((n, r) => n + (r.last - r.first + 1n), 0n);
+  const seen = overlapping ? new Set<string>() : undefined;
   const endpoints: Endpoint[] = [];
   for (const range of ranges) {
     for (let value = range.first; value <= range.last; value++) {
-      const key = `${range.family}:${value}`;
-      if (seen.has(key) || isExcluded(range.family, value)) continue;
-      seen.add(key);
+      if (excluded.length > 0 && isExcluded(range.family, value)) continue;
+      if (seen) {
+        const key = `${range.family}:${value}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+      }
       const host = formatAddress({ family: range.family, value });
       for (const port of ports) endpoints.push({ host, family: range.family, port, value });
     }
