@@ -1,5 +1,6 @@
 // The public scan API: options checked once, an engine picked, targets expanded, and results
 // streamed as an async iterable whichever engine runs.
+import { setMaxListeners } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
@@ -198,6 +199,7 @@ export class ScanJob implements AsyncIterable<ScanResult> {
       probeTimeoutMs: options.probeTimeoutMs,
     };
     const probeStop = new AbortController();
+    setMaxListeners(0, probeStop.signal); // one listener per probe chain in flight
     const continuations = new Set<Promise<void>>();
     let engineDone = false;
 

@@ -142,6 +142,8 @@ export async function startGgmlRpcPeer(options: PeerOptions): Promise<GgmlRpcPee
       setTimeout(() => {
         if (!socket.destroyed) socket.write(framed.subarray(8));
       }, 5);
+      // No EPIPE within 50 ms: the client only half-closed and read the reply; it is done.
+      setTimeout(() => finish('closed', 'closed'), 50);
     };
     const handle = () => {
       while (!finished && !dead && buffer.length >= 9) {
@@ -201,6 +203,13 @@ export async function startGgmlRpcPeer(options: PeerOptions): Promise<GgmlRpcPee
       setImmediate(handle);
     });
     socket.on('end', () => {
+      if (answeredAfterFin) return; // the EPIPE, or the timer in send(), settles it
+      if (buffer.length === 0) {
+        finish('closed', 'closed'); // nothing pending: FIN or RST makes no difference
+        return;
+      }
+      // A request is pending: FIN or RST decides whether answering it kills the server.
+      // (Only now is /proc read: it grows with every socket in the namespace.)
       if (!clientEnded && !peerSentFin(socket)) {
         finish('closed', 'reset'); // recv() fails with ECONNRESET: nothing is answered
         return;
@@ -208,8 +217,7 @@ export async function startGgmlRpcPeer(options: PeerOptions): Promise<GgmlRpcPee
       clientEnded = true;
       setImmediate(() => {
         handle();
-        // A reply sent into the closed connection fails a moment later, as for the real server.
-        setTimeout(() => finish('closed', 'closed'), answeredAfterFin ? 50 : 0);
+        if (!answeredAfterFin) finish('closed', 'closed');
       });
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {

@@ -2,6 +2,7 @@
 // missing and the reference the native engine is checked against, so its verdicts must hold
 // at scale: the window never exceeds what the fd limit allows, EMFILE narrows it, and a
 // deadline is only judged after pending I/O has been read.
+import { setMaxListeners } from 'node:events';
 import { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,6 +44,8 @@ export function createJsScanner(): Scanner {
       const pace = createPacer(options.rate);
       const inFlight = new Set<(outcome: string) => void>();
       const probes = new AbortController();
+      // Every probe in flight listens on this one signal: thousands of listeners is by design.
+      setMaxListeners(0, probes.signal);
       let stopped = false;
 
       const connectOnce = (host: string, port: number, family: number, keep: boolean): Promise<Attempt> =>
