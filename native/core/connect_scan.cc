@@ -488,16 +488,27 @@ class ScanWorker {
     release_slot(index);
   }
 
+  // Pops deadlines that have passed until one still applies to its slot; false when none is due.
+  bool next_due(std::deque<Timer>& timers, Nanos now, uint32_t* index) {
+    while (!timers.empty() && timers.front().deadline <= now) {
+      const Timer timer = timers.front();
+      timers.pop_front();
+      const Slot& slot = slots_[timer.slot];
+      if (slot.busy && slot.generation == timer.generation) {
+        *index = timer.slot;
+        return true;
+      }
+    }
+    return false;
+  }
+
   void expire_connect_timers(Nanos now) {
-    while (!connect_timers_.empty() && connect_timers_.front().deadline <= now) {
-      const Timer timer = connect_timers_.front();
-      connect_timers_.pop_front();
-      Slot& slot = slots_[timer.slot];
-      if (!slot.busy || slot.generation != timer.generation) continue;
+    for (uint32_t index = 0; next_due(connect_timers_, now, &index);) {
+      const Slot& slot = slots_[index];
       const uint32_t target = slot.target;
       const uint16_t attempt = slot.attempt;
       const Nanos started = slot.started;
-      release_slot(timer.slot);  // a socket still in SYN_SENT closes silently
+      release_slot(index);  // a socket still in SYN_SENT closes silently
       if (attempt < retries_) {
         queue_.push_back(Pending{target, static_cast<uint16_t>(attempt + 1), 0});
       } else {
@@ -507,18 +518,15 @@ class ScanWorker {
   }
 
   void expire_probe_timers(Nanos now) {
-    while (!probe_timers_.empty() && probe_timers_.front().deadline <= now) {
-      const Timer timer = probe_timers_.front();
-      probe_timers_.pop_front();
-      Slot& slot = slots_[timer.slot];
-      if (!slot.busy || slot.generation != timer.generation) continue;
+    for (uint32_t index = 0; next_due(probe_timers_, now, &index);) {
+      Slot& slot = slots_[index];
       if (slot.phase == Phase::kProbeConnecting) {
-        end_step(timer.slot, ProbeOutcome::kConnectFailed,
+        end_step(index, ProbeOutcome::kConnectFailed,
                  "a new connection for the probe did not complete in time");
         continue;
       }
       slot.session->on_timeout();
-      end_step(timer.slot, slot.session->step().outcome, slot.session->step().detail);
+      end_step(index, slot.session->step().outcome, slot.session->step().detail);
     }
   }
 
