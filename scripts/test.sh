@@ -23,7 +23,7 @@ fi
 npm run --silent lint
 # Packing builds everything: prepare compiles dist/, prepack the prebuild (and build/Release).
 # The package test installs this tarball.
-rm -rf .pack && npm pack --silent --pack-destination .pack >/dev/null
+rm -rf .pack && mkdir .pack && npm pack --silent --pack-destination .pack >/dev/null
 
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
