@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 import { probe, scanAll } from '../../lib/scan.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
-import { countFds, settledFdCount } from '../helpers/net.js';
+import { countFds, eventually, settledFdCount } from '../helpers/net.js';
 
 const CAPS_HELLO = Buffer.concat([Buffer.from([14, 24, 0, 0, 0, 0, 0, 0, 0]), Buffer.alloc(24)]);
 
@@ -73,10 +73,9 @@ describe.each(['native', 'js'] as const)('ggml-rpc probe, %s engine', (engine) =
     expect(busy).toMatchObject({ service: 'ggml-rpc', health: 'busy' });
     expect(busy.reason).toContain('busy with another client');
     holder.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 100));
     // The probe gave up with RST, so the server dropped its queued HELLO instead of dying.
+    expect(await eventually(() => peer.log.includes('reset'))).toBe(true);
     expect(peer.dead).toBe(false);
-    expect(peer.log).toContain('reset');
     const free = await probe('127.0.0.124', 50052, { engine });
     expect(free).toMatchObject({ service: 'ggml-rpc', health: 'serving' });
     expect(await settledFdCount(before)).toBe(before);
@@ -107,8 +106,7 @@ describe('the ggml-rpc peer itself', () => {
     careless.write(CAPS_HELLO, () => careless.destroy()); // what a naive probe does on timeout
     await new Promise((resolve) => setTimeout(resolve, 50));
     holder.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(peer.dead).toBe(true);
+    expect(await eventually(() => peer.dead)).toBe(true);
   });
 
   it('survives a client that only half-closes: it can still read the reply', async () => {

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveBackends } from '../../lib/resolver/index.js';
 import { runCli } from '../helpers/cli.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
-import { closedPort, listen } from '../helpers/net.js';
+import { closedPort, eventually, listen } from '../helpers/net.js';
 import { startRedis } from '../helpers/redis.js';
 import { skipWithout } from '../helpers/tools.js';
 
@@ -149,7 +149,7 @@ describe.skipIf(skipWithout(['redis-server', 'redis-server']))('resolveBackends:
     await resolveBackends({ sources: ['config'], configPath: file, redisUrl: redis.url });
     await peer.close();
     await resolveBackends({ sources: ['redis'], redisUrl: redis.url });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await eventually(() => events.length >= 3);
     expect(events.map((e) => `${e.type} ${e.host}`)).toEqual([
       'added 127.0.0.195',
       'updated 127.0.0.195',
