@@ -179,7 +179,8 @@ function addressError(text: string): string {
   return 'not an address, range, CIDR block or hostname';
 }
 
-const systemLookup: LookupFn = async (hostname) => {
+/** The system resolver, every address kept in the order it gives them. */
+export const systemLookup: LookupFn = async (hostname) => {
   const answers = await dnsLookup(hostname, { all: true, verbatim: true });
   return answers.flatMap((a) => parseAddress(a.address) ?? []);
 };

@@ -1,13 +1,10 @@
 // resolveBackends(): the priority chain. Each source names candidates; every candidate is
 // verified before it is returned; the first source with a live backend wins (or, with
 // `merge`, all are unioned). Verified backends are recorded in Redis when one is configured.
-import { lookup as dnsLookup } from 'node:dns/promises';
-
-import { parseAddress } from '../addresses.js';
 import { InvalidOptionError, SourceUnavailableError } from '../errors.js';
 import { formatHostPort } from '../host-port.js';
 import type { EngineChoice } from '../scanner/index.js';
-import type { LookupFn } from '../targets.js';
+import { systemLookup, type LookupFn } from '../targets.js';
 import { configCandidates, configSearchPath } from './config-file.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates } from './process.js';
@@ -54,9 +51,6 @@ export interface ResolveOptions {
   /** Name resolution for candidates; default the system resolver. */
   lookup?: LookupFn;
 }
-
-const systemLookup: LookupFn = async (hostname) =>
-  (await dnsLookup(hostname, { all: true })).flatMap((a) => parseAddress(a.address) ?? []);
 
 function checkSources(sources: readonly string[]): asserts sources is SourceName[] {
   for (const s of sources) {

@@ -1,10 +1,10 @@
 // A real redis-server on a free loopback port, stopped after the test.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 
 import { Redis } from 'ioredis';
 import { onTestFinished } from 'vitest';
 
+import { closedPort } from './net.js';
 import { requireTools } from './tools.js';
 
 export interface RedisServer {
@@ -16,17 +16,9 @@ export interface RedisServer {
   kill(): Promise<void>;
 }
 
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 export async function startRedis(host = '127.0.0.1'): Promise<RedisServer> {
   requireTools(['redis-server', 'redis-server']);
-  const port = await freePort(host);
+  const port = await closedPort(host);
   const child = spawn('redis-server', ['--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -2,14 +2,14 @@
 // a config file listing .45, .48 and a switched-off .154; a Redis holding a stale .99 that
 // drops SYNs. The default chain answers from the process; --merge --explain shows every drop,
 // and .99 leaves Redis.
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { runCli } from '../helpers/cli.js';
+import { fakeCoordinator } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { clearFirewall, dropAllBut, enterIsolatedNamespace } from '../helpers/netns.js';
 import { startRedis } from '../helpers/redis.js';
@@ -25,18 +25,8 @@ describe('resolve in the seed scenario', () => {
     await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.45', port: 50052 });
     await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.48', port: 50052 });
 
+    await fakeCoordinator(['-m', 'model.gguf', '--rpc', '127.0.0.45:50052,127.0.0.48:50052,coordinator:0']);
     const dir = mkdtempSync(join(tmpdir(), 'sb-seed-'));
-    const script = join(dir, 'llama-server');
-    writeFileSync(script, '#!/bin/sh\nsleep 600\n');
-    chmodSync(script, 0o755);
-    const coordinator = spawn(
-      script,
-      ['-m', 'model.gguf', '--rpc', '127.0.0.45:50052,127.0.0.48:50052,coordinator:0'],
-      { stdio: 'ignore' },
-    );
-    onTestFinished(() => {
-      coordinator.kill('SIGKILL');
-    });
     const config = join(dir, 'rpc_backends.conf');
     writeFileSync(config, '# the rack\n127.0.0.45\n127.0.0.48:50052\n127.0.0.154   # switched off today\n');
 

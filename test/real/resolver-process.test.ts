@@ -1,39 +1,21 @@
 // The process source with a real coordinator process. The only file in the host namespace
 // that starts one, so other files' resolves never see it.
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { runCli } from '../helpers/cli.js';
+import { fakeCoordinator } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
-
-/** A real process whose command line is `llama-server --rpc LIST`, killed after the test. */
-async function fakeCoordinator(rpc: string): Promise<() => Promise<void>> {
-  const dir = mkdtempSync(join(tmpdir(), 'sb-coordinator-'));
-  const script = join(dir, 'llama-server');
-  writeFileSync(script, '#!/bin/sh\nsleep 600\n');
-  chmodSync(script, 0o755);
-  const child = spawn(script, ['--rpc', rpc], { stdio: 'ignore' });
-  await new Promise<void>((resolve) => child.once('spawn', () => resolve()));
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
-  onTestFinished(stop);
-  return stop;
-}
 
 describe('the process source', () => {
   it('takes the backends of a running llama-server, drops its placeholder, and falls through to the config when it is gone', async () => {
     await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.171', port: 50052 });
     const config = join(mkdtempSync(join(tmpdir(), 'sb-config-')), 'rpc_backends.conf');
     writeFileSync(config, '127.0.0.171\n');
-    const stop = await fakeCoordinator('127.0.0.171:50052,coordinator:0');
+    const stop = await fakeCoordinator(['--rpc', '127.0.0.171:50052,coordinator:0']);
 
     const live = await runCli([
       'resolve',
