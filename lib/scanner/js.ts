@@ -70,15 +70,25 @@ export function createJsScanner(): Scanner {
           inFlight.add(settle);
           socket.once('connect', () => settle('connected'));
           socket.once('error', (error: NodeJS.ErrnoException) => settle(error.code ?? 'UNKNOWN'));
+          // libuv times in whole ms from a loop clock read before `started`, so a timer can fire
+          // up to a ms early: wait out the rest, so a silent target has had its full timeout.
+          const expire = () => {
+            const left = options.timeoutMs - (performance.now() - started);
+            if (left > 0) {
+              timer = setTimeout(expire, Math.ceil(left));
+              return;
+            }
+            // A timer that fires after a stalled loop may be ahead of answers already queued:
+            // setImmediate runs after the poll phase, so those answers are read first.
+            setImmediate(() => settle('timeout'));
+          };
           socket.connect({ host, port, family });
           // net issues the connect() syscall on the next tick; this tick runs right after it,
           // so the clock starts when the SYN really leaves, not when the socket was made.
           process.nextTick(() => {
             if (!inFlight.has(settle)) return;
             started = performance.now();
-            // A timer that fires after a stalled loop may be ahead of answers already queued:
-            // setImmediate runs after the poll phase, so those answers are read first.
-            timer = setTimeout(() => setImmediate(() => settle('timeout')), options.timeoutMs);
+            timer = setTimeout(expire, options.timeoutMs);
           });
         });
 
