@@ -19,12 +19,12 @@ import {
   type Scanner,
 } from './scanner/index.js';
 import { chainFor, checkProbeOption, splitChain, OLLAMA_PORT, type ProbeOption } from './probes/chain.js';
-import { continueChain } from './probes/run.js';
 import type { GrpcDetails, Health, HttpFingerprint, ProbeName, RpcDetails, ServiceName } from './probes/types.js';
 import { NEWEST_RPC_PROTOCOL, parseVersion, verdictFromSteps, type VerdictContext } from './probes/verdict.js';
 import { createJsScanner } from './scanner/js.js';
 import { createNativeScanner } from './scanner/native.js';
-import { resolveTargets, type Endpoint, type TargetOptions } from './targets.js';
+import { TargetTable } from './target-table.js';
+import { expandTargets, type Endpoint, type TargetOptions } from './targets.js';
 
 export interface ScanOptions extends TargetOptions {
   /** Connect timeout per attempt, ms. Default 1000. */
@@ -181,18 +181,21 @@ export class ScanJob implements AsyncIterable<ScanResult> {
     const { signal, deadlineMs } = this.#options;
     signal?.throwIfAborted();
     const targets = this.#targets;
-    const endpoints =
+    const table =
       typeof targets === 'object' && 'endpoints' in targets
-        ? targets.endpoints
-        : await resolveTargets(targets, this.#options);
-    this.targetCount = endpoints.length;
-    const options = engineOptions(this.#options, fdLimit(), endpoints.length);
+        ? TargetTable.fromEndpoints(targets.endpoints)
+        : await expandTargets(targets, this.#options);
+    this.targetCount = table.length;
+    const options = engineOptions(this.#options, fdLimit(), table.length);
     signal?.throwIfAborted();
 
     const probing = Boolean(this.#options.probe);
     // Per-endpoint chains only when probing: a /16 connect scan needs none of them.
-    const split = probing ? endpoints.map((ep) => splitChain(chainFor(ep.port, this.#options.probe))) : [];
-    const plans = probing ? Uint8Array.from(split, (c) => c.plan) : undefined;
+    const split = probing
+      ? Array.from({ length: table.length }, (_, i) => splitChain(chainFor(table.port(i), this.#options.probe)))
+      : [];
+    split.forEach((chain, i) => table.setPlan(i, chain.plan));
+    const probeRunner = probing ? await import('./probes/run.js') : undefined;
     const verdictContext: VerdictContext = {
       rpcClientVersion: this.#options.rpcVersion ?? NEWEST_RPC_PROTOCOL,
       grpcService: options.grpcService,
@@ -210,25 +213,18 @@ export class ScanJob implements AsyncIterable<ScanResult> {
     const onResults = (batch: RawOutcome[]) => {
       const ready: ScanResult[] = [];
       for (const raw of batch) {
-        const ep = endpoints[raw.index] as Endpoint;
         const rest = split[raw.index]?.rest ?? [];
         const lastStep = raw.steps?.at(-1);
-        const more = probing && classifyOutcome(raw.outcome).state === 'open' && rest.length > 0;
+        const more = probeRunner && classifyOutcome(raw.outcome).state === 'open' && rest.length > 0;
         if (!more || (lastStep && lastStep.outcome !== 'not-recognized')) {
-          ready.push(toResult(ep, raw, probing ? verdictContext : undefined));
+          ready.push(toResult(table, raw, probing ? verdictContext : undefined));
           continue;
         }
+        const ep = table.endpoint(raw.index);
         const onlyOllama = this.#options.probe === 'auto' && ep.port === OLLAMA_PORT;
-        const task = continueChain(
-          this.#scanner,
-          ep,
-          rest,
-          onlyOllama,
-          options,
-          [...(raw.steps ?? [])],
-          probeStop.signal,
-        )
-          .then((steps) => queue.push([toResult(ep, { ...raw, steps }, verdictContext)]))
+        const task = probeRunner
+          .continueChain(this.#scanner, ep, rest, onlyOllama, options, [...(raw.steps ?? [])], probeStop.signal)
+          .then((steps) => queue.push([toResult(table, { ...raw, steps }, verdictContext)]))
           .finally(() => {
             continuations.delete(task);
             endIfDone();
@@ -237,7 +233,7 @@ export class ScanJob implements AsyncIterable<ScanResult> {
       }
       if (ready.length > 0) queue.push(ready);
     };
-    const run = this.#scanner.start(endpoints, options, plans, onResults);
+    const run = this.#scanner.start(table, options, onResults);
     void run.finished.then(() => {
       engineDone = true;
       endIfDone();
@@ -274,9 +270,14 @@ export class ScanJob implements AsyncIterable<ScanResult> {
   }
 }
 
-function toResult(ep: Endpoint, raw: RawOutcome, verdictContext: VerdictContext | undefined): ScanResult {
+function toResult(table: TargetTable, raw: RawOutcome, verdictContext: VerdictContext | undefined): ScanResult {
   const { state, error } = classifyOutcome(raw.outcome);
-  const result: ScanResult = { host: ep.host, port: ep.port, state, rttMs: Math.round(raw.rttMs * 1000) / 1000 };
+  const result: ScanResult = {
+    host: table.host(raw.index),
+    port: table.port(raw.index),
+    state,
+    rttMs: Math.round(raw.rttMs * 1000) / 1000,
+  };
   if (error) result.error = error;
   if (verdictContext && state === 'open') Object.assign(result, verdictFromSteps(raw.steps ?? [], verdictContext));
   return result;

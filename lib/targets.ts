@@ -14,6 +14,7 @@ import {
   type AddressFamily,
 } from './addresses.js';
 import { InvalidTargetError } from './errors.js';
+import { TargetTableBuilder, type TargetTable } from './target-table.js';
 
 export const DEFAULT_PORT = 50052;
 /** Jobs above this many host:port pairs need `allowLarge`. */
@@ -249,6 +250,21 @@ function mergeRanges(ranges: readonly AddressRange[]): AddressRange[] {
   return merged;
 }
 
+/** What is left of `range` once every range of `holes` is taken out, in address order. */
+function subtractRanges(range: AddressRange, holes: readonly AddressRange[]): AddressRange[] {
+  let pieces = [range];
+  for (const hole of holes) {
+    if (hole.family !== range.family) continue;
+    pieces = pieces.flatMap((p) => {
+      if (hole.last < p.first || hole.first > p.last) return [p];
+      const left = hole.first > p.first ? [{ ...p, last: hole.first - 1n }] : [];
+      const right = hole.last < p.last ? [{ ...p, first: hole.last + 1n }] : [];
+      return [...left, ...right];
+    });
+  }
+  return pieces;
+}
+
 /** Number of addresses in `ranges` that no range of `excluded` covers. */
 function countRemaining(ranges: readonly AddressRange[], excluded: readonly AddressRange[]): bigint {
   let total = 0n;
@@ -273,6 +289,14 @@ export async function resolveTargets(
   targets: string | readonly string[],
   options: TargetOptions = {},
 ): Promise<Endpoint[]> {
+  return (await expandTargets(targets, options)).toEndpoints();
+}
+
+/** resolveTargets packed into a TargetTable: what a scan runs on. */
+export async function expandTargets(
+  targets: string | readonly string[],
+  options: TargetOptions = {},
+): Promise<TargetTable> {
   const lookup = options.lookup ?? systemLookup;
   const ports = parsePorts(options.ports);
   const ranges = await parseRanges(splitList(targets, 'target'), lookup, false);
@@ -306,25 +330,25 @@ export async function resolveTargets(
     );
   }
 
-  const isExcluded = (family: AddressFamily, value: bigint) =>
-    excluded.some((ex) => ex.family === family && ex.first <= value && value <= ex.last);
-  // Only overlapping ranges can name an address twice; a /16 alone needs no 65,536-entry set.
-  const overlapping = countRemaining(ranges, []) !== ranges.reduce((n, r) => n + (r.last - r.first + 1n), 0n);
-  const seen = overlapping ? new Set<string>() : undefined;
-  const endpoints: Endpoint[] = [];
+  // Each range less what is excluded and what earlier ranges already named: pieces that are
+  // walked without a per-address check, so a /16 costs a tight loop and no lookup set.
+  const covered = [...excluded];
+  const table = new TargetTableBuilder(Number(pairs));
   for (const range of ranges) {
-    for (let value = range.first; value <= range.last; value++) {
-      if (excluded.length > 0 && isExcluded(range.family, value)) continue;
-      if (seen) {
-        const key = `${range.family}:${value}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
+    for (const piece of subtractRanges(range, covered)) {
+      if (piece.family === 4) {
+        for (let value = Number(piece.first); value <= Number(piece.last); value++) {
+          for (const port of ports) table.addIPv4(value, port);
+        }
+      } else {
+        for (let value = piece.first; value <= piece.last; value++) {
+          for (const port of ports) table.add(6, value, port);
+        }
       }
-      const host = formatAddress({ family: range.family, value });
-      for (const port of ports) endpoints.push({ host, family: range.family, port, value });
     }
+    covered.push(range);
   }
-  return endpoints;
+  return table.finish();
 }
 
 export interface LocalSubnet {

@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 
 import type { EngineOptions, RawOutcome, Scanner } from '../scanner/index.js';
+import { TargetTable } from '../target-table.js';
 import type { Endpoint } from '../targets.js';
 import { planKinds, restSteps } from './chain.js';
 import { GgmlRpcSession } from './ggml-rpc.js';
@@ -49,7 +50,9 @@ function engineSteps(
 ): Promise<ProbeStep[]> {
   return new Promise((resolve) => {
     let outcome: RawOutcome | undefined;
-    const run = scanner.start([endpoint], options, Uint8Array.of(plan), (batch) => (outcome ??= batch[0]));
+    const target = TargetTable.fromEndpoints([endpoint]);
+    target.setPlan(0, plan);
+    const run = scanner.start(target, options, (batch) => (outcome ??= batch[0]));
     const onAbort = () => run.abort();
     signal.addEventListener('abort', onAbort, { once: true });
     void run.finished.then(() => {

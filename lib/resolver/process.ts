@@ -1,6 +1,5 @@
 // Source "process": the backends a running coordinator was started with. llama-server and
 // llama-cli, or any process whose command line carries --rpc: `--rpc a:50052,b` or `--rpc=a,b`.
-import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +24,8 @@ export async function listCommandLines(): Promise<string[][]> {
     return lines.filter((argv) => argv.length > 0);
   }
   // ps joins arguments with spaces; an argument with a space in it is split, which --rpc lists never have.
+  // child_process (and node:net behind it) loads only here, where there is no /proc.
+  const { execFile } = await import('node:child_process');
   const { stdout } = await promisify(execFile)('ps', ['-axww', '-o', 'args='], { maxBuffer: 16 * 1024 * 1024 });
   return stdout
     .split('\n')

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 
 import type { ProbeStep } from '../probes/types.js';
-import type { Endpoint } from '../targets.js';
+import type { TargetTable } from '../target-table.js';
 
 export type EngineName = 'native' | 'js';
 export type EngineChoice = 'auto' | EngineName;
@@ -45,16 +45,10 @@ export interface EngineRun {
 export interface Scanner {
   readonly name: EngineName;
   /**
-   * Starts connecting; `onResults` gets batches of outcomes until `finished` resolves.
-   * `plans[i]` (a plan code from probes/chain.ts) names the probes to run on endpoint i
-   * once it connects; absent means connect only.
+   * Starts connecting; `onResults` gets batches of outcomes until `finished` resolves. Each
+   * record's plan (a code from probes/chain.ts) names the probes to run once it connects.
    */
-  start(
-    endpoints: readonly Endpoint[],
-    options: EngineOptions,
-    plans: Uint8Array | undefined,
-    onResults: (batch: RawOutcome[]) => void,
-  ): EngineRun;
+  start(targets: TargetTable, options: EngineOptions, onResults: (batch: RawOutcome[]) => void): EngineRun;
 }
 
 const UNREACHABLE = new Set(['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EHOSTDOWN', 'ENETDOWN', 'ENONET']);

@@ -3,14 +3,13 @@
 // at scale: the window never exceeds what the fd limit allows, EMFILE narrows it, and a
 // deadline is only judged after pending I/O has been read.
 import { setMaxListeners } from 'node:events';
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import pLimit from 'p-limit';
 
 import { planKinds } from '../probes/chain.js';
-import { runJsPlan } from '../probes/run.js';
 import type { EngineOptions, EngineRun, RawOutcome, Scanner } from './index.js';
 
 /** How long an attempt that could get no descriptor at all waits before trying again. */
@@ -39,7 +38,7 @@ function createPacer(rate: number): () => Promise<void> {
 export function createJsScanner(): Scanner {
   return {
     name: 'js',
-    start(endpoints, options: EngineOptions, plans, onResults): EngineRun {
+    start(targets, options: EngineOptions, onResults): EngineRun {
       const limit = pLimit({ concurrency: options.concurrency, rejectOnClear: true });
       const pace = createPacer(options.rate);
       const inFlight = new Set<(outcome: string) => void>();
@@ -48,7 +47,15 @@ export function createJsScanner(): Scanner {
       setMaxListeners(0, probes.signal);
       let stopped = false;
 
-      const connectOnce = (host: string, port: number, family: number, keep: boolean): Promise<Attempt> =>
+      // node:net loads only when this engine runs: a native scan never needs it.
+      const net = import('node:net');
+      const connectOnce = (
+        { Socket }: typeof import('node:net'),
+        host: string,
+        port: number,
+        family: number,
+        keep: boolean,
+      ): Promise<Attempt> =>
         new Promise((resolve) => {
           const socket = new Socket();
           let started = performance.now();
@@ -93,16 +100,15 @@ export function createJsScanner(): Scanner {
         });
 
       const probeTarget = async (index: number): Promise<void> => {
-        const ep = endpoints[index];
-        if (!ep) return;
-        const plan = planKinds(plans?.[index] ?? 0);
+        const target = { host: targets.host(index), port: targets.port(index), family: targets.family(index) };
+        const plan = planKinds(targets.plan(index));
         let attempts = 0;
         let starvedSince = 0;
         for (;;) {
           if (stopped) return;
           await pace();
           if (stopped) return;
-          const result = await connectOnce(ep.host, ep.port, ep.family, plan.length > 0);
+          const result = await connectOnce(await net, target.host, target.port, target.family, plan.length > 0);
           if (stopped || result.outcome === 'aborted') {
             result.socket?.resetAndDestroy();
             return;
@@ -129,7 +135,9 @@ export function createJsScanner(): Scanner {
           }
           const outcome: RawOutcome = { index, outcome: result.outcome, rttMs: result.rttMs };
           if (result.socket) {
-            outcome.steps = await runJsPlan(plan, ep, options, result.socket, probes.signal);
+            // Probe code (node:http2 and the rest) loads only when a scan probes.
+            const { runJsPlan } = await import('../probes/run.js');
+            outcome.steps = await runJsPlan(plan, target, options, result.socket, probes.signal);
             if (stopped) return;
           }
           onResults([outcome]);
@@ -137,7 +145,7 @@ export function createJsScanner(): Scanner {
         }
       };
 
-      const tasks = endpoints.map((_, index) => limit(probeTarget, index));
+      const tasks = Array.from({ length: targets.length }, (_, index) => limit(probeTarget, index));
       const finished = Promise.allSettled(tasks).then(() => undefined);
       return {
         abort() {

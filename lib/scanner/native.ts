@@ -1,35 +1,17 @@
-// The native engine: packs endpoints for the C++ core and unpacks its batches of results.
+// The native engine: hands the packed targets to the C++ core and unpacks its batches of results.
 import { constants } from 'node:os';
 
 import type { NativeBinding, NativeProbeStep } from '../binding.js';
 import type { ProbeStep } from '../probes/types.js';
 import { NativeScanError } from '../errors.js';
-import type { Endpoint } from '../targets.js';
 import type { EngineOptions, EngineRun, RawOutcome, Scanner } from './index.js';
 
-// Must match native/core/endpoint.hh and ConnectResult in native/core/connect_scan.hh.
-const ENDPOINT_RECORD_SIZE = 24;
+// Must match ConnectResult in native/core/connect_scan.hh.
 const TIMED_OUT = -1;
 
 const errnoNames = new Map<number, string>(
   Object.entries(constants.errno).map(([name, value]) => [value, name] as [number, string]),
 );
-
-export function packEndpoints(endpoints: readonly Endpoint[], plans?: Uint8Array): Uint8Array {
-  const buffer = new Uint8Array(endpoints.length * ENDPOINT_RECORD_SIZE);
-  const view = new DataView(buffer.buffer);
-  endpoints.forEach((ep, i) => {
-    const at = i * ENDPOINT_RECORD_SIZE;
-    buffer[at] = ep.family;
-    buffer[at + 1] = plans?.[i] ?? 0;
-    view.setUint16(at + 2, ep.port);
-    const bytes = ep.family === 4 ? 4 : 16;
-    for (let b = 0; b < bytes; b++) {
-      buffer[at + 8 + b] = Number((ep.value >> BigInt(8 * (bytes - 1 - b))) & 0xffn);
-    }
-  });
-  return buffer;
-}
 
 /** Native steps carry -1 for "absent"; drop those so both engines' steps look alike. */
 function fromNativeStep(step: NativeProbeStep): ProbeStep {
@@ -55,14 +37,13 @@ function outcomeName(error: number): string {
 export function createNativeScanner(binding: NativeBinding, backend: string): Scanner {
   return {
     name: 'native',
-    start(endpoints, options: EngineOptions, plans, onResults): EngineRun {
+    start(targets, options: EngineOptions, onResults): EngineRun {
       let resolveFinished!: () => void;
       const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
       let stopped = false;
       let handle;
       try {
-        const packed = packEndpoints(endpoints, plans);
-        handle = new binding.Scan(packed, { ...options, backend }, (records, done, _aborted, reports) => {
+        handle = new binding.Scan(targets.bytes, { ...options, backend }, (records, done, _aborted, reports) => {
           if (records && !stopped) {
             const words = new Int32Array(records);
             const rtts = new Float64Array(records);

@@ -202,7 +202,7 @@ class ScanWorker {
     if (fd < 0) return fd;
     // EINTR from a non-blocking connect means the attempt goes on asynchronously (POSIX);
     // calling connect() again would only report EALREADY.
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&ep.addr), ep.addr_len) == 0) {
+    if (::connect(fd, &ep.addr.any, ep.addr_len()) == 0) {
       *in_progress = false;
       return fd;
     }

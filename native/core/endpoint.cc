@@ -28,18 +28,16 @@ Status decode_endpoints(const uint8_t* data, size_t size, std::vector<Endpoint>*
     Endpoint ep;
     ep.plan = static_cast<ProbePlan>(rec[1]);
     if (rec[0] == 4) {
-      auto* sin = reinterpret_cast<sockaddr_in*>(&ep.addr);
+      sockaddr_in* sin = &ep.addr.v4;
       sin->sin_family = AF_INET;
       sin->sin_port = htons(port_be);
       std::memcpy(&sin->sin_addr, rec + 8, 4);
-      ep.addr_len = sizeof(sockaddr_in);
     } else if (rec[0] == 6) {
-      auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ep.addr);
+      sockaddr_in6* sin6 = &ep.addr.v6;
       sin6->sin6_family = AF_INET6;
       sin6->sin6_port = htons(port_be);
       sin6->sin6_scope_id = read_be32(rec + 4);
       std::memcpy(&sin6->sin6_addr, rec + 8, 16);
-      ep.addr_len = sizeof(sockaddr_in6);
     } else {
       return Status::kInvalidEndpoints;
     }
@@ -52,14 +50,12 @@ std::string authority(const Endpoint& ep) {
   char host[INET6_ADDRSTRLEN] = {0};
   uint16_t port = 0;
   if (ep.family() == AF_INET) {
-    const auto* sin = reinterpret_cast<const sockaddr_in*>(&ep.addr);
-    inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-    port = ntohs(sin->sin_port);
+    inet_ntop(AF_INET, &ep.addr.v4.sin_addr, host, sizeof(host));
+    port = ntohs(ep.addr.v4.sin_port);
     return std::string(host) + ":" + std::to_string(port);
   }
-  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ep.addr);
-  inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-  port = ntohs(sin6->sin6_port);
+  inet_ntop(AF_INET6, &ep.addr.v6.sin6_addr, host, sizeof(host));
+  port = ntohs(ep.addr.v6.sin6_port);
   return "[" + std::string(host) + "]:" + std::to_string(port);
 }
 

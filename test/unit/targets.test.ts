@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { formatAddress, parseAddress } from '../../lib/addresses.js';
 import { InvalidTargetError } from '../../lib/errors.js';
+import { TargetTable } from '../../lib/target-table.js';
 import { chooseLocalSubnets, parsePorts, resolveTargets, type LookupFn } from '../../lib/targets.js';
 
 // No test here resolves a real name or touches an interface: names come from this table.
@@ -80,6 +81,15 @@ describe('target grammar', () => {
       '10.9.66.1:50052',
       '10.9.66.7:50052',
     ]);
+  });
+
+  it('keeps overlapping ranges in order, each address once, with an exclude cutting through them', async () => {
+    const list = await hosts(['10.9.66.5-9', '10.9.66.1-12', 'fd00::1-fd00::3', 'fd00::2'], {
+      exclude: '10.9.66.7,10.9.66.11,fd00::3',
+    });
+    expect(list).toEqual(
+      [5, 6, 8, 9, 1, 2, 3, 4, 10, 12].map((n) => `10.9.66.${n}:50052`).concat(['fd00::1:50052', 'fd00::2:50052']),
+    );
   });
 
   it('applies --exclude with the same grammar', async () => {
@@ -261,5 +271,23 @@ describe('local subnets (from a given interface table, never the real one)', () 
 
   it('returns nothing for a machine with only loopback', () => {
     expect(chooseLocalSubnets({ lo: [iface('127.0.0.1', '255.0.0.0', true)] })).toEqual({ subnets: [], skipped: [] });
+  });
+});
+
+describe('TargetTable', () => {
+  it('packs the records the native core reads, and reads them back', () => {
+    const v6 = parseAddress('fd00::1:2')!;
+    const table = TargetTable.fromEndpoints([
+      { host: '127.0.0.45', family: 4, port: 50052, value: parseAddress('127.0.0.45')!.value },
+      { host: 'gpu-box-1', family: 6, port: 8080, value: v6.value },
+    ]);
+    table.setPlan(1, 3);
+    expect(table.length).toBe(2);
+    expect([...table.bytes.subarray(0, 12)]).toEqual([4, 0, 0xc3, 0x84, 0, 0, 0, 0, 127, 0, 0, 45]);
+    expect([table.family(1), table.port(1), table.plan(1), table.plan(0)]).toEqual([6, 8080, 3, 0]);
+    // A name the caller gave is what results report; the address is what is connected to.
+    expect(table.host(1)).toBe('gpu-box-1');
+    expect(table.endpoint(1)).toEqual({ host: 'gpu-box-1', family: 6, port: 8080, value: v6.value });
+    expect([...table.bytes.subarray(24 + 8, 48)]).toEqual([0xfd, ...Array(11).fill(0), 0, 1, 0, 2]);
   });
 });
