@@ -3,9 +3,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-import { runDemo } from './cli/demo.js';
-import { runProbeCommand } from './cli/probe-command.js';
-import { runResolveCommand } from './cli/resolve-command.js';
 import { EXIT, EnvironmentError, UsageError } from './cli/exit-codes.js';
 import { parseFormat, parseScanArgs, runScan, SCAN_USAGE } from './cli/scan-command.js';
 import type { OutputFormat } from './cli/output.js';
@@ -39,12 +36,14 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       }
       return runScan(request, signal);
     }
+    // Each command loads its own modules: `scan` starts without the resolver's or the demo's.
     case 'probe':
-      return runProbeCommand(rest, signal);
+      return (await import('./cli/probe-command.js')).runProbeCommand(rest, signal);
     case 'resolve':
-      return runResolveCommand(rest, signal);
+      return (await import('./cli/resolve-command.js')).runResolveCommand(rest, signal);
     case 'demo': {
       const { values } = parseArgs({ args: rest, options: { format: { type: 'string' } }, strict: true });
+      const { runDemo } = await import('./cli/demo.js');
       return runDemo(parseFormat(values.format, ['table', 'json', 'ndjson'], 'table') as OutputFormat, signal);
     }
     case '-v':
