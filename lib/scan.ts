@@ -195,7 +195,6 @@ export class ScanJob implements AsyncIterable<ScanResult> {
       ? Array.from({ length: table.length }, (_, i) => splitChain(chainFor(table.port(i), this.#options.probe)))
       : [];
     split.forEach((chain, i) => table.setPlan(i, chain.plan));
-    const probeRunner = probing ? await import('./probes/run.js') : undefined;
     const verdictContext: VerdictContext = {
       rpcClientVersion: this.#options.rpcVersion ?? NEWEST_RPC_PROTOCOL,
       grpcService: options.grpcService,
@@ -215,15 +214,18 @@ export class ScanJob implements AsyncIterable<ScanResult> {
       for (const raw of batch) {
         const rest = split[raw.index]?.rest ?? [];
         const lastStep = raw.steps?.at(-1);
-        const more = probeRunner && classifyOutcome(raw.outcome).state === 'open' && rest.length > 0;
+        const more = probing && classifyOutcome(raw.outcome).state === 'open' && rest.length > 0;
         if (!more || (lastStep && lastStep.outcome !== 'not-recognized')) {
           ready.push(toResult(table, raw, probing ? verdictContext : undefined));
           continue;
         }
         const ep = table.endpoint(raw.index);
         const onlyOllama = this.#options.probe === 'auto' && ep.port === OLLAMA_PORT;
-        const task = probeRunner
-          .continueChain(this.#scanner, ep, rest, onlyOllama, options, [...(raw.steps ?? [])], probeStop.signal)
+        // The HTTP probes (node:http, node:http2) load with the first chain that needs them.
+        const task = import('./probes/run.js')
+          .then(({ continueChain }) =>
+            continueChain(this.#scanner, ep, rest, onlyOllama, options, [...(raw.steps ?? [])], probeStop.signal),
+          )
           .then((steps) => queue.push([toResult(table, { ...raw, steps }, verdictContext)]))
           .finally(() => {
             continuations.delete(task);

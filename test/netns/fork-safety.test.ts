@@ -3,6 +3,8 @@
 import { execFileSync, fork } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -86,6 +88,11 @@ describe('fork and cluster', () => {
   });
 });
 
+// A full collection before each reading, so RSS compares what is live rather than where V8
+// happened to be in its collection cycle.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+
 describe('1,000 scans started and aborted in a loop', () => {
   beforeAll(() => {
     enterIsolatedNamespace();
@@ -102,9 +109,11 @@ describe('1,000 scans started and aborted in a loop', () => {
         await expect(job).rejects.toMatchObject({ name: 'AbortError' });
       };
       for (let i = 0; i < 100; i++) await round(); // warm up allocators and JIT
+      collectGarbage();
       const fds = countFds();
       const rssBefore = process.memoryUsage.rss();
       for (let i = 0; i < 900; i++) await round();
+      collectGarbage();
       const grownMiB = (process.memoryUsage.rss() - rssBefore) / 2 ** 20;
       console.log(
         `${engine}: 1,000 start/abort rounds: fds ${fds} -> ${countFds()}, RSS +${grownMiB.toFixed(1)} MiB over the last 900`,
