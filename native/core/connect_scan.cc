@@ -146,6 +146,7 @@ class ScanWorker {
     Nanos started = 0;
     bool busy = false;
     Phase phase = Phase::kConnecting;
+    Interest interest;  // what the poller watches for: changed only when it differs
     // Probing only.
     ConnectResult connect;  // held back until the probes end
     std::vector<ProbeKind> plan;
@@ -234,8 +235,9 @@ class ScanWorker {
     slot.started = now;
     slot.busy = true;
     slot.phase = Phase::kConnecting;
+    slot.interest = Interest{false, true};
     ++inflight_;
-    if (const int err = poller_->add(slot.fd.get(), index, Interest{false, true}); err != 0) {
+    if (const int err = poller_->add(slot.fd.get(), index, slot.interest); err != 0) {
       report(next.target, err, now, now_ns());
       release_slot(index);
       return true;
@@ -359,7 +361,6 @@ class ScanWorker {
     slot.phase = Phase::kProbing;
     slot.out.clear();
     slot.session->on_connected(&slot.out);
-    update_interest(index);
     write_pending(index);
   }
 
@@ -379,32 +380,36 @@ class ScanWorker {
     }
     slot.fd.reset(fd);
     slot.phase = Phase::kProbeConnecting;
+    slot.interest = Interest{!in_progress, in_progress};
     if (!in_progress) {
-      if (poller_->add(fd, index, Interest{true, false}) != 0) {
+      if (poller_->add(fd, index, slot.interest) != 0) {
         end_step(index, ProbeOutcome::kConnectFailed, "the poller refused the new connection");
         return;
       }
       begin_session_io(index);
       return;
     }
-    if (poller_->add(fd, index, Interest{false, true}) != 0)
+    if (poller_->add(fd, index, slot.interest) != 0)
       end_step(index, ProbeOutcome::kConnectFailed, "the poller refused the new connection");
   }
 
+  // Probing slots always read, and wait for writability only while bytes are queued. Each
+  // probe exchange is a few syscalls; an epoll_ctl that changes nothing is not one of them.
   void update_interest(uint32_t index) {
     Slot& slot = slots_[index];
-    poller_->modify(slot.fd.get(), index, Interest{true, !slot.out.empty()});
+    const Interest wanted{true, !slot.out.empty()};
+    if (wanted.read == slot.interest.read && wanted.write == slot.interest.write) return;
+    poller_->modify(slot.fd.get(), index, wanted);
+    slot.interest = wanted;
   }
 
   // Writes what the session queued. Returns false when the slot ended.
   bool write_pending(uint32_t index) {
     Slot& slot = slots_[index];
-    bool wrote = false;
     while (!slot.out.empty()) {
       const ssize_t n = ::send(slot.fd.get(), slot.out.data(), slot.out.size(), kSendFlags);
       if (n > 0) {
         slot.out.erase(0, static_cast<size_t>(n));
-        wrote = true;
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -413,7 +418,7 @@ class ScanWorker {
       apply(index, slot.session->on_closed(errno == ECONNRESET));
       return false;
     }
-    if (wrote || slot.out.empty()) update_interest(index);
+    update_interest(index);
     return true;
   }
 
@@ -438,6 +443,8 @@ class ScanWorker {
       }
       if (!apply(index, action) || n <= 0) return;
       if (!slots_[index].out.empty() && !write_pending(index)) return;
+      // A short read drained the socket: skip the recv that would only say EAGAIN.
+      if (static_cast<size_t>(n) < sizeof(buf)) return;
     }
   }
 
