@@ -44,7 +44,10 @@ function firewall(answering) {
 }
 
 const node = (script, ...args) => [process.execPath, join(BENCH, 'contenders', script), ...args];
-const floorBinary = join(mkdtempSync(join(tmpdir(), 'sb-floor-')), 'connect_floor');
+// The C programs of bench/floor/, compiled at bench time: the connect floor and S4's servers.
+const cBuild = mkdtempSync(join(tmpdir(), 'sb-floor-'));
+const floorBinary = join(cBuild, 'connect_floor');
+const peersBinary = join(cBuild, 'ggml_rpc_peers');
 
 /** Contenders: argv for a scenario, and what they need from the machine. */
 const CONTENDERS = [
@@ -148,7 +151,10 @@ const SCENARIOS = {
     targets: 254,
     truth: Array.from({ length: 254 }, (_, i) => `127.0.0.${i + 1}`),
     setup: () => firewall(['127.0.0.0/8']),
+    // 254 servers in one C process (bench/floor/ggml_rpc_peers.c): Node peers would spend more
+    // CPU answering than the scanner spends asking, and S4 would measure them.
     peers: true,
+    needs: ['cc', 'gcc'],
     contenders: [
       {
         name: 'scan-backends native + probe',
@@ -204,7 +210,9 @@ async function startScenario(scenario) {
     stops.push(() => new Promise((resolve) => server.close(resolve)));
   }
   if (scenario.peers) {
-    const peers = spawn(process.execPath, [join(BENCH, 'peers.mjs')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const peers = spawn(peersBinary, [scenario.first, scenario.last, String(PORT)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     await new Promise((resolve, reject) => {
       peers.stdout.once('data', resolve);
       peers.once('exit', (code) => reject(new Error(`peers exited with ${code}`)));
@@ -237,7 +245,10 @@ console.log(
   `machine: ${machine.cpu}, ${machine.cores} cores, Linux ${machine.kernel}, Node ${machine.node}, RLIMIT_NOFILE ${machine.nofile}`,
 );
 
-if (have('cc')) execFileSync('cc', ['-O2', '-o', floorBinary, join(BENCH, 'floor', 'connect_floor.c')]);
+if (have('cc')) {
+  execFileSync('cc', ['-O2', '-o', floorBinary, join(BENCH, 'floor', 'connect_floor.c')]);
+  execFileSync('cc', ['-O2', '-o', peersBinary, join(BENCH, 'floor', 'ggml_rpc_peers.c')]);
+}
 
 const date = new Date().toISOString().slice(0, 10);
 const all = [];
@@ -245,6 +256,10 @@ let oursWrong = false;
 for (const key of chosen) {
   const scenario = SCENARIOS[key];
   if (!scenario) throw new Error(`unknown scenario ${key}`);
+  if (scenario.needs && !have(scenario.needs[0])) {
+    console.log(`skipped ${scenario.name}: ${scenario.needs[0]} not found (Debian package ${scenario.needs[1]})`);
+    continue;
+  }
   const stop = await startScenario(scenario);
   const rows = [];
   try {
