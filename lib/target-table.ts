@@ -5,7 +5,7 @@
 import { formatAddress, type AddressFamily } from './addresses.js';
 import type { Endpoint } from './targets.js';
 
-export const ENDPOINT_RECORD_SIZE = 24;
+const ENDPOINT_RECORD_SIZE = 24;
 const ADDRESS_AT = 8;
 
 export class TargetTable {

@@ -102,13 +102,14 @@ export function createJsScanner(): Scanner {
       const probeTarget = async (index: number): Promise<void> => {
         const target = { host: targets.host(index), port: targets.port(index), family: targets.family(index) };
         const plan = planKinds(targets.plan(index));
+        const netModule = await net;
         let attempts = 0;
         let starvedSince = 0;
         for (;;) {
           if (stopped) return;
           await pace();
           if (stopped) return;
-          const result = await connectOnce(await net, target.host, target.port, target.family, plan.length > 0);
+          const result = await connectOnce(netModule, target.host, target.port, target.family, plan.length > 0);
           if (stopped || result.outcome === 'aborted') {
             result.socket?.resetAndDestroy();
             return;
