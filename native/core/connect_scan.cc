@@ -302,9 +302,9 @@ class ScanWorker {
       if (event.readable || event.error) read_available(index);
       return;
     }
-    int err = 0;
+    int err = event.socket_error;
     socklen_t len = sizeof(err);
-    if (getsockopt(slot.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err == 0 && getsockopt(slot.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
     if (slot.phase == Phase::kProbeConnecting) {
       if (err != 0) {
         end_step(index, ProbeOutcome::kConnectFailed,

@@ -37,7 +37,8 @@ std::unique_ptr<Poller> make_poller(Backend backend, int* err) {
     case Backend::kEpoll:
       return make_epoll_poller(err);
 #endif
-#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || \
+    defined(SB_KQUEUE_EMULATION)
     case Backend::kKqueue:
       return make_kqueue_poller(err);
 #endif

@@ -19,6 +19,9 @@ struct PollEvent {
   bool readable = false;
   bool writable = false;
   bool error = false;  // error or hang-up: the owner reads SO_ERROR to learn which
+  // The socket's error when the backend already has it (kqueue's EV_EOF carries it in fflags;
+  // a kqueue emulation may even have read SO_ERROR, which clears it). 0: ask SO_ERROR.
+  int socket_error = 0;
 };
 
 class Poller {

@@ -41,10 +41,8 @@ class EpollPoller final : public Poller {
     if (n < 0) return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; ++i) {
       const uint32_t ev = raw_[i].events;
-      events[i].token = raw_[i].data.u32;
-      events[i].readable = (ev & (EPOLLIN | EPOLLRDHUP)) != 0;
-      events[i].writable = (ev & EPOLLOUT) != 0;
-      events[i].error = (ev & (EPOLLERR | EPOLLHUP)) != 0;
+      events[i] = PollEvent{raw_[i].data.u32, (ev & (EPOLLIN | EPOLLRDHUP)) != 0,
+                            (ev & EPOLLOUT) != 0, (ev & (EPOLLERR | EPOLLHUP)) != 0};
     }
     return n;
   }

@@ -40,11 +40,12 @@ class KqueuePoller final : public Poller {
     if (n < 0) return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; ++i) {
       const struct kevent& ev = raw_[i];
-      events[i].token = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(ev.udata));
-      events[i].readable = ev.filter == EVFILT_READ;
-      events[i].writable = ev.filter == EVFILT_WRITE;
       // EV_EOF on a connecting socket carries the connect error in fflags.
-      events[i].error = (ev.flags & (EV_EOF | EV_ERROR)) != 0;
+      const bool eof = (ev.flags & EV_EOF) != 0;
+      events[i] =
+          PollEvent{static_cast<uint32_t>(reinterpret_cast<uintptr_t>(ev.udata)),
+                    ev.filter == EVFILT_READ, ev.filter == EVFILT_WRITE,
+                    eof || (ev.flags & EV_ERROR) != 0, eof ? static_cast<int>(ev.fflags) : 0};
     }
     return n;
   }

@@ -55,10 +55,8 @@ class PollPoller final : public Poller {
     for (size_t i = 0; i < fds_.size() && n < max_events; ++i) {
       const short rev = fds_[i].revents;
       if (rev == 0) continue;
-      events[n].token = tokens_[i];
-      events[n].readable = (rev & POLLIN) != 0;
-      events[n].writable = (rev & POLLOUT) != 0;
-      events[n].error = (rev & (POLLERR | POLLHUP | POLLNVAL)) != 0;
+      events[n] = PollEvent{tokens_[i], (rev & POLLIN) != 0, (rev & POLLOUT) != 0,
+                            (rev & (POLLERR | POLLHUP | POLLNVAL)) != 0};
       ++n;
     }
     return n;
