@@ -94,7 +94,8 @@ class ScanWorker {
     return poller_->add(waker_.read_fd(), kWakeToken, Interest{true, false});
   }
 
-  void assign(uint32_t target) { queue_.push_back(Pending{target, 0, 0}); }
+  // This thread's share of the targets: first, first + stride, ... below end.
+  void assign(uint32_t first, uint32_t stride, uint32_t end) { queue_.assign(first, stride, end); }
   void wake() { waker_.wake(); }
 
   // Scan thread.
@@ -137,6 +138,46 @@ class ScanWorker {
     uint32_t target;
     uint16_t attempt;
     Nanos fd_starved_since;  // first EMFILE seen with nothing in flight, 0 if none
+  };
+  // The attempts this thread still owes, in launch order: one put back for want of a
+  // descriptor, then its share of the targets (a stride over the indices, so a /16 costs no
+  // per-target storage), then the retries of silent targets.
+  class TargetQueue {
+   public:
+    void assign(uint32_t first, uint32_t stride, uint32_t end) {
+      next_ = first;
+      stride_ = stride;
+      end_ = end;
+    }
+    bool empty() const { return put_back_.empty() && next_ >= end_ && retries_.empty(); }
+    Pending pop() {
+      Pending p{0, 0, 0};
+      if (!put_back_.empty()) {
+        p = put_back_.front();
+        put_back_.pop_front();
+      } else if (next_ < end_) {
+        p.target = static_cast<uint32_t>(next_);
+        next_ += stride_;
+      } else {
+        p = retries_.front();
+        retries_.pop_front();
+      }
+      return p;
+    }
+    void put_back(Pending p) { put_back_.push_front(p); }
+    void retry(Pending p) { retries_.push_back(p); }
+    // Hands every attempt still owed to `f`, and forgets them.
+    template <typename F>
+    void drain(F&& f) {
+      while (!empty()) f(pop());
+    }
+
+   private:
+    std::deque<Pending> put_back_;
+    uint64_t next_ = 0;
+    uint64_t stride_ = 1;
+    uint64_t end_ = 0;
+    std::deque<Pending> retries_;
   };
   struct Slot {
     UniqueFd fd;
@@ -187,9 +228,7 @@ class ScanWorker {
     int launched = 0;
     while (!queue_.empty() && inflight_ < window_ && launched < kLaunchBurst) {
       if (now < fd_retry_at_ || !rate_allows(now)) return;
-      Pending next = queue_.front();
-      queue_.pop_front();
-      if (!launch(next, now)) return;
+      if (!launch(queue_.pop(), now)) return;
       if (rate_per_ns_ > 0) tokens_ -= 1;
       ++launched;
       now = now_ns();
@@ -265,7 +304,7 @@ class ScanWorker {
       }
       fd_retry_at_ = now + kEmfileBackoff;
     }
-    queue_.push_front(next);
+    queue_.put_back(next);
     return false;
   }
 
@@ -517,7 +556,7 @@ class ScanWorker {
       const Nanos started = slot.started;
       release_slot(index);  // a socket still in SYN_SENT closes silently
       if (attempt < retries_) {
-        queue_.push_back(Pending{target, static_cast<uint16_t>(attempt + 1), 0});
+        queue_.retry(Pending{target, static_cast<uint16_t>(attempt + 1), 0});
       } else {
         report(target, kTimedOut, started, now);
       }
@@ -565,8 +604,7 @@ class ScanWorker {
       UniqueFd fd = release_slot(i);
       abortive_close(fd);
     }
-    for (const Pending& p : queue_) report(p.target, err, now, now);
-    queue_.clear();
+    queue_.drain([&](const Pending& p) { report(p.target, err, now, now); });
   }
 
   ConnectScan* owner_;
@@ -583,7 +621,7 @@ class ScanWorker {
 
   std::unique_ptr<Poller> poller_;
   Waker waker_;
-  std::deque<Pending> queue_;
+  TargetQueue queue_;
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
   // Every connect shares one timeout and every probe step another, so each queue's deadlines
@@ -617,7 +655,9 @@ Status ConnectScan::start(std::vector<Endpoint> endpoints, const ScanOptions& op
     scan->workers_.push_back(std::move(worker));
   }
   // Round-robin: each thread sweeps the whole range, so a slow region is shared.
-  for (size_t i = 0; i < count; ++i) scan->workers_[i % threads]->assign(static_cast<uint32_t>(i));
+  for (int t = 0; t < threads; ++t)
+    scan->workers_[t]->assign(static_cast<uint32_t>(t), static_cast<uint32_t>(threads),
+                              static_cast<uint32_t>(count));
 
   // Threads wait at a gate until all exist, so a failed std::thread leaves no thread that has
   // touched the sink.
