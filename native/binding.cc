@@ -229,8 +229,8 @@ class Scan : public Napi::ObjectWrap<Scan> {
     Napi::TypedArray array = info[0].As<Napi::TypedArray>();
     const auto* bytes =
         static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-    std::vector<sb::Endpoint> endpoints;
-    if (auto st = sb::decode_endpoints(bytes, array.ByteLength(), &endpoints);
+    sb::EndpointList endpoints;
+    if (auto st = sb::EndpointList::decode(bytes, array.ByteLength(), &endpoints);
         st != sb::Status::kOk) {
       make_error(env, st, 0, "").ThrowAsJavaScriptException();
       return;

@@ -203,7 +203,7 @@ class ScanWorker {
     uint32_t generation;
   };
 
-  const Endpoint& endpoint(uint32_t target) const { return owner_->endpoints_[target]; }
+  Endpoint endpoint(uint32_t target) const { return owner_->endpoints_.at(target); }
 
   void report(uint32_t target, int32_t error, Nanos started, Nanos now) {
     out_.push_back(ConnectResult{target, error, static_cast<double>(now - started) / kNanosPerMs});
@@ -364,7 +364,7 @@ class ScanWorker {
   // The target's connect completed: report it, or hold the report and start its probes.
   void on_connected(uint32_t index, Nanos now) {
     Slot& slot = slots_[index];
-    const Endpoint& ep = endpoint(slot.target);
+    const Endpoint ep = endpoint(slot.target);
     const ConnectResult connected{slot.target, 0,
                                   static_cast<double>(now - slot.started) / kNanosPerMs};
     slot.plan = plan_kinds(ep.plan);
@@ -634,8 +634,8 @@ class ScanWorker {
   int inflight_ = 0;
 };
 
-Status ConnectScan::start(std::vector<Endpoint> endpoints, const ScanOptions& options,
-                          ResultSink* sink, std::unique_ptr<ConnectScan>* out, int* sys_error) {
+Status ConnectScan::start(EndpointList endpoints, const ScanOptions& options, ResultSink* sink,
+                          std::unique_ptr<ConnectScan>* out, int* sys_error) {
   *sys_error = 0;
   if (sink == nullptr || options.timeout_ms < 1 || options.probe_timeout_ms < 1 ||
       options.concurrency < 1 || options.retries < 0 || options.retries > 100 || options.rate < 0 ||

@@ -63,7 +63,7 @@ class ConnectScan {
 
   // Validates the options, creates every poller, then starts the threads. On failure nothing
   // is running, no fd is left open and the sink is never called.
-  static Status start(std::vector<Endpoint> endpoints, const ScanOptions& options, ResultSink* sink,
+  static Status start(EndpointList endpoints, const ScanOptions& options, ResultSink* sink,
                       std::unique_ptr<ConnectScan>* out, int* sys_error);
 
   // Any thread. Idempotent. Threads close their sockets and end within one poller wake-up.
@@ -82,7 +82,7 @@ class ConnectScan {
   void open_gate(Gate state);
   bool pass_gate();  // scan thread: false when start() failed and the thread must not run
 
-  std::vector<Endpoint> endpoints_;
+  EndpointList endpoints_;
   ResultSink* sink_ = nullptr;
   std::vector<std::unique_ptr<ScanWorker>> workers_;
   std::vector<std::thread> threads_;

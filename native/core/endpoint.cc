@@ -15,35 +15,35 @@ uint32_t read_be32(const uint8_t* p) {
 
 }  // namespace
 
-Status decode_endpoints(const uint8_t* data, size_t size, std::vector<Endpoint>* out) {
+Status EndpointList::decode(const uint8_t* data, size_t size, EndpointList* out) {
   if (size % kEndpointRecordSize != 0) return Status::kInvalidEndpoints;
-  const size_t count = size / kEndpointRecordSize;
-  if (count > kMaxEndpoints) return Status::kInvalidEndpoints;
-  out->clear();
-  out->reserve(count);
-  for (size_t i = 0; i < count; ++i) {
-    const uint8_t* rec = data + i * kEndpointRecordSize;
-    const uint16_t port_be = static_cast<uint16_t>(rec[2] << 8 | rec[3]);
-    if (rec[1] > kMaxProbePlan || port_be == 0) return Status::kInvalidEndpoints;
-    Endpoint ep;
-    ep.plan = static_cast<ProbePlan>(rec[1]);
-    if (rec[0] == 4) {
-      sockaddr_in* sin = &ep.addr.v4;
-      sin->sin_family = AF_INET;
-      sin->sin_port = htons(port_be);
-      std::memcpy(&sin->sin_addr, rec + 8, 4);
-    } else if (rec[0] == 6) {
-      sockaddr_in6* sin6 = &ep.addr.v6;
-      sin6->sin6_family = AF_INET6;
-      sin6->sin6_port = htons(port_be);
-      sin6->sin6_scope_id = read_be32(rec + 4);
-      std::memcpy(&sin6->sin6_addr, rec + 8, 16);
-    } else {
-      return Status::kInvalidEndpoints;
-    }
-    out->push_back(ep);
+  if (size / kEndpointRecordSize > kMaxEndpoints) return Status::kInvalidEndpoints;
+  for (size_t at = 0; at < size; at += kEndpointRecordSize) {
+    const uint8_t* rec = data + at;
+    const bool family_ok = rec[0] == 4 || rec[0] == 6;
+    const bool port_ok = (rec[2] | rec[3]) != 0;
+    if (!family_ok || !port_ok || rec[1] > kMaxProbePlan) return Status::kInvalidEndpoints;
   }
+  out->records_.assign(data, data + size);
   return Status::kOk;
+}
+
+Endpoint EndpointList::at(size_t index) const {
+  const uint8_t* rec = records_.data() + index * kEndpointRecordSize;
+  const uint16_t port = static_cast<uint16_t>(rec[2] << 8 | rec[3]);
+  Endpoint ep;
+  ep.plan = static_cast<ProbePlan>(rec[1]);
+  if (rec[0] == 4) {
+    ep.addr.v4.sin_family = AF_INET;
+    ep.addr.v4.sin_port = htons(port);
+    std::memcpy(&ep.addr.v4.sin_addr, rec + 8, 4);
+  } else {
+    ep.addr.v6.sin6_family = AF_INET6;
+    ep.addr.v6.sin6_port = htons(port);
+    ep.addr.v6.sin6_scope_id = read_be32(rec + 4);
+    std::memcpy(&ep.addr.v6.sin6_addr, rec + 8, 16);
+  }
+  return ep;
 }
 
 std::string authority(const Endpoint& ep) {
