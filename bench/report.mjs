@@ -111,11 +111,13 @@ export function goals(scenarios, timeoutMs) {
     }
     const cpuUs = (native3.cpuMs * 1000) / S3.targets;
     add('S3', 'CPU per target <= 25 us', cpuUs <= 25, `${cpuUs.toFixed(1)} us`);
+    // The goal says "60 MB"; both readings are shown, and the stricter one decides.
+    const peakMB = (native3.peakRssMiB * 2 ** 20) / 1e6;
     add(
       'S3',
       'peak RSS of the node process <= 60 MB',
-      native3.peakRssMiB <= 60,
-      `${native3.peakRssMiB.toFixed(1)} MiB`,
+      peakMB <= 60,
+      `${native3.peakRssMiB.toFixed(1)} MiB = ${peakMB.toFixed(1)} MB`,
     );
   }
   const probed = row(S4, 'scan-backends native + probe');
