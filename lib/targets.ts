@@ -269,14 +269,7 @@ function subtractRanges(range: AddressRange, holes: readonly AddressRange[]): Ad
 function countRemaining(ranges: readonly AddressRange[], excluded: readonly AddressRange[]): bigint {
   let total = 0n;
   for (const range of mergeRanges(ranges)) {
-    let size = range.last - range.first + 1n;
-    for (const ex of excluded) {
-      if (ex.family !== range.family) continue;
-      const lo = ex.first > range.first ? ex.first : range.first;
-      const hi = ex.last < range.last ? ex.last : range.last;
-      if (lo <= hi) size -= hi - lo + 1n;
-    }
-    total += size;
+    for (const piece of subtractRanges(range, excluded)) total += piece.last - piece.first + 1n;
   }
   return total;
 }
