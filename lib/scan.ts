@@ -20,7 +20,7 @@ import {
 } from './scanner/index.js';
 import { chainFor, checkProbeOption, splitChain, OLLAMA_PORT, type ProbeOption } from './probes/chain.js';
 import type { GrpcDetails, Health, HttpFingerprint, ProbeName, RpcDetails, ServiceName } from './probes/types.js';
-import { NEWEST_RPC_PROTOCOL, parseVersion, verdictFromSteps, type VerdictContext } from './probes/verdict.js';
+import { parseVersion, verdictFromSteps, type VerdictContext } from './probes/verdict.js';
 import { createJsScanner } from './scanner/js.js';
 import { createNativeScanner } from './scanner/native.js';
 import { TargetTable } from './target-table.js';
@@ -53,7 +53,11 @@ export interface ScanOptions extends TargetOptions {
   probeTimeoutMs?: number;
   /** The service the gRPC health check asks about. Default "": the whole server. */
   grpcService?: string;
-  /** The coordinator's ggml-rpc protocol, "x.y.z", to judge compatibility. Default: the newest known. */
+  /**
+   * The coordinator's ggml-rpc protocol, "x.y.z": compatibility is judged against it exactly as
+   * llama.cpp does. Default $SCAN_BACKENDS_RPC_VERSION; without either, each server reports
+   * the clients that can use it (`rpc.usableBy`) and none is called incompatible.
+   */
   rpcVersion?: string;
 }
 
@@ -71,6 +75,8 @@ export interface ScanResult {
   // With `probe`, for open ports:
   service?: ServiceName;
   health?: Health;
+  /** The service and health are a guess (a silent port), not a proof. */
+  guess?: true;
   /** A short sentence a person can act on. */
   reason?: string;
   rpc?: RpcDetails;
@@ -101,6 +107,18 @@ function checkInteger(name: string, value: number | undefined, min: number, max:
   }
 }
 
+/** The explicit client version: the option, else $SCAN_BACKENDS_RPC_VERSION; checked. */
+export function rpcVersionOption(options: { rpcVersion?: unknown }): string | undefined {
+  const fromEnv = options.rpcVersion === undefined;
+  const value = fromEnv ? process.env.SCAN_BACKENDS_RPC_VERSION || undefined : options.rpcVersion;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !parseVersion(value)) {
+    const name = fromEnv ? '$SCAN_BACKENDS_RPC_VERSION' : 'rpcVersion';
+    throw new InvalidOptionError(`${name}: must be "major.minor.patch", got ${String(value)}`);
+  }
+  return value;
+}
+
 function engineOptions(options: ScanOptions, fdLimit: number | null, targets: number): EngineOptions {
   checkInteger('timeoutMs', options.timeoutMs, 1, 3_600_000);
   checkInteger('concurrency', options.concurrency, 1, 1_000_000);
@@ -109,9 +127,7 @@ function engineOptions(options: ScanOptions, fdLimit: number | null, targets: nu
   checkInteger('deadlineMs', options.deadlineMs, 1, 86_400_000);
   checkInteger('probeTimeoutMs', options.probeTimeoutMs, 1, 600_000);
   checkProbeOption(options.probe);
-  if (options.rpcVersion !== undefined && !parseVersion(options.rpcVersion)) {
-    throw new InvalidOptionError(`rpcVersion: must be "major.minor.patch", got ${options.rpcVersion}`);
-  }
+  rpcVersionOption(options);
   if (options.grpcService !== undefined && Buffer.byteLength(options.grpcService) > 1024) {
     throw new InvalidOptionError('grpcService: at most 1024 bytes');
   }
@@ -196,7 +212,7 @@ export class ScanJob implements AsyncIterable<ScanResult> {
       : [];
     split.forEach((chain, i) => table.setPlan(i, chain.plan));
     const verdictContext: VerdictContext = {
-      rpcClientVersion: this.#options.rpcVersion ?? NEWEST_RPC_PROTOCOL,
+      rpcClientVersion: rpcVersionOption(this.#options),
       grpcService: options.grpcService,
       probeTimeoutMs: options.probeTimeoutMs,
     };

@@ -1,4 +1,5 @@
 // How scan results are printed: an aligned table for people, JSON and NDJSON for programs.
+import { terminalSafe } from '../peer-text.js';
 import type { ScanReport, ScanResult } from '../scan.js';
 
 export type OutputFormat = 'table' | 'json' | 'ndjson';
@@ -16,7 +17,8 @@ function detail(r: ScanResult): string {
     const memory = r.rpc.devices.map(
       (d) => `${(d.freeBytes / 2 ** 30).toFixed(1)}/${(d.totalBytes / 2 ** 30).toFixed(1)} GiB`,
     );
-    return `protocol ${r.rpc.protocol}${r.rpc.compatible ? '' : ` (client ${r.rpc.client})`}, ${r.rpc.devices.length} dev${memory.length ? ` ${memory.join(' ')}` : ''}`;
+    const fit = r.rpc.compatible === false ? ` (client ${r.rpc.client})` : '';
+    return `protocol ${r.rpc.protocol}${fit}, ${r.rpc.devices.length} dev${memory.length ? ` ${memory.join(' ')}` : ''}`;
   }
   if (r.grpc) return `${r.grpc.status}${r.grpc.service ? ` (${r.grpc.service})` : ''}`;
   if (r.http) return `${r.http.product}${r.http.version ? ` ${r.http.version}` : ''}`;
@@ -36,24 +38,31 @@ export function renderTable(results: readonly ScanResult[], fold = true): string
     const state = r.error ? `${r.state} (${r.error})` : r.state;
     rows.push(
       probed
-        ? [r.host, String(r.port), state, r.service ?? '', r.health ?? '', formatRtt(r.rttMs), detail(r)]
+        ? [r.host, String(r.port), state, guessed(r.service, r), guessed(r.health, r), formatRtt(r.rttMs), detail(r)]
         : [r.host, String(r.port), state, formatRtt(r.rttMs)],
     );
   }
   const header = probed
     ? ['HOST', 'PORT', 'STATE', 'SERVICE', 'HEALTH', 'RTT', 'DETAIL']
     : ['HOST', 'PORT', 'STATE', 'RTT'];
+  return alignTable(header, rows, hidden.size > 0 ? [`Not shown: ${[...hidden].map(([state, n]) => `${n} ${state}`).join(', ')}`] : []);
+}
+
+/** A guess is shown as one: "busy?". */
+function guessed(text: string | undefined, r: ScanResult): string {
+  return text === undefined ? '' : r.guess ? `${text}?` : text;
+}
+
+/** Aligned columns, the last one ragged; every cell made safe for a terminal. */
+export function alignTable(header: string[], body: string[][], footer: string[] = []): string {
+  const rows = body.map((row) => row.map(terminalSafe));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
-  const lines = [line(header), ...rows.map(line)];
-  if (hidden.size > 0) {
-    lines.push(`Not shown: ${[...hidden].map(([state, n]) => `${n} ${state}`).join(', ')}`);
-  }
-  return `${lines.join('\n')}\n`;
+  return `${[line(header), ...rows.map(line), ...footer].join('\n')}\n`;
 }
 
 export function summarize(report: ScanReport, targets: number): string {

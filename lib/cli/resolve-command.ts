@@ -3,10 +3,11 @@
 import { parseArgs } from 'node:util';
 
 import { formatHostPort } from '../host-port.js';
+import { terminalSafe } from '../peer-text.js';
 import { resolveBackends, type ResolveOptions } from '../resolver/index.js';
 import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { formatRtt } from './output.js';
+import { alignTable, formatRtt } from './output.js';
 import { parseEngine, parseFormat, parseInteger } from './scan-command.js';
 
 export const RESOLVE_USAGE = `Usage: scan-backends resolve [options]
@@ -56,14 +57,7 @@ function renderTable(resolution: Resolution): string {
     b.sources.join(','),
     b.rttMs === undefined ? '' : formatRtt(b.rttMs),
   ]);
-  const header = ['BACKEND', 'HEALTH', 'PROTOCOL', 'SOURCES', 'RTT'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+  return alignTable(['BACKEND', 'HEALTH', 'PROTOCOL', 'SOURCES', 'RTT'], rows);
 }
 
 export function explain(resolution: Resolution): string {
@@ -79,7 +73,7 @@ export function explain(resolution: Resolution): string {
     for (const d of s.dropped) lines.push(`  dropped ${formatHostPort(d)}: ${d.reason}`);
   }
   for (const w of resolution.warnings) lines.push(`warning: ${w}`);
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(terminalSafe).join('\n')}\n`;
 }
 
 export async function runResolveCommand(argv: string[], signal: AbortSignal): Promise<number> {
@@ -154,7 +148,7 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
     return EXIT.interrupted;
   }
   if (values.explain) process.stderr.write(explain(resolution));
-  else for (const w of resolution.warnings) process.stderr.write(`scan-backends: warning: ${w}\n`);
+  else for (const w of resolution.warnings) process.stderr.write(`scan-backends: warning: ${terminalSafe(w)}\n`);
   if (format === 'rpc') process.stdout.write(renderRpcList(resolution.backends));
   else if (format === 'json') process.stdout.write(`${JSON.stringify({ schema: 1, ...resolution })}\n`);
   else if (format === 'ndjson') for (const b of resolution.backends) process.stdout.write(`${JSON.stringify(b)}\n`);

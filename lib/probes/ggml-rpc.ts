@@ -1,7 +1,7 @@
 // The ggml-rpc probe for the JS engine, the twin of native/core/probe_ggml_rpc.cc: HELLO with
 // 24 bytes of connection caps (4.x+), the empty HELLO (1.x-3.x) on a fresh connection after a
 // silent close, then DEVICE_COUNT (3.x+) and GET_DEVICE_MEMORY per device.
-// Wire facts: shared/docs/ggml-rpc-wire.md.
+// Wire facts: docs/ggml-rpc-wire.md.
 import type { ProbeSession, SessionAction } from './session.js';
 import type { ProbeStep, StepOutcome } from './types.js';
 
@@ -11,12 +11,18 @@ const CMD_DEVICE_COUNT = 15;
 const HEADER_SIZE = 8;
 const CONN_CAPS_SIZE = 24;
 const MAX_DEVICES = 256;
-const NEWEST_KNOWN_MAJOR = 5;
+/** DEVICE_COUNT = 15 and GET_DEVICE_MEMORY = 11 hold from 3.0.0 through upstream 7.x. */
+export const NEWEST_KNOWN_MAJOR = 7;
+/** A HELLO reply longer than 28 bytes (forks append fields) is read up to this size. */
+const MAX_HELLO_REPLY = 4096;
+const HELLO_REPLY = 28;
+/** Sent once after HELLO meets silence: see onQuiet. */
+const NUDGE = Buffer.from([0xff, 0x0d, 0x0a]);
 
 type Stage = 'hello-caps' | 'hello-legacy' | 'device-count' | 'device-memory' | 'done';
 
 const EXPECTED: Record<Exclude<Stage, 'done'>, number> = {
-  'hello-caps': 28, // major, minor, patch, pad, conn_caps[24]
+  'hello-caps': HELLO_REPLY, // major, minor, patch, pad, conn_caps[24]
   'hello-legacy': 3,
   'device-count': 4,
   'device-memory': 16, // u64 free, u64 total
@@ -37,6 +43,15 @@ function request(cmd: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   return Buffer.concat([header, payload]);
 }
 
+/** Printable text of a peer's first bytes for a reason (the twin of peer_preview in probe.cc). */
+export function peerPreview(data: Buffer, max = 24): string {
+  let text = '';
+  for (const c of data.subarray(0, max)) {
+    text += c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c ? String.fromCharCode(c) : '.';
+  }
+  return text;
+}
+
 function deviceIndex(index: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(index);
@@ -50,13 +65,27 @@ export class GgmlRpcSession implements ProbeSession {
   #pending = false;
   #deviceCount = 0;
   #deviceIndex = 0;
+  #helloSize = 0; // the declared size of a 4.x+ HELLO reply (28 or more)
+  #nudged = false;
+  #preview = '';
+  #note = '';
 
   requestPending(): boolean {
     return this.#pending;
   }
 
+  #awaitingHello(): boolean {
+    return this.#stage === 'hello-caps' || this.#stage === 'hello-legacy';
+  }
+
+  #expected(): number {
+    if (this.#stage === 'done') return 0;
+    return this.#stage === 'hello-caps' && this.#helloSize !== 0 ? this.#helloSize : EXPECTED[this.#stage];
+  }
+
   #send(cmd: number, payload?: Buffer): Buffer {
     this.#reply = Buffer.alloc(0);
+    this.#helloSize = 0;
     this.#pending = true;
     return request(cmd, payload);
   }
@@ -68,35 +97,71 @@ export class GgmlRpcSession implements ProbeSession {
     return { action: 'done' };
   }
 
+  #withNote(detail: string): string {
+    if (!this.#note) return detail;
+    return detail ? `${detail}; ${this.#note}` : this.#note;
+  }
+
   onConnected(): Buffer {
+    this.#nudged = false;
+    this.#preview = '';
     // conn_caps all zero: a TCP-only client.
     return this.#send(CMD_HELLO, this.#stage === 'hello-caps' ? Buffer.alloc(CONN_CAPS_SIZE) : undefined);
   }
 
+  /** Judges the declared size once the reply's 8 header bytes are in; a result ends the session. */
+  #checkDeclaredSize(): { action: SessionAction } | undefined {
+    const declared = this.#reply.readBigUInt64LE(0);
+    if (this.#stage === 'hello-caps' && declared >= HELLO_REPLY && declared <= MAX_HELLO_REPLY) {
+      this.#helloSize = Number(declared); // 28, or longer from a fork that appends fields
+      return undefined;
+    }
+    const expected = this.#expected();
+    if (declared === BigInt(expected)) return undefined;
+    if (!this.#awaitingHello()) {
+      return this.#finish(
+        'protocol-error',
+        `${STAGE_NAME[this.#stage]} reply declares ${declared} bytes where ggml-rpc sends ${expected}`,
+      );
+    }
+    const said = `"${this.#preview}"`;
+    return this.#finish(
+      'not-recognized',
+      this.#nudged
+        ? `answered a newline with ${said}: another protocol, not ggml-rpc`
+        : `sent ${said}, not a ggml-rpc HELLO reply`,
+    );
+  }
+
   onData(chunk: Buffer): { action: SessionAction; out?: Buffer } {
     if (this.#stage === 'done') return { action: 'done' };
+    if (this.#preview === '') this.#preview = peerPreview(chunk);
     if (!this.#pending)
       return this.#finish('protocol-error', `${chunk.length} bytes arrived with no request outstanding`);
-    const expected = EXPECTED[this.#stage];
-    // The reply never exceeds header + expected; anything longer is judged without buffering.
-    const room = HEADER_SIZE + expected - this.#reply.length;
-    this.#reply = Buffer.concat([this.#reply, chunk.subarray(0, room)]);
-    if (this.#reply.length >= HEADER_SIZE) {
-      const declared = this.#reply.readBigUInt64LE(0);
-      if (declared !== BigInt(expected)) {
-        const hello = this.#stage === 'hello-caps' || this.#stage === 'hello-legacy';
+    // The reply is taken piece by piece (its size is known once its header is in) and never
+    // buffered beyond header + declared size; anything after it is judged without buffering.
+    let used = 0;
+    while (used < chunk.length) {
+      const headerKnown = this.#reply.length >= HEADER_SIZE;
+      const limit = HEADER_SIZE + (headerKnown ? this.#expected() : 0);
+      const take = Math.min(limit - this.#reply.length, chunk.length - used);
+      this.#reply = Buffer.concat([this.#reply, chunk.subarray(used, used + take)]);
+      used += take;
+      if (!headerKnown && this.#reply.length === HEADER_SIZE) {
+        const ended = this.#checkDeclaredSize();
+        if (ended) return ended;
+      }
+      if (this.#reply.length < HEADER_SIZE + this.#expected()) continue;
+      if (used < chunk.length) {
         return this.#finish(
-          hello ? 'not-recognized' : 'protocol-error',
-          `${STAGE_NAME[this.#stage]} reply declares ${declared} bytes where ggml-rpc sends ${expected}`,
+          'protocol-error',
+          `${chunk.length - used} bytes beyond the ${STAGE_NAME[this.#stage]} reply`,
         );
       }
+      this.#pending = false;
+      return this.#onReply(this.#reply.subarray(HEADER_SIZE));
     }
-    if (chunk.length > room) {
-      return this.#finish('protocol-error', `${chunk.length - room} bytes beyond the ${STAGE_NAME[this.#stage]} reply`);
-    }
-    if (this.#reply.length < HEADER_SIZE + expected) return { action: 'continue' };
-    this.#pending = false;
-    return this.#onReply(this.#reply.subarray(HEADER_SIZE));
+    return { action: 'continue' };
   }
 
   #onReply(body: Buffer): { action: SessionAction; out?: Buffer } {
@@ -106,11 +171,23 @@ export class GgmlRpcSession implements ProbeSession {
         this.step.version = [body[0] ?? 0, body[1] ?? 0, body[2] ?? 0];
         this.step.legacyHello = this.#stage === 'hello-legacy';
         this.step.devices = [];
+        if (this.#helloSize > HELLO_REPLY) {
+          this.#note = `its HELLO reply carries ${this.#helloSize - HELLO_REPLY} bytes beyond the 28 this probe reads (ignored)`;
+        }
         const major = this.step.version[0];
         if (major === 0 || major > NEWEST_KNOWN_MAJOR) {
           return this.#finish(
             'recognized',
-            `protocol ${this.step.version.join('.')} is outside the majors this probe knows; devices not queried`,
+            this.#withNote(
+              `protocol ${this.step.version.join('.')} is newer than this probe knows (up to ${NEWEST_KNOWN_MAJOR}.x); devices not queried`,
+            ),
+          );
+        }
+        if (this.#nudged) {
+          // The server read HELLO and will read the nudge next, which ends the connection.
+          return this.#finish(
+            'recognized',
+            this.#withNote('answered HELLO only after a pause (it became free during the probe); devices not queried'),
           );
         }
         if (major >= 3) {
@@ -131,7 +208,7 @@ export class GgmlRpcSession implements ProbeSession {
             `DEVICE_COUNT says ${this.#deviceCount} devices, more than any server has`,
           );
         }
-        if (this.#deviceCount === 0) return this.#finish('recognized', '');
+        if (this.#deviceCount === 0) return this.#finish('recognized', this.#withNote(''));
         this.#deviceIndex = 0;
         this.#stage = 'device-memory';
         return { action: 'continue', out: this.#send(CMD_GET_DEVICE_MEMORY, deviceIndex(0)) };
@@ -142,12 +219,26 @@ export class GgmlRpcSession implements ProbeSession {
           freeBytes: Number(body.readBigUInt64LE(0)),
           totalBytes: Number(body.readBigUInt64LE(8)),
         });
-        if (++this.#deviceIndex >= this.#deviceCount) return this.#finish('recognized', '');
+        if (++this.#deviceIndex >= this.#deviceCount) return this.#finish('recognized', this.#withNote(''));
         return { action: 'continue', out: this.#send(CMD_GET_DEVICE_MEMORY, deviceIndex(this.#deviceIndex)) };
       }
       case 'done':
         return { action: 'done' };
     }
+  }
+
+  /**
+   * HELLO met silence. A free ggml-rpc server answers HELLO within a round trip; a busy one
+   * holds our connection unread in its accept queue; a line-based service (HTTP, Redis,
+   * SMTP…) waits for a newline. The nudge, 0xff then CRLF, makes the last kind answer. It is
+   * safe for a ggml-rpc server that reads it later: every version reads the command byte and,
+   * finding it >= RPC_CMD_COUNT, logs "Unknown command" and closes the connection before
+   * reading a size, and it sends no reply that could meet a closed socket.
+   */
+  onQuiet(): Buffer | undefined {
+    if (!this.#awaitingHello() || !this.#pending || this.#reply.length > 0 || this.#nudged) return undefined;
+    this.#nudged = true;
+    return NUDGE;
   }
 
   onClosed(reset: boolean): SessionAction {
@@ -165,23 +256,25 @@ export class GgmlRpcSession implements ProbeSession {
         `${how} the connection at both HELLO generations without a byte (another service, or a ggml-rpc server older than protocol 1.0)`,
       ).action;
     }
-    const expected = HEADER_SIZE + EXPECTED[this.#stage];
     return this.#finish(
       'protocol-error',
-      `${how} the connection during ${STAGE_NAME[this.#stage]} after ${this.#reply.length} of ${expected} reply bytes`,
+      `${how} the connection during ${STAGE_NAME[this.#stage]} after ${this.#reply.length} of ${HEADER_SIZE + this.#expected()} reply bytes`,
     ).action;
   }
 
   onTimeout(): void {
     if (this.#stage === 'done') return;
-    const hello = this.#stage === 'hello-caps' || this.#stage === 'hello-legacy';
-    if (this.#reply.length === 0 && hello) {
-      this.#finish('silent', 'accepted the connection but sent no HELLO reply');
+    if (this.#reply.length === 0 && this.#awaitingHello()) {
+      this.#finish(
+        'silent',
+        this.#nudged
+          ? 'accepted the connection and answered neither HELLO nor a newline'
+          : 'accepted the connection but sent no HELLO reply',
+      );
     } else {
-      const expected = HEADER_SIZE + EXPECTED[this.#stage];
       this.#finish(
         'stalled',
-        `${this.#reply.length} of ${expected} bytes of the ${STAGE_NAME[this.#stage]} reply arrived`,
+        `${this.#reply.length} of ${HEADER_SIZE + this.#expected()} bytes of the ${STAGE_NAME[this.#stage]} reply arrived`,
       );
     }
   }

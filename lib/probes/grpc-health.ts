@@ -5,8 +5,10 @@
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { Duplex } from 'node:stream';
 
-import { connectSocket, type Target } from './session.js';
+import { earlyError } from './held-socket.js';
+import { connectSocket, PROBE_READ_BUDGET, PROBE_WRITE_BACKLOG, type Target } from './session.js';
 import type { ProbeStep, StepOutcome } from './types.js';
 
 const MAX_MESSAGE = 4096;
@@ -67,6 +69,42 @@ export function parseHealthResponse(message: Buffer): number | string {
   return status;
 }
 
+/**
+ * The socket as a stream that counts what crosses it. nghttp2 reads a net.Socket inside C++,
+ * out of reach of a byte count; through this stream every chunk passes here first, so a peer
+ * that floods SETTINGS, PINGs or CONTINUATION frames meets the probe's read budget.
+ */
+function meteredStream(socket: Socket, onRead: (total: number) => boolean): Duplex {
+  let total = 0;
+  const stream = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      if (socket.destroyed) return callback();
+      socket.write(chunk);
+      callback();
+    },
+    final(callback) {
+      socket.end();
+      callback();
+    },
+    destroy(error, callback) {
+      socket.destroy();
+      callback(error);
+    },
+  });
+  socket.on('data', (chunk: Buffer) => {
+    total += chunk.length;
+    if (!onRead(total)) return;
+    if (!stream.push(chunk)) socket.pause();
+  });
+  socket.on('end', () => stream.push(null));
+  socket.on('error', (error) => stream.destroy(error));
+  socket.on('close', () => stream.destroy());
+  return stream;
+}
+
 /** Runs the health check within `timeoutMs`, on `socket` when given, else a new connection. */
 export async function grpcHealthStep(
   target: Target,
@@ -91,9 +129,20 @@ export async function grpcHealthStep(
     let settled = false;
     let sawSettings = false;
     let answered = false;
+    let received = 0;
     let message = Buffer.alloc(0);
+    const early = earlyError(socket);
+    socket.removeAllListeners();
+    socket.on('error', () => {}); // reported through the stream below
+    const stream = meteredStream(socket, (total) => {
+      received = total;
+      if (total <= PROBE_READ_BUDGET && socket.writableLength <= PROBE_WRITE_BACKLOG) return true;
+      if (total > PROBE_READ_BUDGET) finish('protocol-error', `sent more than ${PROBE_READ_BUDGET} bytes, a probe's read budget`);
+      else finish('protocol-error', `does not read what the probe sends (${socket.writableLength} bytes queued)`);
+      return false;
+    });
     const session = http2.connect(`http://${authority}`, {
-      createConnection: () => socket,
+      createConnection: () => stream,
       settings: { enablePush: false },
     });
     const onAbort = () => finish('silent', 'aborted');
@@ -107,23 +156,25 @@ export async function grpcHealthStep(
       step.elapsedMs = performance.now() - started;
       session.removeAllListeners();
       session.on('error', () => {});
-      // An unanswered request is aborted (RST), as the native probe does.
-      if (outcome === 'recognized' || outcome === 'not-recognized') session.destroy();
+      // An unanswered request is aborted (RST), as the native probe does. The socket goes with
+      // the session, whatever the peer keeps sending.
+      if (outcome === 'recognized' || outcome === 'not-recognized') socket.destroy();
       else socket.resetAndDestroy();
+      session.destroy();
       resolve(step);
     };
     const fail = (what: string) => {
       if (!sawSettings)
         finish(
           'not-recognized',
-          socket.bytesRead === 0 ? `closed the connection without an HTTP/2 reply` : `not an HTTP/2 server (${what})`,
+          received === 0 ? `closed the connection without an HTTP/2 reply` : `not an HTTP/2 server (${what})`,
         );
       else finish('protocol-error', what);
     };
     const timer = setTimeout(
       () => {
-        if (socket.bytesRead === 0) finish('silent', 'accepted the connection but sent no HTTP/2 reply');
-        else finish('stalled', `the response stopped after ${socket.bytesRead} bytes`);
+        if (received === 0) finish('silent', 'accepted the connection but sent no HTTP/2 reply');
+        else finish('stalled', `the response stopped after ${received} bytes`);
       },
       Math.max(0, timeoutMs - (performance.now() - started)),
     );
@@ -184,5 +235,6 @@ export async function grpcHealthStep(
       finish('recognized');
     });
     request.end(healthRequest(service));
+    if (socket.destroyed || early !== undefined) fail(`the connection was ${early === 'ECONNRESET' ? 'reset' : 'closed'} at once`);
   });
 }

@@ -5,6 +5,7 @@
 import { Agent, request } from 'node:http';
 import { performance } from 'node:perf_hooks';
 
+import { peerText } from '../peer-text.js';
 import type { Target } from './session.js';
 import type { HttpFingerprint, ProbeStep } from './types.js';
 
@@ -32,6 +33,19 @@ function get(target: Target, path: string, agent: Agent, deadline: number): Prom
       return;
     }
     let received = 0;
+    let done = false;
+    // Every way out goes through here once: the promise settles and the request is gone.
+    const settle = (outcome: HttpAnswer | HttpFailure) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (outcome instanceof HttpFailure) {
+        req.destroy();
+        reject(outcome);
+      } else {
+        resolve(outcome);
+      }
+    };
     const req = request({
       host: target.host,
       port: target.port,
@@ -41,40 +55,48 @@ function get(target: Target, path: string, agent: Agent, deadline: number): Prom
       headers: { accept: 'application/json', 'user-agent': 'scan-backends' },
     });
     const timer = setTimeout(() => {
-      req.destroy(
+      settle(
         received === 0
           ? new HttpFailure('silent', `no HTTP response to GET ${path}`)
           : new HttpFailure('stalled', `the response to GET ${path} stopped after ${received} bytes`),
       );
     }, left);
     req.on('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (error instanceof HttpFailure) reject(error);
-      else if (error.code === 'ECONNREFUSED' || error.code === 'EHOSTUNREACH')
-        reject(new HttpFailure('connect-failed', `a new connection for the probe failed: ${error.code}`));
-      else reject(new HttpFailure('not-http', `not an HTTP server (${error.code ?? error.message})`));
+      if (error.code === 'ECONNREFUSED' || error.code === 'EHOSTUNREACH')
+        settle(new HttpFailure('connect-failed', `a new connection for the probe failed: ${error.code}`));
+      else settle(new HttpFailure('not-http', `not an HTTP server (${error.code ?? error.message})`));
+    });
+    let responded = false;
+    req.on('close', () => {
+      if (!responded) settle(new HttpFailure('not-http', `closed the connection before answering GET ${path}`));
     });
     req.on('response', (res) => {
+      responded = true;
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => {
         received += chunk.length;
         if (received > MAX_BODY) {
-          req.destroy(new HttpFailure('stalled', `GET ${path}: body over ${MAX_BODY} bytes`));
+          settle(new HttpFailure('stalled', `GET ${path}: body over ${MAX_BODY} bytes`));
           return;
         }
         chunks.push(chunk);
       });
       res.on('end', () => {
-        clearTimeout(timer);
         let json: unknown;
         try {
           json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
         } catch {
           json = undefined;
         }
-        resolve({ status: res.statusCode ?? 0, json });
+        settle({ status: res.statusCode ?? 0, json });
       });
-      res.on('error', () => {});
+      // A body cut short (Content-Length promised more, then the peer closed) ends here.
+      const cut = () =>
+        settle(new HttpFailure('stalled', `the response to GET ${path} ended after ${received} bytes of its body`));
+      res.on('error', cut);
+      res.on('close', () => {
+        if (!res.complete) cut();
+      });
     });
     req.end();
   });
@@ -89,8 +111,11 @@ function field(json: unknown, ...path: string[]): unknown {
   return at;
 }
 
+/** A string field of a peer's JSON, made safe to print and bounded. */
 function text(value: unknown): string | undefined {
-  return typeof value === 'string' && value.length > 0 ? value.slice(0, 80) : undefined;
+  if (typeof value !== 'string') return undefined;
+  const safe = peerText(value, 80);
+  return safe.length > 0 ? safe : undefined;
 }
 
 async function fingerprint(

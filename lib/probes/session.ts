@@ -4,15 +4,29 @@
 import { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
+import { earlyError, holdSocket } from './held-socket.js';
 import type { ProbeStep, StepOutcome } from './types.js';
 
 export type SessionAction = 'continue' | 'done' | 'reconnect';
+
+/** What a peer may send during one probe step (the twin of kProbeReadBudget in probe.hh). */
+export const PROBE_READ_BUDGET = 64 * 1024;
+/** What may wait unsent for a peer that does not read (each SETTINGS or PING asks for an ACK). */
+export const PROBE_WRITE_BACKLOG = 16 * 1024;
+/** A probe's first-byte wait before its session may nudge: a quarter of the timeout, at most this. */
+const MAX_QUIET_MS = 500;
+
+export function quietMs(timeoutMs: number): number {
+  return Math.min(timeoutMs / 4, MAX_QUIET_MS);
+}
 
 export interface ProbeSession {
   onConnected(): Buffer;
   onData(chunk: Buffer): { action: SessionAction; out?: Buffer };
   onClosed(reset: boolean): SessionAction;
   onTimeout(): void;
+  /** The peer sent nothing for the quiet interval: bytes that may make a waiting peer speak. */
+  onQuiet?(): Buffer | undefined;
   /** A request is unanswered: close with RST, never FIN (a ggml-rpc server would die). */
   requestPending(): boolean;
   readonly step: ProbeStep;
@@ -34,8 +48,7 @@ export function connectSocket(target: Target, timeoutMs: number): Promise<Socket
     }, timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
+      resolve(holdSocket(socket));
     });
     socket.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -101,20 +114,35 @@ function runConnection(
 ): Promise<SessionAction> {
   return new Promise((resolve) => {
     let settled = false;
+    let read = 0;
     const onAbort = () => {
       session.onTimeout();
+      settle('done');
+    };
+    const end = (outcome: StepOutcome, detail: string) => {
+      session.step.outcome = outcome;
+      session.step.detail = detail;
       settle('done');
     };
     const settle = (action: SessionAction) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(quiet);
       signal?.removeEventListener('abort', onAbort);
       socket.removeAllListeners();
       socket.on('error', () => {}); // late errors after we let go
       if (session.requestPending()) socket.resetAndDestroy();
       else socket.destroy();
       resolve(action);
+    };
+    const send = (out: Buffer | undefined) => {
+      if (!out || out.length === 0 || socket.destroyed) return;
+      if (socket.writableLength + out.length > PROBE_WRITE_BACKLOG) {
+        end('protocol-error', `does not read what the probe sends (${socket.writableLength + out.length} bytes queued)`);
+        return;
+      }
+      socket.write(out);
     };
     const timer = setTimeout(
       () => {
@@ -123,15 +151,29 @@ function runConnection(
       },
       Math.max(0, deadline - performance.now()),
     );
+    const quiet = setTimeout(() => {
+      if (read === 0) send(session.onQuiet?.());
+    }, quietMs(Math.max(0, deadline - performance.now())));
     signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      read += chunk.length;
+      if (read > PROBE_READ_BUDGET) {
+        end('protocol-error', `sent more than ${PROBE_READ_BUDGET} bytes, a probe's read budget`);
+        return;
+      }
       const { action, out } = session.onData(chunk);
-      if (out && out.length > 0 && !socket.destroyed) socket.write(out);
+      send(out);
       if (action !== 'continue') settle(action);
     });
     socket.on('end', () => settle(session.onClosed(false)));
     socket.on('error', (error: NodeJS.ErrnoException) => settle(session.onClosed(error.code === 'ECONNRESET')));
     socket.on('close', () => settle(session.onClosed(false)));
+    const early = earlyError(socket);
+    if (socket.destroyed || early !== undefined) {
+      settle(session.onClosed(early === 'ECONNRESET'));
+      return;
+    }
     socket.write(session.onConnected());
   });
 }

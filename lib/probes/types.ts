@@ -52,9 +52,12 @@ export interface ProbeStep {
 export interface RpcDetails {
   /** "major.minor.patch" from HELLO. */
   protocol: string;
-  compatible: boolean;
-  /** The client version compatibility was judged against. */
-  client: string;
+  /** Whether `client` can use it; judged only against an explicit client version. */
+  compatible?: boolean;
+  /** The client version compatibility was judged against (rpcVersion), when one was given. */
+  client?: string;
+  /** The clients that can use it, as a semver range: ">=5.1.0 <6.0.0". */
+  usableBy: string;
   devices: DeviceMemory[];
   /** Answered the 1.x-3.x empty HELLO rather than the 24-byte one. */
   legacyHello: boolean;
@@ -72,6 +75,11 @@ export interface GrpcDetails {
 export interface ProbeVerdict {
   service: ServiceName;
   health: Health;
+  /**
+   * The service and health are a guess, not a proof: a port that accepted the connection and
+   * stayed silent may be a ggml-rpc server busy with another client, or another service.
+   */
+  guess?: true;
   /** A short sentence a person can act on. */
   reason: string;
   rpc?: RpcDetails;

@@ -1,12 +1,16 @@
 // The one rule, shared by both engines, that turns what the probes saw into a verdict.
-import type { GrpcDetails, ProbeStep, ProbeVerdict } from './types.js';
+import { peerText } from '../peer-text.js';
+import type { GrpcDetails, ProbeStep, ProbeVerdict, RpcDetails } from './types.js';
 
-/** The newest ggml-rpc protocol the probe knows (llama.cpp/ggml 2026-08, shared/docs). */
-export const NEWEST_RPC_PROTOCOL = '5.1.0';
+/** The newest ggml-rpc protocol the probe knows (upstream ggml-rpc.h, docs/ggml-rpc-wire.md). */
+export const NEWEST_RPC_PROTOCOL = '7.0.1';
 
 export interface VerdictContext {
-  /** The coordinator's ggml-rpc version, "x.y.z"; compatibility is judged against it. */
-  rpcClientVersion: string;
+  /**
+   * The coordinator's ggml-rpc version, "x.y.z": compatibility is judged against it. Without
+   * one, a server is described by the clients that can use it.
+   */
+  rpcClientVersion?: string;
   grpcService: string;
   probeTimeoutMs: number;
 }
@@ -21,6 +25,12 @@ export function parseVersion(text: string): [number, number, number] | null {
 /** llama.cpp's rule (negotiate_hello): same major, and a server minor <= the client's. */
 export function rpcCompatible(server: readonly number[], client: readonly number[]): boolean {
   return server[0] === client[0] && (server[1] ?? 0) <= (client[1] ?? 0);
+}
+
+/** The clients that can use a server, by that rule, as a semver range. */
+export function usableBy(server: readonly number[]): string {
+  const major = server[0] ?? 0;
+  return `>=${major}.${server[1] ?? 0}.0 <${major + 1}.0.0`;
 }
 
 const SERVING_STATUS: Record<number, GrpcDetails['status']> = {
@@ -43,25 +53,29 @@ function formatBytes(n: number): string {
   return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : `${Math.round(n / 2 ** 20)} MiB`;
 }
 
+/** Why a silent port is only a guess; the resolver keeps it only when something corroborates it. */
+export function silentReason(probeTimeoutMs: number): string {
+  return `accepted the connection and answered neither HELLO nor a newline within ${probeTimeoutMs} ms: perhaps a ggml-rpc server busy with another client (it serves one at a time), perhaps another service waiting for more input`;
+}
+
 function rpcVerdict(step: ProbeStep, ctx: VerdictContext): ProbeVerdict | null {
   if (step.outcome === 'silent') {
-    return {
-      service: 'ggml-rpc',
-      health: 'busy',
-      reason: `accepted the connection but did not answer HELLO within ${ctx.probeTimeoutMs} ms: a ggml-rpc server busy with another client (it serves one at a time)`,
-    };
+    return { service: 'ggml-rpc', health: 'busy', guess: true, reason: silentReason(ctx.probeTimeoutMs) };
   }
   if (!step.version) return null;
   const protocol = step.version.join('.');
-  const client = parseVersion(ctx.rpcClientVersion) ?? [5, 1, 0];
-  const compatible = rpcCompatible(step.version, client);
-  const rpc = {
+  const client = ctx.rpcClientVersion === undefined ? null : parseVersion(ctx.rpcClientVersion);
+  const compatible = client ? rpcCompatible(step.version, client) : true;
+  const rpc: RpcDetails = {
     protocol,
-    compatible,
-    client: client.join('.'),
+    usableBy: usableBy(step.version),
     devices: step.devices ?? [],
     legacyHello: step.legacyHello ?? false,
   };
+  if (client) {
+    rpc.compatible = compatible;
+    rpc.client = client.join('.');
+  }
   if (step.outcome !== 'recognized') {
     return {
       service: 'ggml-rpc',
@@ -70,11 +84,11 @@ function rpcVerdict(step: ProbeStep, ctx: VerdictContext): ProbeVerdict | null {
       rpc,
     };
   }
-  if (!compatible) {
+  if (client && !compatible) {
     return {
       service: 'ggml-rpc',
       health: 'incompatible',
-      reason: `ggml-rpc ${protocol} does not match client ${rpc.client} (needs the same major version and a server minor <= ${client[1]})`,
+      reason: `ggml-rpc ${protocol} does not match client ${rpc.client} (needs the same major version and a server minor <= ${client[1]}); usable by clients ${rpc.usableBy}`,
       rpc,
     };
   }
@@ -94,7 +108,7 @@ function grpcVerdict(step: ProbeStep, ctx: VerdictContext): ProbeVerdict | null 
   const named = service ? `service "${service}"` : 'the server';
   const code = step.grpcStatus ?? -1;
   const grpc: GrpcDetails = { status: 'ERROR', service, code };
-  if (step.grpcMessage) grpc.message = percentDecode(step.grpcMessage);
+  if (step.grpcMessage) grpc.message = peerText(percentDecode(step.grpcMessage), 256);
   if (code === 0) {
     grpc.status = SERVING_STATUS[step.servingStatus ?? 0] ?? 'UNKNOWN';
     if (grpc.status === 'SERVING')

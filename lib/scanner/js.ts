@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 
 import { planKinds } from '../probes/chain.js';
+import { holdSocket } from '../probes/held-socket.js';
 import type { EngineOptions, EngineRun, RawOutcome, Scanner } from './index.js';
 
 /** How long an attempt that could get no descriptor at all waits before trying again. */
@@ -65,8 +66,7 @@ export function createJsScanner(): Scanner {
             clearTimeout(timer);
             const rttMs = performance.now() - started;
             if (outcome === 'connected' && keep) {
-              socket.removeAllListeners();
-              resolve({ outcome, rttMs, socket });
+              resolve({ outcome, rttMs, socket: holdSocket(socket) });
               return;
             }
             // RST instead of FIN, as the native engine does: no TIME_WAIT left behind.

@@ -27,6 +27,9 @@ constexpr int kMaxEvents = 1024;
 constexpr int kLaunchBurst = 64;
 // How long a thread with nothing in flight waits before retrying socket() after EMFILE.
 constexpr Nanos kEmfileBackoff = 5 * kNanosPerMs;
+// How long a probe waits for a first byte before its session may nudge the peer: a quarter of
+// the probe timeout, at most this. A free ggml-rpc server answers HELLO within a round trip.
+constexpr Nanos kMaxQuietNs = 500 * kNanosPerMs;
 
 bool is_fd_exhaustion(int err) { return err == EMFILE || err == ENFILE; }
 
@@ -78,6 +81,7 @@ class ScanWorker {
       : owner_(owner),
         timeout_ns_(static_cast<Nanos>(options.timeout_ms) * kNanosPerMs),
         probe_timeout_ns_(static_cast<Nanos>(options.probe_timeout_ms) * kNanosPerMs),
+        quiet_ns_(std::min<Nanos>(probe_timeout_ns_ / 4, kMaxQuietNs)),
         grpc_service_(options.grpc_service),
         retries_(options.retries),
         window_(window),
@@ -124,6 +128,7 @@ class ScanWorker {
       const Nanos now = now_ns();
       expire_connect_timers(now);
       expire_probe_timers(now);
+      expire_quiet_timers(now);
       flush();
     }
     // Aborted or done: anything still open had a request or a SYN outstanding.
@@ -195,6 +200,8 @@ class ScanWorker {
     std::unique_ptr<ProbeSession> session;
     std::string out;  // bytes the session asked to send, not yet written
     Nanos step_started = 0;
+    size_t step_read = 0;     // bytes the peer sent during this step: bounded by kProbeReadBudget
+    uint32_t connection = 0;  // counts the step's connections, for the quiet timer
     ProbeReport report;
   };
   struct Timer {
@@ -386,6 +393,7 @@ class ScanWorker {
     ProbeConfig config{grpc_service_, authority(endpoint(slot.target))};
     slot.session = make_probe_session(slot.plan[slot.plan_step], config);
     slot.step_started = now;
+    slot.step_read = 0;
     ++slot.generation;  // the connect deadline no longer applies
     probe_timers_.push_back(Timer{now + probe_timeout_ns_, index, slot.generation});
     if (reuse_connection) {
@@ -399,6 +407,8 @@ class ScanWorker {
     Slot& slot = slots_[index];
     slot.phase = Phase::kProbing;
     slot.out.clear();
+    ++slot.connection;
+    quiet_timers_.push_back(Timer{now_ns() + quiet_ns_, index, slot.connection});
     slot.session->on_connected(&slot.out);
     write_pending(index);
   }
@@ -445,6 +455,12 @@ class ScanWorker {
   // Writes what the session queued. Returns false when the slot ended.
   bool write_pending(uint32_t index) {
     Slot& slot = slots_[index];
+    if (slot.out.size() > kProbeWriteBacklog) {
+      end_step(index, ProbeOutcome::kProtocolError,
+               "does not read what the probe sends (" + std::to_string(slot.out.size()) +
+                   " bytes queued)");
+      return false;
+    }
     while (!slot.out.empty()) {
       const ssize_t n = ::send(slot.fd.get(), slot.out.data(), slot.out.size(), kSendFlags);
       if (n > 0) {
@@ -469,6 +485,12 @@ class ScanWorker {
       uint8_t buf[4096];
       const ssize_t n = ::recv(slot.fd.get(), buf, sizeof(buf), 0);
       SessionAction action;
+      if (n > 0 && (slot.step_read += static_cast<size_t>(n)) > kProbeReadBudget) {
+        end_step(index, ProbeOutcome::kProtocolError,
+                 "sent more than " + std::to_string(kProbeReadBudget) +
+                     " bytes, a probe's read budget");
+        return;
+      }
       if (n > 0) {
         action = slot.session->on_data(buf, static_cast<size_t>(n), &slot.out);
       } else if (n == 0) {
@@ -534,13 +556,15 @@ class ScanWorker {
     release_slot(index);
   }
 
-  // Pops deadlines that have passed until one still applies to its slot; false when none is due.
-  bool next_due(std::deque<Timer>& timers, Nanos now, uint32_t* index) {
+  // Pops deadlines that have passed until one still applies to its slot (its `counter` still
+  // has the timer's value); false when none is due.
+  bool next_due(std::deque<Timer>& timers, Nanos now, uint32_t* index,
+                uint32_t Slot::*counter = &Slot::generation) {
     while (!timers.empty() && timers.front().deadline <= now) {
       const Timer timer = timers.front();
       timers.pop_front();
       const Slot& slot = slots_[timer.slot];
-      if (slot.busy && slot.generation == timer.generation) {
+      if (slot.busy && slot.*counter == timer.generation) {
         *index = timer.slot;
         return true;
       }
@@ -576,10 +600,21 @@ class ScanWorker {
     }
   }
 
+  // A probing connection that stayed quiet: its session may add bytes (the ggml-rpc nudge).
+  void expire_quiet_timers(Nanos now) {
+    for (uint32_t index = 0; next_due(quiet_timers_, now, &index, &Slot::connection);) {
+      Slot& slot = slots_[index];
+      if (slot.phase != Phase::kProbing) continue;
+      slot.session->on_quiet(&slot.out);
+      if (!slot.out.empty()) write_pending(index);
+    }
+  }
+
   int wait_timeout_ms(Nanos now) const {
     Nanos next = std::numeric_limits<Nanos>::max();
     if (!connect_timers_.empty()) next = connect_timers_.front().deadline;
     if (!probe_timers_.empty()) next = std::min(next, probe_timers_.front().deadline);
+    if (!quiet_timers_.empty()) next = std::min(next, quiet_timers_.front().deadline);
     if (!queue_.empty() && inflight_ < window_) {
       if (fd_retry_at_ > now) next = std::min(next, fd_retry_at_);
       if (rate_per_ns_ > 0 && tokens_ < 1)
@@ -610,6 +645,7 @@ class ScanWorker {
   ConnectScan* owner_;
   const Nanos timeout_ns_;
   const Nanos probe_timeout_ns_;
+  const Nanos quiet_ns_;
   const std::string grpc_service_;
   const int retries_;
   int window_;
@@ -629,6 +665,7 @@ class ScanWorker {
   // operation. Stale entries are skipped by generation.
   std::deque<Timer> connect_timers_;
   std::deque<Timer> probe_timers_;
+  std::deque<Timer> quiet_timers_;
   std::vector<ConnectResult> out_;
   std::vector<ProbeReport> probe_out_;
   int inflight_ = 0;

@@ -27,6 +27,15 @@ const char* probe_outcome_name(ProbeOutcome outcome) {
   return "unknown";
 }
 
+std::string peer_preview(const uint8_t* data, size_t size, size_t max) {
+  std::string text;
+  for (size_t i = 0; i < size && text.size() < max; ++i) {
+    const uint8_t c = data[i];
+    text.push_back(c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? static_cast<char>(c) : '.');
+  }
+  return text;
+}
+
 std::unique_ptr<ProbeSession> make_probe_session(ProbeKind kind, const ProbeConfig& config) {
   switch (kind) {
     case ProbeKind::kGgmlRpc:

@@ -68,6 +68,15 @@ struct ProbeReport {
   std::vector<ProbeStep> steps;
 };
 
+// Bounds every probe step, whatever the peer does: what it may send us, and what we may have
+// queued for a peer that does not read (each SETTINGS or PING asks for an ACK).
+constexpr size_t kProbeReadBudget = 64 * 1024;
+constexpr size_t kProbeWriteBacklog = 16 * 1024;
+
+// Printable text of a peer's first bytes for a reason: at most `max` characters, anything
+// outside printable ASCII (and the quote and backslash) shown as '.'.
+std::string peer_preview(const uint8_t* data, size_t size, size_t max = 24);
+
 struct ProbeConfig {
   std::string grpc_service;  // empty: the server's overall health
   std::string authority;     // host:port, for HTTP/2's :authority
@@ -86,6 +95,9 @@ class ProbeSession {
   virtual SessionAction on_closed(bool reset) = 0;
   // The deadline passed; the session must settle its outcome.
   virtual void on_timeout() = 0;
+  // The peer has sent nothing for the quiet interval since the connection came up: a session
+  // may append bytes that make a waiting peer speak. Most sessions have nothing to add.
+  virtual void on_quiet(std::string* out) { (void)out; }
   // A request is still unanswered: the connection must be aborted with RST, not closed with
   // FIN (a ggml-rpc server dies of SIGPIPE answering a client that closed normally).
   virtual bool request_pending() const = 0;

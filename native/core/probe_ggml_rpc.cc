@@ -1,5 +1,6 @@
 #include "probe_ggml_rpc.hh"
 
+#include <algorithm>
 #include <cstring>
 
 namespace sb {
@@ -59,11 +60,14 @@ void GgmlRpcSession::send(uint8_t cmd, const std::string& payload, std::string* 
   append_le(out, payload.size(), 8);
   out->append(payload);
   reply_.clear();
+  hello_size_ = 0;
   pending_ = true;
 }
 
 void GgmlRpcSession::on_connected(std::string* out) {
   step_.kind = ProbeKind::kGgmlRpc;
+  nudged_ = false;
+  preview_.clear();
   // conn_caps all zero: a TCP-only client.
   send(kCmdHello, stage_ == Stage::kHelloCaps ? std::string(kConnCapsSize, '\0') : std::string(),
        out);
@@ -72,7 +76,7 @@ void GgmlRpcSession::on_connected(std::string* out) {
 uint64_t GgmlRpcSession::expected_size() const {
   switch (stage_) {
     case Stage::kHelloCaps:
-      return kHelloReplySize;
+      return hello_size_ != 0 ? hello_size_ : kHelloReplySize;
     case Stage::kHelloLegacy:
       return kLegacyHelloReplySize;
     case Stage::kDeviceCount:
@@ -92,33 +96,58 @@ SessionAction GgmlRpcSession::finish(ProbeOutcome outcome, std::string detail) {
   return SessionAction::kDone;
 }
 
+// The HELLO reply's declared size, judged once its 8 bytes are in. False: the session ended.
+bool GgmlRpcSession::check_declared_size(SessionAction* action) {
+  const uint64_t declared = read_le64(reply_.data());
+  if (stage_ == Stage::kHelloCaps && declared >= kHelloReplySize && declared <= kMaxHelloReplySize) {
+    hello_size_ = declared;  // 28, or longer from a fork that appends fields
+    return true;
+  }
+  if (declared == expected_size()) return true;
+  if (!awaiting_hello()) {
+    *action = finish(ProbeOutcome::kProtocolError, std::string(stage_name()) + " reply declares " +
+                                                       std::to_string(declared) +
+                                                       " bytes where ggml-rpc sends " +
+                                                       std::to_string(expected_size()));
+    return false;
+  }
+  const std::string said = "\"" + preview_ + "\"";
+  *action = finish(ProbeOutcome::kNotRecognized,
+                   nudged_ ? "answered a newline with " + said + ": another protocol, not ggml-rpc"
+                           : "sent " + said + ", not a ggml-rpc HELLO reply");
+  return false;
+}
+
 SessionAction GgmlRpcSession::on_data(const uint8_t* data, size_t size, std::string* out) {
   if (stage_ == Stage::kDone) return SessionAction::kDone;
+  if (preview_.empty()) preview_ = peer_preview(data, size);
   if (!pending_) {
     return finish(ProbeOutcome::kProtocolError,
                   std::to_string(size) + " bytes arrived with no request outstanding");
   }
-  const uint64_t expected = expected_size();
-  // The reply never exceeds header + expected; anything longer is judged without buffering.
-  const size_t room = kHeaderSize + expected - reply_.size();
-  reply_.append(reinterpret_cast<const char*>(data), size < room ? size : room);
-  if (reply_.size() >= kHeaderSize) {
-    const uint64_t declared = read_le64(reply_.data());
-    if (declared != expected) {
-      const std::string what = std::string(stage_name()) + " reply declares " +
-                               std::to_string(declared) + " bytes where ggml-rpc sends " +
-                               std::to_string(expected);
-      const bool hello = stage_ == Stage::kHelloCaps || stage_ == Stage::kHelloLegacy;
-      return finish(hello ? ProbeOutcome::kNotRecognized : ProbeOutcome::kProtocolError, what);
+  // The reply is taken piece by piece (its size is known once its header is in) and never
+  // buffered beyond header + declared size; anything after it is judged without buffering.
+  size_t used = 0;
+  while (used < size) {
+    const bool header_known = reply_.size() >= kHeaderSize;
+    const size_t limit = kHeaderSize + (header_known ? expected_size() : 0);
+    const size_t take = std::min(limit - reply_.size(), size - used);
+    reply_.append(reinterpret_cast<const char*>(data) + used, take);
+    used += take;
+    if (!header_known && reply_.size() == kHeaderSize) {
+      SessionAction action = SessionAction::kDone;
+      if (!check_declared_size(&action)) return action;
     }
+    if (reply_.size() < kHeaderSize + expected_size()) continue;
+    if (used < size) {
+      return finish(ProbeOutcome::kProtocolError, std::to_string(size - used) +
+                                                      " bytes beyond the " + stage_name() +
+                                                      " reply");
+    }
+    pending_ = false;
+    return on_reply(out);
   }
-  if (size > room) {
-    return finish(ProbeOutcome::kProtocolError,
-                  std::to_string(size - room) + " bytes beyond the " + stage_name() + " reply");
-  }
-  if (reply_.size() < kHeaderSize + expected) return SessionAction::kContinue;
-  pending_ = false;
-  return on_reply(out);
+  return SessionAction::kContinue;
 }
 
 SessionAction GgmlRpcSession::on_reply(std::string* out) {
@@ -129,11 +158,22 @@ SessionAction GgmlRpcSession::on_reply(std::string* out) {
       step_.has_version = true;
       step_.legacy_hello = stage_ == Stage::kHelloLegacy;
       std::memcpy(step_.version, body, 3);
+      if (hello_size_ > kHelloReplySize) {
+        note_ = "its HELLO reply carries " + std::to_string(hello_size_ - kHelloReplySize) +
+                " bytes beyond the 28 this probe reads (ignored)";
+      }
       const uint8_t major = step_.version[0];
       if (major == 0 || major > kNewestKnownMajor) {
         return finish(ProbeOutcome::kRecognized,
-                      "protocol " + version_text(step_.version) +
-                          " is outside the majors this probe knows; devices not queried");
+                      with_note("protocol " + version_text(step_.version) +
+                                " is newer than this probe knows (up to " +
+                                std::to_string(kNewestKnownMajor) + ".x); devices not queried"));
+      }
+      if (nudged_) {
+        // The server read HELLO and will read the nudge next, which ends the connection.
+        return finish(ProbeOutcome::kRecognized,
+                      with_note("answered HELLO only after a pause (it became free during the "
+                                "probe); devices not queried"));
       }
       if (major >= 3) {
         stage_ = Stage::kDeviceCount;
@@ -154,7 +194,7 @@ SessionAction GgmlRpcSession::on_reply(std::string* out) {
                                                         std::to_string(device_count_) +
                                                         " devices, more than any server has");
       }
-      if (device_count_ == 0) return finish(ProbeOutcome::kRecognized, "");
+      if (device_count_ == 0) return finish(ProbeOutcome::kRecognized, with_note(""));
       device_index_ = 0;
       stage_ = Stage::kDeviceMemory;
       std::string index;
@@ -164,7 +204,7 @@ SessionAction GgmlRpcSession::on_reply(std::string* out) {
     }
     case Stage::kDeviceMemory: {
       step_.devices.push_back(DeviceMemory{device_index_, read_le64(body), read_le64(body + 8)});
-      if (++device_index_ >= device_count_) return finish(ProbeOutcome::kRecognized, "");
+      if (++device_index_ >= device_count_) return finish(ProbeOutcome::kRecognized, with_note(""));
       std::string index;
       append_le(&index, device_index_, 4);
       send(kCmdGetDeviceMemory, index, out);
@@ -197,11 +237,30 @@ SessionAction GgmlRpcSession::on_closed(bool reset) {
                     std::to_string(kHeaderSize + expected_size()) + " reply bytes");
 }
 
+// HELLO met silence. A free ggml-rpc server answers HELLO within a round trip; a busy one
+// holds our connection unread in its accept queue; a line-based service (HTTP, Redis, SMTP…)
+// waits for a newline. The nudge, 0xff then CRLF, makes the last kind answer. It is safe for
+// a ggml-rpc server that reads it later: every version reads the command byte and, finding
+// it >= RPC_CMD_COUNT, logs "Unknown command" and closes the connection before reading a
+// size (rpc_serve_client), and it sends no reply that could meet a closed socket.
+void GgmlRpcSession::on_quiet(std::string* out) {
+  if (!awaiting_hello() || !pending_ || !reply_.empty() || nudged_) return;
+  out->append(kNudge, sizeof(kNudge) - 1);
+  nudged_ = true;
+}
+
+std::string GgmlRpcSession::with_note(std::string detail) const {
+  if (note_.empty()) return detail;
+  return detail.empty() ? note_ : detail + "; " + note_;
+}
+
 void GgmlRpcSession::on_timeout() {
   if (stage_ == Stage::kDone) return;
   const bool hello = stage_ == Stage::kHelloCaps || stage_ == Stage::kHelloLegacy;
   if (reply_.empty() && hello) {
-    finish(ProbeOutcome::kSilent, "accepted the connection but sent no HELLO reply");
+    finish(ProbeOutcome::kSilent, nudged_ ? "accepted the connection and answered neither HELLO "
+                                            "nor a newline"
+                                          : "accepted the connection but sent no HELLO reply");
   } else {
     finish(ProbeOutcome::kStalled, std::to_string(reply_.size()) + " of " +
                                        std::to_string(kHeaderSize + expected_size()) +

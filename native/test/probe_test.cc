@@ -112,7 +112,93 @@ TEST(ggml_rpc_rejects_a_size_of_2_to_the_63_without_allocating) {
   s.on_connected(&out);
   CHECK(feed(s, le64(1ull << 63) + std::string(100, 'x'), &out) == sb::SessionAction::kDone);
   CHECK(s.step().outcome == sb::ProbeOutcome::kNotRecognized);
-  CHECK(s.step().detail.find("9223372036854775808") != std::string::npos);
+  CHECK(s.step().detail == "sent \"........xxxxxxxxxxxxxxxx\", not a ggml-rpc HELLO reply");
+}
+
+TEST(ggml_rpc_reads_the_version_from_a_hello_reply_longer_than_28_bytes) {
+  sb::GgmlRpcSession s;
+  std::string out;
+  s.on_connected(&out);
+  out.clear();
+  // A fork that appends its op count (4 bytes) after the 28 upstream bytes; protocol 6.1.0.
+  const std::string reply = le64(32) + bytes({6, 1, 0, 0}) + std::string(24, '\0') + bytes({101, 0, 0, 0});
+  CHECK(feed(s, reply.substr(0, 5), &out) == sb::SessionAction::kContinue);
+  CHECK(feed(s, reply.substr(5), &out) == sb::SessionAction::kContinue);
+  CHECK(out == kDeviceCount);
+  CHECK(s.step().version[0] == 6 && s.step().version[1] == 1);
+  out.clear();
+  CHECK(feed(s, le64(4) + bytes({0, 0, 0, 0}), &out) == sb::SessionAction::kDone);
+  CHECK(s.step().outcome == sb::ProbeOutcome::kRecognized);
+  CHECK(s.step().detail.find("4 bytes beyond the 28") != std::string::npos);
+}
+
+TEST(ggml_rpc_names_a_major_newer_than_it_knows_without_querying_devices) {
+  sb::GgmlRpcSession s;
+  std::string out;
+  s.on_connected(&out);
+  out.clear();
+  CHECK(feed(s, le64(28) + bytes({8, 0, 0, 0}) + std::string(24, '\0'), &out) ==
+        sb::SessionAction::kDone);
+  CHECK(out.empty());
+  CHECK(s.step().outcome == sb::ProbeOutcome::kRecognized);
+  CHECK(s.step().detail.find("newer than this probe knows") != std::string::npos);
+  CHECK(!s.request_pending());
+}
+
+TEST(ggml_rpc_nudges_a_silent_peer_once_and_names_what_a_line_server_answers) {
+  sb::GgmlRpcSession s;
+  std::string out;
+  s.on_connected(&out);
+  out.clear();
+  s.on_quiet(&out);
+  CHECK(out == bytes({0xff, '\r', '\n'}));
+  out.clear();
+  s.on_quiet(&out);
+  CHECK(out.empty());
+  CHECK(feed(s, "HTTP/1.0 400 Bad request\r\n", &out) == sb::SessionAction::kDone);
+  CHECK(s.step().outcome == sb::ProbeOutcome::kNotRecognized);
+  CHECK(s.step().detail == "answered a newline with \"HTTP/1.0 400 Bad request\": another protocol, not ggml-rpc");
+}
+
+TEST(ggml_rpc_silent_after_the_nudge_stays_silent_with_the_request_pending) {
+  sb::GgmlRpcSession s;
+  std::string out;
+  s.on_connected(&out);
+  s.on_quiet(&out);
+  s.on_timeout();
+  CHECK(s.step().outcome == sb::ProbeOutcome::kSilent);
+  CHECK(s.step().detail.find("neither HELLO nor a newline") != std::string::npos);
+  CHECK(s.request_pending());
+}
+
+TEST(ggml_rpc_hello_after_the_nudge_is_recognized_without_further_requests) {
+  sb::GgmlRpcSession s;
+  std::string out;
+  s.on_connected(&out);
+  s.on_quiet(&out);
+  out.clear();
+  CHECK(feed(s, le64(28) + bytes({5, 0, 0, 0}) + std::string(24, '\0'), &out) ==
+        sb::SessionAction::kDone);
+  CHECK(out.empty());
+  CHECK(s.step().outcome == sb::ProbeOutcome::kRecognized);
+  CHECK(!s.request_pending());
+}
+
+TEST(ggml_rpc_nothing_to_nudge_once_a_reply_began) {
+  sb::GgmlRpcSession s;
+  std::string out;
+  s.on_connected(&out);
+  feed(s, le64(28).substr(0, 4), &out);
+  out.clear();
+  s.on_quiet(&out);
+  CHECK(out.empty());
+}
+
+TEST(peer_preview_keeps_printable_ascii_only) {
+  const std::string raw = "\x1b]0;pwned\x07\"ok\\\n";
+  const std::string shown =
+      sb::peer_preview(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
+  CHECK(shown == ".]0;pwned..ok..");
 }
 
 TEST(ggml_rpc_partial_reply_then_silence_is_stalled_and_extra_bytes_are_an_error) {
