@@ -72,13 +72,28 @@ function exitCodeFor(error: unknown): number {
   return EXIT.internal;
 }
 
+// SIGINT/SIGTERM: stop the work and print what is known; a second signal, or work that has
+// not wound down within the grace period, ends the process at once. A signal always ends it.
+const SIGNAL_GRACE_MS = 3000;
 const controller = new AbortController();
-process.once('SIGINT', () => controller.abort(new Error('interrupted')));
-process.once('SIGTERM', () => controller.abort(new Error('terminated')));
+const onSignal = (signal: NodeJS.Signals) => {
+  const code = signal === 'SIGINT' ? EXIT.interrupted : 128 + 15;
+  if (controller.signal.aborted) process.exit(code);
+  controller.abort(new Error(signal === 'SIGINT' ? 'interrupted' : 'terminated'));
+  setTimeout(() => process.exit(code), SIGNAL_GRACE_MS).unref();
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+// Once the answer is written the command is done: nothing a peer left open may keep it alive.
+function leaveSoon(): void {
+  process.stdout.write('', () => setTimeout(() => process.exit(), 1000).unref());
+}
 
 main(process.argv.slice(2), controller.signal).then(
   (code) => {
     process.exitCode = code;
+    leaveSoon();
   },
   (error: unknown) => {
     const code = exitCodeFor(error);
@@ -87,5 +102,6 @@ main(process.argv.slice(2), controller.signal).then(
     if (code === EXIT.usage) process.stderr.write('Run "scan-backends --help" for usage.\n');
     if (code === EXIT.internal && error instanceof Error) process.stderr.write(`${error.stack}\n`);
     process.exitCode = code;
+    leaveSoon();
   },
 );

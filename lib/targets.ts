@@ -3,6 +3,7 @@
 // Internet or a /8.
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
+import { performance } from 'node:perf_hooks';
 
 import {
   addressBits,
@@ -13,7 +14,7 @@ import {
   type Address,
   type AddressFamily,
 } from './addresses.js';
-import { InvalidTargetError } from './errors.js';
+import { InvalidOptionError, InvalidTargetError } from './errors.js';
 import { TargetTableBuilder, type TargetTable } from './target-table.js';
 
 export const DEFAULT_PORT = 50052;
@@ -43,6 +44,8 @@ export interface TargetOptions {
   allowPublic?: boolean;
   /** Name resolution; defaults to the system resolver (every address kept). */
   lookup?: LookupFn;
+  /** Stops a long expansion (a list of thousands of addresses) between steps. */
+  signal?: AbortSignal;
 }
 
 /** An inclusive run of addresses of one family, and the token it came from. */
@@ -186,9 +189,15 @@ export const systemLookup: LookupFn = async (hostname) => {
   return answers.flatMap((a) => parseAddress(a.address) ?? []);
 };
 
-async function parseRanges(tokens: string[], lookup: LookupFn, wholeBlocks: boolean): Promise<AddressRange[]> {
+async function parseRanges(
+  tokens: string[],
+  lookup: LookupFn,
+  wholeBlocks: boolean,
+  pause: () => Promise<void>,
+): Promise<AddressRange[]> {
   const ranges: AddressRange[] = [];
   for (const token of tokens) {
+    await pause();
     const parsed = parseToken(token, wholeBlocks);
     if (typeof parsed !== 'string') {
       ranges.push(parsed);
@@ -250,28 +259,76 @@ function mergeRanges(ranges: readonly AddressRange[]): AddressRange[] {
   return merged;
 }
 
-/** What is left of `range` once every range of `holes` is taken out, in address order. */
-function subtractRanges(range: AddressRange, holes: readonly AddressRange[]): AddressRange[] {
-  let pieces = [range];
-  for (const hole of holes) {
-    if (hole.family !== range.family) continue;
-    pieces = pieces.flatMap((p) => {
-      if (hole.last < p.first || hole.first > p.last) return [p];
-      const left = hole.first > p.first ? [{ ...p, last: hole.first - 1n }] : [];
-      const right = hole.last < p.last ? [{ ...p, first: hole.last + 1n }] : [];
-      return [...left, ...right];
-    });
+/**
+ * A union of addresses as sorted, disjoint, non-adjacent runs per family: what is left of a
+ * range once the set is taken out is found by binary search, so naming n ranges costs
+ * n log n, not n² (12,000 listed addresses took 26 s).
+ */
+class RangeSet {
+  readonly #runs: Record<AddressFamily, { first: bigint; last: bigint }[]> = { 4: [], 6: [] };
+
+  /** Index of the first run that ends at or after `value`. */
+  #firstEndingFrom(runs: { last: bigint }[], value: bigint): number {
+    let lo = 0;
+    let hi = runs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((runs[mid] as { last: bigint }).last < value) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
-  return pieces;
+
+  /** The pieces of `range` outside the set, in address order. */
+  subtractFrom(range: AddressRange): AddressRange[] {
+    const runs = this.#runs[range.family];
+    const pieces: AddressRange[] = [];
+    let from = range.first;
+    for (let i = this.#firstEndingFrom(runs, range.first); i < runs.length && from <= range.last; i++) {
+      const run = runs[i] as { first: bigint; last: bigint };
+      if (run.first > range.last) break;
+      if (run.first > from) pieces.push({ ...range, first: from, last: run.first - 1n });
+      from = run.last + 1n;
+    }
+    if (from <= range.last) pieces.push({ ...range, first: from, last: range.last });
+    return pieces;
+  }
+
+  add(range: { family: AddressFamily; first: bigint; last: bigint }): void {
+    const runs = this.#runs[range.family];
+    // Runs that overlap or touch the new one merge with it.
+    const start = this.#firstEndingFrom(runs, range.first - 1n);
+    let end = start;
+    let first = range.first;
+    let last = range.last;
+    while (end < runs.length && (runs[end] as { first: bigint }).first <= range.last + 1n) {
+      const run = runs[end] as { first: bigint; last: bigint };
+      if (run.first < first) first = run.first;
+      if (run.last > last) last = run.last;
+      end++;
+    }
+    runs.splice(start, end - start, { first, last });
+  }
 }
 
 /** Number of addresses in `ranges` that no range of `excluded` covers. */
-function countRemaining(ranges: readonly AddressRange[], excluded: readonly AddressRange[]): bigint {
+function countRemaining(ranges: readonly AddressRange[], excluded: RangeSet): bigint {
   let total = 0n;
   for (const range of mergeRanges(ranges)) {
-    for (const piece of subtractRanges(range, excluded)) total += piece.last - piece.first + 1n;
+    for (const piece of excluded.subtractFrom(range)) total += piece.last - piece.first + 1n;
   }
   return total;
+}
+
+/** Gives the event loop a turn every so often in a long loop, so a signal can stop it. */
+function yielder(signal: AbortSignal | undefined): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    if (performance.now() - last < 20) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    last = performance.now();
+    signal?.throwIfAborted();
+  };
 }
 
 /**
@@ -290,15 +347,24 @@ export async function expandTargets(
   targets: string | readonly string[],
   options: TargetOptions = {},
 ): Promise<TargetTable> {
+  for (const name of ['allowLarge', 'allowPublic'] as const) {
+    // A safety switch is off unless it is really `true`: the string 'false' must not open it.
+    if (options[name] !== undefined && typeof options[name] !== 'boolean') {
+      throw new InvalidOptionError(`${name}: must be true or false, got ${typeof options[name]}`);
+    }
+  }
   const lookup = options.lookup ?? systemLookup;
   const ports = parsePorts(options.ports);
-  const ranges = await parseRanges(splitList(targets, 'target'), lookup, false);
-  const excluded =
-    options.exclude === undefined
-      ? []
-      : mergeRanges(await parseRanges(splitList(options.exclude, 'exclude'), lookup, true));
+  const pause = yielder(options.signal);
+  const ranges = await parseRanges(splitList(targets, 'target'), lookup, false, pause);
+  const excluded = new RangeSet();
+  if (options.exclude !== undefined) {
+    for (const range of await parseRanges(splitList(options.exclude, 'exclude'), lookup, true, pause)) {
+      excluded.add(range);
+    }
+  }
 
-  if (!options.allowPublic) {
+  if (options.allowPublic !== true) {
     const outside = ranges.find((r) => !isNonPublicRange(r));
     if (outside) {
       throw new InvalidTargetError(
@@ -316,7 +382,7 @@ export async function expandTargets(
       `${pairs} host:port pairs: one job holds at most ${MAX_JOB_PAIRS}; split the range`,
     );
   }
-  if (pairs > BigInt(LARGE_JOB_PAIRS) && !options.allowLarge) {
+  if (pairs > BigInt(LARGE_JOB_PAIRS) && options.allowLarge !== true) {
     throw new InvalidTargetError(
       firstToken,
       `${pairs} host:port pairs: over ${LARGE_JOB_PAIRS}; pass --allow-large (allowLarge) to scan them`,
@@ -325,10 +391,11 @@ export async function expandTargets(
 
   // Each range less what is excluded and what earlier ranges already named: pieces that are
   // walked without a per-address check, so a /16 costs a tight loop and no lookup set.
-  const covered = [...excluded];
+  const covered = excluded;
   const table = new TargetTableBuilder(Number(pairs));
   for (const range of ranges) {
-    for (const piece of subtractRanges(range, covered)) {
+    await pause();
+    for (const piece of covered.subtractFrom(range)) {
       if (piece.family === 4) {
         for (let value = Number(piece.first); value <= Number(piece.last); value++) {
           for (const port of ports) table.addIPv4(value, port);
@@ -339,7 +406,7 @@ export async function expandTargets(
         }
       }
     }
-    covered.push(range);
+    covered.add(range);
   }
   return table.finish();
 }

@@ -6,7 +6,14 @@ import { parseHostPort, type HostPort } from '../host-port.js';
 import { probe, selectEngine, type ScanReport, type ScanResult } from '../scan.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { renderJson, renderTable } from './output.js';
-import { parseEngine, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './scan-command.js';
+import {
+  MAX_TIMEOUT_MS,
+  parseEngine,
+  parseFormat,
+  parseInteger,
+  parseProbeFlags,
+  PROBE_FLAGS,
+} from './scan-command.js';
 
 export const PROBE_USAGE = `Usage: scan-backends probe HOST[:PORT]... [options]
 
@@ -18,9 +25,12 @@ Options:
       --service S        auto, or probes in order: ggml-rpc,grpc,http (default auto: by port;
                          50052 ggml-rpc then gRPC, 11434 Ollama, others HTTP, gRPC, ggml-rpc)
       --grpc-service N   the service the gRPC health check asks about (default: the server)
-      --rpc-version V    the coordinator's ggml-rpc protocol, for compatibility (default 5.1.0)
+      --rpc-version V    the coordinator's ggml-rpc protocol: judge compatibility against it
+                         (default $SCAN_BACKENDS_RPC_VERSION; without one, each server
+                         reports the clients that can use it)
       --timeout MS       connect timeout (default 1000)
       --probe-timeout MS each probe step's deadline (default 2000)
+      --allow-public     probe addresses outside private/loopback/link-local/CGNAT/ULA space
       --engine E         auto | native | js
       --format F         table | json (default table)
 
@@ -49,6 +59,7 @@ export async function runProbeCommand(argv: string[], signal: AbortSignal): Prom
     options: {
       ...PROBE_FLAGS,
       timeout: { type: 'string' },
+      'allow-public': { type: 'boolean', default: false },
       engine: { type: 'string' },
       format: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -66,13 +77,20 @@ export async function runProbeCommand(argv: string[], signal: AbortSignal): Prom
   const selection = selectEngine(engine);
   if (selection.fallbackReason)
     process.stderr.write(`scan-backends: using the js engine: ${selection.fallbackReason}\n`);
-  const timeoutMs = parseInteger('--timeout', values.timeout);
+  const timeoutMs = parseInteger('--timeout', values.timeout, 1, MAX_TIMEOUT_MS);
   const started = performance.now();
   let results: ScanResult[];
   try {
     results = await Promise.all(
       targets.map(({ host, port }) =>
-        probe(host, port, { ...probeOptions, service: service || 'auto', engine, timeoutMs, signal }),
+        probe(host, port, {
+          ...probeOptions,
+          service: service || 'auto',
+          engine,
+          timeoutMs,
+          allowPublic: values['allow-public'],
+          signal,
+        }),
       ),
     );
   } catch (error) {

@@ -8,7 +8,7 @@ import { resolveBackends, type ResolveOptions } from '../resolver/index.js';
 import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { alignTable, formatRtt } from './output.js';
-import { parseEngine, parseFormat, parseInteger } from './scan-command.js';
+import { MAX_PROBE_TIMEOUT_MS, MAX_TIMEOUT_MS, parseEngine, parseFormat, parseInteger } from './scan-command.js';
 
 export const RESOLVE_USAGE = `Usage: scan-backends resolve [options]
 
@@ -33,9 +33,16 @@ Options:
       --redis-ttl S      seconds a recorded backend lives unless seen again (default 300)
       --redis-prefix P   key prefix (default scan-backends:)
       --require-redis    Redis down is an error (exit 3)
+      --allow-public     connect to candidates outside private/loopback/link-local/CGNAT/ULA
+                         space (a registry entry or config line naming 8.8.8.8 is dropped)
+      --accept-silent    keep a silent port that no coordinator or registry vouches for,
+                         marked verified: false (it may be a busy ggml-rpc server or not)
+      --trust-all-users  count coordinators run by any user (default: this user and root)
       --timeout MS       connect timeout (default 1000)
       --probe-timeout MS HELLO deadline (default 2000)
-      --rpc-version V    the coordinator's ggml-rpc protocol (default 5.1.0)
+      --rpc-version V    the coordinator's ggml-rpc protocol: judge each server as llama.cpp
+                         does ($SCAN_BACKENDS_RPC_VERSION, or "rpc-version X.Y.Z" in the
+                         config file); without one, keep the servers one client can use
       --engine E         auto | native | js
       --explain          say on stderr what each source did and why each candidate was kept or dropped
       --format F         table | json | ndjson | rpc (default: table on a terminal, else json)
@@ -52,7 +59,7 @@ export function renderRpcList(backends: readonly Backend[]): string {
 function renderTable(resolution: Resolution): string {
   const rows = resolution.backends.map((b) => [
     formatHostPort(b),
-    b.health ?? (b.verified ? 'verified' : 'unverified'),
+    b.health ? `${b.health}${b.guess ? '?' : ''}` : b.verified ? 'verified' : 'unverified',
     b.rpc ? b.rpc.protocol : '',
     b.sources.join(','),
     b.rttMs === undefined ? '' : formatRtt(b.rttMs),
@@ -93,6 +100,9 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
       'redis-ttl': { type: 'string' },
       'redis-prefix': { type: 'string' },
       'require-redis': { type: 'boolean', default: false },
+      'allow-public': { type: 'boolean', default: false },
+      'accept-silent': { type: 'boolean', default: false },
+      'trust-all-users': { type: 'boolean', default: false },
       timeout: { type: 'string' },
       'probe-timeout': { type: 'string' },
       'rpc-version': { type: 'string' },
@@ -119,8 +129,10 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
       throw new UsageError(`--sources: expected a list of ${SOURCE_NAMES.join(', ')}; got "${values.sources}"`);
     }
   }
-  const ttl = parseInteger('--redis-ttl', values['redis-ttl']);
-  if (ttl === 0) throw new UsageError('--redis-ttl: must be at least 1 second');
+  const ttl = parseInteger('--redis-ttl', values['redis-ttl'], 1, 31_536_000);
+  if (values.redis !== undefined && !/^rediss?:\/\/[^\s]+$/.test(values.redis)) {
+    throw new UsageError(`--redis: expected redis://host:port, got "${values.redis}"`);
+  }
   const options: ResolveOptions = {
     sources,
     merge: values.merge,
@@ -133,8 +145,11 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
     redisTtlSeconds: ttl,
     redisPrefix: values['redis-prefix'],
     requireRedis: values['require-redis'],
-    timeoutMs: parseInteger('--timeout', values.timeout),
-    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout']),
+    allowPublic: values['allow-public'],
+    acceptSilent: values['accept-silent'],
+    trustAllUsers: values['trust-all-users'],
+    timeoutMs: parseInteger('--timeout', values.timeout, 1, MAX_TIMEOUT_MS),
+    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout'], 1, MAX_PROBE_TIMEOUT_MS),
     rpcVersion: values['rpc-version'],
     engine: parseEngine(values.engine),
     signal,

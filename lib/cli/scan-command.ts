@@ -31,17 +31,30 @@ Options:
       --service S        with --probe: auto, or probes in order: ggml-rpc,grpc,http (default auto)
       --grpc-service N   the service the gRPC health check asks about (default: the server)
       --probe-timeout MS each probe step's deadline (default 2000)
-      --rpc-version V    the coordinator's ggml-rpc protocol, for compatibility (default 5.1.0)
+      --rpc-version V    the coordinator's ggml-rpc protocol: judge compatibility against it
+                         (default $SCAN_BACKENDS_RPC_VERSION; without one, each server
+                         reports the clients that can use it)
       --allow-large      allow more than 65,536 host:port pairs
       --allow-public     allow addresses outside private/loopback/link-local/CGNAT/ULA space
 
 Exit: 0 at least one open, 1 none open, 2 usage error, 3 environment error, 130 interrupted.
 `;
 
-export function parseInteger(flag: string, text: string | undefined): number | undefined {
+/** A whole-number flag, checked against its range where it enters: the message names the flag. */
+export const MAX_TIMEOUT_MS = 3_600_000;
+export const MAX_PROBE_TIMEOUT_MS = 600_000;
+
+export function parseInteger(
+  flag: string,
+  text: string | undefined,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
   if (text === undefined) return undefined;
   if (!/^[0-9]+$/.test(text)) throw new UsageError(`${flag}: expected a whole number, got "${text}"`);
-  return Number(text);
+  const value = Number(text);
+  if (value < min || value > max) throw new UsageError(`${flag}: must be ${min}..${max}, got ${text}`);
+  return value;
 }
 
 export function parseFormat(text: string | undefined, allowed: readonly string[], fallback: string): string {
@@ -83,7 +96,7 @@ export function parseProbeFlags(values: {
   return {
     probe: names ? (names as ProbeName[]) : 'auto',
     grpcService: values['grpc-service'],
-    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout']),
+    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout'], 1, MAX_PROBE_TIMEOUT_MS),
     rpcVersion,
   };
 }
@@ -125,17 +138,17 @@ export function parseScanArgs(argv: string[]): ScanRunRequest | 'help' {
   );
   if (probeFlagged && !values.probe) throw new UsageError(`--${probeFlagged} needs --probe`);
   const rate = values.rate;
-  if (rate !== undefined && !(Number.isFinite(Number(rate)) && Number(rate) >= 0)) {
+  if (rate !== undefined && !/^[0-9]+(\.[0-9]+)?$/.test(rate)) {
     throw new UsageError(`--rate: expected a number >= 0, got "${rate}"`);
   }
   const options: ScanOptions = {
     ports: values.ports?.join(','),
-    timeoutMs: parseInteger('--timeout', values.timeout),
-    concurrency: parseInteger('--concurrency', values.concurrency),
-    retries: parseInteger('--retries', values.retries),
+    timeoutMs: parseInteger('--timeout', values.timeout, 1, MAX_TIMEOUT_MS),
+    concurrency: parseInteger('--concurrency', values.concurrency, 1, 1_000_000),
+    retries: parseInteger('--retries', values.retries, 0, 10),
     rate: rate === undefined ? undefined : Number(rate),
-    deadlineMs: parseInteger('--deadline', values.deadline),
-    threads: parseInteger('--threads', values.threads),
+    deadlineMs: parseInteger('--deadline', values.deadline, 1, 86_400_000),
+    threads: parseInteger('--threads', values.threads, 1, 64),
     exclude: values.exclude,
     engine: parseEngine(values.engine),
     allowLarge: values['allow-large'],

@@ -5,10 +5,12 @@ import { InvalidOptionError, SourceUnavailableError } from '../errors.js';
 import { formatHostPort } from '../host-port.js';
 import type { EngineChoice } from '../scanner/index.js';
 import { systemLookup, type LookupFn } from '../targets.js';
+import { parseVersion } from '../probes/verdict.js';
+import { rpcVersionOption } from '../scan.js';
 import { configCandidates, configSearchPath } from './config-file.js';
 import { scanSource } from './network-scan.js';
-import { processCandidates } from './process.js';
-import { RedisRegistry } from './redis-cache.js';
+import { processCandidates, type ProcessFindings } from './process.js';
+import { DEFAULT_REDIS_TTL_SECONDS, RedisRegistry, redactUrl } from './redis-cache.js';
 import {
   SOURCE_NAMES,
   type Backend,
@@ -17,7 +19,7 @@ import {
   type SourceName,
   type SourceReport,
 } from './types.js';
-import { verifyCandidates } from './verify.js';
+import { verifyCandidates, Witnesses, type VerifyContext } from './verify.js';
 
 /** llama.cpp's coordinator takes at most this many RPC servers (GGML_RPC_MAX_SERVERS). */
 export const MAX_COORDINATOR_BACKENDS = 16;
@@ -43,8 +45,19 @@ export interface ResolveOptions {
   redisTtlSeconds?: number;
   /** Redis down is an error (SourceUnavailableError) instead of a note. */
   requireRedis?: boolean;
+  /** Connect to candidates outside private, loopback, link-local, CGNAT and ULA space. */
+  allowPublic?: boolean;
+  /** Keep a silent port that no witness vouches for, marked unverified (a guess). */
+  acceptSilent?: boolean;
+  /** Count coordinators of every user, not only this user's and root's. */
+  trustAllUsers?: boolean;
   timeoutMs?: number;
   probeTimeoutMs?: number;
+  /**
+   * The coordinator's ggml-rpc protocol: servers are judged against it exactly as llama.cpp
+   * does. Default $SCAN_BACKENDS_RPC_VERSION, then the config file's `rpc-version` line;
+   * without any, the servers one client can use together are kept (see `compatibility`).
+   */
   rpcVersion?: string;
   engine?: EngineChoice;
   signal?: AbortSignal;
@@ -52,50 +65,162 @@ export interface ResolveOptions {
   lookup?: LookupFn;
 }
 
-function checkSources(sources: readonly string[]): asserts sources is SourceName[] {
+function checkFlag(name: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new InvalidOptionError(`${name}: must be true or false, got ${typeof value}`);
+  return value;
+}
+
+function checkResolveOptions(options: ResolveOptions): void {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options: must be an object');
+  const sources = options.sources ?? SOURCE_NAMES;
+  if (!Array.isArray(sources) || sources.length === 0) {
+    throw new InvalidOptionError(`sources: must be a non-empty list of ${SOURCE_NAMES.join(', ')}`);
+  }
   for (const s of sources) {
     if (!SOURCE_NAMES.includes(s as SourceName)) {
-      throw new InvalidOptionError(`sources: unknown source "${s}"; known: ${SOURCE_NAMES.join(', ')}`);
+      throw new InvalidOptionError(`sources: unknown source "${String(s)}"; known: ${SOURCE_NAMES.join(', ')}`);
     }
+  }
+  for (const name of ['merge', 'verify', 'strict', 'requireRedis', 'allowPublic', 'acceptSilent', 'trustAllUsers'] as const) {
+    checkFlag(name, options[name]);
+  }
+  for (const [name, max] of [
+    ['timeoutMs', 3_600_000],
+    ['probeTimeoutMs', 600_000],
+  ] as const) {
+    const value = options[name];
+    if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > max)) {
+      throw new InvalidOptionError(`${name}: must be an integer 1..${max}, got ${String(value)}`);
+    }
+  }
+  const ttl = options.redisTtlSeconds;
+  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1 || ttl > 31_536_000)) {
+    throw new InvalidOptionError(`redisTtlSeconds: must be an integer 1..31536000, got ${String(ttl)}`);
+  }
+  for (const name of ['configPath', 'redisUrl', 'redisPrefix'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'string') {
+      throw new InvalidOptionError(`${name}: must be a string`);
+    }
+  }
+  if (options.redisUrl !== undefined && !/^rediss?:\/\//.test(options.redisUrl)) {
+    throw new InvalidOptionError(`redisUrl: must be redis://host:port or rediss://…, got "${redactUrl(options.redisUrl)}"`);
   }
 }
 
+/**
+ * Without an explicit client version: the servers one client can use together (one major;
+ * that client needs the group's highest minor). The group with the most servers wins, then the
+ * most memory, then the newest major; the rest are dropped with a reason.
+ */
+export function chooseCompatibleGroup(backends: readonly Backend[]): {
+  keep: Backend[];
+  drop: { backend: Backend; reason: string }[];
+  usableBy?: string;
+  warning?: string;
+} {
+  const groups = new Map<number, Backend[]>();
+  for (const b of backends) {
+    const version = b.rpc ? parseVersion(b.rpc.protocol) : null;
+    if (!version) continue;
+    groups.set(version[0], [...(groups.get(version[0]) ?? []), b]);
+  }
+  if (groups.size === 0) return { keep: [...backends], drop: [] };
+  const memory = (group: Backend[]) =>
+    group.reduce((sum, b) => sum + (b.rpc?.devices.reduce((n, d) => n + d.totalBytes, 0) ?? 0), 0);
+  const [major, chosen] = [...groups].sort(
+    ([ma, a], [mb, b]) => b.length - a.length || memory(b) - memory(a) || mb - ma,
+  )[0] as [number, Backend[]];
+  const minor = Math.max(...chosen.map((b) => (parseVersion(b.rpc?.protocol ?? '') ?? [0, 0])[1] ?? 0));
+  const usableBy = `>=${major}.${minor}.0 <${major + 1}.0.0`;
+  const rejected = backends.filter((b) => b.rpc && parseVersion(b.rpc.protocol)?.[0] !== major);
+  if (rejected.length === 0) return { keep: [...backends], drop: [], usableBy };
+  const why = `no single client can use it beside the ${chosen.length} server${chosen.length === 1 ? '' : 's'} of protocol ${major}.x (chosen for the most servers, then the most memory); --rpc-version judges against your client`;
+  return {
+    keep: backends.filter((b) => !rejected.includes(b)),
+    drop: rejected.map((backend) => ({ backend, reason: `ggml-rpc ${backend.rpc?.protocol}: ${why}` })),
+    usableBy,
+    warning: `servers of several ggml-rpc majors: kept ${chosen.length} of ${major}.x (clients ${usableBy}); dropped ${rejected.map((b) => `${formatHostPort(b)} (${b.rpc?.protocol})`).join(', ')}`,
+  };
+}
+
 export async function resolveBackends(options: ResolveOptions = {}): Promise<Resolution> {
+  checkResolveOptions(options);
   const order = options.sources ?? SOURCE_NAMES;
-  checkSources(order);
   const verify = options.verify ?? true;
   const lookup = options.lookup ?? systemLookup;
-  const verifyOptions = {
+  const warnings: string[] = [];
+  const reports: SourceReport[] = [];
+  const backends = new Map<string, Backend>();
+  const ttlSeconds = options.redisTtlSeconds ?? DEFAULT_REDIS_TTL_SECONDS;
+
+  // Redis is connected to only when something needs it (the redis source, a witness, a write),
+  // once, with a deadline; a source that does not need it never waits for it.
+  const redisUrl = options.redisUrl ?? (process.env.SCAN_BACKENDS_REDIS || undefined);
+  if (options.redisUrl === undefined && redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new InvalidOptionError(`$SCAN_BACKENDS_REDIS: must be redis://host:port, got "${redactUrl(redisUrl)}"`);
+  }
+  let registryPromise: Promise<RedisRegistry | string> | undefined;
+  const registry = (): Promise<RedisRegistry | string> =>
+    (registryPromise ??= redisUrl
+      ? RedisRegistry.connect({ url: redisUrl, prefix: options.redisPrefix, ttlSeconds }).catch(
+          (error: Error) => `Redis unavailable at ${redactUrl(redisUrl)}: ${error.message}`,
+        )
+      : Promise.resolve('no Redis URL (--redis or $SCAN_BACKENDS_REDIS)'));
+  let redisWarned = false;
+  const redisProblem = (message: string) => {
+    if (!redisWarned && redisUrl) warnings.push(message);
+    redisWarned = true;
+  };
+  if (options.requireRedis) {
+    if (!redisUrl) throw new SourceUnavailableError('requireRedis: no Redis URL (redisUrl or $SCAN_BACKENDS_REDIS)');
+    const r = await registry();
+    if (typeof r === 'string') throw new SourceUnavailableError(r);
+  }
+
+  let coordinators: Promise<ProcessFindings> | undefined;
+  const findCoordinators = () =>
+    (coordinators ??= processCandidates(options.trustAllUsers === true).catch(
+      (error: Error): ProcessFindings => ({
+        candidates: [],
+        dropped: [],
+        skipped: [],
+        message: `cannot list processes: ${error.message}`,
+      }),
+    ));
+  const witnesses = new Witnesses({
+    coordinators: findCoordinators,
+    registry: async () => {
+      const r = await registry();
+      if (typeof r === 'string') {
+        redisProblem(r);
+        return [];
+      }
+      return (await r.entries()).entries;
+    },
+    registryTtlSeconds: ttlSeconds,
+    lookup,
+  });
+
+  const config = order.includes('config')
+    ? configCandidates(options.configPath, options.strict ?? false)
+    : Promise.resolve(null);
+  config.catch(() => {}); // reported by the config source
+  let rpcVersion = rpcVersionOption(options);
+  if (rpcVersion === undefined) rpcVersion = (await config.catch(() => null))?.rpcVersion;
+
+  const ctx: VerifyContext = {
     timeoutMs: options.timeoutMs,
     probeTimeoutMs: options.probeTimeoutMs,
-    rpcVersion: options.rpcVersion,
+    rpcVersion,
     engine: options.engine,
     signal: options.signal,
     verify,
     lookup,
+    allowPublic: options.allowPublic === true,
+    acceptSilent: options.acceptSilent === true,
+    witnesses,
   };
-  const warnings: string[] = [];
-  const reports: SourceReport[] = [];
-  const backends = new Map<string, Backend>();
-
-  const redisUrl = options.redisUrl ?? process.env.SCAN_BACKENDS_REDIS;
-  let registry: RedisRegistry | undefined;
-  let redisError: string | undefined;
-  if (redisUrl) {
-    try {
-      registry = await RedisRegistry.connect({
-        url: redisUrl,
-        prefix: options.redisPrefix,
-        ttlSeconds: options.redisTtlSeconds,
-      });
-    } catch (error) {
-      redisError = `Redis unavailable at ${redisUrl}: ${(error as Error).message}`;
-      if (options.requireRedis) throw new SourceUnavailableError(redisError, { cause: error });
-      warnings.push(redisError);
-    }
-  } else if (options.requireRedis) {
-    throw new SourceUnavailableError('--require-redis: no Redis URL (--redis or $SCAN_BACKENDS_REDIS)');
-  }
 
   const add = (kept: Backend[]) => {
     for (const b of kept) {
@@ -125,38 +250,43 @@ export async function resolveBackends(options: ResolveOptions = {}): Promise<Res
         let kept: Backend[] = [];
         let dropped: Dropped[] = [];
         if (name === 'process') {
-          const found = await processCandidates();
+          const found = await findCoordinators();
           report.found = found.candidates.length + found.dropped.length;
           report.message = found.message;
-          ({ kept, dropped } = await verifyCandidates(found.candidates, verifyOptions));
+          if (found.skipped.length > 0) report.warnings = found.skipped;
+          ({ kept, dropped } = await verifyCandidates(found.candidates, ctx));
           dropped.unshift(...found.dropped);
         } else if (name === 'config') {
-          const found = await configCandidates(options.configPath, options.strict ?? false);
+          const found = await config;
           if (!found) {
             report.message = `no config file (looked for ${configSearchPath(undefined).join(', ')})`;
           } else {
             report.found = found.candidates.length + found.dropped.length;
             report.message = found.file;
             if (found.warnings.length > 0) report.warnings = found.warnings;
-            ({ kept, dropped } = await verifyCandidates(found.candidates, verifyOptions));
+            ({ kept, dropped } = await verifyCandidates(found.candidates, ctx));
             dropped.unshift(...found.dropped);
           }
         } else if (name === 'scan') {
-          const found = await scanSource({ ...verifyOptions, subnet: options.subnet, ports: options.ports });
+          const found = await scanSource({ ...ctx, subnet: options.subnet, ports: options.ports });
           report.found = found.found;
           report.message = found.message;
           ({ kept, dropped } = found);
-        } else if (!registry) {
-          report.status = redisError ? 'error' : 'skipped';
-          report.message = redisError ?? 'no Redis URL (--redis or $SCAN_BACKENDS_REDIS)';
-          continue;
         } else {
-          const found = await registry.candidates();
-          report.found = found.length;
-          report.message = registry.url;
-          ({ kept, dropped } = await verifyCandidates(found, verifyOptions));
+          const r = await registry();
+          if (typeof r === 'string') {
+            report.status = redisUrl ? 'error' : 'skipped';
+            report.message = r;
+            if (redisUrl) redisProblem(r);
+            continue;
+          }
+          const found = await r.entries();
+          report.found = found.entries.length + found.dropped.length;
+          report.message = r.url;
+          ({ kept, dropped } = await verifyCandidates(found.entries, ctx));
           // Entries that were checked and did not answer leave the registry.
-          if (verify) await registry.remove(dropped);
+          if (verify) await r.remove(dropped);
+          dropped.unshift(...found.dropped);
         }
         report.dropped = dropped;
         report.status = kept.length > 0 ? 'ok' : 'empty';
@@ -166,25 +296,45 @@ export async function resolveBackends(options: ResolveOptions = {}): Promise<Res
         if ((error as { code?: string }).code === 'SB_INVALID_TARGET') throw error; // --strict, --subnet
         report.status = 'error';
         report.message = (error as Error).message;
-        if (name === 'redis') warnings.push(`Redis unavailable at ${redisUrl}: ${report.message}`);
+        if (name === 'redis') redisProblem(`Redis unavailable at ${redactUrl(redisUrl ?? '')}: ${report.message}`);
       }
     }
 
-    const live = [...backends.values()];
-    if (registry && live.some((b) => b.verified)) {
-      try {
-        await registry.record(live);
-      } catch (error) {
-        warnings.push(`Redis unavailable at ${redisUrl}: could not record backends: ${(error as Error).message}`);
+    let live = [...backends.values()];
+    let compatibility: Resolution['compatibility'];
+    if (rpcVersion !== undefined) {
+      compatibility = { client: rpcVersion, rule: 'same major, server minor <= the client minor (llama.cpp)' };
+    } else if (verify) {
+      const group = chooseCompatibleGroup(live.filter((b) => b.verified));
+      for (const { backend, reason } of group.drop) {
+        reports.find((r) => r.name === backend.sources[0])?.dropped.push({ host: backend.host, port: backend.port, reason });
+      }
+      live = live.filter((b) => !group.drop.some((d) => d.backend === b));
+      if (group.warning) warnings.push(group.warning);
+      compatibility = { rule: 'the servers one client can use together: the most servers, then the most memory' };
+      if (group.usableBy) compatibility.usableBy = group.usableBy;
+    }
+    if (redisUrl && live.some((b) => b.verified)) {
+      const r = await registry();
+      if (typeof r === 'string') redisProblem(r);
+      else {
+        try {
+          await r.record(live.map((b) => ({ ...b, proven: b.evidence === 'hello' })));
+        } catch (error) {
+          warnings.push(`Redis unavailable at ${r.url}: could not record backends: ${(error as Error).message}`);
+        }
       }
     }
     const verified = live.filter((b) => b.verified).length;
     if (verified > MAX_COORDINATOR_BACKENDS) {
       warnings.push(`${verified} live backends: llama.cpp's coordinator takes at most ${MAX_COORDINATOR_BACKENDS}`);
     }
-    return { backends: live, sources: reports, warnings };
+    const resolution: Resolution = { backends: live, sources: reports, warnings };
+    if (compatibility) resolution.compatibility = compatibility;
+    return resolution;
   } finally {
-    await registry?.close();
+    const r = await registryPromise;
+    if (r && typeof r !== 'string') await r.close();
   }
 }
 

@@ -1,14 +1,15 @@
 // Source "scan": the network scan, probing every open port for ggml-rpc.
 import { scanAll, type ScanOptions } from '../scan.js';
 import { chooseLocalSubnets } from '../targets.js';
+import { parseAddress } from '../addresses.js';
+import { heldKey } from './held.js';
 import type { Backend, Dropped } from './types.js';
-import { judge, type VerifyOptions } from './verify.js';
+import { judgeAll, type VerifyContext } from './verify.js';
 
-export interface ScanSourceOptions extends VerifyOptions {
+export interface ScanSourceOptions extends VerifyContext {
   /** Targets in the scan grammar; default: the local private subnets. */
   subnet?: string | readonly string[];
   ports?: ScanOptions['ports'];
-  verify: boolean;
 }
 
 export async function scanSource(
@@ -25,17 +26,20 @@ export async function scanSource(
     ports: options.ports,
     probe: options.verify ? ['ggml-rpc'] : false,
   });
-  const kept: Backend[] = [];
-  const dropped: Dropped[] = [];
+  let kept: Backend[] = [];
+  let dropped: Dropped[] = [];
   const open = report.results.filter((r) => r.state === 'open');
-  for (const r of open) {
-    if (!options.verify) {
-      kept.push({ host: r.host, port: r.port, sources: ['scan'], verified: false, rttMs: r.rttMs });
-      continue;
-    }
-    const verdict = judge(r, options.timeoutMs ?? 1000);
-    if ('backend' in verdict) kept.push({ ...verdict.backend, sources: ['scan'] });
-    else dropped.push({ host: r.host, port: r.port, reason: verdict.reason });
+  if (!options.verify) {
+    kept = open.map((r) => ({ host: r.host, port: r.port, sources: ['scan'], verified: false, rttMs: r.rttMs }));
+  } else {
+    ({ kept, dropped } = await judgeAll(
+      open.map((result) => {
+        const address = parseAddress(result.host);
+        const key = address ? heldKey(address.family, address.value, result.port) : result.host;
+        return { owner: { host: result.host, port: result.port, sources: ['scan'] }, key, result };
+      }),
+      options,
+    ));
   }
   const list = [targets].flat().join(', ');
   return { kept, dropped, found: open.length, message: `scanned ${report.results.length} host:port pairs of ${list}` };

@@ -9,28 +9,55 @@ import type { Candidate, Dropped } from './types.js';
 
 const COORDINATORS = new Set(['llama-server', 'llama-cli']);
 
-/** Every process's argv: /proc/<pid>/cmdline on Linux, `ps -axww -o args=` elsewhere. */
-export async function listCommandLines(): Promise<string[][]> {
+/** A running process: who runs it, when it started (to tell a restarted pid apart), its argv. */
+export interface ProcessInfo {
+  pid: number;
+  /** The real user id, or -1 when it cannot be read. */
+  uid: number;
+  /** Start time in clock ticks since boot (/proc/<pid>/stat field 22); 0 when unknown. */
+  start: number;
+  argv: string[];
+}
+
+/** /proc/<pid>/stat's start time: field 22, counted after the ")" that ends the command name. */
+function startTime(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[19]) || 0;
+}
+
+async function procInfo(pid: number): Promise<ProcessInfo | null> {
+  try {
+    const [cmdline, status, stat] = await Promise.all([
+      readFile(`/proc/${pid}/cmdline`, 'utf8'),
+      readFile(`/proc/${pid}/status`, 'utf8'),
+      readFile(`/proc/${pid}/stat`, 'utf8'),
+    ]);
+    const argv = cmdline.split('\0').filter((arg, i, all) => arg !== '' || i < all.length - 1);
+    const uid = /^Uid:\s+(\d+)/m.exec(status);
+    return { pid, uid: uid ? Number(uid[1]) : -1, start: startTime(stat), argv };
+  } catch {
+    return null; // the process ended, or is not ours to read
+  }
+}
+
+/** Every process: /proc on Linux, `ps -axww -o pid=,uid=,args=` elsewhere. */
+export async function listProcesses(): Promise<ProcessInfo[]> {
   if (process.platform === 'linux') {
     const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
-    const lines = await Promise.all(
-      pids.map((pid) =>
-        readFile(`/proc/${pid}/cmdline`, 'utf8').then(
-          (text) => text.split('\0').filter((arg, i, all) => arg !== '' || i < all.length - 1),
-          () => [] as string[], // the process ended, or is not ours to read
-        ),
-      ),
-    );
-    return lines.filter((argv) => argv.length > 0);
+    const infos = await Promise.all(pids.map((pid) => procInfo(Number(pid))));
+    return infos.filter((p): p is ProcessInfo => p !== null && p.argv.length > 0);
   }
   // ps joins arguments with spaces; an argument with a space in it is split, which --rpc lists never have.
   // child_process (and node:net behind it) loads only here, where there is no /proc.
   const { execFile } = await import('node:child_process');
-  const { stdout } = await promisify(execFile)('ps', ['-axww', '-o', 'args='], { maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)('ps', ['-axww', '-o', 'pid=,uid=,args='], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
   return stdout
     .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => line.trim().split(/\s+/));
+    .map((line) => line.trim().split(/\s+/))
+    .filter((fields) => fields.length >= 3)
+    .map(([pid, uid, ...argv]) => ({ pid: Number(pid), uid: Number(uid), start: 0, argv }));
 }
 
 /** The --rpc lists of one command line (llama-server, llama-cli, or anything with --rpc). */
@@ -66,18 +93,45 @@ export function parseRpcList(
   return { candidates, dropped };
 }
 
-export async function processCandidates(): Promise<{ candidates: Candidate[]; dropped: Dropped[]; message: string }> {
-  const candidates: Candidate[] = [];
-  const dropped: Dropped[] = [];
+/** A coordinator whose --rpc list named a candidate: what vouches for a busy server. */
+export interface Coordinator {
+  pid: number;
+  start: number;
+  uid: number;
+  name: string;
+}
+
+export interface ProcessFindings {
+  candidates: (Candidate & { coordinator: Coordinator })[];
+  dropped: Dropped[];
+  /** Coordinators run by users this resolver does not trust, and why each was skipped. */
+  skipped: string[];
+  message: string;
+}
+
+/**
+ * Candidates from running coordinators. Only coordinators run by this user or by root count
+ * (`trustAllUsers` widens it): another user's process must not choose where we connect.
+ */
+export async function processCandidates(trustAllUsers = false): Promise<ProcessFindings> {
+  const found: ProcessFindings = { candidates: [], dropped: [], skipped: [], message: '' };
+  const me = process.getuid?.() ?? -1;
   let coordinators = 0;
-  for (const argv of await listCommandLines()) {
-    if (!isCoordinator(argv)) continue;
+  for (const p of await listProcesses()) {
+    if (!isCoordinator(p.argv)) continue;
+    const name = basename(p.argv[0] ?? '?');
+    if (!trustAllUsers && me !== -1 && p.uid !== me && p.uid !== 0) {
+      found.skipped.push(`pid ${p.pid} (${name}) runs as uid ${p.uid}, not this user (${me}) or root; --trust-all-users counts it`);
+      continue;
+    }
     coordinators++;
-    for (const list of rpcLists(argv)) {
+    const coordinator: Coordinator = { pid: p.pid, start: p.start, uid: p.uid, name };
+    for (const list of rpcLists(p.argv)) {
       const parsed = parseRpcList(list, 'process');
-      candidates.push(...parsed.candidates);
-      dropped.push(...parsed.dropped);
+      found.candidates.push(...parsed.candidates.map((c) => ({ ...c, coordinator })));
+      found.dropped.push(...parsed.dropped);
     }
   }
-  return { candidates, dropped, message: `${coordinators} coordinator process${coordinators === 1 ? '' : 'es'}` };
+  found.message = `${coordinators} coordinator process${coordinators === 1 ? '' : 'es'}${found.skipped.length ? `, ${found.skipped.length} of other users skipped` : ''}`;
+  return found;
 }

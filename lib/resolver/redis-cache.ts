@@ -1,26 +1,100 @@
 // Source "redis": a registry of backends that any scanner on the network has verified. Only
 // verified backends are ever written, each with provenance and an expiry; entries that no
 // longer answer are removed; every change is published so other coordinators can watch.
+// Whoever can write to the registry is not trusted: every entry is validated field by field,
+// a bad one is dropped with its reason and the good ones stand, and every call has a deadline.
 //
 // Keys (prefix default "scan-backends:"):
-//   <prefix>backend:<host>:<port>  hash: host, port, sources (JSON), firstSeen, lastSeen
-//                                  (ms since epoch), service, health, protocol, rpc (JSON);
-//                                  expires after the TTL unless seen again
+//   <prefix>backend:<host>:<port>  hash: host, port, sources (JSON), firstSeen, lastSeen,
+//                                  lastProven (ms since epoch: when it last answered HELLO),
+//                                  service, health, protocol, rpc (JSON); expires after the
+//                                  TTL unless seen again
 //   <prefix>events                 pub/sub channel: {"type":"added"|"updated"|"removed",
 //                                  "host","port","sources"?,"reason"?,"at"}
 import type { Redis } from 'ioredis';
 
-import { formatHostPort } from '../host-port.js';
-import type { Backend, Candidate, Dropped } from './types.js';
+import { formatHostPort, parseHostPort } from '../host-port.js';
+import { peerText } from '../peer-text.js';
+import { SOURCE_NAMES, type Backend, type Candidate, type Dropped, type SourceName } from './types.js';
 
 export const DEFAULT_REDIS_PREFIX = 'scan-backends:';
 export const DEFAULT_REDIS_TTL_SECONDS = 300;
-const CONNECT_TIMEOUT_MS = 1000;
+/** The deadline of the connection and of every command: a silent Redis is "unavailable", not a hang. */
+export const REDIS_TIMEOUT_MS = 2000;
+/** The most entries one resolve reads: a registry is a cluster's list, not a database. */
+const MAX_ENTRIES = 4096;
 
 export interface RedisRegistryOptions {
   url: string;
   prefix?: string;
   ttlSeconds?: number;
+  timeoutMs?: number;
+}
+
+/** A registry entry that passed validation. */
+export interface RegistryEntry extends Candidate {
+  /** When it last answered HELLO as a ggml-rpc server, ms since the epoch. */
+  lastProven?: number;
+  protocol?: string;
+}
+
+/** The URL with any password hidden, for messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, (_, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
+}
+
+/** What went wrong with Redis, in words a person can act on. */
+export function describeRedisError(error: unknown, url: string, timeoutMs: number): string {
+  const e = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  const message = e?.message ?? String(error);
+  if (e?.code === 'ECONNREFUSED') return `refused at ${e.address ?? ''}:${e.port ?? ''}`.replace(/^refused at :$/, 'refused');
+  if (/NOAUTH/.test(message)) return 'it wants a password (NOAUTH): give it in the URL, redis://:PASSWORD@host:port';
+  if (/WRONGPASS|invalid password|invalid username-password/i.test(message))
+    return 'the password was refused (WRONGPASS)';
+  if (/timed? ?out|ETIMEDOUT/i.test(message)) return `no answer within ${timeoutMs} ms`;
+  if (/Connection is closed/.test(message)) return `closed the connection (${redactUrl(url)})`;
+  return peerText(message, 200);
+}
+
+function rejectAfter(ms: number, what: string): { promise: Promise<never>; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out`)), ms);
+  });
+  return { promise, cancel: () => clearTimeout(timer) };
+}
+
+/** Validates one hash; the entry, or why it is not one. */
+export function parseEntry(fields: Record<string, string>): RegistryEntry | string {
+  const { host, port } = fields;
+  if (!host || !port) return `missing ${!host ? 'host' : 'port'}`;
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+    return `port "${peerText(port, 16)}" is not 1..65535`;
+  }
+  const parsed = parseHostPort(host.includes(':') && !host.startsWith('[') ? `[${host}]` : host);
+  if (typeof parsed === 'string' || host.length > 253) return `host "${peerText(host, 64)}" is not an address or name`;
+  const entry: RegistryEntry = { host: parsed.host, port: Number(port), source: 'redis' };
+  if (fields.lastProven !== undefined) {
+    const at = Number(fields.lastProven);
+    if (!Number.isSafeInteger(at) || at <= 0) return 'lastProven is not a time';
+    entry.lastProven = at;
+  }
+  if (fields.protocol !== undefined && /^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(fields.protocol)) {
+    entry.protocol = fields.protocol;
+  }
+  return entry;
+}
+
+/** A `sources` field: a JSON list of source names, or nothing usable. */
+function parseSources(text: string | null | undefined): SourceName[] {
+  if (!text) return [];
+  try {
+    const value: unknown = JSON.parse(text);
+    if (!Array.isArray(value)) return [];
+    return value.filter((s): s is SourceName => SOURCE_NAMES.includes(s as SourceName));
+  } catch {
+    return [];
+  }
 }
 
 export class RedisRegistry {
@@ -33,28 +107,41 @@ export class RedisRegistry {
     this.#redis = redis;
     this.#prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
     this.#ttlSeconds = options.ttlSeconds ?? DEFAULT_REDIS_TTL_SECONDS;
-    this.url = options.url;
+    this.url = redactUrl(options.url);
   }
 
-  /** Connects, failing fast (no retries, no offline queue): a dead Redis must not stall a resolve. */
+  /**
+   * Connects and checks that Redis answers (PING), failing fast: no retries, no offline queue,
+   * one deadline for it all. Errors say what went wrong (refused, a password, no answer).
+   */
   static async connect(options: RedisRegistryOptions): Promise<RedisRegistry> {
+    const timeoutMs = options.timeoutMs ?? REDIS_TIMEOUT_MS;
     // Loaded on first use: ioredis costs ~80 ms of start-up that scans and probes never need.
     const { Redis } = await import('ioredis');
     const redis = new Redis(options.url, {
       lazyConnect: true,
-      connectTimeout: CONNECT_TIMEOUT_MS,
+      connectTimeout: timeoutMs,
+      commandTimeout: timeoutMs,
       maxRetriesPerRequest: 0,
       enableOfflineQueue: false,
+      enableReadyCheck: false,
       retryStrategy: () => null,
     });
     redis.on('error', () => {}); // surfaced by the failing command instead
+    const deadline = rejectAfter(timeoutMs, 'connect');
     try {
-      await redis.connect();
+      await Promise.race([redis.connect().then(() => redis.ping()), deadline.promise]);
     } catch (error) {
       redis.disconnect();
-      throw error;
+      throw new Error(describeRedisError(error, options.url, timeoutMs), { cause: error });
+    } finally {
+      deadline.cancel();
     }
     return new RedisRegistry(redis, options);
+  }
+
+  get ttlSeconds(): number {
+    return this.#ttlSeconds;
   }
 
   get channel(): string {
@@ -65,49 +152,73 @@ export class RedisRegistry {
     return `${this.#prefix}backend:${formatHostPort({ host, port })}`;
   }
 
-  /** Every backend the registry holds, as candidates. */
-  async candidates(): Promise<Candidate[]> {
+  /** Every valid entry, and every bad one with its reason. */
+  async entries(): Promise<{ entries: RegistryEntry[]; dropped: Dropped[] }> {
     const keys: string[] = [];
     let cursor = '0';
     do {
       const [next, batch] = await this.#redis.scan(cursor, 'MATCH', `${this.#prefix}backend:*`, 'COUNT', 500);
       cursor = next;
       keys.push(...batch);
-    } while (cursor !== '0');
-    const candidates: Candidate[] = [];
-    for (const key of keys) {
-      const [host, port] = await this.#redis.hmget(key, 'host', 'port');
-      if (host && port && Number(port) > 0) candidates.push({ host, port: Number(port), source: 'redis' });
+    } while (cursor !== '0' && keys.length < MAX_ENTRIES);
+    const dropped: Dropped[] = [];
+    const entries: RegistryEntry[] = [];
+    if (keys.length === 0) return { entries, dropped };
+    const pipeline = this.#redis.pipeline();
+    for (const key of keys.slice(0, MAX_ENTRIES)) pipeline.hgetall(key);
+    const replies = (await pipeline.exec()) ?? [];
+    replies.forEach(([error, value], i) => {
+      const key = peerText(keys[i] as string, 100);
+      const reason = error
+        ? `registry key ${key}: ${peerText(error.message, 100)}`
+        : typeof value !== 'object' || value === null
+          ? `registry key ${key}: not a hash`
+          : undefined;
+      const entry = reason ?? parseEntry(value as Record<string, string>);
+      if (typeof entry !== 'string') entries.push(entry);
+      else dropped.push({ host: key, port: 0, reason: reason ?? `registry key ${key}: ${entry}` });
+    });
+    if (keys.length > MAX_ENTRIES) {
+      dropped.push({ host: this.#prefix, port: 0, reason: `more than ${MAX_ENTRIES} entries; the rest were not read` });
     }
-    return candidates;
+    return { entries, dropped };
   }
 
-  /** Records verified backends: provenance merged, first-seen kept, last-seen now, TTL renewed. */
-  async record(backends: readonly Backend[]): Promise<void> {
+  /**
+   * Records backends: provenance merged, first-seen kept, last-seen now, TTL renewed. Only a
+   * backend that answered HELLO now gets a new lastProven; one kept busy on a coordinator's
+   * word keeps the old one, so the registry never vouches for itself past its TTL.
+   */
+  async record(backends: readonly (Backend & { proven?: boolean })[]): Promise<void> {
     const now = Date.now();
     for (const b of backends) {
       if (!b.verified || b.port === 0) continue; // never a guess, never a placeholder
       const key = this.keyOf(b.host, b.port);
-      const previous = await this.#redis.hget(key, 'sources');
-      const sources = [...new Set([...(previous ? (JSON.parse(previous) as string[]) : []), ...b.sources])];
+      const previous = await this.#redis.hget(key, 'sources').catch(() => null);
+      const sources = [...new Set([...parseSources(previous), ...b.sources])];
       const fields: Record<string, string> = {
         host: b.host,
         port: String(b.port),
         sources: JSON.stringify(sources),
         lastSeen: String(now),
       };
+      if (b.proven) fields.lastProven = String(now);
       if (b.service) fields.service = b.service;
       if (b.health) fields.health = b.health;
       if (b.rpc) {
         fields.protocol = b.rpc.protocol;
         fields.rpc = JSON.stringify(b.rpc);
       }
-      const [[, added]] = (await this.#redis
-        .multi()
+      // A key of another type under our name is replaced, not fatal.
+      const type = await this.#redis.type(key);
+      const multi = this.#redis.multi();
+      if (type !== 'none' && type !== 'hash') multi.del(key);
+      const [[, added]] = (await multi
         .hsetnx(key, 'firstSeen', String(now))
         .hset(key, fields)
         .expire(key, this.#ttlSeconds)
-        .exec()) as [[Error | null, number]];
+        .exec()
+        .then((r) => (type !== 'none' && type !== 'hash' ? r?.slice(1) : r))) as [[Error | null, number]];
       await this.#publish({ type: added === 1 ? 'added' : 'updated', host: b.host, port: b.port, sources, at: now });
     }
   }
@@ -115,6 +226,7 @@ export class RedisRegistry {
   /** Removes entries that were checked and did not answer. */
   async remove(dropped: readonly Dropped[]): Promise<void> {
     for (const d of dropped) {
+      if (d.port === 0) continue;
       if ((await this.#redis.del(this.keyOf(d.host, d.port))) > 0) {
         await this.#publish({ type: 'removed', host: d.host, port: d.port, reason: d.reason, at: Date.now() });
       }
@@ -126,6 +238,8 @@ export class RedisRegistry {
   }
 
   async close(): Promise<void> {
-    await this.#redis.quit().catch(() => this.#redis.disconnect());
+    const deadline = rejectAfter(REDIS_TIMEOUT_MS, 'quit');
+    await Promise.race([this.#redis.quit(), deadline.promise]).catch(() => this.#redis.disconnect());
+    deadline.cancel();
   }
 }

@@ -34,14 +34,30 @@ export interface Backend {
   /** Every source that named it, in chain order. */
   sources: SourceName[];
   verified: boolean;
+  /**
+   * How it was verified: 'hello' it answered HELLO now; 'held' a running coordinator holds a
+   * connection to it (not connected to); 'coordinator' silent or its accept queue full, and a
+   * running coordinator names it; 'registry' the same, and the registry saw it answer HELLO
+   * within its TTL.
+   */
+  evidence?: 'hello' | 'held' | 'coordinator' | 'registry';
   rttMs?: number;
   service?: ServiceName;
   health?: Health;
+  /** Kept unverified under acceptSilent: a silent port nothing vouches for. */
+  guess?: true;
+  /** Why it was kept, in a sentence. */
+  reason?: string;
   rpc?: RpcDetails;
 }
 
 export interface Resolution {
   backends: Backend[];
+  /**
+   * How ggml-rpc versions were judged: against the client given (`rpcVersion`), or, without
+   * one, the group of servers one client can use together (the rest are dropped with a warning).
+   */
+  compatibility?: { client?: string; usableBy?: string; rule: string };
   sources: SourceReport[];
   /** Things a person should know: more than 16 backends, a Redis write that failed. */
   warnings: string[];

@@ -1,32 +1,160 @@
-// Verification: a candidate is a live backend only when it connects and answers as a ggml-rpc
-// server that a coordinator can use now or once it is free (serving or busy).
-import { parseAddress } from '../addresses.js';
+// Verification: a candidate is a live backend only when it proves it — it answers HELLO as a
+// ggml-rpc server a coordinator can use — or when it is silent (or its accept queue is full)
+// and a witness vouches that it is a ggml-rpc server held by a client: a running coordinator
+// of a trusted user names it or holds a connection to it, or the registry saw it answer HELLO
+// within its TTL. A port that is silent with no witness is only a guess, dropped with that
+// reason unless `acceptSilent` keeps it, marked unverified.
+import { parseAddress, type Address } from '../addresses.js';
 import { formatHostPort } from '../host-port.js';
+import { silentReason } from '../probes/verdict.js';
 import { ScanJob, type ScanOptions, type ScanResult } from '../scan.js';
-import type { Endpoint, LookupFn } from '../targets.js';
+import { isNonPublicRange, LARGE_JOB_PAIRS, type Endpoint, type LookupFn } from '../targets.js';
+import { heldKey, heldServers } from './held.js';
+import type { ProcessFindings } from './process.js';
+import type { RegistryEntry } from './redis-cache.js';
 import type { Backend, Candidate, Dropped, SourceName } from './types.js';
 
 export type VerifyOptions = Pick<ScanOptions, 'timeoutMs' | 'probeTimeoutMs' | 'rpcVersion' | 'engine' | 'signal'>;
 
-/** Keeps or drops one scanned-and-probed result, saying why. */
+export interface VerifyContext extends VerifyOptions {
+  verify: boolean;
+  lookup: LookupFn;
+  allowPublic: boolean;
+  acceptSilent: boolean;
+  witnesses: Witnesses;
+}
+
+async function addressOf(host: string, lookup: LookupFn): Promise<Address | string> {
+  const literal = parseAddress(host);
+  if (literal) return literal;
+  try {
+    return (await lookup(host))[0] ?? 'name resolves to no address';
+  } catch (error) {
+    return `name does not resolve (${(error as { code?: string }).code ?? 'lookup failed'})`;
+  }
+}
+
+/**
+ * What vouches for a silent port, each loaded once and only when a port needs it: the
+ * coordinators of trusted users (their --rpc lists, their open connections) and the registry.
+ */
+export class Witnesses {
+  readonly #coordinators: () => Promise<ProcessFindings>;
+  readonly #registry: () => Promise<RegistryEntry[]>;
+  readonly #ttlMs: number;
+  readonly #lookup: LookupFn;
+  #named?: Promise<Map<string, string>>;
+  #proven?: Promise<Map<string, string>>;
+
+  constructor(options: {
+    coordinators: () => Promise<ProcessFindings>;
+    registry: () => Promise<RegistryEntry[]>;
+    registryTtlSeconds: number;
+    lookup: LookupFn;
+  }) {
+    this.#coordinators = options.coordinators;
+    this.#registry = options.registry;
+    this.#ttlMs = options.registryTtlSeconds * 1000;
+    this.#lookup = options.lookup;
+  }
+
+  async #keyOf(host: string, port: number): Promise<string | undefined> {
+    const address = await addressOf(host, this.#lookup);
+    return typeof address === 'string' ? undefined : heldKey(address.family, address.value, port);
+  }
+
+  /** Servers a trusted coordinator holds an established connection to → why that is known. */
+  async held(): Promise<Map<string, string>> {
+    const found = await this.#coordinators();
+    const pids = [...new Set(found.candidates.map((c) => c.coordinator.pid))];
+    const names = new Map(found.candidates.map((c) => [c.coordinator.pid, c.coordinator.name]));
+    const held = await heldServers(pids);
+    return new Map(
+      [...held].map(([key, pid]) => [key, `pid ${pid} (${names.get(pid) ?? '?'}) holds a connection to it`]),
+    );
+  }
+
+  /** Why a silent port at `key` is believed to be a ggml-rpc server, or undefined. */
+  async vouch(key: string): Promise<string | undefined> {
+    this.#named ??= this.#coordinators().then(async (found) => {
+      const named = new Map<string, string>();
+      for (const c of found.candidates) {
+        const k = await this.#keyOf(c.host, c.port);
+        if (k !== undefined) named.set(k, `pid ${c.coordinator.pid} (${c.coordinator.name}) names it in --rpc`);
+      }
+      return named;
+    });
+    const named = (await this.#named).get(key);
+    if (named) return named;
+    this.#proven ??= this.#registry().then(async (entries) => {
+      const proven = new Map<string, string>();
+      const now = Date.now();
+      for (const e of entries) {
+        if (e.lastProven === undefined || now - e.lastProven > this.#ttlMs) continue;
+        const k = await this.#keyOf(e.host, e.port);
+        const version = e.protocol ? ` ${e.protocol}` : '';
+        const ago = Math.round((now - e.lastProven) / 1000);
+        if (k !== undefined) proven.set(k, `the registry saw it answer HELLO as ggml-rpc${version} ${ago} s ago`);
+      }
+      return proven;
+    });
+    return (await this.#proven).get(key);
+  }
+}
+
+/** How a kept backend was verified. */
+export type Evidence = 'hello' | 'held' | 'coordinator' | 'registry';
+
+type Judged = { backend: Omit<Backend, 'sources'> } | { reason: string };
+
+/** Keeps or drops one scanned-and-probed result, saying why; `vouched` is a witness's word. */
 export function judge(
   result: ScanResult,
-  timeoutMs: number,
-): { backend: Omit<Backend, 'sources'> } | { reason: string } {
+  ctx: Pick<VerifyContext, 'timeoutMs' | 'probeTimeoutMs' | 'acceptSilent'>,
+  vouched?: string,
+): Judged {
+  const timeoutMs = ctx.timeoutMs ?? 1000;
+  const base = { host: result.host, port: result.port, verified: true, rttMs: result.rttMs };
   if (result.state === 'closed') return { reason: 'closed (connection refused)' };
-  if (result.state === 'filtered') return { reason: `no answer within ${timeoutMs} ms` };
+  if (result.state === 'filtered') {
+    if (!vouched) return { reason: `no answer within ${timeoutMs} ms` };
+    // A held server's two-slot accept queue is full: the kernel drops further SYNs.
+    return {
+      backend: {
+        ...base,
+        service: 'ggml-rpc',
+        health: 'busy',
+        evidence: vouched.includes('registry') ? 'registry' : 'coordinator',
+        reason: `busy: no answer to the connect within ${timeoutMs} ms, its accept queue is full (${vouched})`,
+      },
+    };
+  }
   if (result.state !== 'open') return { reason: `${result.state} (${result.error ?? 'unknown error'})` };
+  if (result.service === 'ggml-rpc' && result.guess) {
+    if (vouched) {
+      return {
+        backend: {
+          ...base,
+          service: 'ggml-rpc',
+          health: 'busy',
+          evidence: vouched.includes('registry') ? 'registry' : 'coordinator',
+          reason: `busy: it holds HELLO unanswered, as a ggml-rpc server serving another client does (${vouched})`,
+        },
+      };
+    }
+    const why = `${silentReason(ctx.probeTimeoutMs ?? 2000)}; no running coordinator names it and the registry has no recent HELLO from it`;
+    if (!ctx.acceptSilent) return { reason: `${why} (--accept-silent keeps it, unverified)` };
+    return { backend: { ...base, verified: false, service: 'ggml-rpc', health: 'busy', guess: true, reason: why } };
+  }
   if (result.service !== 'ggml-rpc')
     return { reason: `not a ggml-rpc server: ${result.reason ?? 'no answer to HELLO'}` };
-  if (result.health !== 'serving' && result.health !== 'busy')
-    return { reason: result.reason ?? `ggml-rpc ${result.health}` };
+  if (result.health !== 'serving') return { reason: result.reason ?? `ggml-rpc ${result.health}` };
   const backend: Omit<Backend, 'sources'> = {
-    host: result.host,
-    port: result.port,
-    verified: true,
-    rttMs: result.rttMs,
+    ...base,
     service: result.service,
     health: result.health,
+    evidence: 'hello',
+    reason: result.reason ?? 'answered HELLO',
   };
   if (result.rpc) backend.rpc = result.rpc;
   return { backend };
@@ -44,53 +172,92 @@ export function dedupe(candidates: readonly Candidate[]): { host: string; port: 
   return [...byKey.values()];
 }
 
+/** Judges results of one scan against witnesses; silent and filtered ports ask them. */
+export async function judgeAll(
+  results: readonly { owner: { host: string; port: number; sources: SourceName[] }; key: string; result: ScanResult }[],
+  ctx: VerifyContext,
+): Promise<{ kept: Backend[]; dropped: Dropped[] }> {
+  const kept: Backend[] = [];
+  const dropped: Dropped[] = [];
+  for (const { owner, key, result } of results) {
+    const needsWitness = result.state === 'filtered' || (result.state === 'open' && result.guess === true);
+    const vouched = needsWitness ? await ctx.witnesses.vouch(key) : undefined;
+    const verdict = judge(result, ctx, vouched);
+    if ('backend' in verdict) kept.push({ ...verdict.backend, host: owner.host, port: owner.port, sources: owner.sources });
+    else dropped.push({ host: owner.host, port: owner.port, reason: verdict.reason });
+  }
+  return { kept, dropped };
+}
+
 /**
- * Connects to and probes every candidate (ggml-rpc), all at once; names are resolved first
- * and those that do not resolve are dropped. With `verify: false` every candidate that
- * resolves is kept unverified.
+ * Verifies every candidate, all at once: names are resolved first (those that do not resolve
+ * are dropped), public addresses are dropped unless allowed, servers a coordinator holds are
+ * kept busy without a connection, and the rest are connected to and asked HELLO. With
+ * `verify: false` every candidate that passes the guards is kept unverified.
  */
 export async function verifyCandidates(
   candidates: readonly Candidate[],
-  options: VerifyOptions & { verify: boolean; lookup: LookupFn },
+  ctx: VerifyContext,
 ): Promise<{ kept: Backend[]; dropped: Dropped[] }> {
   const kept: Backend[] = [];
   const dropped: Dropped[] = [];
   const endpoints: Endpoint[] = [];
-  const owners: { host: string; port: number; sources: SourceName[] }[] = [];
-  for (const c of dedupe(candidates)) {
-    let address = parseAddress(c.host);
-    if (!address) {
-      try {
-        address = (await options.lookup(c.host))[0] ?? null;
-      } catch (error) {
-        dropped.push({
-          host: c.host,
-          port: c.port,
-          reason: `name does not resolve (${(error as { code?: string }).code ?? 'lookup failed'})`,
-        });
-        continue;
-      }
-      if (!address) {
-        dropped.push({ host: c.host, port: c.port, reason: 'name resolves to no address' });
-        continue;
-      }
+  const owners: { owner: { host: string; port: number; sources: SourceName[] }; key: string }[] = [];
+  const unique = dedupe(candidates);
+  for (const [i, c] of unique.entries()) {
+    if (i >= LARGE_JOB_PAIRS) {
+      dropped.push({ host: c.host, port: c.port, reason: `over ${LARGE_JOB_PAIRS} candidates; not checked` });
+      continue;
+    }
+    const address = await addressOf(c.host, ctx.lookup);
+    if (typeof address === 'string') {
+      dropped.push({ host: c.host, port: c.port, reason: address });
+      continue;
+    }
+    if (!ctx.allowPublic && !isNonPublicRange({ family: address.family, first: address.value, last: address.value })) {
+      dropped.push({
+        host: c.host,
+        port: c.port,
+        reason: 'a public address: never connected to unless allowed (--allow-public, allowPublic)',
+      });
+      continue;
     }
     endpoints.push({ host: c.host, family: address.family, port: c.port, value: address.value });
-    owners.push(c);
+    owners.push({ owner: c, key: heldKey(address.family, address.value, c.port) });
   }
-  if (!options.verify) {
-    return { kept: owners.map((o) => ({ ...o, verified: false })), dropped };
+  if (!ctx.verify) {
+    return { kept: owners.map(({ owner }) => ({ ...owner, verified: false })), dropped };
   }
   if (endpoints.length === 0) return { kept, dropped };
-  const timeoutMs = options.timeoutMs ?? 1000;
-  const job = new ScanJob({ endpoints }, { ...options, probe: ['ggml-rpc'] });
+  const held = await ctx.witnesses.held();
+  const toProbe: Endpoint[] = [];
+  const probed: typeof owners = [];
+  owners.forEach((o, i) => {
+    const why = held.get(o.key);
+    if (!why) {
+      toProbe.push(endpoints[i] as Endpoint);
+      probed.push(o);
+      return;
+    }
+    kept.push({
+      ...o.owner,
+      verified: true,
+      service: 'ggml-rpc',
+      health: 'busy',
+      evidence: 'held',
+      reason: `busy: ${why}; not connected to, so its queue stays free for that client`,
+    });
+  });
+  if (toProbe.length === 0) return { kept, dropped };
+  const job = new ScanJob({ endpoints: toProbe }, { ...ctx, probe: ['ggml-rpc'] });
   const results = new Map<string, ScanResult>();
   for await (const r of job) results.set(formatHostPort(r), r);
-  for (const owner of owners) {
-    const result = results.get(formatHostPort(owner)) as ScanResult;
-    const verdict = judge(result, timeoutMs);
-    if ('backend' in verdict) kept.push({ ...verdict.backend, sources: owner.sources });
-    else dropped.push({ host: owner.host, port: owner.port, reason: verdict.reason });
-  }
-  return { kept, dropped };
+  const judged = await judgeAll(
+    probed.map((o, i) => ({
+      ...o,
+      result: results.get(formatHostPort({ host: (toProbe[i] as Endpoint).host, port: o.owner.port })) as ScanResult,
+    })),
+    ctx,
+  );
+  return { kept: [...kept, ...judged.kept], dropped: [...dropped, ...judged.dropped] };
 }
