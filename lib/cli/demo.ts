@@ -9,6 +9,8 @@ import { runScan } from './scan-command.js';
 import type { OutputFormat } from './output.js';
 
 export const DEMO_PORT = 50052;
+/** The demo plays a coordinator of protocol 5.1.0, so the 3.6.1 server shows as incompatible. */
+const DEMO_CLIENT = '5.1.0';
 const GiB = 2 ** 30;
 const DEMO_PEERS: PeerOptions[] = [
   {
@@ -41,7 +43,7 @@ export async function runDemo(format: OutputFormat, signal: AbortSignal): Promis
       `demo: ggml-rpc servers on ${DEMO_HOSTS.map((h) => `${h}:${DEMO_PORT}`).join(' and ')}; scanning and probing 127.0.0.0/24\n`,
     );
     const code = await runScan(
-      { targets: ['127.0.0.0/24'], options: { ports: DEMO_PORT, probe: 'auto' }, format, openOnly: false },
+      { targets: ['127.0.0.0/24'], options: { ports: DEMO_PORT, probe: 'auto', rpcVersion: DEMO_CLIENT }, format, openOnly: false },
       signal,
     );
     return code === EXIT.interrupted ? code : EXIT.found;

@@ -9,7 +9,7 @@ import { countFds, settledFdCount } from '../helpers/net.js';
 const PROBE_TIMEOUT_MS = 600;
 
 const expected: Record<Misbehaviour, { service: string; health: string; reason: RegExp }> = {
-  silent: { service: 'ggml-rpc', health: 'busy', reason: /did not answer HELLO within 600 ms/ },
+  silent: { service: 'ggml-rpc', health: 'busy', reason: /answered neither HELLO nor a newline within 600 ms: perhaps/ },
   trickle: {
     service: 'unknown',
     health: 'unknown',
@@ -18,7 +18,7 @@ const expected: Record<Misbehaviour, { service: string; health: string; reason: 
   random: {
     service: 'unknown',
     health: 'unknown',
-    reason: /no known service answered \(ggml-rpc: HELLO reply declares \d+ bytes.*; grpc: not an HTTP\/2 server/,
+    reason: /no known service answered \(ggml-rpc: sent ".+", not a ggml-rpc HELLO reply; grpc: not an HTTP\/2 server/,
   },
   'huge-rpc-size': {
     service: 'unknown',

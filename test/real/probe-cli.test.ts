@@ -19,7 +19,7 @@ describe('scan-backends probe', () => {
       health: 'serving',
       rpc: {
         protocol: '5.0.0',
-        compatible: true,
+        usableBy: '>=5.0.0 <6.0.0',
         devices: [{ index: 0, freeBytes: 25274793984, totalBytes: 25274793984 }],
       },
     });
@@ -28,7 +28,10 @@ describe('scan-backends probe', () => {
 
   it('exits 1 when reachable but not healthy, and 4 when a connection fails', async () => {
     const old = await ggmlRpcPeer({ generation: '3.x', host: '127.0.0.162' });
-    const incompatible = await runCli(['probe', `127.0.0.162:${old.port}`, '--service', 'ggml-rpc']);
+    // The client version from the environment, as a coordinator's unit file would set it.
+    const incompatible = await runCli(['probe', `127.0.0.162:${old.port}`, '--service', 'ggml-rpc'], {
+      env: { SCAN_BACKENDS_RPC_VERSION: '5.1.0' },
+    });
     expect(incompatible.code).toBe(1);
     expect(incompatible.stdout).toMatch(/127\.0\.0\.162\s+\d+\s+open\s+ggml-rpc\s+incompatible/);
     const compatible = await runCli([
@@ -41,7 +44,9 @@ describe('scan-backends probe', () => {
     ]);
     expect(compatible.code).toBe(0);
     const refused = await closedPort('127.0.0.163');
-    const mixed = await runCli(['probe', `127.0.0.162:${old.port}`, `127.0.0.163:${refused}`, '--service', 'ggml-rpc']);
+    const mixed = await runCli(['probe', `127.0.0.162:${old.port}`, `127.0.0.163:${refused}`, '--service', 'ggml-rpc'], {
+      env: { SCAN_BACKENDS_RPC_VERSION: '5.1.0' },
+    });
     expect(mixed.code).toBe(4);
     expect(mixed.stdout).toMatch(/127\.0\.0\.163\s+\d+\s+closed\s+unknown\s+unknown\s+[\d.]+ ms\s+connection refused/);
   });

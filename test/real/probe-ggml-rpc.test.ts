@@ -29,8 +29,7 @@ describe.each(['native', 'js'] as const)('ggml-rpc probe, %s engine', (engine) =
     expect(r).toMatchObject({ state: 'open', service: 'ggml-rpc', health: 'serving' });
     expect(r.rpc).toEqual({
       protocol: '5.0.0',
-      compatible: true,
-      client: '5.1.0',
+      usableBy: '>=5.0.0 <6.0.0',
       legacyHello: false,
       devices: devices.map((d, index) => ({ index, ...d })),
     });
@@ -41,7 +40,11 @@ describe.each(['native', 'js'] as const)('ggml-rpc probe, %s engine', (engine) =
 
   it('reconnects with the empty HELLO for a 3.x server and judges compatibility by llama.cpp rule', async () => {
     const peer = await ggmlRpcPeer({ generation: '3.x', host: '127.0.0.122' });
-    const newer = await probe('127.0.0.122', peer.port, { engine, service: 'ggml-rpc' });
+    // Without a client version nothing is incompatible: the result says who can use it.
+    const described = await probe('127.0.0.122', peer.port, { engine, service: 'ggml-rpc' });
+    expect(described).toMatchObject({ health: 'serving', rpc: { protocol: '3.6.1', usableBy: '>=3.6.0 <4.0.0' } });
+    expect(described.rpc?.compatible).toBeUndefined();
+    const newer = await probe('127.0.0.122', peer.port, { engine, service: 'ggml-rpc', rpcVersion: '5.1.0' });
     expect(newer).toMatchObject({ service: 'ggml-rpc', health: 'incompatible' });
     expect(newer.rpc).toMatchObject({ protocol: '3.6.1', compatible: false, legacyHello: true });
     expect(newer.reason).toContain('ggml-rpc 3.6.1 does not match client 5.1.0');
@@ -51,6 +54,7 @@ describe.each(['native', 'js'] as const)('ggml-rpc probe, %s engine', (engine) =
     expect(older.health).toBe('incompatible');
     // The 24-byte HELLO was dropped with RST, the empty one answered on a new connection.
     expect(peer.log.slice(0, 4)).toEqual(['accepted', 'closed: HELLO size mismatch', 'accepted', 'hello']);
+    expect(peer.dead).toBe(false);
   });
 
   it('asks a 2.x server for memory without a device index (it has no DEVICE_COUNT)', async () => {
@@ -84,7 +88,7 @@ describe.each(['native', 'js'] as const)('ggml-rpc probe, %s engine', (engine) =
   it('finds ggml-rpc servers among other hosts in one scan of a range', async () => {
     const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.125', port: 50052 });
     const b = await ggmlRpcPeer({ generation: '3.x', host: '127.0.0.127', port: 50052 });
-    const report = await scanAll('127.0.0.125-128', { engine, probe: 'auto' });
+    const report = await scanAll('127.0.0.125-128', { engine, probe: 'auto', rpcVersion: '5.1.0' });
     const open = report.results.filter((r) => r.state === 'open');
     expect(open.map((r) => [r.host, r.service, r.health, r.rpc?.protocol])).toEqual([
       ['127.0.0.125', 'ggml-rpc', 'serving', '5.0.0'],

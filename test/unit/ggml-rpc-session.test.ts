@@ -51,7 +51,32 @@ describe('GgmlRpcSession (JS twin)', () => {
     expect(s.onData(Buffer.concat([le64(1n << 63n), Buffer.alloc(100)])).action).toBe('done');
     expect(s.step).toMatchObject({
       outcome: 'not-recognized',
-      detail: 'HELLO reply declares 9223372036854775808 bytes where ggml-rpc sends 28',
+      detail: 'sent "........................", not a ggml-rpc HELLO reply',
+    });
+  });
+
+  it('reads the version from a HELLO reply longer than 28 bytes (a fork appending fields)', () => {
+    const s = new GgmlRpcSession();
+    s.onConnected();
+    const reply = Buffer.concat([le64(32n), Buffer.from([6, 1, 0, 0]), Buffer.alloc(24), Buffer.from([101, 0, 0, 0])]);
+    expect(s.onData(reply.subarray(0, 5)).action).toBe('continue');
+    const next = s.onData(reply.subarray(5));
+    expect(next.action).toBe('continue');
+    expect(next.out?.[0]).toBe(15); // DEVICE_COUNT
+    expect(s.step.version).toEqual([6, 1, 0]);
+    expect(s.onData(Buffer.concat([le64(4n), Buffer.alloc(4)])).action).toBe('done');
+    expect(s.step.detail).toBe('its HELLO reply carries 4 bytes beyond the 28 this probe reads (ignored)');
+  });
+
+  it('nudges a silent peer once, and names what a line-based server answers', () => {
+    const s = new GgmlRpcSession();
+    s.onConnected();
+    expect(s.onQuiet()).toEqual(Buffer.from([0xff, 0x0d, 0x0a]));
+    expect(s.onQuiet()).toBeUndefined();
+    expect(s.onData(Buffer.from('-ERR unknown command\r\n')).action).toBe('done');
+    expect(s.step).toMatchObject({
+      outcome: 'not-recognized',
+      detail: 'answered a newline with "-ERR unknown command..": another protocol, not ggml-rpc',
     });
   });
 
