@@ -123,17 +123,23 @@ export class RedisRegistry {
       connectTimeout: timeoutMs,
       commandTimeout: timeoutMs,
       maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
+      // Commands wait for the connection (and its AUTH) instead of failing on a socket not yet
+      // writable; every one is still bounded by commandTimeout, and no reconnect is tried.
+      enableOfflineQueue: true,
       enableReadyCheck: false,
       retryStrategy: () => null,
     });
-    redis.on('error', () => {}); // surfaced by the failing command instead
+    // The socket's own error (ECONNREFUSED…) says more than the "Connection is closed." that
+    // connect() rejects with once retries are off.
+    let socketError: unknown;
+    redis.on('error', (error) => (socketError ??= error));
     const deadline = rejectAfter(timeoutMs, 'connect');
     try {
       await Promise.race([redis.connect().then(() => redis.ping()), deadline.promise]);
     } catch (error) {
       redis.disconnect();
-      throw new Error(describeRedisError(error, options.url, timeoutMs), { cause: error });
+      const cause = /Connection is closed|isn't writeable/.test((error as Error).message) && socketError ? socketError : error;
+      throw new Error(describeRedisError(cause, options.url, timeoutMs), { cause });
     } finally {
       deadline.cancel();
     }
