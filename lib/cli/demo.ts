@@ -43,7 +43,12 @@ export async function runDemo(format: OutputFormat, signal: AbortSignal): Promis
       `demo: ggml-rpc servers on ${DEMO_HOSTS.map((h) => `${h}:${DEMO_PORT}`).join(' and ')}; scanning and probing 127.0.0.0/24\n`,
     );
     const code = await runScan(
-      { targets: ['127.0.0.0/24'], options: { ports: DEMO_PORT, probe: 'auto', rpcVersion: DEMO_CLIENT }, format, openOnly: false },
+      {
+        targets: ['127.0.0.0/24'],
+        options: { ports: DEMO_PORT, probe: 'auto', rpcVersion: DEMO_CLIENT },
+        format,
+        openOnly: false,
+      },
       signal,
     );
     return code === EXIT.interrupted ? code : EXIT.found;

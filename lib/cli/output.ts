@@ -45,7 +45,11 @@ export function renderTable(results: readonly ScanResult[], fold = true): string
   const header = probed
     ? ['HOST', 'PORT', 'STATE', 'SERVICE', 'HEALTH', 'RTT', 'DETAIL']
     : ['HOST', 'PORT', 'STATE', 'RTT'];
-  return alignTable(header, rows, hidden.size > 0 ? [`Not shown: ${[...hidden].map(([state, n]) => `${n} ${state}`).join(', ')}`] : []);
+  return alignTable(
+    header,
+    rows,
+    hidden.size > 0 ? [`Not shown: ${[...hidden].map(([state, n]) => `${n} ${state}`).join(', ')}`] : [],
+  );
 }
 
 /** A guess is shown as one: "busy?". */

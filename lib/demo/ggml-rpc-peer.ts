@@ -1,5 +1,5 @@
 // A ggml-rpc server for the demo, the tests and the benches, written from llama.cpp's protocol
-// (shared/docs/ggml-rpc-wire.md):
+// (docs/ggml-rpc-wire.md):
 // protocol generations 5.x (24-byte caps HELLO), 3.x (empty HELLO, device index) and 2.x (no
 // DEVICE_COUNT). Like the real server it serves one client at a time and never times a client
 // out, drops the other generation's HELLO with EOF (5.x) or RST (older), and "dies of SIGPIPE"

@@ -137,7 +137,8 @@ export async function grpcHealthStep(
     const stream = meteredStream(socket, (total) => {
       received = total;
       if (total <= PROBE_READ_BUDGET && socket.writableLength <= PROBE_WRITE_BACKLOG) return true;
-      if (total > PROBE_READ_BUDGET) finish('protocol-error', `sent more than ${PROBE_READ_BUDGET} bytes, a probe's read budget`);
+      if (total > PROBE_READ_BUDGET)
+        finish('protocol-error', `sent more than ${PROBE_READ_BUDGET} bytes, a probe's read budget`);
       else finish('protocol-error', `does not read what the probe sends (${socket.writableLength} bytes queued)`);
       return false;
     });
@@ -235,6 +236,7 @@ export async function grpcHealthStep(
       finish('recognized');
     });
     request.end(healthRequest(service));
-    if (socket.destroyed || early !== undefined) fail(`the connection was ${early === 'ECONNRESET' ? 'reset' : 'closed'} at once`);
+    if (socket.destroyed || early !== undefined)
+      fail(`the connection was ${early === 'ECONNRESET' ? 'reset' : 'closed'} at once`);
   });
 }

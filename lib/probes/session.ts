@@ -139,7 +139,10 @@ function runConnection(
     const send = (out: Buffer | undefined) => {
       if (!out || out.length === 0 || socket.destroyed) return;
       if (socket.writableLength + out.length > PROBE_WRITE_BACKLOG) {
-        end('protocol-error', `does not read what the probe sends (${socket.writableLength + out.length} bytes queued)`);
+        end(
+          'protocol-error',
+          `does not read what the probe sends (${socket.writableLength + out.length} bytes queued)`,
+        );
         return;
       }
       socket.write(out);
@@ -151,9 +154,12 @@ function runConnection(
       },
       Math.max(0, deadline - performance.now()),
     );
-    const quiet = setTimeout(() => {
-      if (read === 0) send(session.onQuiet?.());
-    }, quietMs(Math.max(0, deadline - performance.now())));
+    const quiet = setTimeout(
+      () => {
+        if (read === 0) send(session.onQuiet?.());
+      },
+      quietMs(Math.max(0, deadline - performance.now())),
+    );
     signal?.addEventListener('abort', onAbort, { once: true });
     socket.on('data', (chunk: Buffer) => {
       if (settled) return;

@@ -82,7 +82,15 @@ function checkResolveOptions(options: ResolveOptions): void {
       throw new InvalidOptionError(`sources: unknown source "${String(s)}"; known: ${SOURCE_NAMES.join(', ')}`);
     }
   }
-  for (const name of ['merge', 'verify', 'strict', 'requireRedis', 'allowPublic', 'acceptSilent', 'trustAllUsers'] as const) {
+  for (const name of [
+    'merge',
+    'verify',
+    'strict',
+    'requireRedis',
+    'allowPublic',
+    'acceptSilent',
+    'trustAllUsers',
+  ] as const) {
     checkFlag(name, options[name]);
   }
   for (const [name, max] of [
@@ -104,7 +112,9 @@ function checkResolveOptions(options: ResolveOptions): void {
     }
   }
   if (options.redisUrl !== undefined && !/^rediss?:\/\//.test(options.redisUrl)) {
-    throw new InvalidOptionError(`redisUrl: must be redis://host:port or rediss://…, got "${redactUrl(options.redisUrl)}"`);
+    throw new InvalidOptionError(
+      `redisUrl: must be redis://host:port or rediss://…, got "${redactUrl(options.redisUrl)}"`,
+    );
   }
 }
 
@@ -180,14 +190,12 @@ export async function resolveBackends(options: ResolveOptions = {}): Promise<Res
 
   let coordinators: Promise<ProcessFindings> | undefined;
   const findCoordinators = () =>
-    (coordinators ??= processCandidates(options.trustAllUsers === true).catch(
-      (error: Error): ProcessFindings => ({
-        candidates: [],
-        dropped: [],
-        skipped: [],
-        message: `cannot list processes: ${error.message}`,
-      }),
-    ));
+    (coordinators ??= processCandidates(options.trustAllUsers === true).catch((error: Error): ProcessFindings => ({
+      candidates: [],
+      dropped: [],
+      skipped: [],
+      message: `cannot list processes: ${error.message}`,
+    })));
   const witnesses = new Witnesses({
     coordinators: findCoordinators,
     registry: async () => {
@@ -307,7 +315,9 @@ export async function resolveBackends(options: ResolveOptions = {}): Promise<Res
     } else if (verify) {
       const group = chooseCompatibleGroup(live.filter((b) => b.verified));
       for (const { backend, reason } of group.drop) {
-        reports.find((r) => r.name === backend.sources[0])?.dropped.push({ host: backend.host, port: backend.port, reason });
+        reports
+          .find((r) => r.name === backend.sources[0])
+          ?.dropped.push({ host: backend.host, port: backend.port, reason });
       }
       live = live.filter((b) => !group.drop.some((d) => d.backend === b));
       if (group.warning) warnings.push(group.warning);

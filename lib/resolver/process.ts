@@ -121,7 +121,9 @@ export async function processCandidates(trustAllUsers = false): Promise<ProcessF
     if (!isCoordinator(p.argv)) continue;
     const name = basename(p.argv[0] ?? '?');
     if (!trustAllUsers && me !== -1 && p.uid !== me && p.uid !== 0) {
-      found.skipped.push(`pid ${p.pid} (${name}) runs as uid ${p.uid}, not this user (${me}) or root; --trust-all-users counts it`);
+      found.skipped.push(
+        `pid ${p.pid} (${name}) runs as uid ${p.uid}, not this user (${me}) or root; --trust-all-users counts it`,
+      );
       continue;
     }
     coordinators++;

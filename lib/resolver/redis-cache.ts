@@ -40,14 +40,18 @@ export interface RegistryEntry extends Candidate {
 
 /** The URL with any password hidden, for messages. */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, (_, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
+  return url.replace(
+    /\/\/([^@/]*)@/,
+    (_, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`,
+  );
 }
 
 /** What went wrong with Redis, in words a person can act on. */
 export function describeRedisError(error: unknown, url: string, timeoutMs: number): string {
   const e = error as NodeJS.ErrnoException & { address?: string; port?: number };
   const message = e?.message ?? String(error);
-  if (e?.code === 'ECONNREFUSED') return `refused at ${e.address ?? ''}:${e.port ?? ''}`.replace(/^refused at :$/, 'refused');
+  if (e?.code === 'ECONNREFUSED')
+    return `refused at ${e.address ?? ''}:${e.port ?? ''}`.replace(/^refused at :$/, 'refused');
   if (/NOAUTH/.test(message)) return 'it wants a password (NOAUTH): give it in the URL, redis://:PASSWORD@host:port';
   if (/WRONGPASS|invalid password|invalid username-password/i.test(message))
     return 'the password was refused (WRONGPASS)';
@@ -138,7 +142,8 @@ export class RedisRegistry {
       await Promise.race([redis.connect().then(() => redis.ping()), deadline.promise]);
     } catch (error) {
       redis.disconnect();
-      const cause = /Connection is closed|isn't writeable/.test((error as Error).message) && socketError ? socketError : error;
+      const cause =
+        /Connection is closed|isn't writeable/.test((error as Error).message) && socketError ? socketError : error;
       throw new Error(describeRedisError(cause, options.url, timeoutMs), { cause });
     } finally {
       deadline.cancel();

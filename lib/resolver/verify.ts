@@ -183,7 +183,8 @@ export async function judgeAll(
     const needsWitness = result.state === 'filtered' || (result.state === 'open' && result.guess === true);
     const vouched = needsWitness ? await ctx.witnesses.vouch(key) : undefined;
     const verdict = judge(result, ctx, vouched);
-    if ('backend' in verdict) kept.push({ ...verdict.backend, host: owner.host, port: owner.port, sources: owner.sources });
+    if ('backend' in verdict)
+      kept.push({ ...verdict.backend, host: owner.host, port: owner.port, sources: owner.sources });
     else dropped.push({ host: owner.host, port: owner.port, reason: verdict.reason });
   }
   return { kept, dropped };

@@ -486,9 +486,9 @@ class ScanWorker {
       const ssize_t n = ::recv(slot.fd.get(), buf, sizeof(buf), 0);
       SessionAction action;
       if (n > 0 && (slot.step_read += static_cast<size_t>(n)) > kProbeReadBudget) {
-        end_step(index, ProbeOutcome::kProtocolError,
-                 "sent more than " + std::to_string(kProbeReadBudget) +
-                     " bytes, a probe's read budget");
+        end_step(
+            index, ProbeOutcome::kProtocolError,
+            "sent more than " + std::to_string(kProbeReadBudget) + " bytes, a probe's read budget");
         return;
       }
       if (n > 0) {

@@ -99,16 +99,16 @@ SessionAction GgmlRpcSession::finish(ProbeOutcome outcome, std::string detail) {
 // The HELLO reply's declared size, judged once its 8 bytes are in. False: the session ended.
 bool GgmlRpcSession::check_declared_size(SessionAction* action) {
   const uint64_t declared = read_le64(reply_.data());
-  if (stage_ == Stage::kHelloCaps && declared >= kHelloReplySize && declared <= kMaxHelloReplySize) {
+  if (stage_ == Stage::kHelloCaps && declared >= kHelloReplySize &&
+      declared <= kMaxHelloReplySize) {
     hello_size_ = declared;  // 28, or longer from a fork that appends fields
     return true;
   }
   if (declared == expected_size()) return true;
   if (!awaiting_hello()) {
-    *action = finish(ProbeOutcome::kProtocolError, std::string(stage_name()) + " reply declares " +
-                                                       std::to_string(declared) +
-                                                       " bytes where ggml-rpc sends " +
-                                                       std::to_string(expected_size()));
+    *action = finish(ProbeOutcome::kProtocolError,
+                     std::string(stage_name()) + " reply declares " + std::to_string(declared) +
+                         " bytes where ggml-rpc sends " + std::to_string(expected_size()));
     return false;
   }
   const std::string said = "\"" + preview_ + "\"";
@@ -140,9 +140,8 @@ SessionAction GgmlRpcSession::on_data(const uint8_t* data, size_t size, std::str
     }
     if (reply_.size() < kHeaderSize + expected_size()) continue;
     if (used < size) {
-      return finish(ProbeOutcome::kProtocolError, std::to_string(size - used) +
-                                                      " bytes beyond the " + stage_name() +
-                                                      " reply");
+      return finish(ProbeOutcome::kProtocolError,
+                    std::to_string(size - used) + " bytes beyond the " + stage_name() + " reply");
     }
     pending_ = false;
     return on_reply(out);

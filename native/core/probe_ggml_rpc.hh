@@ -38,7 +38,9 @@ class GgmlRpcSession final : public ProbeSession {
   std::string with_note(std::string detail) const;
   void send(uint8_t cmd, const std::string& payload, std::string* out);
   uint64_t expected_size() const;
-  bool awaiting_hello() const { return stage_ == Stage::kHelloCaps || stage_ == Stage::kHelloLegacy; }
+  bool awaiting_hello() const {
+    return stage_ == Stage::kHelloCaps || stage_ == Stage::kHelloLegacy;
+  }
   const char* stage_name() const;
 
   Stage stage_ = Stage::kHelloCaps;

@@ -1,5 +1,5 @@
 // Probe sessions fed bytes directly: the replies observed from real llama.cpp servers
-// (shared/docs/ggml-rpc-wire.md) and hand-built HTTP/2 frames.
+// (docs/ggml-rpc-wire.md) and hand-built HTTP/2 frames.
 #include <string>
 #include <vector>
 
@@ -121,7 +121,8 @@ TEST(ggml_rpc_reads_the_version_from_a_hello_reply_longer_than_28_bytes) {
   s.on_connected(&out);
   out.clear();
   // A fork that appends its op count (4 bytes) after the 28 upstream bytes; protocol 6.1.0.
-  const std::string reply = le64(32) + bytes({6, 1, 0, 0}) + std::string(24, '\0') + bytes({101, 0, 0, 0});
+  const std::string reply =
+      le64(32) + bytes({6, 1, 0, 0}) + std::string(24, '\0') + bytes({101, 0, 0, 0});
   CHECK(feed(s, reply.substr(0, 5), &out) == sb::SessionAction::kContinue);
   CHECK(feed(s, reply.substr(5), &out) == sb::SessionAction::kContinue);
   CHECK(out == kDeviceCount);
@@ -157,7 +158,8 @@ TEST(ggml_rpc_nudges_a_silent_peer_once_and_names_what_a_line_server_answers) {
   CHECK(out.empty());
   CHECK(feed(s, "HTTP/1.0 400 Bad request\r\n", &out) == sb::SessionAction::kDone);
   CHECK(s.step().outcome == sb::ProbeOutcome::kNotRecognized);
-  CHECK(s.step().detail == "answered a newline with \"HTTP/1.0 400 Bad request\": another protocol, not ggml-rpc");
+  CHECK(s.step().detail ==
+        "answered a newline with \"HTTP/1.0 400 Bad request\": another protocol, not ggml-rpc");
 }
 
 TEST(ggml_rpc_silent_after_the_nudge_stays_silent_with_the_request_pending) {

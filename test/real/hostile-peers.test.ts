@@ -74,7 +74,16 @@ describe('what a peer says reaches no terminal raw', () => {
 
   it('the CLI exits with its answer while a peer keeps flooding, and SIGTERM always ends it', async () => {
     const port = await hostilePeer('h2-ping-flood', '127.0.0.186');
-    const run = await runCli(['probe', `127.0.0.186:${port}`, '--service', 'grpc', '--engine', 'js', '--probe-timeout', '800']);
+    const run = await runCli([
+      'probe',
+      `127.0.0.186:${port}`,
+      '--service',
+      'grpc',
+      '--engine',
+      'js',
+      '--probe-timeout',
+      '800',
+    ]);
     expect(run.code).toBe(1);
     const sink = await hostilePeer('sink', '127.0.0.187');
     const slow = startCli(['probe', `127.0.0.187:${sink}`, '--service', 'ggml-rpc', '--probe-timeout', '60000']);

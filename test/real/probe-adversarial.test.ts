@@ -9,7 +9,11 @@ import { countFds, settledFdCount } from '../helpers/net.js';
 const PROBE_TIMEOUT_MS = 600;
 
 const expected: Record<Misbehaviour, { service: string; health: string; reason: RegExp }> = {
-  silent: { service: 'ggml-rpc', health: 'busy', reason: /answered neither HELLO nor a newline within 600 ms: perhaps/ },
+  silent: {
+    service: 'ggml-rpc',
+    health: 'busy',
+    reason: /answered neither HELLO nor a newline within 600 ms: perhaps/,
+  },
   trickle: {
     service: 'unknown',
     health: 'unknown',

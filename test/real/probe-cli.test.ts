@@ -44,9 +44,12 @@ describe('scan-backends probe', () => {
     ]);
     expect(compatible.code).toBe(0);
     const refused = await closedPort('127.0.0.163');
-    const mixed = await runCli(['probe', `127.0.0.162:${old.port}`, `127.0.0.163:${refused}`, '--service', 'ggml-rpc'], {
-      env: { SCAN_BACKENDS_RPC_VERSION: '5.1.0' },
-    });
+    const mixed = await runCli(
+      ['probe', `127.0.0.162:${old.port}`, `127.0.0.163:${refused}`, '--service', 'ggml-rpc'],
+      {
+        env: { SCAN_BACKENDS_RPC_VERSION: '5.1.0' },
+      },
+    );
     expect(mixed.code).toBe(4);
     expect(mixed.stdout).toMatch(/127\.0\.0\.163\s+\d+\s+closed\s+unknown\s+unknown\s+[\d.]+ ms\s+connection refused/);
   });

@@ -58,12 +58,23 @@ describe('the Redis registry as hostile data', () => {
     const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.196' });
     const file = configFile([`127.0.0.196:${peer.port}`]);
     const started = performance.now();
-    const r = await resolveBackends({ sources: ['config'], configPath: file, redisUrl: `redis://127.0.0.195:${silent}` });
+    const r = await resolveBackends({
+      sources: ['config'],
+      configPath: file,
+      redisUrl: `redis://127.0.0.195:${silent}`,
+    });
     expect(r.backends).toHaveLength(1);
-    expect(r.warnings.join('\n')).toMatch(/Redis unavailable at redis:\/\/127\.0\.0\.195:\d+: no answer within 2000 ms/);
+    expect(r.warnings.join('\n')).toMatch(
+      /Redis unavailable at redis:\/\/127\.0\.0\.195:\d+: no answer within 2000 ms/,
+    );
     expect(performance.now() - started).toBeLessThan(8000);
     await expect(
-      resolveBackends({ sources: ['config'], configPath: file, redisUrl: `redis://127.0.0.195:${silent}`, requireRedis: true }),
+      resolveBackends({
+        sources: ['config'],
+        configPath: file,
+        redisUrl: `redis://127.0.0.195:${silent}`,
+        requireRedis: true,
+      }),
     ).rejects.toMatchObject({ code: 'SB_SOURCE_UNAVAILABLE', message: expect.stringMatching(/no answer within/) });
   });
 
@@ -71,7 +82,9 @@ describe('the Redis registry as hostile data', () => {
     if (skipWithout(['redis-server', 'redis-server'])) return;
     const port = await closedPort('127.0.0.197');
     const refused = await resolveBackends({ sources: ['redis'], redisUrl: `redis://127.0.0.197:${port}` });
-    expect(refused.sources[0]?.message).toBe(`Redis unavailable at redis://127.0.0.197:${port}: refused at 127.0.0.197:${port}`);
+    expect(refused.sources[0]?.message).toBe(
+      `Redis unavailable at redis://127.0.0.197:${port}: refused at 127.0.0.197:${port}`,
+    );
     const redis = await startRedis('127.0.0.198');
     await redis.client().config('SET', 'requirepass', 'sekrit');
     const locked = await resolveBackends({ sources: ['redis'], redisUrl: redis.url });
@@ -85,12 +98,22 @@ describe('the Redis registry as hostile data', () => {
 describe('the config file as hostile data', () => {
   it('refuses /dev/zero and a FIFO with no writer at once, saying what they are', async () => {
     const zero = await resolveBackends({ sources: ['config'], configPath: '/dev/zero' });
-    expect(zero.sources[0]).toMatchObject({ status: 'error', message: '/dev/zero: a character device, not a regular file' });
+    expect(zero.sources[0]).toMatchObject({
+      status: 'error',
+      message: '/dev/zero: a character device, not a regular file',
+    });
     const fifo = join(mkdtempSync(join(tmpdir(), 'sb-fifo-')), 'rpc_backends.conf');
     execFileSync('mkfifo', [fifo]);
     const r = await resolveBackends({ sources: ['config'], configPath: fifo });
     expect(r.sources[0]).toMatchObject({ status: 'error', message: `${fifo}: a FIFO, not a regular file` });
-    const missing = await runCli(['resolve', '--sources', 'config', '--config', '/nonexistent/rpc_backends.conf', '--explain']);
+    const missing = await runCli([
+      'resolve',
+      '--sources',
+      'config',
+      '--config',
+      '/nonexistent/rpc_backends.conf',
+      '--explain',
+    ]);
     expect(missing.stderr).toContain('/nonexistent/rpc_backends.conf: no such file');
   });
 

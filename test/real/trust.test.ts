@@ -106,7 +106,9 @@ describe('resolve keeps a silent port only on a witness', () => {
     const strict = await resolveBackends(options);
     expect(strict.backends).toEqual([]);
     const [silent, speaking] = strict.sources[0]?.dropped ?? [];
-    expect(silent?.reason).toMatch(/no running coordinator names it and the registry has no recent HELLO.*--accept-silent/);
+    expect(silent?.reason).toMatch(
+      /no running coordinator names it and the registry has no recent HELLO.*--accept-silent/,
+    );
     expect(speaking?.reason).toMatch(/not a ggml-rpc server: .*answered a newline/);
     const loose = await resolveBackends({ ...options, acceptSilent: true });
     expect(loose.backends).toEqual([
@@ -166,23 +168,28 @@ describe('resolve keeps a silent port only on a witness', () => {
     expect(peer.dead).toBe(false);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('skips a coordinator of another user unless told to trust every user', async () => {
-    const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.226' });
-    const child = spawn('sh', ['-c', 'sleep 600', 'llama-server', '--rpc', `127.0.0.226:${peer.port}`], {
-      uid: 65534,
-      gid: 65534,
-      stdio: 'ignore',
-    });
-    onTestFinished(() => {
-      child.kill('SIGKILL');
-    });
-    await new Promise<void>((resolve) => child.once('spawn', () => resolve()));
-    const mine = await resolveBackends({ sources: ['process'] });
-    expect(mine.backends.some((b) => b.host === '127.0.0.226')).toBe(false);
-    expect(mine.sources[0]?.warnings?.join('\n')).toMatch(/runs as uid 65534, not this user \(0\) or root; --trust-all-users/);
-    const all = await resolveBackends({ sources: ['process'], trustAllUsers: true });
-    expect(all.backends.find((b) => b.host === '127.0.0.226')).toMatchObject({ health: 'serving' });
-  });
+  it.skipIf(process.getuid?.() !== 0)(
+    'skips a coordinator of another user unless told to trust every user',
+    async () => {
+      const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.226' });
+      const child = spawn('sh', ['-c', 'sleep 600', 'llama-server', '--rpc', `127.0.0.226:${peer.port}`], {
+        uid: 65534,
+        gid: 65534,
+        stdio: 'ignore',
+      });
+      onTestFinished(() => {
+        child.kill('SIGKILL');
+      });
+      await new Promise<void>((resolve) => child.once('spawn', () => resolve()));
+      const mine = await resolveBackends({ sources: ['process'] });
+      expect(mine.backends.some((b) => b.host === '127.0.0.226')).toBe(false);
+      expect(mine.sources[0]?.warnings?.join('\n')).toMatch(
+        /runs as uid 65534, not this user \(0\) or root; --trust-all-users/,
+      );
+      const all = await resolveBackends({ sources: ['process'], trustAllUsers: true });
+      expect(all.backends.find((b) => b.host === '127.0.0.226')).toMatchObject({ health: 'serving' });
+    },
+  );
 });
 
 describe('compatibility fits the cluster', () => {
@@ -209,7 +216,11 @@ describe('compatibility fits the cluster', () => {
     const fork = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.233', version: [9, 2, 0] });
     for (const engine of ['native', 'js'] as const) {
       const r = await probe('127.0.0.233', fork.port, { engine, service: 'ggml-rpc' });
-      expect(r).toMatchObject({ service: 'ggml-rpc', health: 'serving', rpc: { protocol: '9.2.0', usableBy: '>=9.2.0 <10.0.0' } });
+      expect(r).toMatchObject({
+        service: 'ggml-rpc',
+        health: 'serving',
+        rpc: { protocol: '9.2.0', usableBy: '>=9.2.0 <10.0.0' },
+      });
       expect(r.reason).toContain('newer than this probe knows (up to 7.x); devices not queried');
     }
   });

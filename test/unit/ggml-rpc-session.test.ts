@@ -1,4 +1,4 @@
-// The JS engine's ggml-rpc session on the bytes real servers sent (shared/docs/ggml-rpc-wire.md),
+// The JS engine's ggml-rpc session on the bytes real servers sent (docs/ggml-rpc-wire.md),
 // the same cases native/test/probe_test.cc runs against the C++ session.
 import { describe, expect, it } from 'vitest';
 
