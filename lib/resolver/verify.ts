@@ -34,6 +34,12 @@ async function addressOf(host: string, lookup: LookupFn): Promise<Address | stri
   }
 }
 
+/** A witness's word for a silent port: which kind of witness, and what it saw. */
+export interface Vouch {
+  evidence: 'coordinator' | 'registry';
+  why: string;
+}
+
 /**
  * What vouches for a silent port, each loaded once and only when a port needs it: the
  * coordinators of trusted users (their --rpc lists, their open connections) and the registry.
@@ -43,8 +49,8 @@ export class Witnesses {
   readonly #registry: () => Promise<RegistryEntry[]>;
   readonly #ttlMs: number;
   readonly #lookup: LookupFn;
-  #named?: Promise<Map<string, string>>;
-  #proven?: Promise<Map<string, string>>;
+  #named?: Promise<Map<string, Vouch>>;
+  #proven?: Promise<Map<string, Vouch>>;
 
   constructor(options: {
     coordinators: () => Promise<ProcessFindings>;
@@ -74,27 +80,29 @@ export class Witnesses {
     );
   }
 
-  /** Why a silent port at `key` is believed to be a ggml-rpc server, or undefined. */
-  async vouch(key: string): Promise<string | undefined> {
+  /** Who vouches that a silent port at `key` is a ggml-rpc server, and why; or undefined. */
+  async vouch(key: string): Promise<Vouch | undefined> {
     this.#named ??= this.#coordinators().then(async (found) => {
-      const named = new Map<string, string>();
+      const named = new Map<string, Vouch>();
       for (const c of found.candidates) {
         const k = await this.#keyOf(c.host, c.port);
-        if (k !== undefined) named.set(k, `pid ${c.coordinator.pid} (${c.coordinator.name}) names it in --rpc`);
+        const why = `pid ${c.coordinator.pid} (${c.coordinator.name}) names it in --rpc`;
+        if (k !== undefined) named.set(k, { evidence: 'coordinator', why });
       }
       return named;
     });
     const named = (await this.#named).get(key);
     if (named) return named;
     this.#proven ??= this.#registry().then(async (entries) => {
-      const proven = new Map<string, string>();
+      const proven = new Map<string, Vouch>();
       const now = Date.now();
       for (const e of entries) {
         if (e.lastProven === undefined || now - e.lastProven > this.#ttlMs) continue;
         const k = await this.#keyOf(e.host, e.port);
         const version = e.protocol ? ` ${e.protocol}` : '';
         const ago = Math.round((now - e.lastProven) / 1000);
-        if (k !== undefined) proven.set(k, `the registry saw it answer HELLO as ggml-rpc${version} ${ago} s ago`);
+        const why = `the registry saw it answer HELLO as ggml-rpc${version} ${ago} s ago`;
+        if (k !== undefined) proven.set(k, { evidence: 'registry', why });
       }
       return proven;
     });
@@ -102,46 +110,34 @@ export class Witnesses {
   }
 }
 
-/** How a kept backend was verified. */
-export type Evidence = 'hello' | 'held' | 'coordinator' | 'registry';
-
 type Judged = { backend: Omit<Backend, 'sources'> } | { reason: string };
 
 /** Keeps or drops one scanned-and-probed result, saying why; `vouched` is a witness's word. */
 export function judge(
   result: ScanResult,
   ctx: Pick<VerifyContext, 'timeoutMs' | 'probeTimeoutMs' | 'acceptSilent'>,
-  vouched?: string,
+  vouched?: Vouch,
 ): Judged {
   const timeoutMs = ctx.timeoutMs ?? 1000;
   const base = { host: result.host, port: result.port, verified: true, rttMs: result.rttMs };
+  const busy = (what: string, vouch: Vouch): Judged => ({
+    backend: {
+      ...base,
+      service: 'ggml-rpc',
+      health: 'busy',
+      evidence: vouch.evidence,
+      reason: `busy: ${what} (${vouch.why})`,
+    },
+  });
   if (result.state === 'closed') return { reason: 'closed (connection refused)' };
   if (result.state === 'filtered') {
     if (!vouched) return { reason: `no answer within ${timeoutMs} ms` };
     // A held server's two-slot accept queue is full: the kernel drops further SYNs.
-    return {
-      backend: {
-        ...base,
-        service: 'ggml-rpc',
-        health: 'busy',
-        evidence: vouched.includes('registry') ? 'registry' : 'coordinator',
-        reason: `busy: no answer to the connect within ${timeoutMs} ms, its accept queue is full (${vouched})`,
-      },
-    };
+    return busy(`no answer to the connect within ${timeoutMs} ms, its accept queue is full`, vouched);
   }
   if (result.state !== 'open') return { reason: `${result.state} (${result.error ?? 'unknown error'})` };
   if (result.service === 'ggml-rpc' && result.guess) {
-    if (vouched) {
-      return {
-        backend: {
-          ...base,
-          service: 'ggml-rpc',
-          health: 'busy',
-          evidence: vouched.includes('registry') ? 'registry' : 'coordinator',
-          reason: `busy: it holds HELLO unanswered, as a ggml-rpc server serving another client does (${vouched})`,
-        },
-      };
-    }
+    if (vouched) return busy('it holds HELLO unanswered, as a ggml-rpc server serving another client does', vouched);
     const why = `${silentReason(ctx.probeTimeoutMs ?? 2000)}; no running coordinator names it and the registry has no recent HELLO from it`;
     if (!ctx.acceptSilent) return { reason: `${why} (--accept-silent keeps it, unverified)` };
     return { backend: { ...base, verified: false, service: 'ggml-rpc', health: 'busy', guess: true, reason: why } };
