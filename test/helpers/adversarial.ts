@@ -2,7 +2,7 @@
 // within the probe timeout, never in a crash, a hang or a leaked descriptor.
 import { createServer, type Socket } from 'node:net';
 
-import { onTestFinished } from 'vitest';
+import { servePeer } from './net.js';
 
 export type Misbehaviour =
   | 'silent' // accepts and never writes
@@ -72,19 +72,8 @@ function behave(socket: Socket, mode: Misbehaviour): void {
 
 /** Starts a misbehaving peer on `host` (port 0), closed after the test; returns its port. */
 export async function misbehavingPeer(mode: Misbehaviour, host: string): Promise<number> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    behave(socket, mode);
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
-  onTestFinished(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+  return servePeer(
+    createServer((socket) => behave(socket, mode)),
+    host,
   );
-  return (server.address() as { port: number }).port;
 }

@@ -3,24 +3,7 @@
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 
-import { onTestFinished } from 'vitest';
-
-async function serve(server: Server, host: string, sockets: Set<Socket>): Promise<number> {
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
-  onTestFinished(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return (server.address() as { port: number }).port;
-}
+import { servePeer } from './net.js';
 
 export type Speaker =
   | 'line' // answers "-ERR unknown command\r\n" to every line, as a line protocol server does
@@ -53,7 +36,6 @@ function flood(socket: Socket, first: Buffer, chunk: Buffer): void {
 
 /** Starts a misbehaving or foreign server on `host`, port 0; returns its port. */
 export async function hostilePeer(kind: Speaker, host: string): Promise<number> {
-  const sockets = new Set<Socket>();
   if (kind === 'short-body' || kind === 'ansi-version') {
     const server = createHttpServer((req, res) => {
       if (kind === 'short-body') {
@@ -65,7 +47,7 @@ export async function hostilePeer(kind: Speaker, host: string): Promise<number> 
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ version: '\u001b]0;pwned\u0007\u001b[2J0.9.\u009b31m1' }));
     });
-    return serve(server as unknown as Server, host, sockets);
+    return servePeer(server as unknown as Server, host);
   }
   const server = createServer((socket) => {
     switch (kind) {
@@ -100,5 +82,5 @@ export async function hostilePeer(kind: Speaker, host: string): Promise<number> 
         return;
     }
   });
-  return serve(server, host, sockets);
+  return servePeer(server, host);
 }

@@ -1,6 +1,6 @@
 // Real sockets on 127.0.0.x for the tests, each closed when its test finishes.
 import { readdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 
 import { onTestFinished } from 'vitest';
 
@@ -15,6 +15,29 @@ export async function listen(host: string, port = 0): Promise<{ server: Server; 
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('listener has no TCP address');
   return { server, port: address.port };
+}
+
+/**
+ * Listens with `server` on `host`, port 0, and returns the port. After the test every
+ * connection it accepted is destroyed and it is closed: a peer that misbehaves on purpose
+ * would otherwise keep the test's process busy.
+ */
+export async function servePeer(server: Server, host: string): Promise<number> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
+  onTestFinished(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return (server.address() as { port: number }).port;
 }
 
 /** A port that nothing listens on at `host`: bound once to get it from the kernel, then freed. */

@@ -1,14 +1,28 @@
-// The process source with a real coordinator process. The only file in the host namespace
-// that starts one, so other files' resolves never see it.
+// The process source with real coordinator processes, and the witnesses that need one: the
+// only file in the host namespace that starts coordinators (its tests run one at a time), so
+// other files' resolves never see them.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
+import { resolveBackends } from '../../lib/resolver/index.js';
+import { probe } from '../../lib/scan.js';
 import { runCli } from '../helpers/cli.js';
-import { fakeCoordinator } from '../helpers/coordinator.js';
+import { fakeCoordinator, rpcHolder, stopOnFinish } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
+import { hostilePeer } from '../helpers/hostile.js';
+import { eventually } from '../helpers/net.js';
+
+const PROBE_TIMEOUT_MS = 800;
+
+function configFile(lines: string[]): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'sb-witness-')), 'rpc_backends.conf');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
 
 describe('the process source', () => {
   it('takes the backends of a running llama-server, drops its placeholder, and falls through to the config when it is gone', async () => {
@@ -42,4 +56,71 @@ describe('the process source', () => {
     ]);
     expect(out.backends).toEqual([expect.objectContaining({ host: '127.0.0.171', port: 50052, sources: ['config'] })]);
   });
+});
+
+describe('coordinators as witnesses', () => {
+  it.each(['native', 'js'] as const)(
+    '%s: a real ggml-rpc server held by another client is busy (a guess alone), and alive afterwards',
+    async (engine) => {
+      const host = engine === 'native' ? '127.0.0.204' : '127.0.0.214';
+      const peer = await ggmlRpcPeer({ generation: '5.x', host });
+      const stop = await rpcHolder(host, peer.port);
+      const r = await probe(host, peer.port, { engine, service: 'ggml-rpc', probeTimeoutMs: PROBE_TIMEOUT_MS });
+      expect(r).toMatchObject({ service: 'ggml-rpc', health: 'busy', guess: true });
+      await stop();
+      const free = await probe(host, peer.port, { engine, service: 'ggml-rpc' });
+      expect(free).toMatchObject({ health: 'serving', rpc: { protocol: '5.0.0' } });
+      expect(peer.dead).toBe(false);
+    },
+  );
+
+  it('keeps a silent port busy when a running coordinator names it', async () => {
+    const sink = await hostilePeer('sink', '127.0.0.222');
+    await fakeCoordinator(['-m', 'model.gguf', '--rpc', `127.0.0.222:${sink}`]);
+    const file = configFile([`127.0.0.222:${sink}`]);
+    const r = await resolveBackends({ sources: ['config'], configPath: file, probeTimeoutMs: PROBE_TIMEOUT_MS });
+    expect(r.backends).toEqual([
+      expect.objectContaining({ host: '127.0.0.222', verified: true, health: 'busy', evidence: 'coordinator' }),
+    ]);
+    expect(r.backends[0]?.reason).toMatch(/names it in --rpc/);
+  });
+
+  it('never connects to a server its coordinator holds: five resolves in a row list it, and it serves the next client at once', async () => {
+    const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.225' });
+    const stop = await rpcHolder('127.0.0.225', peer.port);
+    for (let i = 0; i < 5; i++) {
+      const r = await resolveBackends({ sources: ['process'], probeTimeoutMs: PROBE_TIMEOUT_MS });
+      const mine = r.backends.find((b) => b.host === '127.0.0.225');
+      expect(mine, `resolve ${i + 1}`).toMatchObject({ health: 'busy', verified: true, evidence: 'held' });
+    }
+    // Only the holder ever connected: no probe spent a slot of the accept queue.
+    expect(peer.log.filter((e) => e === 'accepted')).toHaveLength(1);
+    await stop();
+    expect(await eventually(() => peer.log.includes('closed') || peer.log.includes('reset'))).toBe(true);
+    const next = await probe('127.0.0.225', peer.port, { service: 'ggml-rpc' });
+    expect(next).toMatchObject({ health: 'serving' });
+    expect(peer.dead).toBe(false);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'skips a coordinator of another user unless told to trust every user',
+    async () => {
+      const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.226' });
+      const child = spawn('sh', ['-c', 'sleep 600', 'llama-server', '--rpc', `127.0.0.226:${peer.port}`], {
+        uid: 65534,
+        gid: 65534,
+        stdio: 'ignore',
+        detached: true,
+      });
+      stopOnFinish(child);
+      await new Promise<void>((resolve) => child.once('spawn', () => resolve()));
+      const mine = await resolveBackends({ sources: ['process'] });
+      expect(mine.backends.some((b) => b.host === '127.0.0.226')).toBe(false);
+      expect(mine.sources[0]?.warnings?.join('\n')).toMatch(
+        /runs as uid 65534, not this user \(0\) or root; --trust-all-users/,
+      );
+      const all = await resolveBackends({ sources: ['process'], trustAllUsers: true });
+      expect(all.backends.find((b) => b.host === '127.0.0.226')).toMatchObject({ health: 'serving' });
+    },
+  );
 });

@@ -1,50 +1,27 @@
 // Verdicts you can trust: a service that speaks and is not ggml-rpc is never ggml-rpc, a
 // silent port is a labelled guess that resolve keeps only on a witness's word, a held server
-// is not connected to, and a cluster is judged by itself without a client version.
-import { spawn } from 'node:child_process';
+// is not connected to (resolver-process.test.ts, which owns the coordinator processes), and a
+// cluster is judged by itself without a client version.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { resolveBackends } from '../../lib/resolver/index.js';
 import { probe } from '../../lib/scan.js';
-import { fakeCoordinator } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { hostilePeer } from '../helpers/hostile.js';
-import { countFds, eventually, settledFdCount } from '../helpers/net.js';
+import { countFds, settledFdCount } from '../helpers/net.js';
 import { startRedis } from '../helpers/redis.js';
 import { skipWithout } from '../helpers/tools.js';
 
 const PROBE_TIMEOUT_MS = 800;
-const HOLDER = fileURLToPath(new URL('../helpers/rpc-holder.mjs', import.meta.url));
 
 function configFile(lines: string[]): string {
   const file = join(mkdtempSync(join(tmpdir(), 'sb-trust-')), 'rpc_backends.conf');
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;
-}
-
-/** A coordinator-like process that holds a HELLO-answered connection to host:port. */
-async function holder(host: string, port: number): Promise<() => Promise<void>> {
-  const child = spawn(process.execPath, [HOLDER, '--rpc', `${host}:${port}`], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
-  onTestFinished(stop);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('holder did not get HELLO answered in 5 s')), 5000);
-    child.stdout.on('data', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-  return stop;
 }
 
 describe.each(['native', 'js'] as const)('silent and speaking services, %s engine', (engine) => {
@@ -83,18 +60,6 @@ describe.each(['native', 'js'] as const)('silent and speaking services, %s engin
     const r = await probe(`127.0.0.${base + 3}`, redis.port, { engine, service: 'ggml-rpc', probeTimeoutMs: 600 });
     expect(r).toMatchObject({ service: 'ggml-rpc', health: 'busy', guess: true });
   });
-
-  it('a real ggml-rpc server held by another client is busy (a guess alone), and alive afterwards', async () => {
-    const host = `127.0.0.${base + 4}`;
-    const peer = await ggmlRpcPeer({ generation: '5.x', host });
-    const stop = await holder(host, peer.port);
-    const r = await probe(host, peer.port, { engine, service: 'ggml-rpc', probeTimeoutMs: PROBE_TIMEOUT_MS });
-    expect(r).toMatchObject({ service: 'ggml-rpc', health: 'busy', guess: true });
-    await stop();
-    const free = await probe(host, peer.port, { engine, service: 'ggml-rpc' });
-    expect(free).toMatchObject({ health: 'serving', rpc: { protocol: '5.0.0' } });
-    expect(peer.dead).toBe(false);
-  });
 });
 
 describe('resolve keeps a silent port only on a witness', () => {
@@ -114,17 +79,6 @@ describe('resolve keeps a silent port only on a witness', () => {
     expect(loose.backends).toEqual([
       expect.objectContaining({ host: '127.0.0.220', port: sink, verified: false, guess: true, health: 'busy' }),
     ]);
-  });
-
-  it('keeps a silent port busy when a running coordinator names it', async () => {
-    const sink = await hostilePeer('sink', '127.0.0.222');
-    await fakeCoordinator(['-m', 'model.gguf', '--rpc', `127.0.0.222:${sink}`]);
-    const file = configFile([`127.0.0.222:${sink}`]);
-    const r = await resolveBackends({ sources: ['config'], configPath: file, probeTimeoutMs: PROBE_TIMEOUT_MS });
-    expect(r.backends).toEqual([
-      expect.objectContaining({ host: '127.0.0.222', verified: true, health: 'busy', evidence: 'coordinator' }),
-    ]);
-    expect(r.backends[0]?.reason).toMatch(/names it in --rpc/);
   });
 
   it('keeps a silent port busy when the registry saw it answer HELLO within its TTL, not after', async () => {
@@ -150,46 +104,6 @@ describe('resolve keeps a silent port only on a witness', () => {
     const stale = await resolveBackends(options);
     expect(stale.backends).toEqual([]);
   });
-
-  it('never connects to a server its coordinator holds: five resolves in a row list it, and it serves the next client at once', async () => {
-    const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.225' });
-    const stop = await holder('127.0.0.225', peer.port);
-    for (let i = 0; i < 5; i++) {
-      const r = await resolveBackends({ sources: ['process'], probeTimeoutMs: PROBE_TIMEOUT_MS });
-      const mine = r.backends.find((b) => b.host === '127.0.0.225');
-      expect(mine, `resolve ${i + 1}`).toMatchObject({ health: 'busy', verified: true, evidence: 'held' });
-    }
-    // Only the holder ever connected: no probe spent a slot of the accept queue.
-    expect(peer.log.filter((e) => e === 'accepted')).toHaveLength(1);
-    await stop();
-    expect(await eventually(() => peer.log.includes('closed') || peer.log.includes('reset'))).toBe(true);
-    const next = await probe('127.0.0.225', peer.port, { service: 'ggml-rpc' });
-    expect(next).toMatchObject({ health: 'serving' });
-    expect(peer.dead).toBe(false);
-  });
-
-  it.skipIf(process.getuid?.() !== 0)(
-    'skips a coordinator of another user unless told to trust every user',
-    async () => {
-      const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.226' });
-      const child = spawn('sh', ['-c', 'sleep 600', 'llama-server', '--rpc', `127.0.0.226:${peer.port}`], {
-        uid: 65534,
-        gid: 65534,
-        stdio: 'ignore',
-      });
-      onTestFinished(() => {
-        child.kill('SIGKILL');
-      });
-      await new Promise<void>((resolve) => child.once('spawn', () => resolve()));
-      const mine = await resolveBackends({ sources: ['process'] });
-      expect(mine.backends.some((b) => b.host === '127.0.0.226')).toBe(false);
-      expect(mine.sources[0]?.warnings?.join('\n')).toMatch(
-        /runs as uid 65534, not this user \(0\) or root; --trust-all-users/,
-      );
-      const all = await resolveBackends({ sources: ['process'], trustAllUsers: true });
-      expect(all.backends.find((b) => b.host === '127.0.0.226')).toMatchObject({ health: 'serving' });
-    },
-  );
 });
 
 describe('compatibility fits the cluster', () => {
