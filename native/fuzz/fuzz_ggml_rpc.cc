@@ -1,5 +1,6 @@
 // libFuzzer target: the ggml-rpc session fed arbitrary replies in arbitrary chunks, with
-// closes and timeouts at arbitrary points. It must never crash, leak or buffer unboundedly.
+// closes, timeouts and quiet intervals (the nudge) at arbitrary points. It must never crash,
+// leak or buffer unboundedly, and it sends the nudge at most once per connection.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -13,9 +14,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t at = 0;
   while (at < size) {
     // Each chunk: one control byte (low 6 bits: length, top bits: event), then its bytes.
+    // Event 0xc0 is a quiet interval before the bytes arrive.
     const uint8_t control = data[at++];
     const size_t len = control & 0x3f;
     const size_t take = len < size - at ? len : size - at;
+    if ((control & 0xc0) == 0xc0) {
+      const size_t before = out.size();
+      session.on_quiet(&out);
+      session.on_quiet(&out);
+      if (out.size() - before > 3) __builtin_trap();  // one nudge, never two
+    }
     sb::SessionAction action = session.on_data(data + at, take, &out);
     at += take;
     if ((control & 0xc0) == 0x40) action = session.on_closed(control & 1);
