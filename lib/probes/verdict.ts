@@ -97,7 +97,8 @@ function rpcVerdict(step: ProbeStep, ctx: VerdictContext): ProbeVerdict | null {
   return {
     service: 'ggml-rpc',
     health: 'serving',
-    reason: `ggml-rpc ${protocol}, ${rpc.devices.length} device${rpc.devices.length === 1 ? '' : 's'}${devices.length ? ` (${devices.join(', ')})` : ''}${extra}`,
+    // No devices means they were not queried (a server always has one): no count is claimed.
+    reason: `ggml-rpc ${protocol}${devices.length ? `, ${devices.length} device${devices.length === 1 ? '' : 's'} (${devices.join(', ')})` : ''}${extra}`,
     rpc,
   };
 }
