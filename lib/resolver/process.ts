@@ -119,7 +119,8 @@ export async function processCandidates(trustAllUsers = false): Promise<ProcessF
   let coordinators = 0;
   for (const p of await listProcesses()) {
     if (!isCoordinator(p.argv)) continue;
-    const name = basename(p.argv[0] ?? '?');
+    // A coordinator started through an interpreter (sh, python3) is named by its script.
+    const name = basename(p.argv.slice(0, 2).find((a) => COORDINATORS.has(basename(a))) ?? p.argv[0] ?? '?');
     if (!trustAllUsers && me !== -1 && p.uid !== me && p.uid !== 0) {
       found.skipped.push(
         `pid ${p.pid} (${name}) runs as uid ${p.uid}, not this user (${me}) or root; --trust-all-users counts it`,
