@@ -24,7 +24,8 @@ import { parseVersion, verdictFromSteps, type VerdictContext } from './probes/ve
 import { createJsScanner } from './scanner/js.js';
 import { createNativeScanner } from './scanner/native.js';
 import { TargetTable } from './target-table.js';
-import { expandTargets, type Endpoint, type TargetOptions } from './targets.js';
+import type { Endpoint } from './target-table.js';
+import { expandTargets, type TargetOptions } from './targets.js';
 
 export interface ScanOptions extends TargetOptions {
   /** Connect timeout per attempt, ms. Default 1000. */
@@ -238,7 +239,7 @@ export class ScanJob implements AsyncIterable<ScanResult> {
         const ep = table.endpoint(raw.index);
         const onlyOllama = this.#options.probe === 'auto' && ep.port === OLLAMA_PORT;
         // The HTTP probes (node:http, node:http2) load with the first chain that needs them.
-        const task = import('./probes/run.js')
+        const task = import('./scan-chain.js')
           .then(({ continueChain }) =>
             continueChain(this.#scanner, ep, rest, onlyOllama, options, [...(raw.steps ?? [])], probeStop.signal),
           )

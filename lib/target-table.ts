@@ -3,7 +3,15 @@
 // 1.5 MiB here instead of 65,536 objects; the native engine takes the bytes as they are and
 // the JS engine reads a record when it connects.
 import { formatAddress, type AddressFamily } from './addresses.js';
-import type { Endpoint } from './targets.js';
+
+/** One host:port to connect to: the name it was given as, and its address as a number. */
+export interface Endpoint {
+  host: string;
+  family: AddressFamily;
+  port: number;
+  /** The address as a number, for sorting and packing. */
+  value: bigint;
+}
 
 const ENDPOINT_RECORD_SIZE = 24;
 const ADDRESS_AT = 8;

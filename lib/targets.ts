@@ -15,21 +15,15 @@ import {
   type AddressFamily,
 } from './addresses.js';
 import { InvalidOptionError, InvalidTargetError } from './errors.js';
-import { TargetTableBuilder, type TargetTable } from './target-table.js';
+import { TargetTableBuilder, type Endpoint, type TargetTable } from './target-table.js';
+
+export type { Endpoint } from './target-table.js';
 
 export const DEFAULT_PORT = 50052;
 /** Jobs above this many host:port pairs need `allowLarge`. */
 export const LARGE_JOB_PAIRS = 65_536;
 /** The most pairs one job can hold even with `allowLarge`: a bound on memory, not a policy. */
 export const MAX_JOB_PAIRS = 1 << 24;
-
-export interface Endpoint {
-  host: string;
-  family: AddressFamily;
-  port: number;
-  /** The address as a number, for sorting and packing. */
-  value: bigint;
-}
 
 export type LookupFn = (hostname: string) => Promise<Address[]>;
 

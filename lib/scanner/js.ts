@@ -137,7 +137,7 @@ export function createJsScanner(): Scanner {
           const outcome: RawOutcome = { index, outcome: result.outcome, rttMs: result.rttMs };
           if (result.socket) {
             // Probe code (node:http2 and the rest) loads only when a scan probes.
-            const { runJsPlan } = await import('../probes/run.js');
+            const { runJsPlan } = await import('./js-probes.js');
             outcome.steps = await runJsPlan(plan, target, options, result.socket, probes.signal);
             if (stopped) return;
           }

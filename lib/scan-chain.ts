@@ -1,44 +1,11 @@
-// Running probe chains: the JS engine's own probes (the twin of the native probe phase), and
-// the part of a chain that runs after the engine's pass (HTTP, and what follows it) for both.
-import type { Socket } from 'node:net';
-
-import type { EngineOptions, RawOutcome, Scanner } from '../scanner/index.js';
-import { TargetTable } from '../target-table.js';
-import type { Endpoint } from '../targets.js';
-import { planKinds, restSteps } from './chain.js';
-import { GgmlRpcSession } from './ggml-rpc.js';
-import { grpcHealthStep } from './grpc-health.js';
-import { httpStep } from './http.js';
-import { driveSession, type Target } from './session.js';
-import type { ProbeName, ProbeStep } from './types.js';
-
-type StepOptions = Pick<EngineOptions, 'probeTimeoutMs' | 'grpcService'>;
-
-/**
- * The JS engine's probes for one plan: the first on the connection the scan made, each next
- * one (after a "not recognized") on a fresh connection.
- */
-export async function runJsPlan(
-  kinds: readonly ProbeName[],
-  target: Target,
-  options: StepOptions,
-  socket: Socket | undefined,
-  signal: AbortSignal,
-): Promise<ProbeStep[]> {
-  const steps: ProbeStep[] = [];
-  let connection = socket;
-  for (const kind of kinds) {
-    const step =
-      kind === 'ggml-rpc'
-        ? await driveSession(new GgmlRpcSession(), target, options.probeTimeoutMs, connection, signal)
-        : await grpcHealthStep(target, options.grpcService, options.probeTimeoutMs, connection, signal);
-    connection = undefined;
-    steps.push(step);
-    if (step.outcome !== 'not-recognized') break;
-  }
-  connection?.resetAndDestroy();
-  return steps;
-}
+// The part of a probe chain that runs after the engine's pass, for both engines: HTTP here in
+// TypeScript, and engine probes that follow it through the engine again. Loaded with the
+// first chain that needs it (it brings node:http and node:http2).
+import { planKinds, restSteps } from './probes/chain.js';
+import { httpStep } from './probes/http.js';
+import type { ProbeName, ProbeStep } from './probes/types.js';
+import type { EngineOptions, RawOutcome, Scanner } from './scanner/index.js';
+import { TargetTable, type Endpoint } from './target-table.js';
 
 /** Runs one endpoint through `scanner` with a plan and returns the steps (or why none ran). */
 function engineSteps(
