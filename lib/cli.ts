@@ -1,11 +1,9 @@
 #!/usr/bin/env node
 // The scan-backends command: dispatches subcommands and maps every error to an exit code.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 
 import { EXIT, EnvironmentError, UsageError } from './cli/exit-codes.js';
-import { parseFormat, parseScanArgs, runScan, SCAN_USAGE } from './cli/scan-command.js';
-import type { OutputFormat } from './cli/output.js';
+import { parseScanArgs, runScan, SCAN_USAGE } from './cli/scan-command.js';
 import { InvalidOptionError, InvalidTargetError, ScanBackendsError } from './errors.js';
 
 const USAGE = `Usage: scan-backends <command> [options]
@@ -16,6 +14,7 @@ Commands:
   resolve             the live RPC backends for a coordinator, from process, config,
                       scan and Redis (resolve --help)
   demo                scan and probe a self-contained loopback cluster on 127.0.0.0/24
+  help [COMMAND]      this text, or a command's usage
 
 Options: -h, --help; -v, --version
 `;
@@ -25,8 +24,22 @@ function version(): string {
   return pkg.version;
 }
 
+/** Each command's usage, loaded only when asked for (each lives with its command). */
+const USAGES: Record<string, () => Promise<string>> = {
+  scan: async () => SCAN_USAGE,
+  probe: async () => (await import('./cli/probe-command.js')).PROBE_USAGE,
+  resolve: async () => (await import('./cli/resolve-command.js')).RESOLVE_USAGE,
+  demo: async () => (await import('./cli/demo.js')).DEMO_USAGE,
+};
+
 async function main(argv: string[], signal: AbortSignal): Promise<number> {
   const [command, ...rest] = argv;
+  // --version is answered wherever it stands, as --help is.
+  const flags = rest.slice(0, rest.includes('--') ? rest.indexOf('--') : undefined);
+  if (command !== undefined && command in USAGES && flags.includes('--version')) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
   switch (command) {
     case 'scan': {
       const request = parseScanArgs(rest);
@@ -41,19 +54,26 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       return (await import('./cli/probe-command.js')).runProbeCommand(rest, signal);
     case 'resolve':
       return (await import('./cli/resolve-command.js')).runResolveCommand(rest, signal);
-    case 'demo': {
-      const { values } = parseArgs({ args: rest, options: { format: { type: 'string' } }, strict: true });
-      const { runDemo } = await import('./cli/demo.js');
-      return runDemo(parseFormat(values.format, ['table', 'json', 'ndjson'], 'table') as OutputFormat, signal);
-    }
+    case 'demo':
+      return (await import('./cli/demo.js')).runDemoCommand(rest, signal);
     case '-v':
     case '--version':
       process.stdout.write(`${version()}\n`);
       return 0;
+    case 'help': {
+      const topic = rest[0];
+      if (topic === undefined) {
+        process.stdout.write(USAGE);
+        return 0;
+      }
+      const usage = USAGES[topic];
+      if (!usage) throw new UsageError(`help: no command "${topic}"; commands: ${Object.keys(USAGES).join(', ')}`);
+      process.stdout.write(await usage());
+      return 0;
+    }
     case undefined:
     case '-h':
     case '--help':
-    case 'help':
       process.stdout.write(USAGE);
       return command === undefined ? EXIT.usage : 0;
     default:
@@ -85,6 +105,15 @@ const onSignal = (signal: NodeJS.Signals) => {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
+// A reader that went away (`scan … | head -1`) ends the command quietly, with the status a
+// shell gives a process killed by SIGPIPE; the scan's sockets go with the process.
+const EXIT_SIGPIPE = 128 + 13;
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  controller.abort(new Error('stdout closed'));
+  process.exit(EXIT_SIGPIPE);
+});
+
 // Once the answer is written the command is done: nothing a peer left open may keep it alive.
 function leaveSoon(): void {
   process.stdout.write('', () => setTimeout(() => process.exit(), 1000).unref());
@@ -99,7 +128,11 @@ main(process.argv.slice(2), controller.signal).then(
     const code = exitCodeFor(error);
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`scan-backends: ${message}\n`);
-    if (code === EXIT.usage) process.stderr.write('Run "scan-backends --help" for usage.\n');
+    if (code === EXIT.usage) {
+      const command = process.argv[2] ?? '';
+      const help = command in USAGES ? `scan-backends ${command} --help` : 'scan-backends --help';
+      process.stderr.write(`Run "${help}" for usage.\n`);
+    }
     if (code === EXIT.internal && error instanceof Error) process.stderr.write(`${error.stack}\n`);
     process.exitCode = code;
     leaveSoon();

@@ -6,7 +6,8 @@ import { performance } from 'node:perf_hooks';
 
 import { compareAddresses, parseAddress, type Address } from './addresses.js';
 import { loadBinding } from './binding.js';
-import { InvalidOptionError, NativeUnavailableError, ScanAbortedError } from './errors.js';
+import { InvalidOptionError, InvalidTargetError, NativeUnavailableError, ScanAbortedError } from './errors.js';
+import { parseHostPort } from './host-port.js';
 import {
   classifyOutcome,
   defaultConcurrency,
@@ -91,6 +92,8 @@ export interface ScanReport {
   elapsedMs: number;
   /** Sorted by address, then port. */
   results: ScanResult[];
+  /** Present (true) when the scan was interrupted: `results` holds what was found so far. */
+  interrupted?: true;
 }
 
 export interface EngineSelection {
@@ -151,9 +154,11 @@ export function selectEngine(choice: EngineChoice | undefined, backend: PollerBa
   if (!BACKENDS.includes(backend)) {
     throw new InvalidOptionError(`backend: must be ${BACKENDS.join(', ')}, got ${String(backend)}`);
   }
-  const wanted = choice ?? (process.env.SCAN_BACKENDS_ENGINE as EngineChoice | undefined) ?? 'auto';
+  const fromEnv = choice === undefined && Boolean(process.env.SCAN_BACKENDS_ENGINE);
+  const wanted = choice ?? ((process.env.SCAN_BACKENDS_ENGINE || undefined) as EngineChoice | undefined) ?? 'auto';
   if (wanted !== 'auto' && wanted !== 'native' && wanted !== 'js') {
-    throw new InvalidOptionError(`engine: must be auto, native or js, got ${String(wanted)}`);
+    const name = fromEnv ? '$SCAN_BACKENDS_ENGINE' : 'engine';
+    throw new InvalidOptionError(`${name}: must be auto, native or js, got ${String(wanted)}`);
   }
   if (wanted === 'js') return { scanner: createJsScanner() };
   const load = loadBinding();
@@ -358,12 +363,25 @@ export interface ProbeOptions extends Omit<ScanOptions, 'ports' | 'exclude' | 'p
 }
 
 /**
- * Connects to one host:port and tells what answers there. A port that does not connect gets
+ * Connects to one host:port and tells what answers there: `probe('10.0.0.7')` (port 50052),
+ * `probe('10.0.0.7:8080')` or `probe('10.0.0.7', 8080)`. A port that does not connect gets
  * service and health 'unknown' with the reason. A name that resolves to several addresses is
  * probed at the first (IPv4 first).
  */
-export async function probe(host: string, port: number, options: ProbeOptions = {}): Promise<ScanResult> {
+export async function probe(target: string, port?: number, options: ProbeOptions = {}): Promise<ScanResult> {
   const { service = 'auto', ...rest } = options;
+  let host = target;
+  if (port === undefined) {
+    // "host", "host:port", "[v6]:port": the port defaults to 50052, as the CLI's does.
+    const parsed = parseHostPort(target);
+    if (typeof parsed === 'string' || parsed.port === 0) {
+      throw new InvalidTargetError(
+        target,
+        `${target}: ${typeof parsed === 'string' ? parsed : 'port must be 1..65535'}`,
+      );
+    }
+    ({ host, port } = parsed);
+  }
   const chain: ProbeOption =
     service === 'auto' ? 'auto' : typeof service === 'string' ? [service as ProbeName] : service;
   const report = await scanAll(host, { ...rest, ports: [port], probe: chain });

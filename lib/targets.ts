@@ -85,6 +85,7 @@ export function parsePorts(spec: number | readonly number[] | string | undefined
     return port;
   };
   for (const token of tokens) {
+    if (/^-[0-9]+$/.test(token)) throw new InvalidTargetError(token, `${token}: port must be 1..65535`);
     const dash = token.indexOf('-');
     if (dash < 0) {
       ports.add(parseOne(token, token));
@@ -369,6 +370,12 @@ export async function expandTargets(
   }
 
   const pairs = countRemaining(ranges, excluded) * BigInt(ports.length);
+  if (pairs === 0n) {
+    throw new InvalidTargetError(
+      [options.exclude ?? ''].flat().join(','),
+      'the exclusions (exclude, --exclude) remove every target: nothing is left to scan',
+    );
+  }
   const firstToken = ranges[0]?.token ?? '';
   if (pairs > BigInt(MAX_JOB_PAIRS)) {
     throw new InvalidTargetError(

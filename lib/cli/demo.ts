@@ -5,8 +5,22 @@
 import { startGgmlRpcPeer, type GgmlRpcPeer, type PeerOptions } from '../demo/ggml-rpc-peer.js';
 
 import { EXIT, EnvironmentError } from './exit-codes.js';
-import { runScan } from './scan-command.js';
+import { parseFlags } from './flags.js';
 import type { OutputFormat } from './output.js';
+import { parseFormat, runScan } from './scan-command.js';
+
+export const DEMO_USAGE = `Usage: scan-backends demo [--format table|json|ndjson] [--keep]
+
+Starts two ggml-rpc servers on loopback (127.0.0.45:50052, protocol 5.0.0 with two devices;
+127.0.0.48:50052, protocol 3.6.1, which a 5.x client cannot use), scans and probes
+127.0.0.0/24 as a 5.1.0 coordinator would, and stops them. It touches nothing but loopback.
+
+Options:
+      --format F   table | json | ndjson (default table)
+      --keep       leave the two servers running until Ctrl-C, to try probe and resolve on them:
+                     scan-backends probe 127.0.0.45 127.0.0.48
+                     printf '127.0.0.45\\n127.0.0.48\\n' > rpc_backends.conf && scan-backends resolve
+`;
 
 export const DEMO_PORT = 50052;
 /** The demo plays a coordinator of protocol 5.1.0, so the 3.6.1 server shows as incompatible. */
@@ -26,7 +40,24 @@ const DEMO_PEERS: PeerOptions[] = [
 ];
 export const DEMO_HOSTS = DEMO_PEERS.map((p) => p.host);
 
-export async function runDemo(format: OutputFormat, signal: AbortSignal): Promise<number> {
+export async function runDemoCommand(argv: string[], signal: AbortSignal): Promise<number> {
+  const { values } = parseFlags({
+    args: argv,
+    options: {
+      format: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(DEMO_USAGE);
+    return 0;
+  }
+  const format = parseFormat(values.format, ['table', 'json', 'ndjson'], 'table') as OutputFormat;
+  return runDemo(format, values.keep, signal);
+}
+
+async function runDemo(format: OutputFormat, keep: boolean, signal: AbortSignal): Promise<number> {
   const servers: GgmlRpcPeer[] = [];
   try {
     for (const peer of DEMO_PEERS) {
@@ -51,7 +82,14 @@ export async function runDemo(format: OutputFormat, signal: AbortSignal): Promis
       },
       signal,
     );
-    return code === EXIT.interrupted ? code : EXIT.found;
+    if (code === EXIT.interrupted) return code;
+    if (keep && !signal.aborted) {
+      process.stderr.write(
+        'demo: the servers keep running; try "scan-backends probe 127.0.0.45 127.0.0.48". Ctrl-C stops them.\n',
+      );
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+    }
+    return EXIT.found;
   } finally {
     await Promise.all(servers.map((s) => s.close()));
   }

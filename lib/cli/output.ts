@@ -31,7 +31,7 @@ export function renderTable(results: readonly ScanResult[], fold = true): string
   const hidden = new Map<string, number>();
   const rows: string[][] = [];
   for (const r of results) {
-    if (folded && (r.state === 'closed' || r.state === 'filtered')) {
+    if (folded && (r.state === 'closed' || r.state === 'filtered' || r.state === 'unreachable')) {
       hidden.set(r.state, (hidden.get(r.state) ?? 0) + 1);
       continue;
     }
@@ -42,6 +42,8 @@ export function renderTable(results: readonly ScanResult[], fold = true): string
         : [r.host, String(r.port), state, formatRtt(r.rttMs)],
     );
   }
+  // Nothing to list (--open with nothing open): no bare header.
+  if (rows.length === 0 && hidden.size === 0) return '';
   const header = probed
     ? ['HOST', 'PORT', 'STATE', 'SERVICE', 'HEALTH', 'RTT', 'DETAIL']
     : ['HOST', 'PORT', 'STATE', 'RTT'];
@@ -73,7 +75,7 @@ export function summarize(report: ScanReport, targets: number): string {
   const counts = new Map<string, number>();
   for (const r of report.results) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
   const open = counts.get('open') ?? 0;
-  return `${targets} host:port pairs scanned in ${(report.elapsedMs / 1000).toFixed(2)} s (${report.engine} engine): ${open} open`;
+  return `${targets} host:port pair${targets === 1 ? '' : 's'} scanned in ${(report.elapsedMs / 1000).toFixed(2)} s (${report.engine} engine): ${open} open`;
 }
 
 export function renderJson(report: ScanReport): string {

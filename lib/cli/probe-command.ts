@@ -1,11 +1,11 @@
 // `scan-backends probe HOST:PORT...`: tell what answers at each address, and exit by the
 // worst: 4 a connection failed, 1 reachable but not healthy, 0 all serving.
-import { parseArgs } from 'node:util';
 
 import { parseHostPort, type HostPort } from '../host-port.js';
 import { probe, selectEngine, type ScanReport, type ScanResult } from '../scan.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { renderJson, renderTable } from './output.js';
+import { parseFlags } from './flags.js';
+import { renderJson, renderNdjsonLine, renderTable } from './output.js';
 import {
   MAX_TIMEOUT_MS,
   parseEngine,
@@ -32,7 +32,7 @@ Options:
       --probe-timeout MS each probe step's deadline (default 2000)
       --allow-public     probe addresses outside private/loopback/link-local/CGNAT/ULA space
       --engine E         auto | native | js
-      --format F         table | json (default table)
+      --format F         table | json | ndjson (default table)
 
 Exit: 0 all serving, 1 reachable but not healthy (busy, not-serving, incompatible, unknown),
 2 usage error, 3 environment error, 4 a connection failed.
@@ -52,10 +52,9 @@ export function exitCodeForProbes(results: readonly ScanResult[]): number {
 }
 
 export async function runProbeCommand(argv: string[], signal: AbortSignal): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
-    strict: true,
     options: {
       ...PROBE_FLAGS,
       timeout: { type: 'string' },
@@ -70,7 +69,7 @@ export async function runProbeCommand(argv: string[], signal: AbortSignal): Prom
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('probe: name at least one HOST[:PORT]');
-  const format = parseFormat(values.format, ['table', 'json'], 'table');
+  const format = parseFormat(values.format, ['table', 'json', 'ndjson'], 'table');
   const targets = positionals.map(parseTarget);
   const { probe: service, ...probeOptions } = parseProbeFlags(values);
   const engine = parseEngine(values.engine);
@@ -104,6 +103,8 @@ export async function runProbeCommand(argv: string[], signal: AbortSignal): Prom
     elapsedMs: Math.round(performance.now() - started),
     results,
   };
-  process.stdout.write(format === 'json' ? renderJson(report) : renderTable(results, false));
+  if (format === 'json') process.stdout.write(renderJson(report));
+  else if (format === 'ndjson') for (const r of results) process.stdout.write(renderNdjsonLine(r));
+  else process.stdout.write(renderTable(results, false));
   return exitCodeForProbes(results);
 }

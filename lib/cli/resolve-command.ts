@@ -1,12 +1,12 @@
 // `scan-backends resolve`: the live RPC backends for a coordinator, and where each came from.
 // `--format rpc` prints exactly what llama-server's --rpc takes.
-import { parseArgs } from 'node:util';
 
 import { formatHostPort } from '../host-port.js';
 import { terminalSafe } from '../peer-text.js';
 import { resolveBackends, type ResolveOptions } from '../resolver/index.js';
 import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
 import { EXIT, UsageError } from './exit-codes.js';
+import { parseFlags } from './flags.js';
 import { alignTable, formatRtt } from './output.js';
 import { MAX_PROBE_TIMEOUT_MS, MAX_TIMEOUT_MS, parseEngine, parseFormat, parseInteger } from './scan-command.js';
 
@@ -47,13 +47,14 @@ Options:
       --explain          say on stderr what each source did and why each candidate was kept or dropped
       --format F         table | json | ndjson | rpc (default: table on a terminal, else json)
 
-  llama-server --rpc "$(scan-backends resolve --format rpc)" ...
+  rpc=$(scan-backends resolve --format rpc) && llama-server --rpc "$rpc" ...
 
 Exit: 0 found, 1 none, 2 usage error, 3 environment error, 130 interrupted.
 `;
 
+/** What llama-server's --rpc takes; nothing at all when nothing is live (never an empty list). */
 export function renderRpcList(backends: readonly Backend[]): string {
-  return `${backends.map(formatHostPort).join(',')}\n`;
+  return backends.length === 0 ? '' : `${backends.map(formatHostPort).join(',')}\n`;
 }
 
 function renderTable(resolution: Resolution): string {
@@ -84,10 +85,9 @@ export function explain(resolution: Resolution): string {
 }
 
 export async function runResolveCommand(argv: string[], signal: AbortSignal): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args: argv,
     allowPositionals: false,
-    strict: true,
     options: {
       sources: { type: 'string' },
       merge: { type: 'boolean', default: false },
@@ -163,7 +163,11 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
     return EXIT.interrupted;
   }
   if (values.explain) process.stderr.write(explain(resolution));
-  else for (const w of resolution.warnings) process.stderr.write(`scan-backends: warning: ${terminalSafe(w)}\n`);
+  else {
+    // Problems are never silent: a bad config line or a skipped coordinator is said on stderr.
+    const said = [...resolution.sources.flatMap((src) => src.warnings ?? []), ...resolution.warnings];
+    for (const w of said) process.stderr.write(`scan-backends: warning: ${terminalSafe(w)}\n`);
+  }
   if (format === 'rpc') process.stdout.write(renderRpcList(resolution.backends));
   else if (format === 'json') process.stdout.write(`${JSON.stringify({ schema: 1, ...resolution })}\n`);
   else if (format === 'ndjson') for (const b of resolution.backends) process.stdout.write(`${JSON.stringify(b)}\n`);

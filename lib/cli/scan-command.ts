@@ -1,5 +1,4 @@
 // `scan-backends scan`: parse flags, run the scan, print results, choose the exit code.
-import { parseArgs } from 'node:util';
 
 import { scan, sortResults, type ScanOptions, type ScanReport, type ScanResult } from '../scan.js';
 import type { EngineChoice } from '../scanner/index.js';
@@ -7,6 +6,7 @@ import { PROBE_NAMES, type ProbeName } from '../probes/types.js';
 import { parseVersion } from '../probes/verdict.js';
 import { chooseLocalSubnets } from '../targets.js';
 import { EXIT, UsageError } from './exit-codes.js';
+import { parseFlags } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';
 import { startProgress } from './progress.js';
 
@@ -51,7 +51,7 @@ export function parseInteger(
   max = Number.MAX_SAFE_INTEGER,
 ): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^[0-9]+$/.test(text)) throw new UsageError(`${flag}: expected a whole number, got "${text}"`);
+  if (!/^-?[0-9]+$/.test(text)) throw new UsageError(`${flag}: expected a whole number, got "${text}"`);
   const value = Number(text);
   if (value < min || value > max) throw new UsageError(`${flag}: must be ${min}..${max}, got ${text}`);
   return value;
@@ -109,10 +109,9 @@ export interface ScanRunRequest {
 }
 
 export function parseScanArgs(argv: string[]): ScanRunRequest | 'help' {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
-    strict: true,
     options: {
       ports: { type: 'string', short: 'p', multiple: true },
       timeout: { type: 'string' },
@@ -203,7 +202,10 @@ export async function runScan(request: ScanRunRequest, signal: AbortSignal): Pro
     progress.stop();
   }
   const final = report();
-  if (request.format === 'json') process.stdout.write(renderJson(final));
+  // An interrupted scan says so in every format: JSON carries the flag, the summary counts
+  // what was really scanned.
+  if (request.format === 'json')
+    process.stdout.write(renderJson(interrupted ? { ...final, interrupted: true } : final));
   if (request.format === 'table') {
     process.stdout.write(renderTable(final.results));
     process.stderr.write(`${summarize({ ...final, results }, job.targetCount ?? results.length)}\n`);

@@ -25,6 +25,7 @@ describe('CLI in an isolated namespace', () => {
       report.results.filter((r: { state: string }) => r.state === 'open').map((r: { host: string }) => r.host),
     ).toEqual(['127.0.0.45', '127.0.0.48']);
     expect(report.results.every((r: { state: string }) => r.state !== 'filtered')).toBe(true);
+    expect(report.interrupted).toBe(true);
     expect(run.stderr).toContain('interrupted');
   });
 

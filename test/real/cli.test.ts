@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { runCli } from '../helpers/cli.js';
-import { closedPort, listen } from '../helpers/net.js';
+import { runCli, startCli } from '../helpers/cli.js';
+import { closedPort, eventually, listen } from '../helpers/net.js';
 
 describe('scan-backends scan', () => {
   it('prints one JSON object with schema 1, sorted results, and exits 0 when a port is open', async () => {
@@ -53,7 +53,7 @@ describe('scan-backends scan', () => {
     const { port } = await listen('127.0.0.110');
     const run = await runCli(['scan', '127.0.0.110', '-p', String(port), '--format', 'table']);
     expect(run.stdout).toMatch(/^HOST\s+PORT\s+STATE\s+RTT\n127\.0\.0\.110\s+\d+\s+open\s+[\d.]+ ms\n$/);
-    expect(run.stderr).toMatch(/1 host:port pairs scanned in [\d.]+ s \((native|js) engine\): 1 open/);
+    expect(run.stderr).toMatch(/1 host:port pair scanned in [\d.]+ s \((native|js) engine\): 1 open/);
   });
 
   it('runs both engines on request', async () => {
@@ -73,7 +73,7 @@ describe('scan-backends scan', () => {
     [['scan', '127.0.0.1', '--timeout', 'soon'], '--timeout: expected a whole number, got "soon"'],
     [['scan', '127.0.0.1', '--engine', 'turbo'], '--engine: expected auto, native or js; got "turbo"'],
     [['scan', '127.0.0.1', '--format', 'xml'], '--format: expected table, json, ndjson; got "xml"'],
-    [['scan', '127.0.0.1', '--bogus'], "Unknown option '--bogus'"],
+    [['scan', '127.0.0.1', '--bogus'], 'unknown option --bogus'],
     [['scan', '8.8.8.8'], '8.8.8.8: outside private, loopback, link-local, CGNAT and ULA space; pass --allow-public'],
     [['scan', '10.0.0.0/8'], 'pass --allow-large'],
     [['frobnicate'], 'unknown command "frobnicate"'],
@@ -100,6 +100,22 @@ describe('scan-backends demo', () => {
     );
     expect(run.stdout).toMatch(/127\.0\.0\.48\s+50052\s+open\s+ggml-rpc\s+incompatible\s+[\d.]+ ms\s+protocol 3\.6\.1/);
     expect(run.stdout).toContain('Not shown: 252 closed');
+  });
+
+  it('--keep leaves the two servers running for probe and resolve until Ctrl-C', async () => {
+    const demo = startCli(['demo', '--keep']);
+    let said = '';
+    demo.child.stderr?.on('data', (d: Buffer) => (said += d.toString()));
+    expect(await eventually(() => said.includes('Ctrl-C stops them'), 10_000)).toBe(true);
+    const probed = await runCli(['probe', '127.0.0.45', '127.0.0.48', '--format', 'json']);
+    expect(JSON.parse(probed.stdout).results.map((r: { rpc: { protocol: string } }) => r.rpc.protocol)).toEqual([
+      '5.0.0',
+      '3.6.1',
+    ]);
+    demo.child.kill('SIGINT');
+    expect((await demo.done).code).toBe(0);
+    const gone = await runCli(['probe', '127.0.0.45', '--format', 'json']);
+    expect(JSON.parse(gone.stdout).results[0].state).toBe('closed');
   });
 
   it('exits 3 naming the address when a demo port is taken', async () => {

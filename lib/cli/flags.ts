@@ -1,0 +1,96 @@
+// Command-line flags through node's parseArgs, with errors in our words: an unknown flag
+// names the nearest known one, a missing value names its flag, and an argument that starts
+// with "-" but is no flag is named as the target it probably is.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+import { UsageError } from './exit-codes.js';
+
+/** Edit distance, for "did you mean": flags are short, so the quadratic table is nothing. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j] as number;
+      row[j] = Math.min(above + 1, (row[j - 1] as number) + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length] as number;
+}
+
+/** The known flag nearest to `name` ("--timout" → "--timeout", "--port" → "--ports"), if any is close. */
+export function nearestFlag(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const flag of known) {
+    const d = flag.startsWith(name) ? 1 : distance(name, flag);
+    if (d < bestDistance) [best, bestDistance] = [flag, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(name.length / 4)) ? best : undefined;
+}
+
+/**
+ * "--timeout -5": a negative number after a flag that takes a value is that value (parseArgs
+ * would call it ambiguous), so the flag's own check can say what range it wants.
+ */
+function joinNegativeValues(config: ParseArgsConfig): string[] | undefined {
+  const args = config.args;
+  if (!args) return args;
+  /** The long name of a flag that takes a value, or undefined. */
+  const valueFlag = (arg: string) => {
+    const name = arg.startsWith('--')
+      ? arg.slice(2)
+      : Object.entries(config.options ?? {}).find(([, o]) => `-${o.short}` === arg)?.[0];
+    return name !== undefined && config.options?.[name]?.type === 'string' ? name : undefined;
+  };
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const next = args[i + 1];
+    if (arg === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const name = next !== undefined && /^-\d/.test(next) ? valueFlag(arg) : undefined;
+    if (name !== undefined) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/** parseArgs (strict, its default) with its errors turned into usage errors that name the flag. */
+export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs({ ...config, args: joinNegativeValues(config) } as T); // strict by default
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? '';
+    const message = (error as Error).message;
+    const given = /'(-{1,2}[^'\s]*)/.exec(message)?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      if (/^-[0-9.:[]/.test(given) || /^-\d/.test(given)) {
+        throw new UsageError(`${given}: not an option, and a target cannot start with "-"`);
+      }
+      const known = Object.entries(config.options ?? {}).flatMap(([name, o]) => [
+        `--${name}`,
+        ...(o.short ? [`-${o.short}`] : []),
+      ]);
+      const flag = given.replace(/=.*$/, '');
+      const near = nearestFlag(flag, known);
+      throw new UsageError(`unknown option ${flag}${near ? ` (did you mean ${near}?)` : ''}`);
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      const flag = /'(--?[^ ']+)/.exec(message)?.[1] ?? 'an option';
+      throw new UsageError(message.includes('argument missing') ? `${flag} needs a value` : `${flag}: ${message}`);
+    }
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      throw new UsageError(
+        `unexpected argument ${/'([^']*)'/.exec(message)?.[1] ?? ''}: this command takes no targets`,
+      );
+    }
+    throw error;
+  }
+}
