@@ -3,6 +3,9 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
+import { NativeUnavailableError } from './errors.js';
+import { ENDPOINT_RECORD_SIZE, PROBE_PLANS, RESULT_RECORD_SIZE, TIMED_OUT } from './native-layout.js';
+import { NEWEST_KNOWN_MAJOR } from './probes/ggml-rpc.js';
 import type { ProbeStep } from './probes/types.js';
 
 export interface NativeScanHandle {
@@ -44,8 +47,32 @@ export interface NativeBinding {
     ) => void,
   ) => NativeScanHandle;
   fdLimit(): number | null;
-  nativeBackend: string;
+  /** The addon's record sizes and ids, compared with lib/native-layout.ts at load. */
+  layout?: NativeLayout;
+}
+
+export interface NativeLayout {
+  endpointRecordSize: number;
   resultRecordSize: number;
+  timedOut: number;
+  plans: Record<string, number>;
+  newestKnownMajor: number;
+}
+
+/** What this package expects of the addon; a difference names each field. */
+function layoutMismatch(layout: NativeLayout | undefined): string | undefined {
+  if (!layout) return 'it reports no record layout (an older build)';
+  const expected: NativeLayout = {
+    endpointRecordSize: ENDPOINT_RECORD_SIZE,
+    resultRecordSize: RESULT_RECORD_SIZE,
+    timedOut: TIMED_OUT,
+    plans: { ...PROBE_PLANS },
+    newestKnownMajor: NEWEST_KNOWN_MAJOR,
+  };
+  const differences = (Object.keys(expected) as (keyof NativeLayout)[])
+    .filter((key) => JSON.stringify(layout[key]) !== JSON.stringify(expected[key]))
+    .map((key) => `${key} ${JSON.stringify(layout[key])}, expected ${JSON.stringify(expected[key])}`);
+  return differences.length > 0 ? differences.join('; ') : undefined;
 }
 
 export type BindingLoad = { binding: NativeBinding; error?: undefined } | { binding?: undefined; error: Error };
@@ -65,7 +92,15 @@ export function loadBinding(): BindingLoad {
       const require = createRequire(import.meta.url);
       const explicit = process.env.SCAN_BACKENDS_ADDON_PATH;
       const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
-      cached = { binding: explicit ? (require(explicit) as NativeBinding) : nodeGypBuild(packageRoot) };
+      const binding = explicit ? (require(explicit) as NativeBinding) : nodeGypBuild(packageRoot);
+      const mismatch = layoutMismatch(binding.layout);
+      cached = mismatch
+        ? {
+            error: new NativeUnavailableError(
+              `the native addon does not match this package (${mismatch}); rebuild it with "npm run build:native"`,
+            ),
+          }
+        : { binding };
     } catch (error) {
       cached = { error: error instanceof Error ? error : new Error(String(error)) };
     }

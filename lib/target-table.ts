@@ -3,6 +3,7 @@
 // 1.5 MiB here instead of 65,536 objects; the native engine takes the bytes as they are and
 // the JS engine reads a record when it connects.
 import { formatAddress, type AddressFamily } from './addresses.js';
+import { ENDPOINT_RECORD_SIZE } from './native-layout.js';
 
 /** One host:port to connect to: the name it was given as, and its address as a number. */
 export interface Endpoint {
@@ -13,7 +14,6 @@ export interface Endpoint {
   value: bigint;
 }
 
-const ENDPOINT_RECORD_SIZE = 24;
 const ADDRESS_AT = 8;
 
 export class TargetTable {

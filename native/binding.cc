@@ -25,6 +25,7 @@
 #include "core/endpoint.hh"
 #include "core/poller.hh"
 #include "core/probe.hh"
+#include "core/probe_ggml_rpc.hh"
 #include "core/status.hh"
 
 namespace {
@@ -294,11 +295,30 @@ Napi::Value fd_limit(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), soft);
 }
 
+// The records and ids the JS side mirrors (lib/native-layout.ts): the loader compares them and
+// refuses a build that differs.
+Napi::Object layout(Napi::Env env) {
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("endpointRecordSize", static_cast<double>(sb::kEndpointRecordSize));
+  layout.Set("resultRecordSize", static_cast<double>(sizeof(sb::ConnectResult)));
+  layout.Set("timedOut", sb::kTimedOut);
+  layout.Set("newestKnownMajor", sb::GgmlRpcSession::kNewestKnownMajor);
+  Napi::Object plans = Napi::Object::New(env);
+  for (uint8_t plan = 0; plan <= sb::kMaxProbePlan; ++plan) {
+    std::string name;
+    for (sb::ProbeKind kind : sb::plan_kinds(static_cast<sb::ProbePlan>(plan))) {
+      name += (name.empty() ? "" : ",") + std::string(sb::probe_kind_name(kind));
+    }
+    plans.Set(name, plan);
+  }
+  layout.Set("plans", plans);
+  return layout;
+}
+
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("Scan", Scan::define(env));
   exports.Set("fdLimit", Napi::Function::New(env, fd_limit, "fdLimit"));
-  exports.Set("nativeBackend", Napi::String::New(env, sb::backend_name(sb::Backend::kAuto)));
-  exports.Set("resultRecordSize", Napi::Number::New(env, sizeof(sb::ConnectResult)));
+  exports.Set("layout", layout(env));
   return exports;
 }
 

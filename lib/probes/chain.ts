@@ -1,6 +1,7 @@
 // Which probes run on an open port, in what order, and which of them the engine runs right
 // after its connect (in one pass) versus afterwards in TypeScript (HTTP, and what follows it).
 import { InvalidOptionError } from '../errors.js';
+import { PROBE_PLANS } from '../native-layout.js';
 import { PROBE_NAMES, type ProbeName } from './types.js';
 
 export type ProbeOption = 'auto' | readonly ProbeName[] | false;
@@ -36,24 +37,15 @@ export function checkProbeOption(option: unknown): asserts option is ProbeOption
   if (new Set(option).size !== option.length) throw new InvalidOptionError('probe: each probe may appear once');
 }
 
-// Must match ProbePlan in native/core/probe.hh.
-const PLANS: Record<string, number> = {
-  '': 0,
-  'ggml-rpc': 1,
-  grpc: 2,
-  'ggml-rpc,grpc': 3,
-  'grpc,ggml-rpc': 4,
-};
-
 /** The plan code of a run of engine probes (no HTTP in it). */
 export function planCode(kinds: readonly ProbeName[]): number {
-  const code = PLANS[kinds.join(',')];
+  const code = PROBE_PLANS[kinds.join(',')];
   if (code === undefined) throw new Error(`no engine plan for ${kinds.join(',')}`);
   return code;
 }
 
 export function planKinds(code: number): ProbeName[] {
-  const entry = Object.entries(PLANS).find(([, c]) => c === code);
+  const entry = Object.entries(PROBE_PLANS).find(([, c]) => c === code);
   return entry && entry[0] ? (entry[0].split(',') as ProbeName[]) : [];
 }
 

@@ -4,10 +4,8 @@ import { constants } from 'node:os';
 import type { NativeBinding, NativeProbeStep } from '../binding.js';
 import type { ProbeStep } from '../probes/types.js';
 import { NativeScanError } from '../errors.js';
+import { RESULT_RECORD_SIZE, TIMED_OUT } from '../native-layout.js';
 import type { EngineOptions, EngineRun, RawOutcome, Scanner } from './index.js';
-
-// Must match ConnectResult in native/core/connect_scan.hh.
-const TIMED_OUT = -1;
 
 const errnoNames = new Map<number, string>(
   Object.entries(constants.errno).map(([name, value]) => [value, name] as [number, string]),
@@ -45,11 +43,13 @@ export function createNativeScanner(binding: NativeBinding, backend: string): Sc
       try {
         handle = new binding.Scan(targets.bytes, { ...options, backend }, (records, done, _aborted, reports) => {
           if (records && !stopped) {
+            // Each record: u32 index, i32 error, f64 rtt.
             const words = new Int32Array(records);
             const rtts = new Float64Array(records);
+            const count = records.byteLength / RESULT_RECORD_SIZE;
             const steps = new Map(reports?.map((r) => [r.index, r.steps]));
             const batch: RawOutcome[] = [];
-            for (let r = 0; r < words.length / 4; r++) {
+            for (let r = 0; r < count; r++) {
               const index = words[r * 4] as number;
               const outcome: RawOutcome = {
                 index,

@@ -1,8 +1,13 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 
 import { NativeScanError } from '../../lib/errors.js';
 import { scanAll } from '../../lib/scan.js';
-import { countFds } from '../helpers/net.js';
+import { runCli } from '../helpers/cli.js';
+import { closedPort, countFds } from '../helpers/net.js';
 
 describe('native engine start-up errors', () => {
   it.runIf(process.platform === 'linux')(
@@ -23,5 +28,30 @@ describe('native engine start-up errors', () => {
       code: 'SB_INVALID_OPTION',
       message: 'backend: must be auto, epoll, kqueue, poll, got select',
     });
+  });
+});
+
+describe('an addon built for another record layout', () => {
+  it('is refused at load: --engine native exits 3 naming the difference, auto falls back to js saying why', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-addon-'));
+    const addon = join(dir, 'stale.cjs');
+    // A stand-in with the wrong endpoint record size: it must never be handed a target table.
+    writeFileSync(
+      addon,
+      `module.exports = { Scan: function () { throw new Error('must not be called'); }, fdLimit: () => 1024,
+        layout: { endpointRecordSize: 32, resultRecordSize: 16, timedOut: -1, newestKnownMajor: 7,
+          plans: { '': 0, 'ggml-rpc': 1, grpc: 2, 'ggml-rpc,grpc': 3, 'grpc,ggml-rpc': 4 } } };`,
+    );
+    const env = { SCAN_BACKENDS_ADDON_PATH: addon };
+    const port = await closedPort('127.0.0.36');
+    const native = await runCli(['scan', '127.0.0.36', '-p', String(port), '--engine', 'native'], { env });
+    expect(native.code).toBe(3);
+    expect(native.stderr).toContain(
+      'the native addon does not match this package (endpointRecordSize 32, expected 24)',
+    );
+    const auto = await runCli(['scan', '127.0.0.36', '-p', String(port), '--format', 'json'], { env });
+    expect(auto.code).toBe(1);
+    expect(auto.stderr).toContain('using the js engine: native addon unavailable (the native addon does not match');
+    expect(JSON.parse(auto.stdout)).toMatchObject({ engine: 'js', results: [{ state: 'closed' }] });
   });
 });
