@@ -1,6 +1,6 @@
 // "host:port" entries as coordinators, config files and the probe command write them.
 import { parseAddress } from './addresses.js';
-import { DEFAULT_PORT } from './targets.js';
+import { GGML_RPC_PORT } from './probes/chain.js';
 
 export interface HostPort {
   host: string;
@@ -27,7 +27,7 @@ export function parseHostPort(text: string): HostPort | string {
     portText = colon < 0 ? undefined : text.slice(colon + 1);
   }
   if (host === '' || /[\s/,]/.test(host)) return 'not a host[:port]';
-  if (portText === undefined) return { host, port: DEFAULT_PORT };
+  if (portText === undefined) return { host, port: GGML_RPC_PORT };
   if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) return 'port must be 1..65535';
   return { host, port: Number(portText) };
 }

@@ -15,11 +15,13 @@ import {
   type AddressFamily,
 } from './addresses.js';
 import { InvalidOptionError, InvalidTargetError } from './errors.js';
+import { GGML_RPC_PORT } from './probes/chain.js';
 import { TargetTableBuilder, type Endpoint, type TargetTable } from './target-table.js';
 
 export type { Endpoint } from './target-table.js';
 
-export const DEFAULT_PORT = 50052;
+/** The default port: ggml-rpc's (kept under this name for the API). */
+export const DEFAULT_PORT = GGML_RPC_PORT;
 /** Jobs above this many host:port pairs need `allowLarge`. */
 export const LARGE_JOB_PAIRS = 65_536;
 /** The most pairs one job can hold even with `allowLarge`: a bound on memory, not a policy. */
@@ -70,7 +72,7 @@ export function splitList(spec: string | readonly string[], what: string): strin
 }
 
 export function parsePorts(spec: number | readonly number[] | string | undefined): number[] {
-  if (spec === undefined) return [DEFAULT_PORT];
+  if (spec === undefined) return [GGML_RPC_PORT];
   const tokens = typeof spec === 'string' ? splitList(spec, 'port') : [spec].flat().map(String);
   if (tokens.length === 0) throw new InvalidTargetError('', 'empty port list');
   const ports = new Set<number>();
@@ -461,4 +463,22 @@ export function chooseLocalSubnets(
     }
   }
   return choice;
+}
+
+/**
+ * The default targets when none are named: the subnets chooseLocalSubnets picks, as CIDR
+ * blocks, and a line for each choice and skip, to say out loud (a LAN scan is never a surprise).
+ */
+export function localSubnetTargets(interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces()): {
+  cidrs: string[];
+  notes: string[];
+} {
+  const choice = chooseLocalSubnets(interfaces);
+  const notes = choice.skipped.map((s) => `skipping ${s.interface} (${s.address}): ${s.reason}`);
+  if (choice.subnets.length > 0) {
+    notes.push(
+      `no targets given; scanning local subnets ${choice.subnets.map((s) => `${s.cidr} (${s.interface})`).join(', ')}`,
+    );
+  }
+  return { cidrs: choice.subnets.map((s) => s.cidr), notes };
 }

@@ -2,6 +2,7 @@
 // ggml-rpc servers (the test peer, speaking llama.cpp's protocol), one current and one of an
 // older protocol generation. It binds only 127.0.0.x and scans only 127.0.0.0/24, so it is safe
 // on any machine.
+import { GGML_RPC_PORT } from '../probes/chain.js';
 import { startGgmlRpcPeer, type GgmlRpcPeer, type PeerOptions } from '../demo/ggml-rpc-peer.js';
 
 import { EXIT, EnvironmentError } from './exit-codes.js';
@@ -22,7 +23,7 @@ Options:
                      printf '127.0.0.45\\n127.0.0.48\\n' > rpc_backends.conf && scan-backends resolve
 `;
 
-export const DEMO_PORT = 50052;
+export const DEMO_PORT = GGML_RPC_PORT;
 /** The demo plays a coordinator of protocol 5.1.0, so the 3.6.1 server shows as incompatible. */
 const DEMO_CLIENT = '5.1.0';
 const GiB = 2 ** 30;

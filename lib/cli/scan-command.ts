@@ -4,7 +4,7 @@ import { scan, sortResults, type ScanOptions, type ScanReport, type ScanResult }
 import type { EngineChoice } from '../scanner/index.js';
 import { PROBE_NAMES, type ProbeName } from '../probes/types.js';
 import { parseVersion } from '../probes/verdict.js';
-import { chooseLocalSubnets } from '../targets.js';
+import { localSubnetTargets } from '../targets.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseFlags } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';
@@ -160,16 +160,12 @@ export function parseScanArgs(argv: string[]): ScanRunRequest | 'help' {
 
 /** The default targets, said out loud on stderr: a scan of the LAN should never be a surprise. */
 export function defaultTargets(): string[] {
-  const choice = chooseLocalSubnets();
-  for (const s of choice.skipped) {
-    process.stderr.write(`scan-backends: skipping ${s.interface} (${s.address}): ${s.reason}\n`);
-  }
-  if (choice.subnets.length === 0) {
+  const { cidrs, notes } = localSubnetTargets();
+  for (const note of notes) process.stderr.write(`scan-backends: ${note}\n`);
+  if (cidrs.length === 0) {
     throw new UsageError('no targets given and no local private IPv4 subnet found; name the targets to scan');
   }
-  const list = choice.subnets.map((s) => `${s.cidr} (${s.interface})`).join(', ');
-  process.stderr.write(`scan-backends: no targets given; scanning local subnets ${list}\n`);
-  return choice.subnets.map((s) => s.cidr);
+  return cidrs;
 }
 
 /** Runs a scan and prints it; returns the exit code. `signal` aborts with what was found so far. */

@@ -11,8 +11,13 @@ const CMD_DEVICE_COUNT = 15;
 const HEADER_SIZE = 8;
 const CONN_CAPS_SIZE = 24;
 const MAX_DEVICES = 256;
-/** DEVICE_COUNT = 15 and GET_DEVICE_MEMORY = 11 hold from 3.0.0 through upstream 7.x. */
-export const NEWEST_KNOWN_MAJOR = 7;
+/** The newest ggml-rpc protocol the probe knows (upstream ggml-rpc.h, docs/ggml-rpc-wire.md). */
+export const NEWEST_RPC_PROTOCOL = '7.0.1';
+/**
+ * DEVICE_COUNT = 15 and GET_DEVICE_MEMORY = 11 hold from 3.0.0 through this major; a newer
+ * server is named, not queried (the native twin's kNewestKnownMajor is checked at load).
+ */
+export const NEWEST_KNOWN_MAJOR = Number(NEWEST_RPC_PROTOCOL.split('.')[0]);
 /** A HELLO reply longer than 28 bytes (forks append fields) is read up to this size. */
 const MAX_HELLO_REPLY = 4096;
 const HELLO_REPLY = 28;

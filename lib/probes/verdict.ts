@@ -2,8 +2,7 @@
 import { peerText } from '../peer-text.js';
 import type { GrpcDetails, ProbeStep, ProbeVerdict, RpcDetails } from './types.js';
 
-/** The newest ggml-rpc protocol the probe knows (upstream ggml-rpc.h, docs/ggml-rpc-wire.md). */
-export const NEWEST_RPC_PROTOCOL = '7.0.1';
+export { NEWEST_RPC_PROTOCOL } from './ggml-rpc.js';
 
 export interface VerdictContext {
   /**

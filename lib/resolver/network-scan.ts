@@ -1,6 +1,6 @@
 // Source "scan": the network scan, probing every open port for ggml-rpc.
 import { scanAll, type ScanOptions } from '../scan.js';
-import { chooseLocalSubnets } from '../targets.js';
+import { localSubnetTargets } from '../targets.js';
 import { parseAddress } from '../addresses.js';
 import { heldKey } from './held.js';
 import type { Backend, Dropped } from './types.js';
@@ -17,9 +17,8 @@ export async function scanSource(
 ): Promise<{ kept: Backend[]; dropped: Dropped[]; found: number; message: string }> {
   let targets = options.subnet;
   if (targets === undefined) {
-    const choice = chooseLocalSubnets();
-    if (choice.subnets.length === 0) throw new Error('no local private IPv4 subnet to scan; pass --subnet');
-    targets = choice.subnets.map((s) => s.cidr);
+    targets = localSubnetTargets().cidrs;
+    if (targets.length === 0) throw new Error('no local private IPv4 subnet to scan; name one (subnet, --subnet)');
   }
   const report = await scanAll(targets, {
     ...options,
