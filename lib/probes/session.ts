@@ -4,7 +4,8 @@
 import { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
-import { earlyError, holdSocket } from './held-socket.js';
+import { connectTcp, type Target } from './connect.js';
+import { earlyError } from './held-socket.js';
 import type { ProbeStep, StepOutcome } from './types.js';
 
 export type SessionAction = 'continue' | 'done' | 'reconnect';
@@ -32,30 +33,12 @@ export interface ProbeSession {
   readonly step: ProbeStep;
 }
 
-export interface Target {
-  host: string;
-  port: number;
-  family: 4 | 6;
-}
+export type { Target } from './connect.js';
 
-/** Connects, resolving with the socket or the errno name. */
-export function connectSocket(target: Target, timeoutMs: number): Promise<Socket | string> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve('timeout');
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      resolve(holdSocket(socket));
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      resolve(error.code ?? 'UNKNOWN');
-    });
-    socket.connect({ host: target.host, port: target.port, family: target.family });
-  });
+/** Connects for a probe, resolving with the held socket or why not ('timeout', an errno name). */
+export async function connectSocket(target: Target, timeoutMs: number): Promise<Socket | string> {
+  const attempt = await connectTcp({ Socket }, target, timeoutMs, true);
+  return attempt.socket ?? attempt.outcome;
 }
 
 /**

@@ -3,25 +3,17 @@
 // at scale: the window never exceeds what the fd limit allows, EMFILE narrows it, and a
 // deadline is only judged after pending I/O has been read.
 import { setMaxListeners } from 'node:events';
-import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import pLimit from 'p-limit';
 
 import { planKinds } from '../probes/chain.js';
-import { holdSocket } from '../probes/held-socket.js';
+import { connectTcp } from '../probes/connect.js';
 import type { EngineOptions, EngineRun, RawOutcome, Scanner } from './index.js';
 
 /** How long an attempt that could get no descriptor at all waits before trying again. */
 const FD_BACKOFF_MS = 5;
-
-interface Attempt {
-  outcome: string;
-  rttMs: number;
-  /** The connected socket, kept open when the endpoint has probes to run on it. */
-  socket?: Socket;
-}
 
 /** Spaces connects `1/rate` seconds apart; `rate` 0 lets everything through. */
 function createPacer(rate: number): () => Promise<void> {
@@ -50,55 +42,6 @@ export function createJsScanner(): Scanner {
 
       // node:net loads only when this engine runs: a native scan never needs it.
       const net = import('node:net');
-      const connectOnce = (
-        { Socket }: typeof import('node:net'),
-        host: string,
-        port: number,
-        family: number,
-        keep: boolean,
-      ): Promise<Attempt> =>
-        new Promise((resolve) => {
-          const socket = new Socket();
-          let started = performance.now();
-          let timer: NodeJS.Timeout | undefined;
-          const settle = (outcome: string) => {
-            if (!inFlight.delete(settle)) return;
-            clearTimeout(timer);
-            const rttMs = performance.now() - started;
-            if (outcome === 'connected' && keep) {
-              resolve({ outcome, rttMs, socket: holdSocket(socket) });
-              return;
-            }
-            // RST instead of FIN, as the native engine does: no TIME_WAIT left behind.
-            if (outcome === 'connected') socket.resetAndDestroy();
-            else socket.destroy();
-            resolve({ outcome, rttMs });
-          };
-          inFlight.add(settle);
-          socket.once('connect', () => settle('connected'));
-          socket.once('error', (error: NodeJS.ErrnoException) => settle(error.code ?? 'UNKNOWN'));
-          // libuv times in whole ms from a loop clock read before `started`, so a timer can fire
-          // up to a ms early: wait out the rest, so a silent target has had its full timeout.
-          const expire = () => {
-            const left = options.timeoutMs - (performance.now() - started);
-            if (left > 0) {
-              timer = setTimeout(expire, Math.ceil(left));
-              return;
-            }
-            // A timer that fires after a stalled loop may be ahead of answers already queued:
-            // setImmediate runs after the poll phase, so those answers are read first.
-            setImmediate(() => settle('timeout'));
-          };
-          socket.connect({ host, port, family });
-          // net issues the connect() syscall on the next tick; this tick runs right after it,
-          // so the clock starts when the SYN really leaves, not when the socket was made.
-          process.nextTick(() => {
-            if (!inFlight.has(settle)) return;
-            started = performance.now();
-            timer = setTimeout(expire, options.timeoutMs);
-          });
-        });
-
       const probeTarget = async (index: number): Promise<void> => {
         const target = { host: targets.host(index), port: targets.port(index), family: targets.family(index) };
         const plan = planKinds(targets.plan(index));
@@ -109,7 +52,7 @@ export function createJsScanner(): Scanner {
           if (stopped) return;
           await pace();
           if (stopped) return;
-          const result = await connectOnce(netModule, target.host, target.port, target.family, plan.length > 0);
+          const result = await connectTcp(netModule, target, options.timeoutMs, plan.length > 0, inFlight);
           if (stopped || result.outcome === 'aborted') {
             result.socket?.resetAndDestroy();
             return;
