@@ -1,0 +1,71 @@
+// The JSON Schemas shipped in schemas/ describe what the CLI really prints: every schema: 1
+// output, and every NDJSON line, is validated against them here on real peers.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { Ajv } from 'ajv';
+import { describe, expect, it } from 'vitest';
+
+import { runCli } from '../helpers/cli.js';
+import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
+import { llmHttpServer } from '../helpers/llm-http.js';
+import { closedPort } from '../helpers/net.js';
+
+const SCHEMAS = fileURLToPath(new URL('../../schemas/', import.meta.url));
+const ajv = new Ajv({ allErrors: true, strict: true });
+for (const name of ['scan-result', 'scan-report', 'resolution']) {
+  ajv.addSchema(JSON.parse(readFileSync(join(SCHEMAS, `${name}.schema.json`), 'utf8')), `${name}.schema.json`);
+}
+
+function valid(schema: string, value: unknown): string {
+  const check = ajv.getSchema(`${schema}.schema.json`);
+  if (!check) throw new Error(`no schema ${schema}`);
+  return check(value) ? 'valid' : ajv.errorsText(check.errors);
+}
+
+describe('the shipped JSON Schemas', () => {
+  it('describe scan and probe JSON and NDJSON, probed and not', async () => {
+    const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.37' });
+    const closed = await closedPort('127.0.0.38');
+    const ollama = await llmHttpServer('ollama', '127.0.0.39');
+    const scan = await runCli(['scan', '127.0.0.37-38', '-p', `${peer.port},${closed}`, '--probe', '--format', 'json']);
+    expect(valid('scan-report', JSON.parse(scan.stdout))).toBe('valid');
+    const lines = await runCli(['scan', '127.0.0.37-38', '-p', `${peer.port},${closed}`, '--format', 'ndjson']);
+    for (const line of lines.stdout.trim().split('\n')) expect(valid('scan-result', JSON.parse(line))).toBe('valid');
+    const probe = await runCli([
+      'probe',
+      `127.0.0.37:${peer.port}`,
+      `127.0.0.39:${ollama}`,
+      `127.0.0.38:${closed}`,
+      '--format',
+      'json',
+    ]);
+    const report = JSON.parse(probe.stdout);
+    expect(report.results.map((r: { service: string }) => r.service)).toEqual(['ggml-rpc', 'ollama', 'unknown']);
+    expect(valid('scan-report', report)).toBe('valid');
+  });
+
+  it('describe resolve JSON and NDJSON', async () => {
+    const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.40' });
+    const closed = await closedPort('127.0.0.41');
+    const file = join(mkdtempSync(join(tmpdir(), 'sb-schema-')), 'rpc_backends.conf');
+    writeFileSync(file, `127.0.0.40:${peer.port}\n127.0.0.41:${closed}\nbad line\n`);
+    const json = await runCli(['resolve', '--sources', 'config', '--config', file, '--format', 'json']);
+    const resolution = JSON.parse(json.stdout);
+    expect(resolution.backends).toHaveLength(1);
+    expect(valid('resolution', resolution)).toBe('valid');
+    const ndjson = await runCli(['resolve', '--sources', 'config', '--config', file, '--format', 'ndjson']);
+    const backend = ajv.compile({ $ref: 'resolution.schema.json#/definitions/backend' });
+    for (const line of ndjson.stdout.trim().split('\n')) expect(backend(JSON.parse(line))).toBe(true);
+  });
+
+  it('reject what breaks the contract: a renamed field, a state that does not exist', () => {
+    const good = { host: '127.0.0.1', port: 1, state: 'closed', rttMs: 0.1 };
+    expect(valid('scan-result', good)).toBe('valid');
+    expect(valid('scan-result', { ...good, state: 'gone' })).toContain('must be equal to one of the allowed values');
+    const renamed = { host: good.host, port: good.port, state: good.state, rtt: good.rttMs };
+    expect(valid('scan-result', renamed)).toContain("must have required property 'rttMs'");
+  });
+});
