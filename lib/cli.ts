@@ -14,6 +14,7 @@ Commands:
   resolve             the live RPC backends for a coordinator, from process, config,
                       scan and Redis (resolve --help)
   demo                scan and probe a self-contained loopback cluster on 127.0.0.0/24
+  completion SHELL    a completion script for bash, zsh or fish
   help [COMMAND]      this text, or a command's usage
 
 Options: -h, --help; -v, --version
@@ -30,6 +31,7 @@ const USAGES: Record<string, () => Promise<string>> = {
   probe: async () => (await import('./cli/probe-command.js')).PROBE_USAGE,
   resolve: async () => (await import('./cli/resolve-command.js')).RESOLVE_USAGE,
   demo: async () => (await import('./cli/demo.js')).DEMO_USAGE,
+  completion: async () => (await import('./cli/completion.js')).COMPLETION_USAGE,
 };
 
 async function main(argv: string[], signal: AbortSignal): Promise<number> {
@@ -56,6 +58,8 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       return (await import('./cli/resolve-command.js')).runResolveCommand(rest, signal);
     case 'demo':
       return (await import('./cli/demo.js')).runDemoCommand(rest, signal);
+    case 'completion':
+      return (await import('./cli/completion.js')).runCompletionCommand(rest);
     case '-v':
     case '--version':
       process.stdout.write(`${version()}\n`);

@@ -41,14 +41,17 @@ const DEMO_PEERS: PeerOptions[] = [
 ];
 export const DEMO_HOSTS = DEMO_PEERS.map((p) => p.host);
 
+/** The flags of this command: its parser and shell completion read this one table. */
+export const DEMO_FLAGS = {
+  format: { type: 'string' },
+  keep: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function runDemoCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const { values } = parseFlags({
     args: argv,
-    options: {
-      format: { type: 'string' },
-      keep: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: { ...DEMO_FLAGS },
   });
   if (values.help) {
     process.stdout.write(DEMO_USAGE);

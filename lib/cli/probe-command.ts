@@ -51,18 +51,21 @@ export function exitCodeForProbes(results: readonly ScanResult[]): number {
   return EXIT.found;
 }
 
+/** The flags of this command: its parser and shell completion read this one table. */
+export const PROBE_COMMAND_FLAGS = {
+  ...PROBE_FLAGS,
+  timeout: { type: 'string' },
+  'allow-public': { type: 'boolean', default: false },
+  engine: { type: 'string' },
+  format: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function runProbeCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
-    options: {
-      ...PROBE_FLAGS,
-      timeout: { type: 'string' },
-      'allow-public': { type: 'boolean', default: false },
-      engine: { type: 'string' },
-      format: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: { ...PROBE_COMMAND_FLAGS },
   });
   if (values.help) {
     process.stdout.write(PROBE_USAGE);

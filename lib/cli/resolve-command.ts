@@ -84,33 +84,36 @@ export function explain(resolution: Resolution): string {
   return `${lines.map(terminalSafe).join('\n')}\n`;
 }
 
+/** The flags of this command: its parser and shell completion read this one table. */
+export const RESOLVE_FLAGS = {
+  sources: { type: 'string' },
+  merge: { type: 'boolean', default: false },
+  'no-verify': { type: 'boolean', default: false },
+  config: { type: 'string' },
+  strict: { type: 'boolean', default: false },
+  subnet: { type: 'string', multiple: true },
+  ports: { type: 'string', short: 'p', multiple: true },
+  redis: { type: 'string' },
+  'redis-ttl': { type: 'string' },
+  'redis-prefix': { type: 'string' },
+  'require-redis': { type: 'boolean', default: false },
+  'allow-public': { type: 'boolean', default: false },
+  'accept-silent': { type: 'boolean', default: false },
+  'trust-all-users': { type: 'boolean', default: false },
+  timeout: { type: 'string' },
+  'probe-timeout': { type: 'string' },
+  'rpc-version': { type: 'string' },
+  engine: { type: 'string' },
+  explain: { type: 'boolean', default: false },
+  format: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export async function runResolveCommand(argv: string[], signal: AbortSignal): Promise<number> {
   const { values } = parseFlags({
     args: argv,
     allowPositionals: false,
-    options: {
-      sources: { type: 'string' },
-      merge: { type: 'boolean', default: false },
-      'no-verify': { type: 'boolean', default: false },
-      config: { type: 'string' },
-      strict: { type: 'boolean', default: false },
-      subnet: { type: 'string', multiple: true },
-      ports: { type: 'string', short: 'p', multiple: true },
-      redis: { type: 'string' },
-      'redis-ttl': { type: 'string' },
-      'redis-prefix': { type: 'string' },
-      'require-redis': { type: 'boolean', default: false },
-      'allow-public': { type: 'boolean', default: false },
-      'accept-silent': { type: 'boolean', default: false },
-      'trust-all-users': { type: 'boolean', default: false },
-      timeout: { type: 'string' },
-      'probe-timeout': { type: 'string' },
-      'rpc-version': { type: 'string' },
-      engine: { type: 'string' },
-      explain: { type: 'boolean', default: false },
-      format: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: { ...RESOLVE_FLAGS },
   });
   if (values.help) {
     process.stdout.write(RESOLVE_USAGE);

@@ -108,28 +108,31 @@ export interface ScanRunRequest {
   openOnly: boolean;
 }
 
+/** The flags of this command: its parser and shell completion read this one table. */
+export const SCAN_FLAGS = {
+  ports: { type: 'string', short: 'p', multiple: true },
+  timeout: { type: 'string' },
+  concurrency: { type: 'string' },
+  retries: { type: 'string' },
+  rate: { type: 'string' },
+  deadline: { type: 'string' },
+  exclude: { type: 'string', multiple: true },
+  engine: { type: 'string' },
+  threads: { type: 'string' },
+  format: { type: 'string' },
+  open: { type: 'boolean', default: false },
+  'allow-large': { type: 'boolean', default: false },
+  'allow-public': { type: 'boolean', default: false },
+  probe: { type: 'boolean', default: false },
+  ...PROBE_FLAGS,
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 export function parseScanArgs(argv: string[]): ScanRunRequest | 'help' {
   const { values, positionals } = parseFlags({
     args: argv,
     allowPositionals: true,
-    options: {
-      ports: { type: 'string', short: 'p', multiple: true },
-      timeout: { type: 'string' },
-      concurrency: { type: 'string' },
-      retries: { type: 'string' },
-      rate: { type: 'string' },
-      deadline: { type: 'string' },
-      exclude: { type: 'string', multiple: true },
-      engine: { type: 'string' },
-      threads: { type: 'string' },
-      format: { type: 'string' },
-      open: { type: 'boolean', default: false },
-      'allow-large': { type: 'boolean', default: false },
-      'allow-public': { type: 'boolean', default: false },
-      probe: { type: 'boolean', default: false },
-      ...PROBE_FLAGS,
-      help: { type: 'boolean', short: 'h', default: false },
-    },
+    options: { ...SCAN_FLAGS },
   });
   if (values.help) return 'help';
   const probeFlagged = ['service', 'grpc-service', 'probe-timeout', 'rpc-version'].find(

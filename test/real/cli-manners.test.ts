@@ -123,3 +123,33 @@ describe('output manners', () => {
     await expect(probe('127.0.0.34:0')).rejects.toMatchObject({ code: 'SB_INVALID_TARGET' });
   });
 });
+
+describe('shell completion', () => {
+  it('bash completes commands and each command’s own flags, run in a real bash', async () => {
+    const script = (await runCli(['completion', 'bash'])).stdout;
+    const complete = (words: string[]) =>
+      new Promise<string>((resolve) => {
+        const child = spawn('bash', [
+          '-c',
+          `${script}\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _scan_backends; echo "\${COMPREPLY[*]}"`,
+        ]);
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('close', () => resolve(out.trim()));
+      });
+    expect(await complete(['scan-backends', 're'])).toBe('resolve');
+    expect(await complete(['scan-backends', 'scan', '--tim'])).toBe('--timeout');
+    expect(await complete(['scan-backends', 'resolve', '--accept'])).toBe('--accept-silent');
+    expect(await complete(['scan-backends', 'completion', 'f'])).toBe('fish');
+  });
+
+  it('fish and zsh scripts name the same flags; an unknown shell is a usage error', async () => {
+    const fish = (await runCli(['completion', 'fish'])).stdout;
+    expect(fish).toContain("complete -c scan-backends -f -n '__fish_seen_subcommand_from probe' -l allow-public");
+    const zsh = (await runCli(['completion', 'zsh'])).stdout;
+    expect(zsh.split('\n')[0]).toBe('#compdef scan-backends');
+    const bad = await runCli(['completion', 'tcsh']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('completion: expected bash, zsh or fish, got "tcsh"');
+  });
+});
