@@ -182,6 +182,8 @@ export class ScanJob implements AsyncIterable<ScanResult> {
   readonly fallbackReason: string | undefined;
   /** How many host:port pairs the job holds, once its targets are resolved. */
   targetCount: number | undefined;
+  /** The most connects in flight at once, once the job has started. */
+  concurrency: number | undefined;
   readonly #scanner: Scanner;
   readonly #targets: string | readonly string[] | { endpoints: readonly Endpoint[] };
   readonly #options: ScanOptions;
@@ -209,6 +211,7 @@ export class ScanJob implements AsyncIterable<ScanResult> {
         : await expandTargets(targets, this.#options);
     this.targetCount = table.length;
     const options = engineOptions(this.#options, fdLimit(), table.length);
+    this.concurrency = options.concurrency;
     signal?.throwIfAborted();
 
     const probing = Boolean(this.#options.probe);

@@ -23,7 +23,9 @@ for (const file of files) {
       } else if (marks[0] === open.marks[0] && rest.trim() !== '') {
         // Text after a fence: it closes nothing, and the block runs on (a wider fence added
         // later only hides that).
-        console.error(`${file}:${i + 1}: "${marks}" with text after it does not close the block opened at line ${open.line}`);
+        console.error(
+          `${file}:${i + 1}: "${marks}" with text after it does not close the block opened at line ${open.line}`,
+        );
         failed = true;
       }
     });

@@ -178,7 +178,11 @@ export async function runScan(request: ScanRunRequest, signal: AbortSignal): Pro
   if (job.fallbackReason) process.stderr.write(`scan-backends: using the js engine: ${job.fallbackReason}\n`);
   const started = performance.now();
   const results: ScanResult[] = [];
-  const progress = startProgress(process.stderr, () => job.targetCount);
+  const progress = startProgress(process.stderr, {
+    total: () => job.targetCount,
+    window: () => job.concurrency,
+    retries: request.options.retries ?? 0,
+  });
   const report = (): ScanReport => ({
     schema: 1,
     engine: job.engine,
