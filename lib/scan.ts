@@ -19,10 +19,20 @@ import {
   type RawOutcome,
   type Scanner,
 } from './scanner/index.js';
-import { chainFor, checkProbeOption, splitChain, OLLAMA_PORT, type ProbeOption } from './probes/chain.js';
+import { chainFor, splitChain, OLLAMA_PORT, type ProbeOption } from './probes/chain.js';
 import type { GrpcDetails, Health, HttpFingerprint, ProbeName, RpcDetails, ServiceName } from './probes/types.js';
-import { parseVersion, verdictFromSteps, type VerdictContext } from './probes/verdict.js';
+import { verdictFromSteps, type VerdictContext } from './probes/verdict.js';
 import { createJsScanner } from './scanner/js.js';
+import {
+  BACKENDS,
+  checkChoiceOption,
+  checkScanOptions,
+  checkTargetListOption,
+  DEFAULT_PROBE_TIMEOUT_MS,
+  DEFAULT_TIMEOUT_MS,
+  ENGINES,
+  rpcVersionOption,
+} from './scanner/options.js';
 import { createNativeScanner } from './scanner/native.js';
 import { TargetTable } from './target-table.js';
 import type { Endpoint } from './target-table.js';
@@ -63,8 +73,7 @@ export interface ScanOptions extends TargetOptions {
   rpcVersion?: string;
 }
 
-export type PollerBackend = 'auto' | 'epoll' | 'kqueue' | 'poll';
-const BACKENDS: readonly PollerBackend[] = ['auto', 'epoll', 'kqueue', 'poll'];
+export type PollerBackend = (typeof BACKENDS)[number];
 
 export interface ScanResult {
   host: string;
@@ -104,62 +113,25 @@ export interface EngineSelection {
 
 const THREADS_FROM_TARGETS = 4096;
 
-function checkInteger(name: string, value: number | undefined, min: number, max: number): void {
-  if (value === undefined) return;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(`${name}: must be an integer ${min}..${max}, got ${value}`);
-  }
-}
-
-/** The explicit client version: the option, else $SCAN_BACKENDS_RPC_VERSION; checked. */
-export function rpcVersionOption(options: { rpcVersion?: unknown }): string | undefined {
-  const fromEnv = options.rpcVersion === undefined;
-  const value = fromEnv ? process.env.SCAN_BACKENDS_RPC_VERSION || undefined : options.rpcVersion;
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || !parseVersion(value)) {
-    const name = fromEnv ? '$SCAN_BACKENDS_RPC_VERSION' : 'rpcVersion';
-    throw new InvalidOptionError(`${name}: must be "major.minor.patch", got ${String(value)}`);
-  }
-  return value;
-}
-
+/** The engine's options with every default filled in (the options were checked at creation). */
 function engineOptions(options: ScanOptions, fdLimit: number | null, targets: number): EngineOptions {
-  checkInteger('timeoutMs', options.timeoutMs, 1, 3_600_000);
-  checkInteger('concurrency', options.concurrency, 1, 1_000_000);
-  checkInteger('retries', options.retries, 0, 10);
-  checkInteger('threads', options.threads, 1, 64);
-  checkInteger('deadlineMs', options.deadlineMs, 1, 86_400_000);
-  checkInteger('probeTimeoutMs', options.probeTimeoutMs, 1, 600_000);
-  checkProbeOption(options.probe);
-  rpcVersionOption(options);
-  if (options.grpcService !== undefined && Buffer.byteLength(options.grpcService) > 1024) {
-    throw new InvalidOptionError('grpcService: at most 1024 bytes');
-  }
-  if (options.rate !== undefined && !(Number.isFinite(options.rate) && options.rate >= 0)) {
-    throw new InvalidOptionError(`rate: must be a number >= 0 (0: unlimited), got ${options.rate}`);
-  }
   return {
-    timeoutMs: options.timeoutMs ?? 1000,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     concurrency: options.concurrency ?? defaultConcurrency(fdLimit),
     retries: options.retries ?? 0,
     rate: options.rate ?? 0,
     threads: options.threads ?? (targets >= THREADS_FROM_TARGETS ? availableParallelism() : 1),
-    probeTimeoutMs: options.probeTimeoutMs ?? 2000,
+    probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
     grpcService: options.grpcService ?? '',
   };
 }
 
 /** Picks the engine: the addon when it loads, else (for 'auto') the JS twin, saying why. */
 export function selectEngine(choice: EngineChoice | undefined, backend: PollerBackend = 'auto'): EngineSelection {
-  if (!BACKENDS.includes(backend)) {
-    throw new InvalidOptionError(`backend: must be ${BACKENDS.join(', ')}, got ${String(backend)}`);
-  }
+  checkChoiceOption('backend', backend, BACKENDS);
   const fromEnv = choice === undefined && Boolean(process.env.SCAN_BACKENDS_ENGINE);
   const wanted = choice ?? ((process.env.SCAN_BACKENDS_ENGINE || undefined) as EngineChoice | undefined) ?? 'auto';
-  if (wanted !== 'auto' && wanted !== 'native' && wanted !== 'js') {
-    const name = fromEnv ? '$SCAN_BACKENDS_ENGINE' : 'engine';
-    throw new InvalidOptionError(`${name}: must be auto, native or js, got ${String(wanted)}`);
-  }
+  checkChoiceOption(fromEnv ? '$SCAN_BACKENDS_ENGINE' : 'engine', wanted, ENGINES);
   if (wanted === 'js') return { scanner: createJsScanner() };
   const load = loadBinding();
   if (load.binding) return { scanner: createNativeScanner(load.binding, backend) };
@@ -191,6 +163,11 @@ export class ScanJob implements AsyncIterable<ScanResult> {
 
   /** Targets in the target grammar, or endpoints already resolved (the resolver's candidates). */
   constructor(targets: string | readonly string[] | { endpoints: readonly Endpoint[] }, options: ScanOptions = {}) {
+    // Every option is checked here, before a name is resolved or a socket opened.
+    checkScanOptions(options);
+    if (!(typeof targets === 'object' && targets !== null && 'endpoints' in targets)) {
+      checkTargetListOption('targets', targets);
+    }
     const selection = selectEngine(options.engine, options.backend);
     this.#scanner = selection.scanner;
     this.engine = selection.scanner.name;
@@ -390,7 +367,7 @@ export async function probe(target: string, port?: number, options: ProbeOptions
   const report = await scanAll(host, { ...rest, ports: [port], probe: chain });
   const result = report.results[0] as ScanResult;
   if (result.state !== 'open') {
-    const timeoutMs = rest.timeoutMs ?? 1000;
+    const timeoutMs = rest.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const why: Record<string, string> = {
       closed: 'connection refused',
       filtered: `no answer to the connect within ${timeoutMs} ms`,

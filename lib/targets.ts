@@ -14,8 +14,9 @@ import {
   type Address,
   type AddressFamily,
 } from './addresses.js';
-import { InvalidOptionError, InvalidTargetError } from './errors.js';
+import { InvalidTargetError } from './errors.js';
 import { GGML_RPC_PORT } from './probes/chain.js';
+import { checkTargetListOption, checkTargetOptions } from './scanner/options.js';
 import { TargetTableBuilder, type Endpoint, type TargetTable } from './target-table.js';
 
 export type { Endpoint } from './target-table.js';
@@ -344,12 +345,9 @@ export async function expandTargets(
   targets: string | readonly string[],
   options: TargetOptions = {},
 ): Promise<TargetTable> {
-  for (const name of ['allowLarge', 'allowPublic'] as const) {
-    // A safety switch is off unless it is really `true`: the string 'false' must not open it.
-    if (options[name] !== undefined && typeof options[name] !== 'boolean') {
-      throw new InvalidOptionError(`${name}: must be true or false, got ${typeof options[name]}`);
-    }
-  }
+  // Types first (a safety switch opens only for a real `true`), then the grammar.
+  checkTargetOptions(options);
+  checkTargetListOption('targets', targets);
   const lookup = options.lookup ?? systemLookup;
   const ports = parsePorts(options.ports);
   const pause = yielder(options.signal);

@@ -6,14 +6,7 @@ import { probe, selectEngine, type ScanReport, type ScanResult } from '../scan.j
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseFlags } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable } from './output.js';
-import {
-  MAX_TIMEOUT_MS,
-  parseEngine,
-  parseFormat,
-  parseInteger,
-  parseProbeFlags,
-  PROBE_FLAGS,
-} from './scan-command.js';
+import { parseEngine, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './scan-command.js';
 
 export const PROBE_USAGE = `Usage: scan-backends probe HOST[:PORT]... [options]
 
@@ -79,7 +72,7 @@ export async function runProbeCommand(argv: string[], signal: AbortSignal): Prom
   const selection = selectEngine(engine);
   if (selection.fallbackReason)
     process.stderr.write(`scan-backends: using the js engine: ${selection.fallbackReason}\n`);
-  const timeoutMs = parseInteger('--timeout', values.timeout, 1, MAX_TIMEOUT_MS);
+  const timeoutMs = parseInteger('--timeout', values.timeout, 'timeoutMs');
   const started = performance.now();
   let results: ScanResult[];
   try {

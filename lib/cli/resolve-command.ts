@@ -8,7 +8,7 @@ import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '..
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseFlags } from './flags.js';
 import { alignTable, formatRtt } from './output.js';
-import { MAX_PROBE_TIMEOUT_MS, MAX_TIMEOUT_MS, parseEngine, parseFormat, parseInteger } from './scan-command.js';
+import { parseEngine, parseFormat, parseInteger } from './scan-command.js';
 
 export const RESOLVE_USAGE = `Usage: scan-backends resolve [options]
 
@@ -132,7 +132,7 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
       throw new UsageError(`--sources: expected a list of ${SOURCE_NAMES.join(', ')}; got "${values.sources}"`);
     }
   }
-  const ttl = parseInteger('--redis-ttl', values['redis-ttl'], 1, 31_536_000);
+  const ttl = parseInteger('--redis-ttl', values['redis-ttl'], 'redisTtlSeconds');
   if (values.redis !== undefined && !/^rediss?:\/\/[^\s]+$/.test(values.redis)) {
     throw new UsageError(`--redis: expected redis://host:port, got "${values.redis}"`);
   }
@@ -151,8 +151,8 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
     allowPublic: values['allow-public'],
     acceptSilent: values['accept-silent'],
     trustAllUsers: values['trust-all-users'],
-    timeoutMs: parseInteger('--timeout', values.timeout, 1, MAX_TIMEOUT_MS),
-    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout'], 1, MAX_PROBE_TIMEOUT_MS),
+    timeoutMs: parseInteger('--timeout', values.timeout, 'timeoutMs'),
+    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout'], 'probeTimeoutMs'),
     rpcVersion: values['rpc-version'],
     engine: parseEngine(values.engine),
     signal,

@@ -5,6 +5,7 @@ import type { EngineChoice } from '../scanner/index.js';
 import { PROBE_NAMES, type ProbeName } from '../probes/types.js';
 import { parseVersion } from '../probes/verdict.js';
 import { localSubnetTargets } from '../targets.js';
+import { checkIntegerOption, type IntegerOption } from '../scanner/options.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseFlags } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';
@@ -41,19 +42,15 @@ Exit: 0 at least one open, 1 none open, 2 usage error, 3 environment error, 130 
 `;
 
 /** A whole-number flag, checked against its range where it enters: the message names the flag. */
-export const MAX_TIMEOUT_MS = 3_600_000;
-export const MAX_PROBE_TIMEOUT_MS = 600_000;
-
-export function parseInteger(
-  flag: string,
-  text: string | undefined,
-  min = 0,
-  max = Number.MAX_SAFE_INTEGER,
-): number | undefined {
+/**
+ * A whole-number flag: digits, then the option's own range check (scanner/options.ts), with
+ * the flag as the name in the message.
+ */
+export function parseInteger(flag: string, text: string | undefined, option: IntegerOption): number | undefined {
   if (text === undefined) return undefined;
   if (!/^-?[0-9]+$/.test(text)) throw new UsageError(`${flag}: expected a whole number, got "${text}"`);
   const value = Number(text);
-  if (value < min || value > max) throw new UsageError(`${flag}: must be ${min}..${max}, got ${text}`);
+  checkIntegerOption(option, value, flag);
   return value;
 }
 
@@ -96,7 +93,7 @@ export function parseProbeFlags(values: {
   return {
     probe: names ? (names as ProbeName[]) : 'auto',
     grpcService: values['grpc-service'],
-    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout'], 1, MAX_PROBE_TIMEOUT_MS),
+    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout'], 'probeTimeoutMs'),
     rpcVersion,
   };
 }
@@ -145,12 +142,12 @@ export function parseScanArgs(argv: string[]): ScanRunRequest | 'help' {
   }
   const options: ScanOptions = {
     ports: values.ports?.join(','),
-    timeoutMs: parseInteger('--timeout', values.timeout, 1, MAX_TIMEOUT_MS),
-    concurrency: parseInteger('--concurrency', values.concurrency, 1, 1_000_000),
-    retries: parseInteger('--retries', values.retries, 0, 10),
+    timeoutMs: parseInteger('--timeout', values.timeout, 'timeoutMs'),
+    concurrency: parseInteger('--concurrency', values.concurrency, 'concurrency'),
+    retries: parseInteger('--retries', values.retries, 'retries'),
     rate: rate === undefined ? undefined : Number(rate),
-    deadlineMs: parseInteger('--deadline', values.deadline, 1, 86_400_000),
-    threads: parseInteger('--threads', values.threads, 1, 64),
+    deadlineMs: parseInteger('--deadline', values.deadline, 'deadlineMs'),
+    threads: parseInteger('--threads', values.threads, 'threads'),
     exclude: values.exclude,
     engine: parseEngine(values.engine),
     allowLarge: values['allow-large'],

@@ -6,7 +6,16 @@ import { formatHostPort } from '../host-port.js';
 import type { EngineChoice } from '../scanner/index.js';
 import { systemLookup, type LookupFn } from '../targets.js';
 import { parseVersion } from '../probes/verdict.js';
-import { rpcVersionOption } from '../scan.js';
+import {
+  checkBooleanOption,
+  checkChoiceOption,
+  checkIntegerOption,
+  checkSignalOption,
+  checkStringOption,
+  checkTargetListOption,
+  ENGINES,
+  rpcVersionOption,
+} from '../scanner/options.js';
 import { configCandidates, configSearchPath } from './config-file.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates, type ProcessFindings } from './process.js';
@@ -65,23 +74,14 @@ export interface ResolveOptions {
   lookup?: LookupFn;
 }
 
-function checkFlag(name: string, value: unknown): boolean {
-  if (value === undefined) return false;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(`${name}: must be true or false, got ${typeof value}`);
-  return value;
-}
-
+/** The resolver's own options, through the same checks as a scan's; the scan options reach the scan. */
 function checkResolveOptions(options: ResolveOptions): void {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options: must be an object');
   const sources = options.sources ?? SOURCE_NAMES;
   if (!Array.isArray(sources) || sources.length === 0) {
     throw new InvalidOptionError(`sources: must be a non-empty list of ${SOURCE_NAMES.join(', ')}`);
   }
-  for (const s of sources) {
-    if (!SOURCE_NAMES.includes(s as SourceName)) {
-      throw new InvalidOptionError(`sources: unknown source "${String(s)}"; known: ${SOURCE_NAMES.join(', ')}`);
-    }
-  }
+  for (const s of sources) checkChoiceOption('sources', s, SOURCE_NAMES);
   for (const name of [
     'merge',
     'verify',
@@ -91,26 +91,15 @@ function checkResolveOptions(options: ResolveOptions): void {
     'acceptSilent',
     'trustAllUsers',
   ] as const) {
-    checkFlag(name, options[name]);
+    checkBooleanOption(name, options[name]);
   }
-  for (const [name, max] of [
-    ['timeoutMs', 3_600_000],
-    ['probeTimeoutMs', 600_000],
-  ] as const) {
-    const value = options[name];
-    if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > max)) {
-      throw new InvalidOptionError(`${name}: must be an integer 1..${max}, got ${String(value)}`);
-    }
-  }
-  const ttl = options.redisTtlSeconds;
-  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1 || ttl > 31_536_000)) {
-    throw new InvalidOptionError(`redisTtlSeconds: must be an integer 1..31536000, got ${String(ttl)}`);
-  }
-  for (const name of ['configPath', 'redisUrl', 'redisPrefix'] as const) {
-    if (options[name] !== undefined && typeof options[name] !== 'string') {
-      throw new InvalidOptionError(`${name}: must be a string`);
-    }
-  }
+  for (const name of ['timeoutMs', 'probeTimeoutMs', 'redisTtlSeconds'] as const)
+    checkIntegerOption(name, options[name]);
+  for (const name of ['configPath', 'redisUrl', 'redisPrefix', 'rpcVersion'] as const)
+    checkStringOption(name, options[name]);
+  checkChoiceOption('engine', options.engine, ENGINES);
+  checkSignalOption(options.signal);
+  checkTargetListOption('subnet', options.subnet);
   if (options.redisUrl !== undefined && !/^rediss?:\/\//.test(options.redisUrl)) {
     throw new InvalidOptionError(
       `redisUrl: must be redis://host:port or rediss://…, got "${redactUrl(options.redisUrl)}"`,

@@ -8,6 +8,7 @@ import { parseAddress, type Address } from '../addresses.js';
 import { formatHostPort } from '../host-port.js';
 import { silentReason } from '../probes/verdict.js';
 import { ScanJob, type ScanOptions, type ScanResult } from '../scan.js';
+import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../scanner/options.js';
 import type { Endpoint } from '../target-table.js';
 import { isNonPublicRange, LARGE_JOB_PAIRS, type LookupFn } from '../targets.js';
 import { heldKey, heldServers } from './held.js';
@@ -119,7 +120,7 @@ export function judge(
   ctx: Pick<VerifyContext, 'timeoutMs' | 'probeTimeoutMs' | 'acceptSilent'>,
   vouched?: Vouch,
 ): Judged {
-  const timeoutMs = ctx.timeoutMs ?? 1000;
+  const timeoutMs = ctx.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const base = { host: result.host, port: result.port, verified: true, rttMs: result.rttMs };
   const busy = (what: string, vouch: Vouch): Judged => ({
     backend: {
@@ -139,7 +140,7 @@ export function judge(
   if (result.state !== 'open') return { reason: `${result.state} (${result.error ?? 'unknown error'})` };
   if (result.service === 'ggml-rpc' && result.guess) {
     if (vouched) return busy('it holds HELLO unanswered, as a ggml-rpc server serving another client does', vouched);
-    const why = `${silentReason(ctx.probeTimeoutMs ?? 2000)}; no running coordinator names it and the registry has no recent HELLO from it`;
+    const why = `${silentReason(ctx.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS)}; no running coordinator names it and the registry has no recent HELLO from it`;
     if (!ctx.acceptSilent) return { reason: `${why} (--accept-silent keeps it, unverified)` };
     return { backend: { ...base, verified: false, service: 'ggml-rpc', health: 'busy', guess: true, reason: why } };
   }

@@ -64,8 +64,8 @@ describe('flag errors are ours, and point at the command help', () => {
   it.each([
     [['scan', '127.0.0.1', '--timout', '500'], 'unknown option --timout (did you mean --timeout?)'],
     [['scan', '127.0.0.1', '--port', '1'], 'unknown option --port (did you mean --ports?)'],
-    [['scan', '127.0.0.1', '--timeout', '-5'], '--timeout: must be 1..3600000, got -5'],
-    [['scan', '127.0.0.1', '--timeout', '0'], '--timeout: must be 1..3600000, got 0'],
+    [['scan', '127.0.0.1', '--timeout', '-5'], '--timeout: must be an integer 1..3600000, got -5'],
+    [['scan', '127.0.0.1', '--timeout', '0'], '--timeout: must be an integer 1..3600000, got 0'],
     [['scan', '127.0.0.1', '--timeout'], '--timeout needs a value'],
     [['scan', '-5'], '-5: not an option, and a target cannot start with "-"'],
     [['scan', '127.0.0.1', '-p', '-5'], '-5: port must be 1..65535'],
@@ -84,7 +84,7 @@ describe('flag errors are ours, and point at the command help', () => {
   it('an environment variable is named as such', async () => {
     const run = await runCli(['scan', '127.0.0.1', '-p', '1'], { env: { SCAN_BACKENDS_ENGINE: 'rust' } });
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain('$SCAN_BACKENDS_ENGINE: must be auto, native or js, got rust');
+    expect(run.stderr).toContain('$SCAN_BACKENDS_ENGINE: must be auto, native or js, got "rust"');
   });
 });
 

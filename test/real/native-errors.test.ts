@@ -26,7 +26,7 @@ describe('native engine start-up errors', () => {
     // @ts-expect-error: checking the run-time guard for JS callers
     await expect(scanAll('127.0.0.1', { backend: 'select' })).rejects.toMatchObject({
       code: 'SB_INVALID_OPTION',
-      message: 'backend: must be auto, epoll, kqueue, poll, got select',
+      message: 'backend: must be auto, epoll, kqueue or poll, got "select"',
     });
   });
 });

@@ -127,10 +127,10 @@ describe('the config file as hostile data', () => {
 
 describe('options are checked where they enter', () => {
   it.each([
-    [['resolve', '--timeout', '0'], '--timeout: must be 1..3600000, got 0'],
-    [['resolve', '--probe-timeout', '0'], '--probe-timeout: must be 1..600000, got 0'],
-    [['resolve', '--timeout', '99999999999'], '--timeout: must be 1..3600000'],
-    [['resolve', '--redis-ttl', '0'], '--redis-ttl: must be 1..31536000, got 0'],
+    [['resolve', '--timeout', '0'], '--timeout: must be an integer 1..3600000, got 0'],
+    [['resolve', '--probe-timeout', '0'], '--probe-timeout: must be an integer 1..600000, got 0'],
+    [['resolve', '--timeout', '99999999999'], '--timeout: must be an integer 1..3600000, got 99999999999'],
+    [['resolve', '--redis-ttl', '0'], '--redis-ttl: must be an integer 1..31536000, got 0'],
     [['resolve', '--redis', 'foo'], '--redis: expected redis://host:port, got "foo"'],
     [['scan', '127.0.0.1', '--rate', ''], '--rate: expected a number >= 0, got ""'],
   ])('%j is a usage error naming the flag', async (args, message) => {
@@ -142,7 +142,7 @@ describe('options are checked where they enter', () => {
   it('a safety switch opens only for a real true, and a TTL must be positive', async () => {
     await expect(scanAll('127.0.0.1', { allowPublic: 'false' as unknown as boolean })).rejects.toMatchObject({
       code: 'SB_INVALID_OPTION',
-      message: 'allowPublic: must be true or false, got string',
+      message: 'allowPublic: must be true or false, got "false"',
     });
     await expect(resolveBackends({ sources: ['config'], redisTtlSeconds: 0 })).rejects.toMatchObject({
       code: 'SB_INVALID_OPTION',

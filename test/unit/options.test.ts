@@ -1,0 +1,66 @@
+// One option normaliser: every option of a scan is checked when the scan is created, before
+// a name is resolved, and a wrong type from plain JavaScript is an InvalidOptionError that
+// names the option, never a TypeError from deep inside.
+import { describe, expect, it } from 'vitest';
+
+import { InvalidOptionError } from '../../lib/errors.js';
+import { resolveBackends } from '../../lib/resolver/index.js';
+import { scan, scanAll } from '../../lib/scan.js';
+import { resolveTargets } from '../../lib/targets.js';
+
+const cases: [string, Record<string, unknown>, string][] = [
+  ['a Symbol timeout', { timeoutMs: Symbol('x') }, 'timeoutMs: must be an integer 1..3600000, got a symbol'],
+  ['a null concurrency', { concurrency: null }, 'concurrency: must be an integer 1..1000000, got null'],
+  ['an object for retries', { retries: {} }, 'retries: must be an integer 0..10, got an object'],
+  ['a string rate', { rate: '5' }, 'rate: must be a number >= 0 (0: unlimited), got "5"'],
+  ['a signal that is no AbortSignal', { signal: { aborted: false } }, 'signal: must be an AbortSignal, got an object'],
+  ['an exclude that is no list', { exclude: 42 }, 'exclude: must be a string or a list of strings, got 42'],
+  ['ports of the wrong kind', { ports: { p: 1 } }, 'ports: must be a number, a list of numbers'],
+  [
+    'the string "false" as a safety switch',
+    { allowPublic: 'false' },
+    'allowPublic: must be true or false, got "false"',
+  ],
+  ['an unknown engine', { engine: 'rust' }, 'engine: must be auto, native or js, got "rust"'],
+  ['a grpcService that is no string', { grpcService: 5 }, 'grpcService: must be a string, got 5'],
+  ['an rpcVersion that is no version', { rpcVersion: '5' }, 'rpcVersion: must be "major.minor.patch", got "5"'],
+];
+
+describe('scan options are checked once, first', () => {
+  it.each(cases)('%s is an InvalidOptionError naming the option, before any lookup', (_, options, message) => {
+    let lookups = 0;
+    const lookup = async () => {
+      lookups++;
+      return [];
+    };
+    let error: unknown;
+    try {
+      scan('backend.invalid', { ...options, lookup } as never);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InvalidOptionError);
+    expect((error as Error).message).toContain(message);
+    expect(lookups).toBe(0);
+  });
+
+  it('scanAll, resolveTargets and resolveBackends reject the same way', async () => {
+    await expect(scanAll('127.0.0.1', { timeoutMs: 0 })).rejects.toMatchObject({
+      code: 'SB_INVALID_OPTION',
+      message: 'timeoutMs: must be an integer 1..3600000, got 0',
+    });
+    await expect(resolveTargets('127.0.0.1', { exclude: Symbol('x') as never })).rejects.toMatchObject({
+      code: 'SB_INVALID_OPTION',
+    });
+    await expect(resolveBackends({ sources: ['config'], probeTimeoutMs: 0 })).rejects.toMatchObject({
+      message: 'probeTimeoutMs: must be an integer 1..600000, got 0',
+    });
+    await expect(resolveBackends({ sources: ['config'], signal: 'stop' as never })).rejects.toMatchObject({
+      message: 'signal: must be an AbortSignal, got "stop"',
+    });
+  });
+
+  it('targets that are neither a string nor a list of strings are named', () => {
+    expect(() => scan(5 as never)).toThrow('targets: must be a string or a list of strings, got 5');
+  });
+});
