@@ -1,7 +1,6 @@
 // The target grammar: addresses, hostnames, CIDR blocks, ranges and lists, expanded into the
 // host:port pairs a scan connects to, with the guards that keep a typo from scanning the
 // Internet or a /8.
-import { lookup as dnsLookup } from 'node:dns/promises';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
@@ -183,7 +182,9 @@ function addressError(text: string): string {
 
 /** The system resolver, every address kept in the order it gives them. */
 export const systemLookup: LookupFn = async (hostname) => {
-  const answers = await dnsLookup(hostname, { all: true, verbatim: true });
+  // node:dns loads only when a name is looked up: a scan of addresses never needs it.
+  const { lookup } = await import('node:dns/promises');
+  const answers = await lookup(hostname, { all: true, verbatim: true });
   return answers.flatMap((a) => parseAddress(a.address) ?? []);
 };
 
