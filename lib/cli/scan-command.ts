@@ -21,7 +21,7 @@ Options:
       --timeout MS       connect timeout per attempt (default 1000)
       --concurrency N    sockets in flight (default: what the fd limit allows, max 16384)
       --retries N        extra attempts for silent (filtered) targets (default 0)
-      --rate N           new connects per second (default unlimited)
+      --rate N           new connects per second (default, and 0: unlimited)
       --deadline MS      stop the whole scan after MS
       --exclude T        leave these targets out (repeatable)
       --engine E         auto | native | js (default auto; env SCAN_BACKENDS_ENGINE)
