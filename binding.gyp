@@ -9,6 +9,8 @@
         "native/core/probe.cc",
         "native/core/probe_ggml_rpc.cc",
         "native/core/probe_grpc_health.cc",
+        "native/core/probe_run.cc",
+        "native/core/socket_ops.cc",
         "native/core/endpoint.cc",
         "native/core/poller.cc",
         "native/core/poller_poll.cc",

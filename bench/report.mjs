@@ -157,6 +157,12 @@ export function markdown(run) {
   lines.push('| goal | scenario | met | figures |', '|---|---|---|---|');
   for (const g of goals(run.scenarios, run.timeoutMs))
     lines.push(`| ${g.goal} | ${g.scenario} | ${g.met ? 'met' : '**not met**'} | ${g.figures} |`);
+  const st = run.startup;
+  if (st) {
+    lines.push(
+      `| start-up of a one-port scan <= ${st.goalMs} ms over \`node -e 0\` | start-up | ${st.overMs <= st.goalMs ? 'met' : '**not met**'} | ${fmtMs(st.oursMs)} vs ${fmtMs(st.bareMs)}: +${fmtMs(st.overMs)} (${st.runs} runs, medians) |`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -231,6 +237,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     .sort();
   const parts = files.map((f) => JSON.parse(readFileSync(join(RESULTS, f), 'utf8')));
   if (parts.length === 0) throw new Error(`no results for ${date}`);
-  const { machine, reps, timeoutMs } = parts[0];
-  await writeResults({ date, machine, reps, timeoutMs, scenarios: parts.map((p) => p.scenario) });
+  const { machine, reps, timeoutMs, startup } = parts[0];
+  await writeResults({ date, machine, reps, timeoutMs, startup, scenarios: parts.map((p) => p.scenario) });
 }

@@ -12,6 +12,8 @@
 #include <system_error>
 
 #include "clock.hh"
+#include "probe_run.hh"
+#include "socket_ops.hh"
 #include "unique_fd.hh"
 #include "waker.hh"
 
@@ -32,43 +34,6 @@ constexpr Nanos kEmfileBackoff = 5 * kNanosPerMs;
 constexpr Nanos kMaxQuietNs = 500 * kNanosPerMs;
 
 bool is_fd_exhaustion(int err) { return err == EMFILE || err == ENFILE; }
-
-// Non-blocking, close-on-exec TCP socket. Returns -errno on failure.
-int open_socket(int family) {
-#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
-  const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  return fd >= 0 ? fd : -errno;
-#else
-  // macOS has no SOCK_NONBLOCK; another thread could fork between socket() and FD_CLOEXEC,
-  // which only leaks a connecting socket into a child that is about to exec.
-  UniqueFd fd(::socket(family, SOCK_STREAM, 0));
-  if (!fd) return -errno;
-  if (fcntl(fd.get(), F_SETFD, FD_CLOEXEC) != 0 ||
-      fcntl(fd.get(), F_SETFL, fcntl(fd.get(), F_GETFL) | O_NONBLOCK) != 0)
-    return -errno;
-#if defined(SO_NOSIGPIPE)
-  const int on = 1;
-  setsockopt(fd.get(), SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
-#endif
-  return fd.release();
-#endif
-}
-
-#if defined(MSG_NOSIGNAL)
-constexpr int kSendFlags = MSG_NOSIGNAL;
-#else
-constexpr int kSendFlags = 0;  // macOS: SO_NOSIGPIPE is set on the socket instead
-#endif
-
-// Closes a socket with RST instead of FIN: the scanner keeps no TIME_WAIT entry, so repeated
-// scans of a large range do not run out of ephemeral ports, and a server with a request of
-// ours still queued drops it instead of answering a closed peer.
-void abortive_close(UniqueFd& fd) {
-  if (!fd) return;
-  const linger lg{1, 0};
-  setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-  fd.reset();
-}
 
 }  // namespace
 
@@ -132,12 +97,15 @@ class ScanWorker {
       flush();
     }
     // Aborted or done: anything still open had a request or a SYN outstanding.
-    for (Slot& slot : slots_) abortive_close(slot.fd);
+    for (Slot& slot : slots_) {
+      abortive_close(slot.fd);
+      slot.probe.reset();  // closes its connection with RST
+    }
     flush();
   }
 
  private:
-  enum class Phase { kConnecting, kProbeConnecting, kProbing };
+  enum class Phase { kConnecting, kProbing };
 
   struct Pending {
     uint32_t target;
@@ -184,6 +152,29 @@ class ScanWorker {
     uint64_t end_ = 0;
     std::deque<Pending> retries_;
   };
+  // What a slot's probe run asks of this thread: its poller, its timer queues, new
+  // connections to the slot's target.
+  class SlotIo final : public ProbeIo {
+   public:
+    SlotIo(ScanWorker* worker, uint32_t index) : worker_(worker), index_(index) {}
+    int watch(int fd, Interest interest) override {
+      return worker_->poller_->add(fd, index_, interest);
+    }
+    void rewatch(int fd, Interest interest) override {
+      worker_->poller_->modify(fd, index_, interest);
+    }
+    void unwatch(int fd) override { worker_->poller_->remove(fd); }
+    int connect(bool* in_progress) override {
+      return start_connect(worker_->endpoint(worker_->slots_[index_].target), in_progress);
+    }
+    void wake_for_deadline(Nanos at) override { worker_->arm(worker_->probe_timers_, at, index_); }
+    void wake_for_quiet(Nanos at) override { worker_->arm(worker_->quiet_timers_, at, index_); }
+
+   private:
+    ScanWorker* worker_;
+    uint32_t index_;
+  };
+
   struct Slot {
     UniqueFd fd;
     uint32_t target = 0;
@@ -192,17 +183,11 @@ class ScanWorker {
     Nanos started = 0;
     bool busy = false;
     Phase phase = Phase::kConnecting;
-    Interest interest;  // what the poller watches for: changed only when it differs
-    // Probing only.
-    ConnectResult connect;  // held back until the probes end
-    std::vector<ProbeKind> plan;
-    size_t plan_step = 0;
-    std::unique_ptr<ProbeSession> session;
-    std::string out;  // bytes the session asked to send, not yet written
-    Nanos step_started = 0;
-    size_t step_read = 0;     // bytes the peer sent during this step: bounded by kProbeReadBudget
-    uint32_t connection = 0;  // counts the step's connections, for the quiet timer
-    ProbeReport report;
+    Interest interest;  // what the poller watches for while connecting
+    // Probing only: the connect result is held back until the probes end.
+    ConnectResult connect;
+    std::unique_ptr<SlotIo> io;  // outlives `probe`, which calls it
+    std::unique_ptr<ProbeRun> probe;
   };
   struct Timer {
     Nanos deadline;
@@ -240,26 +225,6 @@ class ScanWorker {
       ++launched;
       now = now_ns();
     }
-  }
-
-  // Opens a non-blocking socket and starts connecting. Returns the fd (>= 0) with *in_progress
-  // telling whether the connect is still under way, or -errno.
-  static int start_connect(const Endpoint& ep, bool* in_progress) {
-    const int fd = open_socket(ep.family());
-    if (fd < 0) return fd;
-    // EINTR from a non-blocking connect means the attempt goes on asynchronously (POSIX);
-    // calling connect() again would only report EALREADY.
-    if (::connect(fd, &ep.addr.any, ep.addr_len()) == 0) {
-      *in_progress = false;
-      return fd;
-    }
-    if (errno == EINPROGRESS || errno == EINTR) {
-      *in_progress = true;
-      return fd;
-    }
-    const int err = errno;
-    ::close(fd);
-    return -err;
   }
 
   // Returns false when out of descriptors: the target went back to the queue.
@@ -330,10 +295,9 @@ class ScanWorker {
     Slot& slot = slots_[index];
     if (slot.fd) poller_->remove(slot.fd.get());
     slot.busy = false;
-    ++slot.generation;  // turns any timer still queued for this slot into a no-op
-    slot.session.reset();
-    slot.plan.clear();
-    slot.out.clear();
+    ++slot.generation;   // turns any timer still queued for this slot into a no-op
+    slot.probe.reset();  // a run given up closes its own connection with RST
+    slot.io.reset();
     --inflight_;
     free_slots_.push_back(index);
     return std::move(slot.fd);
@@ -344,22 +308,13 @@ class ScanWorker {
     if (index >= slots_.size() || !slots_[index].busy) return;
     Slot& slot = slots_[index];
     if (slot.phase == Phase::kProbing) {
-      if (event.writable && !write_pending(index)) return;
-      if (event.readable || event.error) read_available(index);
+      slot.probe->on_event(event, now_ns());
+      if (slot.probe->done()) finish_probe(index);
       return;
     }
     int err = event.socket_error;
     socklen_t len = sizeof(err);
     if (err == 0 && getsockopt(slot.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-    if (slot.phase == Phase::kProbeConnecting) {
-      if (err != 0) {
-        end_step(index, ProbeOutcome::kConnectFailed,
-                 std::string("a new connection for the probe failed: ") + std::strerror(err));
-      } else {
-        begin_session_io(index);
-      }
-      return;
-    }
     if (err != 0) {
       report(slot.target, err, slot.started, now_ns());
       release_slot(index);
@@ -374,197 +329,45 @@ class ScanWorker {
     const Endpoint ep = endpoint(slot.target);
     const ConnectResult connected{slot.target, 0,
                                   static_cast<double>(now - slot.started) / kNanosPerMs};
-    slot.plan = plan_kinds(ep.plan);
-    if (slot.plan.empty()) {
+    std::vector<ProbeKind> plan = plan_kinds(ep.plan);
+    if (plan.empty()) {
       out_.push_back(connected);
       UniqueFd fd = release_slot(index);
       abortive_close(fd);
       return;
     }
+    // The connection passes to the slot's probe run, still watched with the slot's token.
     slot.connect = connected;
-    slot.report = ProbeReport{slot.target, {}};
-    slot.plan_step = 0;
-    begin_step(index, now, /*reuse_connection=*/true);
-  }
-
-  // Starts probe `plan_step` on the connection the scan made, or on a new one.
-  void begin_step(uint32_t index, Nanos now, bool reuse_connection) {
-    Slot& slot = slots_[index];
-    ProbeConfig config{grpc_service_, authority(endpoint(slot.target))};
-    slot.session = make_probe_session(slot.plan[slot.plan_step], config);
-    slot.step_started = now;
-    slot.step_read = 0;
-    ++slot.generation;  // the connect deadline no longer applies
-    probe_timers_.push_back(Timer{now + probe_timeout_ns_, index, slot.generation});
-    if (reuse_connection) {
-      begin_session_io(index);
-    } else {
-      reconnect(index);
-    }
-  }
-
-  void begin_session_io(uint32_t index) {
-    Slot& slot = slots_[index];
     slot.phase = Phase::kProbing;
-    slot.out.clear();
-    ++slot.connection;
-    quiet_timers_.push_back(Timer{now_ns() + quiet_ns_, index, slot.connection});
-    slot.session->on_connected(&slot.out);
-    write_pending(index);
+    ++slot.generation;  // the connect deadline no longer applies
+    slot.io = std::make_unique<SlotIo>(this, index);
+    slot.probe =
+        std::make_unique<ProbeRun>(std::move(plan), ProbeConfig{grpc_service_, authority(ep)},
+                                   ProbeLimits{probe_timeout_ns_, quiet_ns_}, slot.io.get());
+    slot.probe->start(std::move(slot.fd), slot.interest, now);
+    if (slot.probe->done()) finish_probe(index);
   }
 
-  // Replaces the slot's socket with a new connection to the same target.
-  void reconnect(uint32_t index) {
+  // A probe run ended: report the connect result with its probe steps, and free the slot.
+  void finish_probe(uint32_t index) {
     Slot& slot = slots_[index];
-    if (slot.fd) {
-      poller_->remove(slot.fd.get());
-      slot.fd.reset();
-    }
-    bool in_progress = false;
-    const int fd = start_connect(endpoint(slot.target), &in_progress);
-    if (fd < 0) {
-      end_step(index, ProbeOutcome::kConnectFailed,
-               std::string("a new connection for the probe failed: ") + std::strerror(-fd));
-      return;
-    }
-    slot.fd.reset(fd);
-    slot.phase = Phase::kProbeConnecting;
-    slot.interest = Interest{!in_progress, in_progress};
-    if (!in_progress) {
-      if (poller_->add(fd, index, slot.interest) != 0) {
-        end_step(index, ProbeOutcome::kConnectFailed, "the poller refused the new connection");
-        return;
-      }
-      begin_session_io(index);
-      return;
-    }
-    if (poller_->add(fd, index, slot.interest) != 0)
-      end_step(index, ProbeOutcome::kConnectFailed, "the poller refused the new connection");
-  }
-
-  // Probing slots always read, and wait for writability only while bytes are queued. Each
-  // probe exchange is a few syscalls; an epoll_ctl that changes nothing is not one of them.
-  void update_interest(uint32_t index) {
-    Slot& slot = slots_[index];
-    const Interest wanted{true, !slot.out.empty()};
-    if (wanted.read == slot.interest.read && wanted.write == slot.interest.write) return;
-    poller_->modify(slot.fd.get(), index, wanted);
-    slot.interest = wanted;
-  }
-
-  // Writes what the session queued. Returns false when the slot ended.
-  bool write_pending(uint32_t index) {
-    Slot& slot = slots_[index];
-    if (slot.out.size() > kProbeWriteBacklog) {
-      end_step(index, ProbeOutcome::kProtocolError,
-               "does not read what the probe sends (" + std::to_string(slot.out.size()) +
-                   " bytes queued)");
-      return false;
-    }
-    while (!slot.out.empty()) {
-      const ssize_t n = ::send(slot.fd.get(), slot.out.data(), slot.out.size(), kSendFlags);
-      if (n > 0) {
-        slot.out.erase(0, static_cast<size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      // EPIPE/ECONNRESET: the peer is gone; let the session say what that means.
-      apply(index, slot.session->on_closed(errno == ECONNRESET));
-      return false;
-    }
-    update_interest(index);
-    return true;
-  }
-
-  void read_available(uint32_t index) {
-    // Bounded per wake-up so one chatty peer cannot starve the others; level-triggered
-    // polling brings the thread back for the rest.
-    for (int round = 0; round < 16; ++round) {
-      Slot& slot = slots_[index];
-      uint8_t buf[4096];
-      const ssize_t n = ::recv(slot.fd.get(), buf, sizeof(buf), 0);
-      SessionAction action;
-      if (n > 0 && (slot.step_read += static_cast<size_t>(n)) > kProbeReadBudget) {
-        end_step(
-            index, ProbeOutcome::kProtocolError,
-            "sent more than " + std::to_string(kProbeReadBudget) + " bytes, a probe's read budget");
-        return;
-      }
-      if (n > 0) {
-        action = slot.session->on_data(buf, static_cast<size_t>(n), &slot.out);
-      } else if (n == 0) {
-        action = slot.session->on_closed(false);
-      } else if (errno == EINTR) {
-        continue;
-      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        return;
-      } else {
-        action = slot.session->on_closed(errno == ECONNRESET);
-      }
-      if (!apply(index, action) || n <= 0) return;
-      if (!slots_[index].out.empty() && !write_pending(index)) return;
-      // A short read drained the socket: skip the recv that would only say EAGAIN.
-      if (static_cast<size_t>(n) < sizeof(buf)) return;
-    }
-  }
-
-  // Acts on what the session said. Returns false when the step ended.
-  bool apply(uint32_t index, SessionAction action) {
-    switch (action) {
-      case SessionAction::kContinue:
-        return true;
-      case SessionAction::kReconnect:
-        reconnect(index);
-        return false;
-      case SessionAction::kDone:
-        end_step(index, slots_[index].session->step().outcome,
-                 slots_[index].session->step().detail);
-        return false;
-    }
-    return false;
-  }
-
-  // Closes the step's connection (RST when a request is unanswered: a ggml-rpc server dies of
-  // SIGPIPE answering a client that closed with FIN), records the step, and either starts the
-  // next probe of the plan or reports the target.
-  void end_step(uint32_t index, ProbeOutcome outcome, std::string detail) {
-    Slot& slot = slots_[index];
-    const Nanos now = now_ns();
-    ProbeStep step = std::move(slot.session->step());
-    step.outcome = outcome;
-    step.detail = std::move(detail);
-    step.elapsed_ms = static_cast<double>(now - slot.step_started) / kNanosPerMs;
-    if (slot.fd) {
-      poller_->remove(slot.fd.get());
-      if (slot.session->request_pending()) {
-        abortive_close(slot.fd);
-      } else {
-        slot.fd.reset();
-      }
-    }
-    slot.report.steps.push_back(std::move(step));
-    const bool try_next =
-        outcome == ProbeOutcome::kNotRecognized && slot.plan_step + 1 < slot.plan.size();
-    if (try_next) {
-      ++slot.plan_step;
-      begin_step(index, now, /*reuse_connection=*/false);
-      return;
-    }
     out_.push_back(slot.connect);
-    probe_out_.push_back(std::move(slot.report));
+    probe_out_.push_back(slot.probe->take_report(slot.target));
     release_slot(index);
   }
 
-  // Pops deadlines that have passed until one still applies to its slot (its `counter` still
-  // has the timer's value); false when none is due.
-  bool next_due(std::deque<Timer>& timers, Nanos now, uint32_t* index,
-                uint32_t Slot::*counter = &Slot::generation) {
+  void arm(std::deque<Timer>& timers, Nanos at, uint32_t index) {
+    timers.push_back(Timer{at, index, slots_[index].generation});
+  }
+
+  // Pops deadlines that have passed until one still applies to its slot (a freed or reused
+  // slot has a new generation); false when none is due.
+  bool next_due(std::deque<Timer>& timers, Nanos now, uint32_t* index) {
     while (!timers.empty() && timers.front().deadline <= now) {
       const Timer timer = timers.front();
       timers.pop_front();
       const Slot& slot = slots_[timer.slot];
-      if (slot.busy && slot.*counter == timer.generation) {
+      if (slot.busy && slot.generation == timer.generation) {
         *index = timer.slot;
         return true;
       }
@@ -587,26 +390,19 @@ class ScanWorker {
     }
   }
 
+  // Probe deadlines and quiet intervals go to the slot's run, which tells a current timer
+  // from one of an earlier step by its time.
   void expire_probe_timers(Nanos now) {
     for (uint32_t index = 0; next_due(probe_timers_, now, &index);) {
-      Slot& slot = slots_[index];
-      if (slot.phase == Phase::kProbeConnecting) {
-        end_step(index, ProbeOutcome::kConnectFailed,
-                 "a new connection for the probe did not complete in time");
-        continue;
-      }
-      slot.session->on_timeout();
-      end_step(index, slot.session->step().outcome, slot.session->step().detail);
+      slots_[index].probe->on_deadline(now);
+      if (slots_[index].probe->done()) finish_probe(index);
     }
   }
 
-  // A probing connection that stayed quiet: its session may add bytes (the ggml-rpc nudge).
   void expire_quiet_timers(Nanos now) {
-    for (uint32_t index = 0; next_due(quiet_timers_, now, &index, &Slot::connection);) {
-      Slot& slot = slots_[index];
-      if (slot.phase != Phase::kProbing) continue;
-      slot.session->on_quiet(&slot.out);
-      if (!slot.out.empty()) write_pending(index);
+    for (uint32_t index = 0; next_due(quiet_timers_, now, &index);) {
+      slots_[index].probe->on_quiet(now);
+      if (slots_[index].probe->done()) finish_probe(index);
     }
   }
 
