@@ -3,7 +3,6 @@
 import { readFileSync } from 'node:fs';
 
 import { EXIT, EnvironmentError, UsageError } from './cli/exit-codes.js';
-import { parseScanArgs, runScan, SCAN_USAGE } from './cli/scan-command.js';
 import { InvalidOptionError, InvalidTargetError, ScanBackendsError } from './errors.js';
 
 const USAGE = `Usage: scan-backends <command> [options]
@@ -27,7 +26,7 @@ function version(): string {
 
 /** Each command's usage, loaded only when asked for (each lives with its command). */
 const USAGES: Record<string, () => Promise<string>> = {
-  scan: async () => SCAN_USAGE,
+  scan: async () => (await import('./cli/scan-command.js')).SCAN_USAGE,
   probe: async () => (await import('./cli/probe-command.js')).PROBE_USAGE,
   resolve: async () => (await import('./cli/resolve-command.js')).RESOLVE_USAGE,
   demo: async () => (await import('./cli/demo.js')).DEMO_USAGE,
@@ -43,7 +42,10 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
     return 0;
   }
   switch (command) {
+    // Each command loads its own modules: `--version` and `help` load none of them, and
+    // `scan` starts without the resolver's or the demo's.
     case 'scan': {
+      const { parseScanArgs, runScan, SCAN_USAGE } = await import('./cli/scan-command.js');
       const request = parseScanArgs(rest);
       if (request === 'help') {
         process.stdout.write(SCAN_USAGE);
@@ -51,7 +53,6 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       }
       return runScan(request, signal);
     }
-    // Each command loads its own modules: `scan` starts without the resolver's or the demo's.
     case 'probe':
       return (await import('./cli/probe-command.js')).runProbeCommand(rest, signal);
     case 'resolve':
