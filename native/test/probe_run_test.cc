@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -79,33 +80,37 @@ constexpr sb::Nanos kStep = 1000;
 constexpr sb::Nanos kQuiet = 250;
 const sb::PollEvent kReadable{0, true, false, false, 0};
 
-sb::ProbeRun ggml_run(FakeIo* io) {
-  return sb::ProbeRun({sb::ProbeKind::kGgmlRpc}, sb::ProbeConfig{"", "127.0.0.1:50052"},
-                      sb::ProbeLimits{kStep, kQuiet}, io);
+// A run of `plan` started on one end of a fresh socketpair; *server gets the other end.
+std::unique_ptr<sb::ProbeRun> started(FakeIo* io, int* server,
+                                      sb::ProbeKind kind = sb::ProbeKind::kGgmlRpc) {
+  int client = -1;
+  pair(&client, server);
+  auto run = std::make_unique<sb::ProbeRun>(std::vector<sb::ProbeKind>{kind},
+                                            sb::ProbeConfig{"", "127.0.0.1:50052"},
+                                            sb::ProbeLimits{kStep, kQuiet}, io);
+  run->start(sb::UniqueFd(client), sb::Interest{false, true}, 0);
+  return run;
 }
 
 }  // namespace
 
 TEST(probe_run_reads_a_5x_server_and_its_device_over_one_connection) {
   FakeIo io;
-  int client = -1;
   int server = -1;
-  pair(&client, &server);
-  sb::ProbeRun run = ggml_run(&io);
-  run.start(sb::UniqueFd(client), sb::Interest{false, true}, 0);
+  auto run = started(&io, &server);
   CHECK(io.deadlines == std::vector<sb::Nanos>{kStep});
   CHECK(io.quiets == std::vector<sb::Nanos>{kQuiet});
   CHECK(read_n(server, 33).size() == 33);  // HELLO with 24 bytes of caps
   write_all(server, le64(28) + std::string("\x05\x00\x00\x00", 4) + std::string(24, '\0'));
-  run.on_event(kReadable, 1);
+  run->on_event(kReadable, 1);
   CHECK(read_n(server, 9) == std::string("\x0f", 1) + le64(0));  // DEVICE_COUNT
   write_all(server, le64(4) + le32(1));
-  run.on_event(kReadable, 2);
+  run->on_event(kReadable, 2);
   CHECK(read_n(server, 13).size() == 13);  // GET_DEVICE_MEMORY of device 0
   write_all(server, le64(16) + le64(7) + le64(9));
-  run.on_event(kReadable, 3);
-  CHECK(run.done());
-  const sb::ProbeReport report = run.take_report(42);
+  run->on_event(kReadable, 3);
+  CHECK(run->done());
+  const sb::ProbeReport report = run->take_report(42);
   CHECK(report.target == 42);
   CHECK(report.steps.size() == 1);
   CHECK(report.steps[0].outcome == sb::ProbeOutcome::kRecognized);
@@ -116,43 +121,35 @@ TEST(probe_run_reads_a_5x_server_and_its_device_over_one_connection) {
 
 TEST(probe_run_ignores_an_early_timer_and_nudges_once_quiet) {
   FakeIo io;
-  int client = -1;
   int server = -1;
-  pair(&client, &server);
-  sb::ProbeRun run = ggml_run(&io);
-  run.start(sb::UniqueFd(client), sb::Interest{false, true}, 0);
+  auto run = started(&io, &server);
   read_n(server, 33);
-  run.on_quiet(kQuiet - 1);  // not yet quiet for this connection
-  run.on_quiet(kQuiet);
+  run->on_quiet(kQuiet - 1);  // not yet quiet for this connection
+  run->on_quiet(kQuiet);
   CHECK(read_n(server, 3) == "\xff\r\n");
-  run.on_deadline(kStep - 1);  // a timer of an earlier step would come this early
-  CHECK(!run.done());
-  run.on_deadline(kStep);
-  CHECK(run.done());
-  const sb::ProbeReport report = run.take_report(0);
+  run->on_deadline(kStep - 1);  // a timer of an earlier step would come this early
+  CHECK(!run->done());
+  run->on_deadline(kStep);
+  CHECK(run->done());
+  const sb::ProbeReport report = run->take_report(0);
   CHECK(report.steps[0].outcome == sb::ProbeOutcome::kSilent);
   ::close(server);
 }
 
 TEST(probe_run_ends_a_step_at_its_read_budget) {
   FakeIo io;
-  int client = -1;
   int server = -1;
-  pair(&client, &server);
+  auto run = started(&io, &server, sb::ProbeKind::kGrpcHealth);
   const int big = 256 * 1024;
   setsockopt(server, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-  sb::ProbeRun run =
-      sb::ProbeRun({sb::ProbeKind::kGrpcHealth}, sb::ProbeConfig{"", "127.0.0.1:50051"},
-                   sb::ProbeLimits{kStep, kQuiet}, &io);
-  run.start(sb::UniqueFd(client), sb::Interest{false, true}, 0);
   // An endless stream of empty SETTINGS frames, more than the budget.
   std::string flood;
   while (flood.size() <= sb::kProbeReadBudget + 4096)
     flood += std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9);
   write_all(server, flood);
-  for (int i = 0; i < 4 && !run.done(); ++i) run.on_event(kReadable, 1);
-  CHECK(run.done());
-  const sb::ProbeReport report = run.take_report(0);
+  for (int i = 0; i < 4 && !run->done(); ++i) run->on_event(kReadable, 1);
+  CHECK(run->done());
+  const sb::ProbeReport report = run->take_report(0);
   CHECK(report.steps[0].outcome == sb::ProbeOutcome::kProtocolError);
   CHECK(report.steps[0].detail.find("read budget") != std::string::npos ||
         report.steps[0].detail.find("does not read") != std::string::npos);
@@ -161,31 +158,25 @@ TEST(probe_run_ends_a_step_at_its_read_budget) {
 
 TEST(probe_run_reconnects_for_the_old_hello_when_the_new_one_is_dropped) {
   FakeIo io;
-  int client = -1;
   int server = -1;
-  pair(&client, &server);
-  sb::ProbeRun run = ggml_run(&io);
-  run.start(sb::UniqueFd(client), sb::Interest{false, true}, 0);
+  auto run = started(&io, &server);
   read_n(server, 33);
   ::close(server);  // a 3.x server drops the 24-byte HELLO without a byte
-  run.on_event(kReadable, 1);
+  run->on_event(kReadable, 1);
   CHECK(io.servers.size() == 1);  // a new connection, asked of the scan thread
   const int second = io.servers[0];
   CHECK(read_n(second, 9) == std::string("\x0e", 1) + le64(0));  // the empty HELLO
   write_all(second, le64(3) + std::string("\x03\x06\x01", 3));
-  run.on_event(kReadable, 2);
+  run->on_event(kReadable, 2);
   CHECK(read_n(second, 9) == std::string("\x0f", 1) + le64(0));
-  CHECK(!run.done());
+  CHECK(!run->done());
 }
 
 TEST(probe_run_given_up_closes_its_connection) {
   FakeIo io;
-  int client = -1;
   int server = -1;
-  pair(&client, &server);
   {
-    sb::ProbeRun run = ggml_run(&io);
-    run.start(sb::UniqueFd(client), sb::Interest{false, true}, 0);
+    auto run = started(&io, &server);
     read_n(server, 33);
   }  // HELLO unanswered: the run is dropped, as an abort drops it
   CHECK(io.unwatched == 1);

@@ -2,13 +2,11 @@
 // further SYNs and a connect times out. A connect timeout to an address that a running
 // coordinator names is therefore "busy, its accept queue is full", never dead; one nobody
 // names is dropped. The full queue is made with nft (SYNs to .61 dropped) in the namespace.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { resolveBackends } from '../../lib/resolver/index.js';
+import { configFile } from '../helpers/config.js';
 import { fakeCoordinator } from '../helpers/coordinator.js';
 import { clearFirewall, enterIsolatedNamespace, setFirewall } from '../helpers/netns.js';
 
@@ -26,8 +24,7 @@ describe('a connect timeout to a vouched server', () => {
 
   it('is busy with a full accept queue when a coordinator names it, and dropped when nobody does', async () => {
     await fakeCoordinator(['-m', 'model.gguf', '--rpc', '127.0.0.61:50052']);
-    const config = join(mkdtempSync(join(tmpdir(), 'sb-queue-')), 'rpc_backends.conf');
-    writeFileSync(config, '127.0.0.61\n127.0.0.62\n');
+    const config = configFile(['127.0.0.61', '127.0.0.62']);
     const r = await resolveBackends({ sources: ['config'], configPath: config, timeoutMs: 300 });
     expect(r.backends).toEqual([
       expect.objectContaining({

@@ -1,14 +1,12 @@
 // No source can make the resolver connect where the user did not ask: registry entries and
 // config lines naming public addresses are dropped unless --allow-public. Run in the isolated
 // namespace, so even a broken guard could send nothing beyond loopback.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { parseAddress } from '../../lib/addresses.js';
 import { resolveBackends } from '../../lib/resolver/index.js';
+import { configFile } from '../helpers/config.js';
 import { enterIsolatedNamespace } from '../helpers/netns.js';
 import { startRedis } from '../helpers/redis.js';
 
@@ -20,8 +18,7 @@ describe('the public guard on resolver candidates', () => {
     const c = redis.client();
     await c.hset('scan-backends:backend:8.8.8.8:50052', { host: '8.8.8.8', port: '50052' });
     await c.hset('scan-backends:backend:[2001:4860:4860::8888]:50052', { host: '2001:4860:4860::8888', port: '50052' });
-    const file = join(mkdtempSync(join(tmpdir(), 'sb-public-')), 'rpc_backends.conf');
-    writeFileSync(file, 'example.com:50052\n1.1.1.1\n');
+    const file = configFile(['example.com:50052', '1.1.1.1']);
     const lookup = async (name: string) => (name === 'example.com' ? [parseAddress('93.184.215.14')!] : []);
     const r = await resolveBackends({
       sources: ['config', 'redis'],

@@ -1,6 +1,6 @@
 // The CLI behaves like a well-kept Unix tool, each manner tried as a new user would.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 import { probe } from '../../lib/scan.js';
 import { CLI, runCli } from '../helpers/cli.js';
+import { configFile } from '../helpers/config.js';
 import { closedPort } from '../helpers/net.js';
 
 describe('a closed stdout', () => {
@@ -108,8 +109,7 @@ describe('output manners', () => {
   });
 
   it('resolve --format rpc with nothing live prints nothing and exits 1; a bad config line is a warning without --explain', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'sb-manners-')), 'rpc_backends.conf');
-    writeFileSync(file, 'oops oops\n');
+    const file = configFile(['oops oops']);
     const run = await runCli(['resolve', '--sources', 'config', '--config', file, '--format', 'rpc']);
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');

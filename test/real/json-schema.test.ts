@@ -1,7 +1,6 @@
 // The JSON Schemas shipped in schemas/ describe what the CLI really prints: every schema: 1
 // output, and every NDJSON line, is validated against them here on real peers.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -9,6 +8,7 @@ import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 
 import { runCli } from '../helpers/cli.js';
+import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { llmHttpServer } from '../helpers/llm-http.js';
 import { closedPort } from '../helpers/net.js';
@@ -50,8 +50,7 @@ describe('the shipped JSON Schemas', () => {
   it('describe resolve JSON and NDJSON', async () => {
     const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.40' });
     const closed = await closedPort('127.0.0.41');
-    const file = join(mkdtempSync(join(tmpdir(), 'sb-schema-')), 'rpc_backends.conf');
-    writeFileSync(file, `127.0.0.40:${peer.port}\n127.0.0.41:${closed}\nbad line\n`);
+    const file = configFile([`127.0.0.40:${peer.port}`, `127.0.0.41:${closed}`, 'bad line']);
     const json = await runCli(['resolve', '--sources', 'config', '--config', file, '--format', 'json']);
     const resolution = JSON.parse(json.stdout);
     expect(resolution.backends).toHaveLength(1);

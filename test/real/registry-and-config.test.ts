@@ -10,18 +10,13 @@ import { describe, expect, it } from 'vitest';
 
 import { resolveBackends } from '../../lib/resolver/index.js';
 import { scanAll } from '../../lib/scan.js';
+import { configFile } from '../helpers/config.js';
 import { runCli } from '../helpers/cli.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { hostilePeer } from '../helpers/hostile.js';
 import { closedPort } from '../helpers/net.js';
 import { startRedis } from '../helpers/redis.js';
 import { skipWithout } from '../helpers/tools.js';
-
-function configFile(lines: string[]): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'sb-reg-')), 'rpc_backends.conf');
-  writeFileSync(file, `${lines.join('\n')}\n`);
-  return file;
-}
 
 describe('the Redis registry as hostile data', () => {
   it('drops each bad entry with its reason and keeps the good ones', async () => {

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 
 import { resolveBackends } from '../../lib/resolver/index.js';
 import { probe } from '../../lib/scan.js';
+import { configFile } from '../helpers/config.js';
 import { runCli } from '../helpers/cli.js';
 import { fakeCoordinator, rpcHolder, stopOnFinish } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
@@ -17,12 +18,6 @@ import { hostilePeer } from '../helpers/hostile.js';
 import { eventually } from '../helpers/net.js';
 
 const PROBE_TIMEOUT_MS = 800;
-
-function configFile(lines: string[]): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'sb-witness-')), 'rpc_backends.conf');
-  writeFileSync(file, `${lines.join('\n')}\n`);
-  return file;
-}
 
 describe('the process source', () => {
   it('takes the backends of a running llama-server, drops its placeholder, and falls through to the config when it is gone', async () => {

@@ -1,24 +1,15 @@
 // The resolver with a real Redis and real ggml-rpc peers. These tests never use the process
 // source: another file (resolver-process.test.ts) runs a fake coordinator meanwhile.
-import { writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
 import { resolveBackends } from '../../lib/resolver/index.js';
+import { configFile } from '../helpers/config.js';
 import { runCli } from '../helpers/cli.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { closedPort, eventually, listen } from '../helpers/net.js';
 import { startRedis } from '../helpers/redis.js';
 import { skipWithout } from '../helpers/tools.js';
-
-function configFile(lines: string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sb-config-'));
-  const file = join(dir, 'rpc_backends.conf');
-  writeFileSync(file, `${lines.join('\n')}\n`);
-  return file;
-}
 
 describe('resolveBackends: config and scan sources', () => {
   it('verifies every config entry: keeps the ggml-rpc server, drops a closed port and a non-ggml-rpc service', async () => {

@@ -2,14 +2,12 @@
 // silent port is a labelled guess that resolve keeps only on a witness's word, a held server
 // is not connected to (resolver-process.test.ts, which owns the coordinator processes), and a
 // cluster is judged by itself without a client version.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
 import { resolveBackends } from '../../lib/resolver/index.js';
 import { probe } from '../../lib/scan.js';
+import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { hostilePeer } from '../helpers/hostile.js';
 import { countFds, settledFdCount } from '../helpers/net.js';
@@ -17,12 +15,6 @@ import { startRedis } from '../helpers/redis.js';
 import { skipWithout } from '../helpers/tools.js';
 
 const PROBE_TIMEOUT_MS = 800;
-
-function configFile(lines: string[]): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'sb-trust-')), 'rpc_backends.conf');
-  writeFileSync(file, `${lines.join('\n')}\n`);
-  return file;
-}
 
 describe.each(['native', 'js'] as const)('silent and speaking services, %s engine', (engine) => {
   const base = engine === 'native' ? 200 : 210;
