@@ -15,6 +15,7 @@
         "native/core/poller.cc",
         "native/core/poller_poll.cc",
         "native/core/status.cc",
+        "native/core/unix_datagram.cc",
         "native/core/waker.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

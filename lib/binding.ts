@@ -47,6 +47,8 @@ export interface NativeBinding {
     ) => void,
   ) => NativeScanHandle;
   fdLimit(): number | null;
+  /** One datagram to an AF_UNIX socket (systemd's NOTIFY_SOCKET): 0 or the errno. */
+  notifyDatagram?(path: string, message: string): number;
   /** The addon's record sizes and ids, compared with lib/native-layout.ts at load. */
   layout?: NativeLayout;
 }

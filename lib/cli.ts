@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 
 import { EXIT, EnvironmentError, UsageError } from './cli/exit-codes.js';
+import { shutdownPolicy } from './cli/shutdown.js';
 import { InvalidOptionError, InvalidTargetError, ScanBackendsError } from './errors.js';
 
 const USAGE = `Usage: scan-backends <command> [options]
@@ -12,6 +13,10 @@ Commands:
   probe HOST:PORT...  tell what answers at each address (probe --help)
   resolve             the live RPC backends for a coordinator, from process, config,
                       scan and Redis (resolve --help)
+  watch               keep that list current: a daemon that health-checks the backends,
+                      reports every change and can restart the coordinator (watch --help)
+  doctor              check this machine before running watch: addon, limits, config,
+                      coordinators, Redis, subnets (doctor --help)
   demo                scan and probe a self-contained loopback cluster on 127.0.0.0/24
   completion SHELL    a completion script for bash, zsh or fish
   help [COMMAND]      this text, or a command's usage
@@ -29,6 +34,8 @@ const USAGES: Record<string, () => Promise<string>> = {
   scan: async () => (await import('./cli/scan-command.js')).SCAN_USAGE,
   probe: async () => (await import('./cli/probe-command.js')).PROBE_USAGE,
   resolve: async () => (await import('./cli/resolve-command.js')).RESOLVE_USAGE,
+  watch: async () => (await import('./cli/watch-command.js')).WATCH_USAGE,
+  doctor: async () => (await import('./cli/doctor-command.js')).DOCTOR_USAGE,
   demo: async () => (await import('./cli/demo.js')).DEMO_USAGE,
   completion: async () => (await import('./cli/completion.js')).COMPLETION_USAGE,
 };
@@ -57,6 +64,10 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       return (await import('./cli/probe-command.js')).runProbeCommand(rest, signal);
     case 'resolve':
       return (await import('./cli/resolve-command.js')).runResolveCommand(rest, signal);
+    case 'watch':
+      return (await import('./cli/watch-command.js')).runWatchCommand(rest, signal);
+    case 'doctor':
+      return (await import('./cli/doctor-command.js')).runDoctorCommand(rest);
     case 'demo':
       return (await import('./cli/demo.js')).runDemoCommand(rest, signal);
     case 'completion':
@@ -99,13 +110,12 @@ function exitCodeFor(error: unknown): number {
 
 // SIGINT/SIGTERM: stop the work and print what is known; a second signal, or work that has
 // not wound down within the grace period, ends the process at once. A signal always ends it.
-const SIGNAL_GRACE_MS = 3000;
 const controller = new AbortController();
 const onSignal = (signal: NodeJS.Signals) => {
   const code = signal === 'SIGINT' ? EXIT.interrupted : 128 + 15;
   if (controller.signal.aborted) process.exit(code);
   controller.abort(new Error(signal === 'SIGINT' ? 'interrupted' : 'terminated'));
-  setTimeout(() => process.exit(code), SIGNAL_GRACE_MS).unref();
+  setTimeout(() => process.exit(code), shutdownPolicy.graceMs).unref();
 };
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);

@@ -40,3 +40,15 @@ export {
 export type { ResolveOptions } from './resolver/index.js';
 export type { Backend, Candidate, Dropped, Resolution, SourceName, SourceReport } from './resolver/types.js';
 export { parseHostPort, formatHostPort } from './host-port.js';
+export { watchBackends, Watcher, WATCH_DEFAULTS } from './watch/watcher.js';
+export type { WatchOptions, WatchLog } from './watch/watcher.js';
+export type {
+  WatchEvent,
+  WatchEventType,
+  WatchedBackend,
+  WatchSnapshot,
+  WatchState,
+  FieldChange,
+  CheckKind,
+  CheckRecord,
+} from './watch/types.js';

@@ -144,7 +144,7 @@ export function selectEngine(choice: EngineChoice | undefined, backend: PollerBa
   };
 }
 
-function fdLimit(): number | null {
+export function fdLimit(): number | null {
   return loadBinding().binding?.fdLimit() ?? procFdLimit();
 }
 

@@ -27,6 +27,7 @@
 #include "core/probe.hh"
 #include "core/probe_ggml_rpc.hh"
 #include "core/status.hh"
+#include "core/unix_datagram.hh"
 
 namespace {
 
@@ -295,6 +296,20 @@ Napi::Value fd_limit(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), soft);
 }
 
+// notifyDatagram(path, message): one datagram to an AF_UNIX socket (systemd's NOTIFY_SOCKET);
+// returns 0 or the errno, never throws for a socket that is not there.
+Napi::Value notify_datagram(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "notifyDatagram(path, message): two strings")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const int error = sb::send_unix_datagram(info[0].As<Napi::String>().Utf8Value(),
+                                           info[1].As<Napi::String>().Utf8Value());
+  return Napi::Number::New(env, error);
+}
+
 // The records and ids the JS side mirrors (lib/native-layout.ts): the loader compares them and
 // refuses a build that differs.
 Napi::Object layout(Napi::Env env) {
@@ -318,6 +333,7 @@ Napi::Object layout(Napi::Env env) {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("Scan", Scan::define(env));
   exports.Set("fdLimit", Napi::Function::New(env, fd_limit, "fdLimit"));
+  exports.Set("notifyDatagram", Napi::Function::New(env, notify_datagram, "notifyDatagram"));
   exports.Set("layout", layout(env));
   return exports;
 }

@@ -3,6 +3,7 @@
 // with "-" but is no flag is named as the target it probably is.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
+import { checkIntegerOption, type IntegerOption } from '../scanner/options.js';
 import { UsageError } from './exit-codes.js';
 
 /** Edit distance, for "did you mean": flags are short, so the quadratic table is nothing. */
@@ -93,4 +94,19 @@ export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typ
     }
     throw error;
   }
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A duration flag: "500ms", "5s", "10m", "1h", "2d"; a bare number is milliseconds, as
+ * --timeout takes. The result is checked against the option's range, named by the flag.
+ */
+export function parseDuration(flag: string, text: string | undefined, option: IntegerOption): number | undefined {
+  if (text === undefined) return undefined;
+  const match = /^([0-9]+)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) throw new UsageError(`${flag}: expected a duration such as 500ms, 5s, 10m or 1h; got "${text}"`);
+  const value = Number(match[1]) * (UNIT_MS[match[2] ?? 'ms'] as number);
+  checkIntegerOption(option, value, flag);
+  return value;
 }

@@ -109,21 +109,13 @@ export const RESOLVE_FLAGS = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
-export async function runResolveCommand(argv: string[], signal: AbortSignal): Promise<number> {
-  const { values } = parseFlags({
-    args: argv,
-    allowPositionals: false,
-    options: { ...RESOLVE_FLAGS },
-  });
-  if (values.help) {
-    process.stdout.write(RESOLVE_USAGE);
-    return 0;
-  }
-  const format = parseFormat(
-    values.format,
-    ['table', 'json', 'ndjson', 'rpc'],
-    process.stdout.isTTY ? 'table' : 'json',
-  );
+type ResolveFlagValues = ReturnType<typeof parseFlags<{ options: typeof RESOLVE_FLAGS }>>['values'];
+
+/** The resolver's options from its flags (resolve and watch share them). */
+export function resolveOptionsFromFlags(
+  values: Omit<ResolveFlagValues, 'explain' | 'format' | 'help'>,
+  signal?: AbortSignal,
+): ResolveOptions {
   let sources: SourceName[] | undefined;
   if (values.sources !== undefined) {
     sources = values.sources.split(',').map((s) => s.trim()) as SourceName[];
@@ -136,7 +128,7 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
   if (values.redis !== undefined && !/^rediss?:\/\/[^\s]+$/.test(values.redis)) {
     throw new UsageError(`--redis: expected redis://host:port, got "${values.redis}"`);
   }
-  const options: ResolveOptions = {
+  return {
     sources,
     merge: values.merge,
     verify: !values['no-verify'],
@@ -157,6 +149,24 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
     engine: parseEngine(values.engine),
     signal,
   };
+}
+
+export async function runResolveCommand(argv: string[], signal: AbortSignal): Promise<number> {
+  const { values } = parseFlags({
+    args: argv,
+    allowPositionals: false,
+    options: { ...RESOLVE_FLAGS },
+  });
+  if (values.help) {
+    process.stdout.write(RESOLVE_USAGE);
+    return 0;
+  }
+  const format = parseFormat(
+    values.format,
+    ['table', 'json', 'ndjson', 'rpc'],
+    process.stdout.isTTY ? 'table' : 'json',
+  );
+  const options = resolveOptionsFromFlags(values, signal);
   let resolution: Resolution;
   try {
     resolution = await resolveBackends(options);

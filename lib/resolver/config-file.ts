@@ -102,11 +102,10 @@ export async function readConfigText(file: string): Promise<string> {
   }
 }
 
+export type LoadedConfig = ParsedConfig & { file: string };
+
 /** Reads the first config file found; null when there is none. An explicit path must exist. */
-export async function configCandidates(
-  explicit: string | undefined,
-  strict: boolean,
-): Promise<(ParsedConfig & { file: string }) | null> {
+export async function configCandidates(explicit: string | undefined, strict: boolean): Promise<LoadedConfig | null> {
   for (const file of configSearchPath(explicit)) {
     let text: string;
     try {

@@ -16,7 +16,7 @@ import {
   ENGINES,
   rpcVersionOption,
 } from '../scanner/options.js';
-import { configCandidates, configSearchPath } from './config-file.js';
+import { configCandidates, configSearchPath, type LoadedConfig } from './config-file.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates, type ProcessFindings } from './process.js';
 import { DEFAULT_REDIS_TTL_SECONDS, RedisRegistry, redactUrl } from './redis-cache.js';
@@ -143,7 +143,12 @@ export function chooseCompatibleGroup(backends: readonly Backend[]): {
   };
 }
 
-export async function resolveBackends(options: ResolveOptions = {}): Promise<Resolution> {
+/** For the watcher: it reads the config file itself, to keep the last good one over a bad edit. */
+export interface ResolveHooks {
+  loadConfig?: () => Promise<LoadedConfig | null>;
+}
+
+export async function resolveBackends(options: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
   checkResolveOptions(options);
   const order = options.sources ?? SOURCE_NAMES;
   const verify = options.verify ?? true;
@@ -199,9 +204,8 @@ export async function resolveBackends(options: ResolveOptions = {}): Promise<Res
     lookup,
   });
 
-  const config = order.includes('config')
-    ? configCandidates(options.configPath, options.strict ?? false)
-    : Promise.resolve(null);
+  const loadConfig = hooks.loadConfig ?? (() => configCandidates(options.configPath, options.strict ?? false));
+  const config = order.includes('config') ? loadConfig() : Promise.resolve(null);
   config.catch(() => {}); // reported by the config source
   let rpcVersion = rpcVersionOption(options);
   if (rpcVersion === undefined) rpcVersion = (await config.catch(() => null))?.rpcVersion;

@@ -26,7 +26,7 @@ export interface VerifyContext extends VerifyOptions {
   witnesses: Witnesses;
 }
 
-async function addressOf(host: string, lookup: LookupFn): Promise<Address | string> {
+export async function addressOf(host: string, lookup: LookupFn): Promise<Address | string> {
   const literal = parseAddress(host);
   if (literal) return literal;
   try {

@@ -19,7 +19,28 @@ export const INTEGER_OPTIONS = {
   deadlineMs: [1, 86_400_000],
   probeTimeoutMs: [1, 600_000],
   redisTtlSeconds: [1, 31_536_000],
+  // The watcher's (watchBackends, `watch`): durations in ms, counts.
+  intervalMs: [100, 86_400_000],
+  healthIntervalMs: [100, 86_400_000],
+  failAfter: [1, 1000],
+  recoverAfter: [1, 1000],
+  forgetAfterMs: [1000, 31_536_000_000],
+  settleMs: [0, 3_600_000],
+  onChangeTimeoutMs: [100, 86_400_000],
+  eventRingSize: [1, 1_000_000],
+  heartbeatMs: [1000, 86_400_000],
+  logMaxBytes: [1024, 1_000_000_000_000],
+  logFiles: [1, 100],
 } as const;
+/** The integer options a scan itself takes (the rest belong to the resolver and the watcher). */
+const SCAN_INTEGER_OPTIONS = [
+  'timeoutMs',
+  'concurrency',
+  'retries',
+  'threads',
+  'deadlineMs',
+  'probeTimeoutMs',
+] as const;
 export type IntegerOption = keyof typeof INTEGER_OPTIONS;
 
 export const ENGINES = ['auto', 'native', 'js'] as const;
@@ -120,9 +141,7 @@ export function checkScanOptions(options: unknown): void {
   checkTargetOptions(options);
   if (options === undefined) return;
   const o = options as Record<string, unknown>;
-  for (const name of Object.keys(INTEGER_OPTIONS) as IntegerOption[]) {
-    if (name !== 'redisTtlSeconds') checkIntegerOption(name, o[name]);
-  }
+  for (const name of SCAN_INTEGER_OPTIONS) checkIntegerOption(name, o[name]);
   if (o.rate !== undefined && !(typeof o.rate === 'number' && Number.isFinite(o.rate) && o.rate >= 0)) {
     throw new InvalidOptionError(`rate: must be a number >= 0 (0: unlimited), got ${shown(o.rate)}`);
   }

@@ -1,0 +1,304 @@
+// `scan-backends watch`: the resolver as a daemon. Events on stdout (NDJSON, or a line each
+// on a terminal), pino logs, --on-change, systemd notify and watchdog, a heartbeat, and a
+// shutdown that always ends: SIGTERM/SIGINT or --until stop it within 10 s, exit 0.
+import { readFileSync } from 'node:fs';
+
+import { pino } from 'pino';
+
+import { formatHostPort } from '../host-port.js';
+import { terminalSafe } from '../peer-text.js';
+import { createDaemonLog, DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES } from '../daemon/log.js';
+import { DEFAULT_ON_CHANGE_TIMEOUT_MS, DEFAULT_SETTLE_MS, OnChangeRunner, splitCommand } from '../daemon/on-change.js';
+import { SystemdNotifier, watchdogIntervalMs } from '../daemon/systemd.js';
+import { checkIntegerOption } from '../scanner/options.js';
+import { Watcher, WATCH_DEFAULTS } from '../watch/watcher.js';
+import type { WatchEvent, WatchSnapshot } from '../watch/types.js';
+import { UsageError } from './exit-codes.js';
+import { parseDuration, parseFlags } from './flags.js';
+import { RESOLVE_FLAGS, resolveOptionsFromFlags } from './resolve-command.js';
+import { parseFormat, parseInteger } from './scan-command.js';
+import { shutdownPolicy } from './shutdown.js';
+
+export const WATCH_USAGE = `Usage: scan-backends watch [options]
+
+Keeps the live ggml-rpc backend list current: resolves through the chain every --interval
+(as \`resolve\` does, same source options), health-checks every known backend every
+--health-interval in between, and reports each change as an event. A backend goes down after
+--fail-after failed checks in a row and comes back up after --recover-after good ones; a busy
+server (in use by a coordinator) is alive, and one its coordinator holds is never connected to.
+
+Durations take a unit: 500ms, 5s, 10m, 1h (a bare number is milliseconds).
+
+Watch options:
+      --interval D         re-resolve through the chain (default 30s)
+      --health-interval D  health-check the known backends (default 5s)
+      --fail-after N       failed checks in a row before down (default 3)
+      --recover-after N    good checks in a row before up again (default 2)
+      --forget-after D     a backend down this long is removed (default 10m)
+      --on-change CMD      when the usable set changes, run CMD (no shell) with
+                           SCAN_BACKENDS_RPC=host:port,… and the full JSON view on stdin
+      --on-change-shell    run CMD through /bin/sh -c instead
+      --on-change-timeout D  stop CMD (its process group) after this (default 60s)
+      --settle D           wait this long after the last change before running CMD (default 5s)
+      --format F           ndjson | text (default: text on a terminal, else ndjson)
+      --log-file PATH      logs to PATH, rotated by size (SIGHUP reopens it); default: JSON
+                           lines on stdout with the events (on a terminal: stderr, as text)
+      --log-max-size N     rotate past N bytes (K, M, G suffixes; default 50M)
+      --log-files N        rotated files kept (default 5)
+      --heartbeat D        log a heartbeat line this often (default 1h)
+      --until TIME         stop at this ISO 8601 time, as SIGTERM does
+
+Source and probe options, as resolve takes them:
+      --sources LIST, --merge, --config FILE, --subnet T, -p/--ports P, --redis URL,
+      --redis-ttl S, --redis-prefix P, --allow-public, --accept-silent, --trust-all-users,
+      --timeout MS, --probe-timeout MS, --rpc-version V, --engine E
+
+Signals: SIGTERM/SIGINT stop it (exit 0 within 10 s; a second one exits at once); SIGHUP
+re-reads the config file, resolves at once and reopens the log file. Run it under systemd
+(Type=notify; see contrib/systemd), supervisord or PM2; it never daemonizes itself.
+
+Exit: 0 stopped, 2 usage error, 3 environment error.
+`;
+
+/** resolve's flags that choose sources and probes (not its output ones). */
+const SOURCE_FLAGS = Object.fromEntries(
+  Object.entries(RESOLVE_FLAGS).filter(([name]) => name !== 'explain' && name !== 'format'),
+) as Omit<typeof RESOLVE_FLAGS, 'explain' | 'format'>;
+
+export const WATCH_FLAGS = {
+  ...SOURCE_FLAGS,
+  format: { type: 'string' },
+  interval: { type: 'string' },
+  'health-interval': { type: 'string' },
+  'fail-after': { type: 'string' },
+  'recover-after': { type: 'string' },
+  'forget-after': { type: 'string' },
+  'on-change': { type: 'string' },
+  'on-change-shell': { type: 'boolean', default: false },
+  'on-change-timeout': { type: 'string' },
+  settle: { type: 'string' },
+  'log-file': { type: 'string' },
+  'log-max-size': { type: 'string' },
+  'log-files': { type: 'string' },
+  heartbeat: { type: 'string' },
+  until: { type: 'string' },
+} as const;
+
+/** The whole stop, from the signal to the exit: what systemd's TimeoutStopSec can count on. */
+export const SHUTDOWN_BOUND_MS = 10_000;
+const DEFAULT_HEARTBEAT_MS = 3_600_000;
+
+function parseSize(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const match = /^([0-9]+)\s*([kmg])?b?$/i.exec(text.trim());
+  if (!match) throw new UsageError(`${flag}: expected a size such as 500K, 50M or 1G; got "${text}"`);
+  const scale = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(match[2] ?? '').toLowerCase()] ?? 1;
+  const value = Number(match[1]) * scale;
+  checkIntegerOption('logMaxBytes', value, flag);
+  return value;
+}
+
+function parseUntil(text: string | undefined): Date | undefined {
+  if (text === undefined) return undefined;
+  const when = new Date(text);
+  if (!/^\d{4}-\d\d-\d\d/.test(text) || Number.isNaN(when.getTime())) {
+    throw new UsageError(`--until: expected an ISO 8601 time such as 2026-12-01T06:00:00Z; got "${text}"`);
+  }
+  if (when.getTime() <= Date.now()) throw new UsageError(`--until: ${when.toISOString()} has already passed`);
+  return when;
+}
+
+/** One event as a person reads it: "12:00:01 #3 down 10.0.0.7:50052 — why". */
+export function humanEvent(event: WatchEvent): string {
+  const b = event.backend;
+  const clock = new Date(event.time).toTimeString().slice(0, 8);
+  const what =
+    event.type === 'changed'
+      ? (event.changes ?? [])
+          .map((c) => `${c.field}${c.device === undefined ? '' : `[${c.device}]`} ${c.from ?? '-'} → ${c.to ?? '-'}`)
+          .join(', ')
+      : event.cause.saw;
+  const detail = b.rpc ? ` ggml-rpc ${b.rpc.protocol}` : '';
+  return `${terminalSafe(`${clock} #${event.id} ${event.type.padEnd(7)} ${formatHostPort(b)}${detail} (${b.sources.join(',')}): ${what}`)}\n`;
+}
+
+function statusLine(snapshot: WatchSnapshot): string {
+  const up = snapshot.backends.filter((b) => b.state === 'up').length;
+  const down = snapshot.backends.length - up;
+  return `${up} up, ${down} down; usable: ${snapshot.rpc || 'none'}`;
+}
+
+export async function runWatchCommand(argv: string[], signal: AbortSignal): Promise<number> {
+  const { values } = parseFlags({ args: argv, allowPositionals: false, options: { ...WATCH_FLAGS } });
+  if (values.help) {
+    process.stdout.write(WATCH_USAGE);
+    return 0;
+  }
+  const format = parseFormat(values.format, ['ndjson', 'text'], process.stdout.isTTY ? 'text' : 'ndjson');
+  const resolveOptions = resolveOptionsFromFlags(values);
+  const watchOptions = {
+    ...resolveOptions,
+    intervalMs: parseDuration('--interval', values.interval, 'intervalMs'),
+    healthIntervalMs: parseDuration('--health-interval', values['health-interval'], 'healthIntervalMs'),
+    failAfter: parseInteger('--fail-after', values['fail-after'], 'failAfter'),
+    recoverAfter: parseInteger('--recover-after', values['recover-after'], 'recoverAfter'),
+    forgetAfterMs: parseDuration('--forget-after', values['forget-after'], 'forgetAfterMs'),
+  };
+  const settleMs = parseDuration('--settle', values.settle, 'settleMs') ?? DEFAULT_SETTLE_MS;
+  const onChangeTimeoutMs =
+    parseDuration('--on-change-timeout', values['on-change-timeout'], 'onChangeTimeoutMs') ??
+    DEFAULT_ON_CHANGE_TIMEOUT_MS;
+  const heartbeatMs = parseDuration('--heartbeat', values.heartbeat, 'heartbeatMs') ?? DEFAULT_HEARTBEAT_MS;
+  const logMaxBytes = parseSize('--log-max-size', values['log-max-size']) ?? DEFAULT_LOG_MAX_BYTES;
+  const logFiles = parseInteger('--log-files', values['log-files'], 'logFiles') ?? DEFAULT_LOG_FILES;
+  const until = parseUntil(values.until);
+  let onChangeArgv: string[] | undefined;
+  if (values['on-change'] !== undefined) {
+    const line = values['on-change'];
+    try {
+      onChangeArgv = values['on-change-shell'] ? ['/bin/sh', '-c', line] : splitCommand(line);
+    } catch (error) {
+      throw new UsageError(`--on-change: ${(error as Error).message}`);
+    }
+    if (onChangeArgv.length === 0) throw new UsageError('--on-change: an empty command');
+  } else if (values['on-change-shell']) throw new UsageError('--on-change-shell: needs --on-change CMD');
+
+  // One synchronous stdout for event lines and log lines, so they stay in order and a line
+  // written before exit is never lost.
+  const stdout = pino.destination({ dest: 1, sync: true });
+  let log;
+  try {
+    log = createDaemonLog({
+      file: values['log-file'],
+      maxBytes: logMaxBytes,
+      files: logFiles,
+      human: values['log-file'] === undefined && process.stdout.isTTY === true,
+      stdout,
+    });
+  } catch (error) {
+    throw new UsageError(`--log-file: ${(error as Error).message}`);
+  }
+  const { logger } = log;
+  shutdownPolicy.graceMs = SHUTDOWN_BOUND_MS;
+
+  const watcher = new Watcher(watchOptions);
+  watcher.on('log', ({ level, msg, ...fields }) => logger[level](fields, msg));
+  watcher.on('event', (event) => {
+    stdout.write(format === 'ndjson' ? `${JSON.stringify(event)}\n` : humanEvent(event));
+  });
+
+  const runner = onChangeArgv
+    ? new OnChangeRunner({
+        argv: onChangeArgv,
+        settleMs,
+        timeoutMs: onChangeTimeoutMs,
+        log: (level, msg, fields) => logger[level](fields, msg),
+      })
+    : undefined;
+  const notifier = SystemdNotifier.fromEnvironment((message) => logger.error(message));
+  const status = () => notifier?.notify(`STATUS=${statusLine(watcher.snapshot())}`);
+  watcher.on('usable', () => {
+    status();
+    if (runner) {
+      const snapshot = watcher.snapshot();
+      runner.update(snapshot.rpc, `${JSON.stringify(snapshot)}\n`);
+    }
+  });
+
+  const version = (
+    JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    }
+  ).version;
+  logger.info(
+    {
+      watcher: watcher.id,
+      version,
+      intervalMs: watchOptions.intervalMs ?? WATCH_DEFAULTS.intervalMs,
+      healthIntervalMs: watchOptions.healthIntervalMs ?? WATCH_DEFAULTS.healthIntervalMs,
+      failAfter: watchOptions.failAfter ?? WATCH_DEFAULTS.failAfter,
+      recoverAfter: watchOptions.recoverAfter ?? WATCH_DEFAULTS.recoverAfter,
+      ...(onChangeArgv ? { onChange: onChangeArgv.join(' ') } : {}),
+      ...(notifier ? { notifySocket: notifier.socket } : {}),
+    },
+    'watch started',
+  );
+  watcher.start();
+
+  const timers: NodeJS.Timeout[] = [];
+  const started = performance.now();
+  timers.push(
+    setInterval(() => {
+      const s = watcher.snapshot();
+      logger.info(
+        {
+          uptimeS: Math.round((performance.now() - started) / 1000),
+          cycles: s.watcher.cycles,
+          healthRounds: s.watcher.healthRounds,
+          up: s.backends.filter((b) => b.state === 'up').length,
+          down: s.backends.filter((b) => b.state === 'down').length,
+          usable: s.rpc,
+          lastError: s.watcher.lastError ?? null,
+        },
+        'heartbeat',
+      );
+    }, heartbeatMs),
+  );
+  const watchdogMs = notifier ? watchdogIntervalMs() : undefined;
+  if (notifier && watchdogMs !== undefined) {
+    // WATCHDOG=1 only while the loop really turns: a step stuck for longer than the watchdog
+    // period stops the pings and systemd restarts the service.
+    timers.push(
+      setInterval(() => {
+        if (watcher.busyForMs() < watchdogMs * 2) notifier.notify('WATCHDOG=1');
+        else logger.error({ busyForMs: Math.round(watcher.busyForMs()) }, 'watchdog: a step is stuck; not pinging');
+      }, watchdogMs),
+    );
+  }
+  void watcher.ready.then(() => {
+    if (signal.aborted) return;
+    const s = watcher.snapshot();
+    logger.info({ backends: s.backends.length, usable: s.rpc }, 'first resolve done');
+    notifier?.notify('READY=1', `STATUS=${statusLine(s)}`);
+  });
+
+  const onHangup = () => {
+    log.reopen();
+    logger.info('SIGHUP: reopened the log, re-reading the config and resolving now');
+    watcher.reload();
+  };
+  process.on('SIGHUP', onHangup);
+
+  // Stop on the CLI's signal or at --until; `until` may lie beyond setTimeout's 24.8 days.
+  const stopReason = await new Promise<string>((resolve) => {
+    signal.addEventListener('abort', () => resolve((signal.reason as Error)?.message ?? 'signal'), { once: true });
+    if (signal.aborted) resolve('signal');
+    if (until) {
+      const check = () => {
+        const left = until.getTime() - Date.now();
+        if (left <= 0) resolve(`--until ${until.toISOString()} reached`);
+        else timers.push(setTimeout(check, Math.min(left, 3_600_000)));
+      };
+      check();
+    }
+  });
+
+  const stopping = performance.now();
+  logger.info({ reason: stopReason }, 'stopping');
+  notifier?.notify('STOPPING=1');
+  for (const t of timers) clearTimeout(t);
+  process.off('SIGHUP', onHangup);
+  await Promise.all([watcher.close(), runner?.close(SHUTDOWN_BOUND_MS / 2)]);
+  const s = watcher.snapshot();
+  logger.info(
+    {
+      elapsedMs: Math.round(performance.now() - stopping),
+      cycles: s.watcher.cycles,
+      lastEventId: s.lastEventId,
+      onChangeRuns: runner?.runs ?? 0,
+    },
+    'stopped',
+  );
+  log.close();
+  return 0;
+}

@@ -1,0 +1,55 @@
+// systemd's notify protocol (Type=notify): READY=1, STATUS=…, WATCHDOG=1 and STOPPING=1 as
+// datagrams to $NOTIFY_SOCKET. Node has no AF_UNIX datagram socket; the addon sends them.
+import { loadBinding } from '../binding.js';
+
+export class SystemdNotifier {
+  readonly socket: string;
+  readonly #send: (path: string, message: string) => number;
+  readonly #onError: (message: string) => void;
+  #failed = false;
+
+  constructor(socket: string, send: (path: string, message: string) => number, onError: (message: string) => void) {
+    this.socket = socket;
+    this.#send = send;
+    this.#onError = onError;
+  }
+
+  /**
+   * The notifier systemd asked for with $NOTIFY_SOCKET, or undefined when it did not. When the
+   * addon cannot send, `onError` says so (systemd would otherwise wait for READY=1 in silence).
+   */
+  static fromEnvironment(onError: (message: string) => void, env = process.env): SystemdNotifier | undefined {
+    const socket = env.NOTIFY_SOCKET;
+    if (!socket) return undefined;
+    const { binding, error } = loadBinding();
+    if (!binding?.notifyDatagram) {
+      onError(
+        `NOTIFY_SOCKET is set but the native addon cannot send to it (${error?.message ?? 'an older addon without notifyDatagram'}); use Type=simple or rebuild the addon`,
+      );
+      return undefined;
+    }
+    return new SystemdNotifier(socket, binding.notifyDatagram.bind(binding), onError);
+  }
+
+  /** Sends "KEY=value" lines; a failure is said once, and again only after a success. */
+  notify(...lines: string[]): void {
+    const errno = this.#send(this.socket, lines.join('\n'));
+    if (errno === 0) {
+      this.#failed = false;
+      return;
+    }
+    if (!this.#failed) this.#onError(`cannot notify systemd at ${this.socket}: errno ${errno}`);
+    this.#failed = true;
+  }
+}
+
+/**
+ * The watchdog period systemd asked for, halved (the interval to send WATCHDOG=1 at), or
+ * undefined: $WATCHDOG_USEC, for this process when $WATCHDOG_PID names one.
+ */
+export function watchdogIntervalMs(env = process.env): number | undefined {
+  const usec = Number(env.WATCHDOG_USEC);
+  if (!Number.isInteger(usec) || usec <= 0) return undefined;
+  if (env.WATCHDOG_PID && Number(env.WATCHDOG_PID) !== process.pid) return undefined;
+  return Math.max(1, Math.floor(usec / 2000));
+}

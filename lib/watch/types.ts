@@ -1,0 +1,87 @@
+// What the watcher tells: the live view of every backend it follows, and the events that
+// changed it. Both are written as JSON (NDJSON events on stdout, the serve API) with schema 1.
+import type { RpcDetails } from '../probes/types.js';
+import type { Backend, SourceName } from '../resolver/types.js';
+
+/** Alive (`up`, serving or busy with a client) or `down` (failed `failAfter` checks in a row). */
+export type WatchState = 'up' | 'down';
+
+export type WatchEventType = 'added' | 'removed' | 'up' | 'down' | 'changed';
+
+/** Which look at a backend produced an observation. */
+export type CheckKind = 'resolve' | 'health' | 'witness' | 'config' | 'forget';
+
+export interface CheckRecord {
+  /** ISO time of the check. */
+  at: string;
+  check: CheckKind;
+  ok: boolean;
+  /** What it saw, in a sentence. */
+  saw: string;
+}
+
+export interface WatchedBackend {
+  host: string;
+  port: number;
+  state: WatchState;
+  /** Every source that named it in the last resolve that did (chain order). */
+  sources: SourceName[];
+  verified: boolean;
+  /** As in resolve: 'serving', or 'busy' (in use by a client; alive, not a failure). */
+  health?: Backend['health'];
+  evidence?: Backend['evidence'];
+  rttMs?: number;
+  rpc?: RpcDetails;
+  /** ISO times: added to the view, the current state entered, last seen alive. */
+  addedAt: string;
+  since: string;
+  lastSeen?: string;
+  lastCheck?: CheckRecord;
+  /** Checks in a row that failed / succeeded (the hysteresis counters). */
+  failures: number;
+  successes: number;
+  /** Times it went down after being up. */
+  flaps: number;
+  /** The id of the last event about it. */
+  lastEventId?: number;
+}
+
+export interface FieldChange {
+  field: 'health' | 'protocol' | 'devices' | 'totalBytes' | 'freeBytes';
+  from: string | number | null;
+  to: string | number | null;
+  /** For freeBytes: which device. */
+  device?: number;
+}
+
+export interface WatchEvent {
+  schema: 1;
+  /** Monotonic within one watcher, from 1. */
+  id: number;
+  /** ISO time. */
+  time: string;
+  type: WatchEventType;
+  backend: WatchedBackend;
+  /** The check that decided it, and what it saw. */
+  cause: { check: CheckKind; saw: string };
+  /** For `changed`: what moved. */
+  changes?: FieldChange[];
+}
+
+export interface WatchSnapshot {
+  schema: 1;
+  watcher: {
+    id: string;
+    startedAt: string;
+    /** Resolves done (successful or not) and health rounds done. */
+    cycles: number;
+    healthRounds: number;
+    lastResolveAt?: string;
+    lastError?: string;
+    ready: boolean;
+  };
+  backends: WatchedBackend[];
+  /** The usable backends as llama-server's --rpc takes them ("" when none). */
+  rpc: string;
+  lastEventId: number;
+}

@@ -1,0 +1,608 @@
+// watchBackends(): the resolver, kept running. Every `intervalMs` the priority chain is
+// resolved again; between resolves every followed backend is health-checked every
+// `healthIntervalMs`. Observations pass through each backend's hysteresis (tracker.ts); what
+// changes comes out as numbered events, kept in a ring for consumers that resume.
+//
+// One loop does all the work, one step at a time, so a backend never has more than one
+// connection of ours at once. A server a coordinator holds is never connected to (its
+// two-slot accept queue stays free for that client); a busy server a witness vouches for is
+// judged by its witness and connected to at most once per resolve interval.
+import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+import { compareAddresses, parseAddress } from '../addresses.js';
+import { InvalidOptionError } from '../errors.js';
+import { formatHostPort } from '../host-port.js';
+import { configCandidates, type LoadedConfig } from '../resolver/config-file.js';
+import { heldKey } from '../resolver/held.js';
+import { resolveBackends, type ResolveOptions } from '../resolver/index.js';
+import { processCandidates, type ProcessFindings } from '../resolver/process.js';
+import { DEFAULT_REDIS_TTL_SECONDS } from '../resolver/redis-cache.js';
+import type { Backend, Resolution, SourceName } from '../resolver/types.js';
+import { addressOf, judge, Witnesses } from '../resolver/verify.js';
+import { ScanJob, type ScanResult } from '../scan.js';
+import { checkIntegerOption } from '../scanner/options.js';
+import type { Endpoint } from '../target-table.js';
+import { systemLookup } from '../targets.js';
+import { EventRing } from './event-ring.js';
+import { observe, track, type HysteresisPolicy, type Observation, type Tracked, type Transition } from './tracker.js';
+import type { CheckKind, WatchedBackend, WatchEvent, WatchEventType, WatchSnapshot } from './types.js';
+
+export const WATCH_DEFAULTS = {
+  intervalMs: 30_000,
+  healthIntervalMs: 5_000,
+  failAfter: 3,
+  recoverAfter: 2,
+  forgetAfterMs: 600_000,
+  eventRingSize: 1000,
+  freeMemoryFraction: 0.1,
+} as const;
+
+export interface WatchOptions extends ResolveOptions {
+  /** Re-resolve through the chain this often, ms. Default 30 s. */
+  intervalMs?: number;
+  /** Health-check every followed backend this often between resolves, ms. Default 5 s. */
+  healthIntervalMs?: number;
+  /** Failed checks in a row that make a backend `down`. Default 3. */
+  failAfter?: number;
+  /** Good checks in a row that bring it back `up`. Default 2. */
+  recoverAfter?: number;
+  /** A backend down this long leaves the view (`removed`), ms. Default 10 min. */
+  forgetAfterMs?: number;
+  /** Events kept for consumers that resume from an id. Default 1000. */
+  eventRingSize?: number;
+  /** A device's free memory moving by this fraction of its total is a `changed`. Default 0.1. */
+  freeMemoryFraction?: number;
+  /** Aborting it closes the watcher. */
+  signal?: AbortSignal;
+}
+
+export interface WatchLog {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  msg: string;
+  [field: string]: unknown;
+}
+
+interface Followed extends Tracked {
+  key: string;
+  endpoint: Endpoint;
+  /** The kernel's key for it, as /proc/net/tcp reads (held servers). */
+  heldKey: string;
+  /** performance.now() of the last connect of ours; busy servers get one per resolve interval. */
+  lastConnect: number;
+  /** performance.now() it went down, for forgetAfterMs (monotonic: a clock jump moves nothing). */
+  downAt?: number;
+}
+
+type WatcherEvents = {
+  event: [WatchEvent];
+  log: [WatchLog];
+  /** The usable backends (up and verified) changed; in --rpc order. */
+  usable: [WatchedBackend[]];
+};
+
+function checkWatchOptions(options: WatchOptions): void {
+  for (const name of [
+    'intervalMs',
+    'healthIntervalMs',
+    'failAfter',
+    'recoverAfter',
+    'forgetAfterMs',
+    'eventRingSize',
+  ] as const) {
+    checkIntegerOption(name, options[name]);
+  }
+  const fraction = options.freeMemoryFraction;
+  if (fraction !== undefined && !(typeof fraction === 'number' && fraction > 0 && fraction <= 1)) {
+    throw new InvalidOptionError(`freeMemoryFraction: must be a number in (0, 1], got ${String(fraction)}`);
+  }
+}
+
+const compareBackends = (a: { host: string; port: number }, b: { host: string; port: number }) => {
+  const [x, y] = [parseAddress(a.host), parseAddress(b.host)];
+  const byAddress = x && y ? compareAddresses(x, y) : a.host.localeCompare(b.host);
+  return byAddress || a.port - b.port;
+};
+
+export class Watcher extends EventEmitter<WatcherEvents> {
+  /** This watcher's id: host, pid and a random tag (a restarted watcher is a new one). */
+  readonly id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  /** Settles when the first resolve is done (whatever it found). */
+  readonly ready: Promise<void>;
+
+  readonly #options: WatchOptions;
+  readonly #policy: HysteresisPolicy;
+  readonly #ring: EventRing;
+  readonly #followed = new Map<string, Followed>();
+  readonly #startedAt = new Date();
+  #nextId = 1;
+  #cycles = 0;
+  #healthRounds = 0;
+  #lastResolveAt?: Date;
+  #lastError?: string;
+  #isReady = false;
+  #markReady!: () => void;
+  #usable = '';
+
+  #closing = false;
+  #loop?: Promise<void>;
+  #cycle = new AbortController();
+  #wake?: () => void;
+  #nextResolve = 0;
+  #nextHealth = Infinity;
+  #resolveRequested = false;
+  /** performance.now() when the current step started; undefined while the loop sleeps. */
+  #busySince?: number;
+
+  #lastGoodConfig?: LoadedConfig | null;
+  #configProblem?: string;
+  #configWatch?: { file: string; watcher: FSWatcher };
+  #redisDown = false;
+  readonly #iterators = new Set<{ push: (e: WatchEvent | null) => void }>();
+
+  constructor(options: WatchOptions = {}) {
+    super();
+    checkWatchOptions(options);
+    this.#options = options;
+    this.#policy = {
+      failAfter: options.failAfter ?? WATCH_DEFAULTS.failAfter,
+      recoverAfter: options.recoverAfter ?? WATCH_DEFAULTS.recoverAfter,
+      freeMemoryFraction: options.freeMemoryFraction ?? WATCH_DEFAULTS.freeMemoryFraction,
+    };
+    this.#ring = new EventRing(options.eventRingSize ?? WATCH_DEFAULTS.eventRingSize);
+    this.ready = new Promise((resolve) => (this.#markReady = resolve));
+    options.signal?.addEventListener('abort', () => void this.close(), { once: true });
+  }
+
+  /** Starts the loop (watchBackends does); the first resolve begins at once. */
+  start(): this {
+    this.#loop ??= this.#run();
+    return this;
+  }
+
+  get #intervalMs(): number {
+    return this.#options.intervalMs ?? WATCH_DEFAULTS.intervalMs;
+  }
+
+  get #healthIntervalMs(): number {
+    return this.#options.healthIntervalMs ?? WATCH_DEFAULTS.healthIntervalMs;
+  }
+
+  /** The live view: every followed backend, sorted by address. */
+  snapshot(): WatchSnapshot {
+    const backends = [...this.#followed.values()].map((f) => structuredClone(f.view)).sort(compareBackends);
+    const watcher: WatchSnapshot['watcher'] = {
+      id: this.id,
+      startedAt: this.#startedAt.toISOString(),
+      cycles: this.#cycles,
+      healthRounds: this.#healthRounds,
+      ready: this.#isReady,
+    };
+    if (this.#lastResolveAt) watcher.lastResolveAt = this.#lastResolveAt.toISOString();
+    if (this.#lastError) watcher.lastError = this.#lastError;
+    return { schema: 1, watcher, backends, rpc: this.#usable, lastEventId: this.#ring.lastId };
+  }
+
+  /** Events after `id` (oldest first), or null when some are gone from the ring. */
+  eventsSince(id: number): WatchEvent[] | null {
+    return this.#ring.since(id);
+  }
+
+  /** How long the current step has run, ms (0 while the loop sleeps): the watchdog asks. */
+  busyForMs(): number {
+    return this.#busySince === undefined ? 0 : performance.now() - this.#busySince;
+  }
+
+  /** Re-read the config file and resolve now (SIGHUP). */
+  reload(): void {
+    this.#resolveRequested = true;
+    this.#wake?.();
+  }
+
+  /** Stops: aborts the step in flight, ends every iterator. Resolves when the loop is done. */
+  async close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = true;
+      this.#cycle.abort(new Error('watcher closed'));
+      this.#wake?.();
+      this.#configWatch?.watcher.close();
+      for (const it of this.#iterators) it.push(null);
+    }
+    await this.#loop;
+  }
+
+  /** The events from now on, until close(). */
+  [Symbol.asyncIterator](): AsyncIterator<WatchEvent> {
+    const queue: (WatchEvent | null)[] = [];
+    let waiting: ((r: IteratorResult<WatchEvent>) => void) | undefined;
+    const it = {
+      push: (e: WatchEvent | null) => {
+        if (waiting) {
+          const w = waiting;
+          waiting = undefined;
+          w(e ? { value: e, done: false } : { value: undefined, done: true });
+        } else queue.push(e);
+      },
+    };
+    if (this.#closing) it.push(null);
+    else this.#iterators.add(it);
+    return {
+      next: () => {
+        if (queue.length > 0) {
+          const e = queue.shift() as WatchEvent | null;
+          return Promise.resolve(e ? { value: e, done: false } : { value: undefined, done: true });
+        }
+        return new Promise((resolve) => (waiting = resolve));
+      },
+      return: () => {
+        this.#iterators.delete(it);
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+
+  #log(level: WatchLog['level'], msg: string, fields: Record<string, unknown> = {}): void {
+    this.emit('log', { level, msg, ...fields });
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closing) {
+      const now = performance.now();
+      this.#busySince = now;
+      const resolving = this.#resolveRequested || now >= this.#nextResolve;
+      try {
+        if (resolving) await this.#resolveCycle();
+        else if (now >= this.#nextHealth) await this.#healthRound();
+      } catch (error) {
+        // A step's failure is logged with its cause and the loop goes on with the last view.
+        if (this.#closing) break;
+        this.#lastError = (error as Error).message;
+        this.#log('error', resolving ? 'resolve failed' : 'health round failed', { error: this.#lastError });
+      }
+      if (resolving && !this.#isReady) {
+        this.#isReady = true;
+        this.#markReady();
+      }
+      this.#busySince = undefined;
+      if (this.#closing) break;
+      const until = Math.min(this.#nextResolve, this.#nextHealth);
+      const wait = this.#resolveRequested ? 0 : Math.max(0, until - performance.now());
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+    }
+    this.#markReady();
+  }
+
+  /** A fresh controller per step, so close() aborts exactly the work in flight. */
+  #stepSignal(): AbortSignal {
+    this.#cycle = new AbortController();
+    return this.#cycle.signal;
+  }
+
+  #emitEvent(type: WatchEventType, followed: Followed, cause: { check: CheckKind; saw: string }, t?: Transition) {
+    const event: WatchEvent = {
+      schema: 1,
+      id: this.#nextId++,
+      time: new Date().toISOString(),
+      type,
+      backend: followed.view,
+      cause,
+    };
+    followed.view.lastEventId = event.id;
+    if (t?.type === 'changed') event.changes = t.changes;
+    const frozen = structuredClone(event);
+    this.#ring.push(frozen);
+    this.emit('event', frozen);
+    for (const it of this.#iterators) it.push(frozen);
+  }
+
+  #apply(followed: Followed, observation: Observation): void {
+    const transition = observe(followed, observation, this.#policy, new Date());
+    if (!transition) return;
+    if (transition.type === 'down') followed.downAt = performance.now();
+    if (transition.type === 'up') followed.downAt = undefined;
+    this.#emitEvent(transition.type, followed, { check: observation.check, saw: observation.saw }, transition);
+  }
+
+  #remove(followed: Followed, check: CheckKind, saw: string): void {
+    this.#followed.delete(followed.key);
+    this.#emitEvent('removed', followed, { check, saw });
+  }
+
+  /** After each step: tell when the set of usable backends changed. */
+  #publishUsable(): void {
+    const usable = [...this.#followed.values()]
+      .map((f) => f.view)
+      .filter((b) => b.state === 'up' && b.verified)
+      .sort(compareBackends);
+    const rpc = usable.map(formatHostPort).join(',');
+    if (rpc === this.#usable) return;
+    this.#usable = rpc;
+    this.emit('usable', structuredClone(usable));
+  }
+
+  async #resolveCycle(): Promise<void> {
+    this.#resolveRequested = false;
+    const started = performance.now();
+    this.#nextResolve = started + this.#intervalMs;
+    this.#cycles += 1;
+    try {
+      const resolution = await resolveBackends(
+        { ...this.#options, signal: this.#stepSignal() },
+        { loadConfig: () => this.#loadConfig() },
+      );
+      this.#lastResolveAt = new Date();
+      await this.#takeResolution(resolution);
+      this.#noteRedis(resolution);
+    } finally {
+      this.#forgetLongDown();
+      this.#publishUsable();
+      this.#nextHealth = performance.now() + this.#healthIntervalMs;
+    }
+  }
+
+  async #takeResolution(resolution: Resolution): Promise<void> {
+    const seen = new Set<string>();
+    for (const backend of resolution.backends) {
+      const key = formatHostPort(backend);
+      seen.add(key);
+      const { sources, ...alive } = backend;
+      const saw = backend.reason ?? 'named and verified';
+      const known = this.#followed.get(key);
+      if (known) {
+        known.view.sources = [...sources];
+        if (backend.evidence === 'hello') known.lastConnect = performance.now();
+        this.#apply(known, { check: 'resolve', saw, alive });
+        continue;
+      }
+      const followed = await this.#follow(backend);
+      if (!followed) continue;
+      this.#emitEvent('added', followed, { check: 'resolve', saw });
+    }
+    const dropped = new Map<string, string>();
+    for (const report of resolution.sources) {
+      for (const d of report.dropped) dropped.set(formatHostPort(d), `${report.name}: ${d.reason}`);
+    }
+    const consulted = new Set<SourceName>(
+      resolution.sources.filter((s) => s.status === 'ok' || s.status === 'empty').map((s) => s.name),
+    );
+    for (const followed of [...this.#followed.values()]) {
+      if (seen.has(followed.key)) continue;
+      const reason = dropped.get(followed.key);
+      if (reason !== undefined) {
+        this.#apply(followed, { check: 'resolve', saw: reason });
+        continue;
+      }
+      const sources = followed.view.sources;
+      if (sources.includes('scan') && consulted.has('scan')) {
+        this.#apply(followed, { check: 'resolve', saw: 'the scan did not find the port open' });
+      } else if (sources.length > 0 && sources.every((s) => consulted.has(s))) {
+        // Every source that named it was asked again and none names it now: a config line
+        // removed, a coordinator restarted without it, a registry entry expired.
+        this.#remove(followed, 'resolve', `no source names it any more (${sources.join(', ')})`);
+      }
+    }
+  }
+
+  /** Starts following a backend the resolver just proved; undefined if its address is gone. */
+  async #follow(backend: Backend): Promise<Followed | undefined> {
+    const address = await addressOf(backend.host, this.#options.lookup ?? systemLookup);
+    if (typeof address === 'string') return undefined;
+    const now = new Date().toISOString();
+    const { host, port, sources, verified, ...details } = backend;
+    const view: WatchedBackend = {
+      host,
+      port,
+      state: 'up',
+      sources: [...sources],
+      verified,
+      addedAt: now,
+      since: now,
+      lastSeen: now,
+      lastCheck: { at: now, check: 'resolve', ok: true, saw: backend.reason ?? 'verified' },
+      failures: 0,
+      successes: 1,
+      flaps: 0,
+    };
+    if (details.health !== undefined) view.health = details.health;
+    if (details.evidence !== undefined) view.evidence = details.evidence;
+    if (details.rttMs !== undefined) view.rttMs = details.rttMs;
+    if (details.rpc !== undefined) view.rpc = details.rpc;
+    const followed: Followed = {
+      ...track(view),
+      key: formatHostPort(backend),
+      endpoint: { host, family: address.family, port, value: address.value },
+      heldKey: heldKey(address.family, address.value, port),
+      lastConnect: performance.now(),
+    };
+    this.#followed.set(followed.key, followed);
+    return followed;
+  }
+
+  #forgetLongDown(): void {
+    const forgetAfter = this.#options.forgetAfterMs ?? WATCH_DEFAULTS.forgetAfterMs;
+    for (const followed of [...this.#followed.values()]) {
+      if (followed.downAt !== undefined && performance.now() - followed.downAt >= forgetAfter) {
+        this.#remove(followed, 'forget', `down for ${Math.round(forgetAfter / 1000)} s`);
+      }
+    }
+  }
+
+  /** Health checks between resolves: witnesses first, a connection only when needed. */
+  async #healthRound(): Promise<void> {
+    const started = performance.now();
+    this.#nextHealth = started + this.#healthIntervalMs;
+    this.#healthRounds += 1;
+    const signal = this.#stepSignal();
+    try {
+      if (this.#followed.size === 0) return;
+      let coordinators: Promise<ProcessFindings> | undefined;
+      const witnesses = new Witnesses({
+        coordinators: () => (coordinators ??= processCandidates(this.#options.trustAllUsers === true)),
+        registry: async () => [],
+        registryTtlSeconds: this.#options.redisTtlSeconds ?? DEFAULT_REDIS_TTL_SECONDS,
+        lookup: this.#options.lookup ?? systemLookup,
+      });
+      const held = await witnesses.held().catch(() => new Map<string, string>());
+      const toProbe: Followed[] = [];
+      for (const followed of this.#followed.values()) {
+        const holder = held.get(followed.heldKey);
+        if (holder !== undefined) {
+          const saw = `busy: ${holder}; not connected to`;
+          this.#apply(followed, {
+            check: 'witness',
+            saw,
+            alive: {
+              host: followed.view.host,
+              port: followed.view.port,
+              verified: true,
+              health: 'busy',
+              evidence: 'held',
+              reason: saw,
+            },
+          });
+          continue;
+        }
+        const vouched = followed.view.evidence === 'coordinator' || followed.view.evidence === 'registry';
+        if (vouched && started - followed.lastConnect < this.#intervalMs) {
+          const vouch = await witnesses.vouch(followed.heldKey);
+          if (vouch) {
+            const saw = `busy: ${vouch.why}`;
+            this.#apply(followed, {
+              check: 'witness',
+              saw,
+              alive: {
+                host: followed.view.host,
+                port: followed.view.port,
+                verified: true,
+                health: 'busy',
+                reason: saw,
+              },
+            });
+            continue;
+          }
+        }
+        toProbe.push(followed);
+      }
+      if (toProbe.length === 0) return;
+      const job = new ScanJob(
+        { endpoints: toProbe.map((f) => f.endpoint) },
+        {
+          timeoutMs: this.#options.timeoutMs,
+          probeTimeoutMs: this.#options.probeTimeoutMs,
+          rpcVersion: this.#options.rpcVersion ?? this.#lastGoodConfig?.rpcVersion,
+          engine: this.#options.engine,
+          probe: ['ggml-rpc'],
+          signal,
+        },
+      );
+      const results = new Map<string, ScanResult>();
+      for await (const r of job) results.set(formatHostPort(r), r);
+      for (const followed of toProbe) {
+        followed.lastConnect = performance.now();
+        const result = results.get(formatHostPort(followed.endpoint));
+        if (!result) continue;
+        const needsWitness = result.state === 'filtered' || (result.state === 'open' && result.guess === true);
+        const vouch = needsWitness ? await witnesses.vouch(followed.heldKey) : undefined;
+        const verdict = judge(result, { ...this.#options, acceptSilent: this.#options.acceptSilent === true }, vouch);
+        if ('reason' in verdict) this.#apply(followed, { check: 'health', saw: verdict.reason });
+        else {
+          const { host, port } = followed.view;
+          this.#apply(followed, {
+            check: 'health',
+            saw: verdict.backend.reason ?? 'answered HELLO',
+            alive: { ...verdict.backend, host, port },
+          });
+        }
+      }
+    } finally {
+      this.#forgetLongDown();
+      this.#publishUsable();
+    }
+  }
+
+  /**
+   * The config source, read by the watcher: a bad edit keeps the last good file (each bad
+   * line said once, as file:line: token), a file that cannot be read keeps it too.
+   */
+  async #loadConfig(): Promise<LoadedConfig | null> {
+    let loaded: LoadedConfig | null;
+    try {
+      loaded = await configCandidates(this.#options.configPath, false);
+    } catch (error) {
+      const problem = (error as Error).message;
+      if (problem !== this.#configProblem) this.#log('error', 'config file unreadable', { error: problem });
+      this.#configProblem = problem;
+      if (this.#lastGoodConfig !== undefined) return this.#lastGoodConfig;
+      throw error;
+    }
+    this.#watchConfig(loaded?.file ?? this.#options.configPath);
+    if (loaded && loaded.warnings.length > 0) {
+      const problem = loaded.warnings.join('\n');
+      const keep = this.#lastGoodConfig !== undefined;
+      if (problem !== this.#configProblem) {
+        for (const line of loaded.warnings) this.#log('error', 'config: bad line', { line });
+        if (keep) this.#log('warn', 'config: keeping the last good version until the file is fixed');
+      }
+      this.#configProblem = problem;
+      if (keep) return this.#lastGoodConfig ?? null;
+      return loaded;
+    }
+    if (this.#configProblem !== undefined) this.#log('info', 'config file good again', { file: loaded?.file });
+    this.#configProblem = undefined;
+    this.#lastGoodConfig = loaded;
+    return loaded;
+  }
+
+  /** An edit of the config file asks for a resolve (editors replace the file: watch its directory). */
+  #watchConfig(file: string | undefined): void {
+    if (file === undefined || this.#configWatch?.file === file || this.#closing) return;
+    this.#configWatch?.watcher.close();
+    this.#configWatch = undefined;
+    let debounce: NodeJS.Timeout | undefined;
+    try {
+      const watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
+        if (name !== basename(file)) return;
+        clearTimeout(debounce);
+        debounce = setTimeout(() => {
+          this.#log('info', 'config file changed', { file });
+          this.reload();
+        }, 200);
+      });
+      watcher.on('error', (error) => this.#log('warn', 'cannot watch the config file', { file, error: error.message }));
+      this.#configWatch = { file, watcher };
+    } catch (error) {
+      this.#log('warn', 'cannot watch the config file; it is read again every resolve', {
+        file,
+        error: (error as Error).message,
+      });
+    }
+  }
+
+  /** Redis trouble is said once when it starts and once when it ends, not every cycle. */
+  #noteRedis(resolution: Resolution): void {
+    const problem = resolution.warnings.find((w) => w.startsWith('Redis unavailable'));
+    if (problem && !this.#redisDown)
+      this.#log('warn', 'Redis lost; going on with the other sources', { error: problem });
+    const used = resolution.sources.some((s) => s.name === 'redis' && (s.status === 'ok' || s.status === 'empty'));
+    if (!problem && this.#redisDown && (used || resolution.backends.some((b) => b.verified))) {
+      this.#log('info', 'Redis reachable again');
+    }
+    if (problem) this.#redisDown = true;
+    else if (used || resolution.backends.some((b) => b.verified)) this.#redisDown = false;
+  }
+}
+
+/** Starts a watcher: `for await (const event of watcher)`, `watcher.snapshot()`, `watcher.close()`. */
+export function watchBackends(options: WatchOptions = {}): Watcher {
+  return new Watcher(options).start();
+}
