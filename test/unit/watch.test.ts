@@ -1,0 +1,174 @@
+import { describe, expect, it } from 'vitest';
+
+import { parseDuration } from '../../lib/cli/flags.js';
+import { humanEvent } from '../../lib/cli/watch-command.js';
+import { humanLine } from '../../lib/daemon/log.js';
+import { splitCommand } from '../../lib/daemon/on-change.js';
+import { watchdogIntervalMs } from '../../lib/daemon/systemd.js';
+import type { Backend } from '../../lib/resolver/types.js';
+import { EventRing } from '../../lib/watch/event-ring.js';
+import { observe, track, type Observation, type Tracked } from '../../lib/watch/tracker.js';
+import type { WatchedBackend, WatchEvent } from '../../lib/watch/types.js';
+
+const policy = { failAfter: 3, recoverAfter: 2, freeMemoryFraction: 0.1 };
+const GiB = 1024 ** 3;
+
+function serving(freeBytes = 8 * GiB, protocol = '5.1.0'): Omit<Backend, 'sources'> {
+  return {
+    host: '10.0.0.7',
+    port: 50052,
+    verified: true,
+    health: 'serving',
+    evidence: 'hello',
+    rpc: {
+      protocol,
+      usableBy: '>=5.1.0 <6.0.0',
+      legacyHello: false,
+      devices: [{ index: 0, freeBytes, totalBytes: 16 * GiB }],
+    },
+  };
+}
+
+function tracked(): Tracked {
+  const now = new Date(0).toISOString();
+  const view: WatchedBackend = {
+    host: '10.0.0.7',
+    port: 50052,
+    state: 'up',
+    sources: ['config'],
+    addedAt: now,
+    since: now,
+    failures: 0,
+    successes: 1,
+    flaps: 0,
+    ...serving(),
+  };
+  return track(view);
+}
+
+const fail: Observation = { check: 'health', saw: 'closed (connection refused)' };
+const good = (alive = serving()): Observation => ({ check: 'health', saw: 'answered HELLO', alive });
+const run = (t: Tracked, observations: Observation[]) =>
+  observations.map((o) => observe(t, o, policy, new Date())?.type ?? null);
+
+describe('hysteresis', () => {
+  it('one dropped check is no event; failAfter in a row is one down; recoverAfter brings it up', () => {
+    const t = tracked();
+    expect(run(t, [fail, good(), fail, fail, good()])).toEqual([null, null, null, null, null]);
+    expect(t.view.state).toBe('up');
+    expect(run(t, [fail, fail, fail, fail, fail])).toEqual([null, null, 'down', null, null]);
+    expect(t.view).toMatchObject({ state: 'down', flaps: 1, failures: 5 });
+    expect(run(t, [good(), fail, good(), good(), good()])).toEqual([null, null, null, 'up', null]);
+    expect(t.view).toMatchObject({ state: 'up', flaps: 1, successes: 3 });
+    expect(t.view.lastCheck).toMatchObject({ check: 'health', ok: true, saw: 'answered HELLO' });
+  });
+
+  it('busy is alive, and a change of health is a change', () => {
+    const t = tracked();
+    const busy: Observation = {
+      check: 'witness',
+      saw: 'busy: pid 7 holds a connection to it',
+      alive: { host: '10.0.0.7', port: 50052, verified: true, health: 'busy', evidence: 'held' },
+    };
+    const [first, second] = [observe(t, busy, policy, new Date()), observe(t, busy, policy, new Date())];
+    expect(first).toEqual({ type: 'changed', changes: [{ field: 'health', from: 'serving', to: 'busy' }] });
+    expect(second).toBeUndefined();
+    // What a held server cannot say (its HELLO details) is kept from the last HELLO.
+    expect(t.view).toMatchObject({ state: 'up', evidence: 'held', rpc: { protocol: '5.1.0' } });
+    expect(t.view.failures).toBe(0);
+  });
+
+  it('free memory: a move past 10% of the total is a change; a slow drift adds up to one', () => {
+    const t = tracked();
+    const drift = [7.5, 7.0, 6.5].map((g) => observe(t, good(serving(g * GiB)), policy, new Date()));
+    // 8 → 7.5 → 7.0 (-1 GiB, under 1.6) → 6.5 (-1.5 GiB) : still under; the baseline stays 8 GiB.
+    expect(drift).toEqual([undefined, undefined, undefined]);
+    expect(t.view.rpc?.devices[0]?.freeBytes).toBe(6.5 * GiB);
+    const moved = observe(t, good(serving(6 * GiB)), policy, new Date());
+    expect(moved).toEqual({
+      type: 'changed',
+      changes: [{ field: 'freeBytes', device: 0, from: 8 * GiB, to: 6 * GiB }],
+    });
+    expect(observe(t, good(serving(6.2 * GiB)), policy, new Date())).toBeUndefined();
+  });
+
+  it('a new protocol or device count is a change', () => {
+    const t = tracked();
+    expect(observe(t, good(serving(8 * GiB, '5.2.0')), policy, new Date())).toEqual({
+      type: 'changed',
+      changes: [{ field: 'protocol', from: '5.1.0', to: '5.2.0' }],
+    });
+    const two = serving(8 * GiB, '5.2.0');
+    two.rpc?.devices.push({ index: 1, freeBytes: GiB, totalBytes: GiB });
+    expect(observe(t, good(two), policy, new Date())).toMatchObject({
+      changes: [{ field: 'devices', from: 1, to: 2 }],
+    });
+  });
+});
+
+describe('event ring', () => {
+  const event = (id: number) => ({ id }) as WatchEvent;
+
+  it('resumes after an id, says when events are gone, gives nothing for a future id', () => {
+    const ring = new EventRing(3);
+    expect(ring.since(0)).toEqual([]);
+    for (let id = 1; id <= 5; id++) ring.push(event(id));
+    expect(ring.lastId).toBe(5);
+    expect(ring.since(2)?.map((e) => e.id)).toEqual([3, 4, 5]);
+    expect(ring.since(4)?.map((e) => e.id)).toEqual([5]);
+    expect(ring.since(5)).toEqual([]);
+    expect(ring.since(99)).toEqual([]);
+    expect(ring.since(1)).toBeNull();
+    expect(ring.since(0)).toBeNull();
+  });
+});
+
+describe('daemon pieces', () => {
+  it('durations take a unit; a bare number is milliseconds; out of range names the flag', () => {
+    expect(parseDuration('--interval', '500ms', 'intervalMs')).toBe(500);
+    expect(parseDuration('--interval', '5s', 'intervalMs')).toBe(5000);
+    expect(parseDuration('--interval', '10m', 'intervalMs')).toBe(600_000);
+    expect(parseDuration('--interval', '1h', 'intervalMs')).toBe(3_600_000);
+    expect(parseDuration('--interval', '250', 'intervalMs')).toBe(250);
+    expect(parseDuration('--interval', undefined, 'intervalMs')).toBeUndefined();
+    expect(() => parseDuration('--interval', '5 min', 'intervalMs')).toThrow(/--interval: expected a duration/);
+    expect(() => parseDuration('--interval', '-5s', 'intervalMs')).toThrow(/--interval/);
+    expect(() => parseDuration('--interval', '10ms', 'intervalMs')).toThrow(/--interval: must be an integer 100\.\./);
+    expect(() => parseDuration('--health-interval', '2d', 'healthIntervalMs')).toThrow(/--health-interval/);
+  });
+
+  it('a command line splits like a shell would, with nothing expanded', () => {
+    expect(splitCommand('systemctl restart llama')).toEqual(['systemctl', 'restart', 'llama']);
+    expect(splitCommand(`a "b c" 'd $HOME' e\\ f ""`)).toEqual(['a', 'b c', 'd $HOME', 'e f', '']);
+    expect(splitCommand('  x   "y\\"z"  ')).toEqual(['x', 'y"z']);
+    expect(splitCommand('echo $(rm -rf /); ls')).toEqual(['echo', '$(rm', '-rf', '/);', 'ls']);
+    expect(() => splitCommand('a "b')).toThrow(/unclosed " quote/);
+  });
+
+  it('log and event lines for a terminal carry no control characters from a peer', () => {
+    const line = humanLine(
+      JSON.stringify({ level: 50, time: 0, pid: 1, msg: 'config: bad line', line: 'x\u001b]0;owned\u0007' }),
+    );
+    expect(line).toMatch(/ error config: bad line line=x/);
+    expect(line.slice(0, -1)).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    const event = {
+      schema: 1,
+      id: 7,
+      time: new Date(0).toISOString(),
+      type: 'down',
+      backend: { host: '10.0.0.7', port: 50052, sources: ['config'] },
+      cause: { check: 'health', saw: 'not a ggml-rpc server: "\u001b[2J"' },
+    } as unknown as WatchEvent;
+    const text = humanEvent(event);
+    expect(text).toMatch(/#7 down\s+10\.0\.0\.7:50052 \(config\): not a ggml-rpc server/);
+    expect(text.slice(0, -1)).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+  });
+
+  it('the watchdog interval is half of WATCHDOG_USEC, for this process only', () => {
+    expect(watchdogIntervalMs({ WATCHDOG_USEC: '20000000' })).toBe(10_000);
+    expect(watchdogIntervalMs({ WATCHDOG_USEC: '20000000', WATCHDOG_PID: String(process.pid) })).toBe(10_000);
+    expect(watchdogIntervalMs({ WATCHDOG_USEC: '20000000', WATCHDOG_PID: '1' })).toBeUndefined();
+    expect(watchdogIntervalMs({ WATCHDOG_USEC: 'x' })).toBeUndefined();
+    expect(watchdogIntervalMs({})).toBeUndefined();
+  });
+});
