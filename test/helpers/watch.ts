@@ -82,8 +82,11 @@ export function startWatch(args: string[], env: NodeJS.ProcessEnv = {}): WatchPr
 
 export const isEvent =
   (type: WatchEvent['type'], host: string, after = 0) =>
-  (line: WatchEvent | LogLine): boolean =>
-    'schema' in line && line.type === type && line.backend.host === host && line.id > after;
+  (line: WatchEvent | LogLine): boolean => {
+    if (!('schema' in line)) return false;
+    const event = line as WatchEvent;
+    return event.type === type && event.backend.host === host && event.id > after;
+  };
 
 export const isLog =
   (msg: string | RegExp) =>

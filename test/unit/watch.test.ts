@@ -32,8 +32,6 @@ function serving(freeBytes = 8 * GiB, protocol = '5.1.0'): Omit<Backend, 'source
 function tracked(): Tracked {
   const now = new Date(0).toISOString();
   const view: WatchedBackend = {
-    host: '10.0.0.7',
-    port: 50052,
     state: 'up',
     sources: ['config'],
     addedAt: now,
