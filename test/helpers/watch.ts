@@ -35,9 +35,9 @@ export function startWatch(args: string[], env: NodeJS.ProcessEnv = {}): WatchPr
     const lines = buffered.split('\n');
     buffered = lines.pop() ?? '';
     for (const line of lines) {
-      const parsed = JSON.parse(line) as WatchEvent | LogLine;
-      if ('schema' in parsed) events.push(parsed);
-      else logs.push(parsed);
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      if ('schema' in parsed) events.push(parsed as unknown as WatchEvent);
+      else logs.push(parsed as LogLine);
     }
     for (const w of waiters) w();
   });
