@@ -23,6 +23,8 @@ export interface GgmlRpcPeer {
   log: string[];
   /** True once the peer would have died of SIGPIPE; it no longer listens then. */
   readonly dead: boolean;
+  /** Connections made to it so far, served or still waiting in its queue. */
+  readonly connections: number;
   close(): Promise<void>;
 }
 
@@ -79,11 +81,13 @@ export async function startGgmlRpcPeer(options: PeerOptions): Promise<GgmlRpcPee
   const log: string[] = [];
   let serving = false;
   let dead = false;
+  let connections = 0;
 
   const waitedSockets = new WeakSet<Socket>();
   // allowHalfOpen: a client's FIN must not close our side, so a half-closed client can read replies.
   const server: Server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
     if (serving) waitedSockets.add(socket);
+    connections += 1;
     all.add(socket);
     socket.on('close', () => all.delete(socket));
     socket.on('error', () => {});
@@ -239,6 +243,9 @@ export async function startGgmlRpcPeer(options: PeerOptions): Promise<GgmlRpcPee
     log,
     get dead() {
       return dead;
+    },
+    get connections() {
+      return connections;
     },
     close: () =>
       new Promise<void>((resolve) => {

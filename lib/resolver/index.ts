@@ -75,7 +75,7 @@ export interface ResolveOptions {
 }
 
 /** The resolver's own options, through the same checks as a scan's; the scan options reach the scan. */
-function checkResolveOptions(options: ResolveOptions): void {
+export function checkResolveOptions(options: ResolveOptions): void {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options: must be an object');
   const sources = options.sources ?? SOURCE_NAMES;
   if (!Array.isArray(sources) || sources.length === 0) {

@@ -18,7 +18,7 @@ import { InvalidOptionError } from '../errors.js';
 import { formatHostPort } from '../host-port.js';
 import { configCandidates, type LoadedConfig } from '../resolver/config-file.js';
 import { heldKey } from '../resolver/held.js';
-import { resolveBackends, type ResolveOptions } from '../resolver/index.js';
+import { checkResolveOptions, resolveBackends, type ResolveOptions } from '../resolver/index.js';
 import { processCandidates, type ProcessFindings } from '../resolver/process.js';
 import { DEFAULT_REDIS_TTL_SECONDS } from '../resolver/redis-cache.js';
 import type { Backend, Resolution, SourceName } from '../resolver/types.js';
@@ -84,7 +84,9 @@ type WatcherEvents = {
   usable: [WatchedBackend[]];
 };
 
+/** The resolver's checks, then the watcher's own: a bad option fails here, not every cycle. */
 function checkWatchOptions(options: WatchOptions): void {
+  checkResolveOptions(options);
   for (const name of [
     'intervalMs',
     'healthIntervalMs',

@@ -6,10 +6,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { resolveBackends } from '../../lib/resolver/index.js';
 import { probe } from '../../lib/scan.js';
+import { watchBackends } from '../../lib/watch/watcher.js';
 import { configFile } from '../helpers/config.js';
 import { runCli } from '../helpers/cli.js';
 import { fakeCoordinator, rpcHolder, stopOnFinish } from '../helpers/coordinator.js';
@@ -88,8 +89,9 @@ describe('coordinators as witnesses', () => {
       const mine = r.backends.find((b) => b.host === '127.0.0.225');
       expect(mine, `resolve ${i + 1}`).toMatchObject({ health: 'busy', verified: true, evidence: 'held' });
     }
-    // Only the holder ever connected: no probe spent a slot of the accept queue.
-    expect(peer.log.filter((e) => e === 'accepted')).toHaveLength(1);
+    // Only the holder ever connected: no probe spent a slot of the accept queue (a probe's
+    // connection would wait in the queue unserved, so connections are counted).
+    expect(peer.connections).toBe(1);
     await stop();
     expect(await eventually(() => peer.log.includes('closed') || peer.log.includes('reset'))).toBe(true);
     const next = await probe('127.0.0.225', peer.port, { service: 'ggml-rpc' });
@@ -118,4 +120,32 @@ describe('coordinators as witnesses', () => {
       expect(all.backends.find((b) => b.host === '127.0.0.226')).toMatchObject({ health: 'serving' });
     },
   );
+
+  it('the watcher never connects to a server its coordinator holds, across many health rounds, and sees it serve again once freed', async () => {
+    const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.227' });
+    const stop = await rpcHolder('127.0.0.227', peer.port);
+    const watcher = watchBackends({
+      sources: ['config'],
+      configPath: configFile([`127.0.0.227:${peer.port}`]),
+      intervalMs: 60_000,
+      healthIntervalMs: 100,
+      probeTimeoutMs: PROBE_TIMEOUT_MS,
+    });
+    onTestFinished(() => watcher.close());
+    await watcher.ready;
+    expect(watcher.snapshot().backends[0]).toMatchObject({ state: 'up', health: 'busy', evidence: 'held' });
+    expect(await eventually(() => watcher.snapshot().watcher.healthRounds >= 10, 10_000)).toBe(true);
+    expect(watcher.snapshot().backends[0]).toMatchObject({ state: 'up', health: 'busy', failures: 0 });
+    // Ten rounds and one resolve, and only the holder ever connected (a probe would wait in
+    // the queue, never served, so count connections, not what the server served).
+    expect(peer.connections).toBe(1);
+    await stop();
+    const served = await eventually(() => watcher.snapshot().backends[0]?.health === 'serving', 5000);
+    expect(served).toBe(true);
+    expect(watcher.eventsSince(0)?.map((e) => [e.type, e.changes])).toEqual([
+      ['added', undefined],
+      ['changed', [{ field: 'health', from: 'busy', to: 'serving' }]],
+    ]);
+    expect(peer.dead).toBe(false);
+  });
 });

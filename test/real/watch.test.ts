@@ -11,12 +11,22 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
-import { eventually } from '../helpers/net.js';
+import { countFds, eventually, settledFdCount } from '../helpers/net.js';
 import { isEvent, isLog, startWatch, type LogLine } from '../helpers/watch.js';
+import { watchBackends } from '../../lib/watch/watcher.js';
 import type { WatchEvent } from '../../lib/watch/types.js';
 
 const FAST = ['--sources', 'config', '--interval', '2s', '--health-interval', '200ms', '--timeout', '300'];
 const FAST_PROBE = ['--probe-timeout', '400'];
+
+/** Running, not a zombie nobody reaped yet (state Z in /proc/PID/stat). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 function workDir(): string {
   return mkdtempSync(join(tmpdir(), 'sb-watch-'));
@@ -38,8 +48,10 @@ describe('watch follows backends', () => {
         '[ -f coordinator.pid ] && kill "$(cat coordinator.pid)" 2>/dev/null',
         'cat > view.json',
         'echo "$SCAN_BACKENDS_RPC" >> lists',
-        'sh -c \'exec sleep 600\' --rpc "$SCAN_BACKENDS_RPC" </dev/null >/dev/null 2>&1 &',
+        // No --rpc in its argv: other test files resolve the process source in parallel.
+        'sleep 600 </dev/null >/dev/null 2>&1 &',
         'echo $! > coordinator.pid',
+        'echo $! >> pids',
       ].join('\n'),
     );
     onTestFinished(() => {
@@ -86,6 +98,11 @@ describe('watch follows backends', () => {
     expect(down.cause.saw).toMatch(/closed \(connection refused\)|scan|no answer/);
     await eventually(() => lists().length === 2, 5000);
     expect(lists()[1]).toBe(`127.0.1.10:${a.port}`);
+    // The coordinator was restarted: the first one is gone, the second runs.
+    const pids = readFileSync(join(dir, 'pids'), 'utf8').trim().split('\n').map(Number);
+    expect(pids).toHaveLength(2);
+    expect(alive(pids[0] as number)).toBe(false);
+    expect(alive(pids[1] as number)).toBe(true);
 
     b = await ggmlRpcPeer({ generation: '5.x', host: '127.0.1.11', port: bPort });
     const up = await watch.waitFor<WatchEvent>('up .11', isEvent('up', '127.0.1.11', down.id));
@@ -269,5 +286,49 @@ describe('watch follows backends', () => {
       expect(run.stderr).toMatch(message);
       expect(run.stdout).toBe('');
     }
+  });
+});
+
+describe('watchBackends, the library API', () => {
+  it('iterates events, answers snapshot() and eventsSince(), and closes with every descriptor back', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.1.60' });
+    const config = configFile([`127.0.1.60:${a.port}`, '127.0.1.61:1']);
+    const fdsBefore = countFds();
+    const watcher = watchBackends({
+      sources: ['config'],
+      configPath: config,
+      intervalMs: 60_000,
+      healthIntervalMs: 200,
+      failAfter: 2,
+      timeoutMs: 300,
+      probeTimeoutMs: 400,
+    });
+    const events = watcher[Symbol.asyncIterator]();
+    await watcher.ready;
+    const snapshot = watcher.snapshot();
+    expect(snapshot).toMatchObject({
+      schema: 1,
+      watcher: { ready: true, cycles: 1 },
+      rpc: `127.0.1.60:${a.port}`,
+      backends: [{ host: '127.0.1.60', state: 'up', health: 'serving', sources: ['config'] }],
+    });
+    // The port that refused was named but never proved: it is not a backend.
+    expect(snapshot.backends).toHaveLength(1);
+    expect((await events.next()).value).toMatchObject({ id: 1, type: 'added' });
+    await a.close();
+    expect((await events.next()).value).toMatchObject({ id: 2, type: 'down', cause: { check: 'health' } });
+    expect(watcher.eventsSince(0)?.map((e) => e.type)).toEqual(['added', 'down']);
+    expect(watcher.eventsSince(1)?.map((e) => e.id)).toEqual([2]);
+    expect(watcher.snapshot().rpc).toBe('');
+    await watcher.close();
+    expect(await events.next()).toEqual({ value: undefined, done: true });
+    expect(await settledFdCount(fdsBefore)).toBe(fdsBefore);
+  });
+
+  it('rejects options out of range with the option named', () => {
+    expect(() => watchBackends({ failAfter: 0 })).toThrow(/failAfter: must be an integer 1\.\.1000, got 0/);
+    expect(() => watchBackends({ healthIntervalMs: 5 })).toThrow(/healthIntervalMs/);
+    expect(() => watchBackends({ freeMemoryFraction: 2 })).toThrow(/freeMemoryFraction/);
+    expect(() => watchBackends({ timeoutMs: -1 })).toThrow(/timeoutMs/);
   });
 });
