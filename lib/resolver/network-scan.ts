@@ -1,10 +1,10 @@
 // Source "scan": the network scan, probing every open port for ggml-rpc.
-import { scanAll, type ScanOptions } from '../scan.js';
-import { localSubnetTargets } from '../targets.js';
+import { scanAll, ScanJob, type ScanOptions, type ScanResult } from '../scan.js';
+import { localSubnetTargets, resolveTargets } from '../targets.js';
 import { parseAddress } from '../addresses.js';
 import { heldKey } from './held.js';
 import type { Backend, Dropped } from './types.js';
-import { judgeAll, type VerifyContext } from './verify.js';
+import { heldBackend, judgeAll, type VerifyContext } from './verify.js';
 
 export interface ScanSourceOptions extends VerifyContext {
   /** Targets in the scan grammar; default: the local private subnets. */
@@ -20,18 +20,37 @@ export async function scanSource(
     targets = localSubnetTargets().cidrs;
     if (targets.length === 0) throw new Error('no local private IPv4 subnet to scan; name one (subnet, --subnet)');
   }
-  const report = await scanAll(targets, {
-    ...options,
-    ports: options.ports,
-    probe: options.verify ? ['ggml-rpc'] : false,
-  });
-  let kept: Backend[] = [];
+  const scanOptions: ScanOptions = { ...options, ports: options.ports, probe: options.verify ? ['ggml-rpc'] : false };
+  // A server a trusted coordinator holds is not connected to (its two-slot accept queue is
+  // that client's): it is taken out of the scan and kept busy, as the other sources do.
+  const held = options.verify ? await options.witnesses.held() : new Map<string, string>();
+  const heldFound: Backend[] = [];
+  let report: { results: ScanResult[] };
+  if (held.size === 0) report = await scanAll(targets, scanOptions);
+  else {
+    const endpoints = (await resolveTargets(targets, scanOptions)).filter((e) => {
+      const why = held.get(heldKey(e.family, e.value, e.port));
+      if (why !== undefined) heldFound.push(heldBackend({ host: e.host, port: e.port, sources: ['scan'] }, why));
+      return why === undefined;
+    });
+    const results: ScanResult[] = [];
+    for await (const r of new ScanJob({ endpoints }, scanOptions)) results.push(r);
+    report = { results };
+  }
+  let kept: Backend[] = [...heldFound];
   let dropped: Dropped[] = [];
   const open = report.results.filter((r) => r.state === 'open');
   if (!options.verify) {
-    kept = open.map((r) => ({ host: r.host, port: r.port, sources: ['scan'], verified: false, rttMs: r.rttMs }));
+    kept = open.map((r): Backend => ({
+      host: r.host,
+      port: r.port,
+      sources: ['scan'],
+      verified: false,
+      rttMs: r.rttMs,
+    }));
   } else {
-    ({ kept, dropped } = await judgeAll(
+    let judged: Backend[];
+    ({ kept: judged, dropped } = await judgeAll(
       open.map((result) => {
         const address = parseAddress(result.host);
         const key = address ? heldKey(address.family, address.value, result.port) : result.host;
@@ -39,7 +58,14 @@ export async function scanSource(
       }),
       options,
     ));
+    kept.push(...judged);
   }
   const list = [targets].flat().join(', ');
-  return { kept, dropped, found: open.length, message: `scanned ${report.results.length} host:port pairs of ${list}` };
+  const skipped = heldFound.length > 0 ? `; ${heldFound.length} held by a coordinator, not connected to` : '';
+  return {
+    kept,
+    dropped,
+    found: open.length + heldFound.length,
+    message: `scanned ${report.results.length} host:port pairs of ${list}${skipped}`,
+  };
 }

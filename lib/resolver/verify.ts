@@ -158,6 +158,18 @@ export function judge(
   return { backend };
 }
 
+/** A server a trusted coordinator holds: kept busy, never connected to. */
+export function heldBackend(owner: { host: string; port: number; sources: SourceName[] }, why: string): Backend {
+  return {
+    ...owner,
+    verified: true,
+    service: 'ggml-rpc',
+    health: 'busy',
+    evidence: 'held',
+    reason: `busy: ${why}; not connected to, so its queue stays free for that client`,
+  };
+}
+
 /** Candidates once each, in order, with every source that named them. */
 export function dedupe(candidates: readonly Candidate[]): { host: string; port: number; sources: SourceName[] }[] {
   const byKey = new Map<string, { host: string; port: number; sources: SourceName[] }>();
@@ -238,14 +250,7 @@ export async function verifyCandidates(
       probed.push(o);
       return;
     }
-    kept.push({
-      ...o.owner,
-      verified: true,
-      service: 'ggml-rpc',
-      health: 'busy',
-      evidence: 'held',
-      reason: `busy: ${why}; not connected to, so its queue stays free for that client`,
-    });
+    kept.push(heldBackend(o.owner, why));
   });
   if (toProbe.length === 0) return { kept, dropped };
   const job = new ScanJob({ endpoints: toProbe }, { ...ctx, probe: ['ggml-rpc'] });

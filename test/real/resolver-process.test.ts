@@ -121,6 +121,19 @@ describe('coordinators as witnesses', () => {
     },
   );
 
+  it('the scan source does not connect to a held server either: it keeps it busy, taken out of the scan', async () => {
+    const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.228' });
+    await rpcHolder('127.0.0.228', peer.port);
+    for (let i = 0; i < 3; i++) {
+      const r = await resolveBackends({ sources: ['scan'], subnet: '127.0.0.228', ports: peer.port });
+      expect(r.backends, `resolve ${i + 1}`).toMatchObject([
+        { host: '127.0.0.228', sources: ['scan'], health: 'busy', evidence: 'held' },
+      ]);
+      expect(r.sources[0]?.message).toMatch(/scanned 0 host:port pairs of 127\.0\.0\.228; 1 held by a coordinator/);
+    }
+    expect(peer.connections).toBe(1);
+  });
+
   it('the watcher never connects to a server its coordinator holds, across many health rounds, and sees it serve again once freed', async () => {
     const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.227' });
     const stop = await rpcHolder('127.0.0.227', peer.port);
