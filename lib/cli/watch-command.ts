@@ -7,7 +7,7 @@ import { pino } from 'pino';
 
 import { formatHostPort } from '../host-port.js';
 import { terminalSafe } from '../peer-text.js';
-import { createDaemonLog, DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES } from '../daemon/log.js';
+import { createDaemonLog, DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES, LOG_LEVELS, type LogLevel } from '../daemon/log.js';
 import { DEFAULT_ON_CHANGE_TIMEOUT_MS, DEFAULT_SETTLE_MS, OnChangeRunner, splitCommand } from '../daemon/on-change.js';
 import { SystemdNotifier, watchdogIntervalMs } from '../daemon/systemd.js';
 import { checkIntegerOption } from '../scanner/options.js';
@@ -45,6 +45,7 @@ Watch options:
                            lines on stdout with the events (on a terminal: stderr, as text)
       --log-max-size N     rotate past N bytes (K, M, G suffixes; default 50M)
       --log-files N        rotated files kept (default 5)
+      --log-level L        debug | info | warn | error (default info; debug adds a line a resolve)
       --heartbeat D        log a heartbeat line this often (default 1h)
       --until TIME         stop at this ISO 8601 time, as SIGTERM does
 
@@ -80,6 +81,7 @@ export const WATCH_FLAGS = {
   'log-file': { type: 'string' },
   'log-max-size': { type: 'string' },
   'log-files': { type: 'string' },
+  'log-level': { type: 'string' },
   heartbeat: { type: 'string' },
   until: { type: 'string' },
 } as const;
@@ -152,6 +154,10 @@ export async function runWatchCommand(argv: string[], signal: AbortSignal): Prom
   const logMaxBytes = parseSize('--log-max-size', values['log-max-size']) ?? DEFAULT_LOG_MAX_BYTES;
   const logFiles = parseInteger('--log-files', values['log-files'], 'logFiles') ?? DEFAULT_LOG_FILES;
   const until = parseUntil(values.until);
+  const logLevel = (values['log-level'] ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new UsageError(`--log-level: expected ${LOG_LEVELS.join(', ')}; got "${logLevel}"`);
+  }
   let onChangeArgv: string[] | undefined;
   if (values['on-change'] !== undefined) {
     const line = values['on-change'];
@@ -174,6 +180,7 @@ export async function runWatchCommand(argv: string[], signal: AbortSignal): Prom
       files: logFiles,
       human: values['log-file'] === undefined && process.stdout.isTTY === true,
       stdout,
+      level: logLevel,
     });
   } catch (error) {
     throw new UsageError(`--log-file: ${(error as Error).message}`);

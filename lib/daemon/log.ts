@@ -9,6 +9,8 @@ import { terminalSafe } from '../peer-text.js';
 
 export const DEFAULT_LOG_MAX_BYTES = 50 * 1024 * 1024;
 export const DEFAULT_LOG_FILES = 5;
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /**
  * A log file that rotates by size: past `maxBytes` the file becomes FILE.1 (FILE.1 becomes
@@ -104,11 +106,13 @@ export function createDaemonLog(options: {
   files?: number;
   human: boolean;
   stdout: DestinationStream;
+  level?: LogLevel;
 }): DaemonLog {
+  const settings = { base: { pid: process.pid }, level: options.level ?? 'info' };
   if (options.file !== undefined) {
     const file = new RotatingFile(options.file, options.maxBytes, options.files);
     return {
-      logger: pino({ base: { pid: process.pid } }, file),
+      logger: pino(settings, file),
       reopen: () => file.reopen(),
       close: () => file.close(),
     };
@@ -116,5 +120,5 @@ export function createDaemonLog(options: {
   const destination: DestinationStream = options.human
     ? { write: (line: string) => process.stderr.write(humanLine(line)) }
     : options.stdout;
-  return { logger: pino({ base: { pid: process.pid } }, destination), reopen: () => {}, close: () => {} };
+  return { logger: pino(settings, destination), reopen: () => {}, close: () => {} };
 }

@@ -146,6 +146,11 @@ export function chooseCompatibleGroup(backends: readonly Backend[]): {
 /** For the watcher: it reads the config file itself, to keep the last good one over a bad edit. */
 export interface ResolveHooks {
   loadConfig?: () => Promise<LoadedConfig | null>;
+  /**
+   * Remove registry entries this resolve could not reach (default true). Watchers sharing a
+   * Redis pass false: an entry leaves only when no watcher has seen it alive within the TTL.
+   */
+  pruneRegistry?: boolean;
 }
 
 export async function resolveBackends(options: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
@@ -286,7 +291,7 @@ export async function resolveBackends(options: ResolveOptions = {}, hooks: Resol
           report.message = r.url;
           ({ kept, dropped } = await verifyCandidates(found.entries, ctx));
           // Entries that were checked and did not answer leave the registry.
-          if (verify) await r.remove(dropped);
+          if (verify && hooks.pruneRegistry !== false) await r.remove(dropped);
           dropped.unshift(...found.dropped);
         }
         report.dropped = dropped;

@@ -9,7 +9,7 @@ export type WatchState = 'up' | 'down';
 export type WatchEventType = 'added' | 'removed' | 'up' | 'down' | 'changed';
 
 /** Which look at a backend produced an observation. */
-export type CheckKind = 'resolve' | 'health' | 'witness' | 'config' | 'forget';
+export type CheckKind = 'resolve' | 'health' | 'witness' | 'peer' | 'forget';
 
 export interface CheckRecord {
   /** ISO time of the check. */
@@ -44,6 +44,8 @@ export interface WatchedBackend {
   flaps: number;
   /** The id of the last event about it. */
   lastEventId?: number;
+  /** Other watchers (sharing the Redis) that report it alive. */
+  reportedBy?: string[];
 }
 
 export interface FieldChange {
@@ -79,6 +81,9 @@ export interface WatchSnapshot {
     lastResolveAt?: string;
     lastError?: string;
     ready: boolean;
+    /** With a shared Redis: the subnets this watcher holds the scan lease of, and Redis's state. */
+    scanning?: string[];
+    redis?: { connected: boolean };
   };
   backends: WatchedBackend[];
   /** The usable backends as llama-server's --rpc takes them ("" when none). */

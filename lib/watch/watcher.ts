@@ -8,7 +8,7 @@
 // two-slot accept queue stays free for that client); a busy server a witness vouches for is
 // judged by its witness and connected to at most once per resolve interval.
 import { EventEmitter } from 'node:events';
-import { watch, type FSWatcher } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -21,15 +21,20 @@ import { heldKey } from '../resolver/held.js';
 import { checkResolveOptions, resolveBackends, type ResolveOptions } from '../resolver/index.js';
 import { processCandidates, type ProcessFindings } from '../resolver/process.js';
 import { DEFAULT_REDIS_TTL_SECONDS } from '../resolver/redis-cache.js';
-import type { Backend, Resolution, SourceName } from '../resolver/types.js';
-import { addressOf, judge, Witnesses } from '../resolver/verify.js';
+import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
+import { addressOf, judge, verifyCandidates, Witnesses, type VerifyContext } from '../resolver/verify.js';
 import { ScanJob, type ScanResult } from '../scan.js';
 import { checkIntegerOption } from '../scanner/options.js';
 import type { Endpoint } from '../target-table.js';
-import { systemLookup } from '../targets.js';
+import { localSubnetTargets, splitList, systemLookup } from '../targets.js';
 import { EventRing } from './event-ring.js';
+import { Fleet, type RemoteEvent, type ScannerInfo } from './fleet.js';
 import { observe, track, type HysteresisPolicy, type Observation, type Tracked, type Transition } from './tracker.js';
 import type { CheckKind, WatchedBackend, WatchEvent, WatchEventType, WatchSnapshot } from './types.js';
+
+const PACKAGE_VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export const WATCH_DEFAULTS = {
   intervalMs: 30_000,
@@ -142,7 +147,12 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   #lastGoodConfig?: LoadedConfig | null;
   #configProblem?: string;
   #configWatch?: { file: string; watcher: FSWatcher };
-  #redisDown = false;
+  #fleet?: Fleet;
+  /** Backends other watchers report alive that this one does not follow yet: checked next. */
+  readonly #reported = new Map<string, { host: string; port: number; origin: string; saw: string }>();
+  #scanning?: string[];
+  #leaseNote = '';
+  #warned = new Set<string>();
   readonly #iterators = new Set<{ push: (e: WatchEvent | null) => void }>();
 
   constructor(options: WatchOptions = {}) {
@@ -185,12 +195,20 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     };
     if (this.#lastResolveAt) watcher.lastResolveAt = this.#lastResolveAt.toISOString();
     if (this.#lastError) watcher.lastError = this.#lastError;
+    if (this.#scanning) watcher.scanning = [...this.#scanning];
+    if (this.#fleet) watcher.redis = { connected: this.#fleet.connected };
     return { schema: 1, watcher, backends, rpc: this.#usable, lastEventId: this.#ring.lastId };
   }
 
   /** Events after `id` (oldest first), or null when some are gone from the ring. */
   eventsSince(id: number): WatchEvent[] | null {
     return this.#ring.since(id);
+  }
+
+  /** The watchers sharing this watcher's Redis (empty without one, or while it is down). */
+  async scanners(): Promise<ScannerInfo[]> {
+    if (!this.#fleet?.connected) return [];
+    return this.#fleet.scanners().catch(() => []);
   }
 
   /** How long the current step has run, ms (0 while the loop sleeps): the watchdog asks. */
@@ -251,12 +269,14 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   }
 
   async #run(): Promise<void> {
+    await this.#startFleet();
     while (!this.#closing) {
       const now = performance.now();
       this.#busySince = now;
       const resolving = this.#resolveRequested || now >= this.#nextResolve;
       try {
         if (resolving) await this.#resolveCycle();
+        else if (this.#reported.size > 0) await this.#checkReported();
         else if (now >= this.#nextHealth) await this.#healthRound();
       } catch (error) {
         // A step's failure is logged with its cause and the loop goes on with the last view.
@@ -271,7 +291,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       this.#busySince = undefined;
       if (this.#closing) break;
       const until = Math.min(this.#nextResolve, this.#nextHealth);
-      const wait = this.#resolveRequested ? 0 : Math.max(0, until - performance.now());
+      const now2 = performance.now();
+      const wait = this.#resolveRequested || this.#reported.size > 0 ? 0 : Math.max(0, until - now2);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         this.#wake = () => {
@@ -281,7 +302,64 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       });
       this.#wake = undefined;
     }
+    await this.#fleet?.close();
     this.#markReady();
+  }
+
+  /** With a Redis URL: join the watchers sharing it (registration, scan leases, events). */
+  async #startFleet(): Promise<void> {
+    const url = this.#options.redisUrl ?? (process.env.SCAN_BACKENDS_REDIS || undefined);
+    if (!url) return;
+    const subnets = this.#scanSubnets();
+    const intervalMs = this.#intervalMs;
+    this.#fleet = await Fleet.start({
+      url,
+      prefix: this.#options.redisPrefix,
+      info: {
+        id: this.id,
+        host: hostname(),
+        pid: process.pid,
+        version: PACKAGE_VERSION,
+        subnets: subnets ?? [],
+        startedAt: this.#startedAt.toISOString(),
+      },
+      leaseMs: 2 * intervalMs + 1000,
+      heartbeatMs: Math.min(intervalMs, 10_000),
+      log: (level, msg, fields) => this.#log(level, msg, fields),
+      onRemote: (remote) => this.#remote(remote),
+      onReconnect: () => this.reload(),
+    });
+  }
+
+  /** The subnets the scan source covers, one lease each; undefined when it does not scan. */
+  #scanSubnets(): string[] | undefined {
+    const sources = this.#options.sources ?? ['process', 'config', 'scan', 'redis'];
+    if (!sources.includes('scan')) return undefined;
+    try {
+      return this.#options.subnet === undefined
+        ? localSubnetTargets().cidrs
+        : splitList(this.#options.subnet, 'subnet');
+    } catch {
+      return undefined; // the resolve reports a bad subnet list
+    }
+  }
+
+  /** Another watcher's event: a backend it saw alive becomes a candidate to check here. */
+  #remote({ origin, event }: RemoteEvent): void {
+    const key = formatHostPort(event.backend);
+    const followed = this.#followed.get(key);
+    const alive = event.type !== 'down' && event.type !== 'removed' && event.backend.state === 'up';
+    if (followed) {
+      const by = new Set(followed.view.reportedBy ?? []);
+      if (alive) by.add(origin);
+      else by.delete(origin);
+      if (by.size > 0) followed.view.reportedBy = [...by];
+      else delete followed.view.reportedBy;
+      return;
+    }
+    if (!alive || this.#closing) return;
+    this.#reported.set(key, { host: event.backend.host, port: event.backend.port, origin, saw: event.cause.saw });
+    this.#wake?.();
   }
 
   /** A fresh controller per step, so close() aborts exactly the work in flight. */
@@ -303,6 +381,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     if (t?.type === 'changed') event.changes = t.changes;
     const frozen = structuredClone(event);
     this.#ring.push(frozen);
+    this.#fleet?.publish(frozen);
     this.emit('event', frozen);
     for (const it of this.#iterators) it.push(frozen);
   }
@@ -338,18 +417,120 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#nextResolve = started + this.#intervalMs;
     this.#cycles += 1;
     try {
-      const resolution = await resolveBackends(
-        { ...this.#options, signal: this.#stepSignal() },
-        { loadConfig: () => this.#loadConfig() },
-      );
+      const options: ResolveOptions = { ...this.#options, signal: this.#stepSignal() };
+      const leased = await this.#leaseScans();
+      if (leased) {
+        if (leased.length > 0) options.subnet = leased;
+        else options.sources = (options.sources ?? SOURCE_NAMES).filter((s) => s !== 'scan');
+      }
+      if (options.sources?.length === 0) return; // every subnet is another watcher's, and nothing else to ask
+      const resolution = await resolveBackends(options, {
+        loadConfig: () => this.#loadConfig(),
+        pruneRegistry: this.#fleet === undefined,
+      });
       this.#lastResolveAt = new Date();
       await this.#takeResolution(resolution);
-      this.#noteRedis(resolution);
+      this.#sayWarnings(resolution);
+      const scan = resolution.sources.find((r) => r.name === 'scan' && r.status !== 'skipped');
+      this.#log('debug', 'resolve done', {
+        elapsedMs: Math.round(performance.now() - started),
+        backends: resolution.backends.length,
+        ...(scan ? { scanned: [options.subnet ?? this.#scanSubnets() ?? []].flat() } : {}),
+      });
     } finally {
       this.#forgetLongDown();
       this.#publishUsable();
       this.#nextHealth = performance.now() + this.#healthIntervalMs;
     }
+  }
+
+  /**
+   * With other watchers on the Redis: the subnets this one scans this cycle (its leases), or
+   * undefined to scan them all (no Redis, no scan source, or Redis down: on its own).
+   */
+  async #leaseScans(): Promise<string[] | undefined> {
+    const subnets = this.#scanSubnets();
+    if (!this.#fleet || !subnets || subnets.length === 0) return undefined;
+    let note: string;
+    let leased: string[] | undefined;
+    try {
+      const { mine, others } = await this.#fleet.lease(subnets);
+      leased = mine;
+      note = JSON.stringify([mine, others]);
+      if (note !== this.#leaseNote) this.#log('info', 'scan leases', { scanning: mine, leasedByOthers: others });
+    } catch (error) {
+      note = 'all';
+      if (note !== this.#leaseNote) {
+        this.#log('warn', 'scan leases unavailable; scanning every subnet', { error: (error as Error).message });
+      }
+    }
+    this.#leaseNote = note;
+    this.#scanning = leased ?? subnets;
+    return leased;
+  }
+
+  /** A resolve's warnings, each said once while it lasts (not once per cycle). */
+  #sayWarnings(resolution: Resolution): void {
+    const now = new Set([...resolution.warnings, ...resolution.sources.flatMap((s) => s.warnings ?? [])]);
+    for (const warning of now) {
+      // The fleet says Redis's state itself, once per loss.
+      if (this.#fleet && warning.startsWith('Redis unavailable')) continue;
+      if (!this.#warned.has(warning)) this.#log('warn', 'resolve warning', { warning });
+    }
+    this.#warned = now;
+  }
+
+  /** Backends other watchers reported: verified here as the registry's are, then followed. */
+  async #checkReported(): Promise<void> {
+    const reported = [...this.#reported.values()].filter((r) => !this.#followed.has(formatHostPort(r)));
+    this.#reported.clear();
+    if (reported.length === 0) return;
+    const ctx: VerifyContext = {
+      timeoutMs: this.#options.timeoutMs,
+      probeTimeoutMs: this.#options.probeTimeoutMs,
+      rpcVersion: this.#options.rpcVersion ?? this.#lastGoodConfig?.rpcVersion,
+      engine: this.#options.engine,
+      signal: this.#stepSignal(),
+      verify: true,
+      lookup: this.#options.lookup ?? systemLookup,
+      allowPublic: this.#options.allowPublic === true,
+      acceptSilent: this.#options.acceptSilent === true,
+      witnesses: this.#witnesses(),
+    };
+    const { kept, dropped } = await verifyCandidates(
+      reported.map((r) => ({ host: r.host, port: r.port, source: 'redis' as const })),
+      ctx,
+    );
+    for (const backend of kept) {
+      const from = reported.find((r) => formatHostPort(r) === formatHostPort(backend));
+      const followed = await this.#follow(backend);
+      if (!followed || !from) continue;
+      followed.view.reportedBy = [from.origin];
+      this.#emitEvent('added', followed, {
+        check: 'peer',
+        saw: `watcher ${from.origin} reported it (${from.saw}); here: ${backend.reason ?? 'verified'}`,
+      });
+    }
+    for (const d of dropped) {
+      const from = reported.find((r) => formatHostPort(r) === formatHostPort(d));
+      this.#log('info', 'a backend another watcher reported does not verify here', {
+        backend: formatHostPort(d),
+        watcher: from?.origin,
+        reason: d.reason,
+      });
+    }
+    this.#publishUsable();
+  }
+
+  /** Witnesses for one step: coordinators listed once, on demand; no registry (it vouches in resolves). */
+  #witnesses(): Witnesses {
+    let coordinators: Promise<ProcessFindings> | undefined;
+    return new Witnesses({
+      coordinators: () => (coordinators ??= processCandidates(this.#options.trustAllUsers === true)),
+      registry: async () => [],
+      registryTtlSeconds: this.#options.redisTtlSeconds ?? DEFAULT_REDIS_TTL_SECONDS,
+      lookup: this.#options.lookup ?? systemLookup,
+    });
   }
 
   async #takeResolution(resolution: Resolution): Promise<void> {
@@ -447,13 +628,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     const signal = this.#stepSignal();
     try {
       if (this.#followed.size === 0) return;
-      let coordinators: Promise<ProcessFindings> | undefined;
-      const witnesses = new Witnesses({
-        coordinators: () => (coordinators ??= processCandidates(this.#options.trustAllUsers === true)),
-        registry: async () => [],
-        registryTtlSeconds: this.#options.redisTtlSeconds ?? DEFAULT_REDIS_TTL_SECONDS,
-        lookup: this.#options.lookup ?? systemLookup,
-      });
+      const witnesses = this.#witnesses();
       const held = await witnesses.held().catch(() => new Map<string, string>());
       const toProbe: Followed[] = [];
       for (const followed of this.#followed.values()) {
@@ -588,19 +763,6 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         error: (error as Error).message,
       });
     }
-  }
-
-  /** Redis trouble is said once when it starts and once when it ends, not every cycle. */
-  #noteRedis(resolution: Resolution): void {
-    const problem = resolution.warnings.find((w) => w.startsWith('Redis unavailable'));
-    if (problem && !this.#redisDown)
-      this.#log('warn', 'Redis lost; going on with the other sources', { error: problem });
-    const used = resolution.sources.some((s) => s.name === 'redis' && (s.status === 'ok' || s.status === 'empty'));
-    if (!problem && this.#redisDown && (used || resolution.backends.some((b) => b.verified))) {
-      this.#log('info', 'Redis reachable again');
-    }
-    if (problem) this.#redisDown = true;
-    else if (used || resolution.backends.some((b) => b.verified)) this.#redisDown = false;
   }
 }
 

@@ -16,9 +16,10 @@ export interface RedisServer {
   kill(): Promise<void>;
 }
 
-export async function startRedis(host = '127.0.0.1'): Promise<RedisServer> {
+/** A new server, or one on `port` again (a restart: its data is gone, as after a crash). */
+export async function startRedis(host = '127.0.0.1', port?: number): Promise<RedisServer> {
   requireTools(['redis-server', 'redis-server']);
-  const port = await closedPort(host);
+  port ??= await closedPort(host);
   const child = spawn('redis-server', ['--port', String(port), '--bind', host, '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
