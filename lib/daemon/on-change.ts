@@ -111,7 +111,11 @@ export class OnChangeRunner {
         log('error', 'on-change: time limit reached; stopping it', { timeoutMs });
         this.#killGroup(child.pid);
       }, timeoutMs);
+      let finished = false;
+      // A command that cannot start emits 'error' and then 'close': it is one run, said once.
       const done = (fields: Record<string, unknown>, failed: boolean) => {
+        if (finished) return;
+        finished = true;
         clearTimeout(limit);
         this.#child = undefined;
         const tail = stderr.toString('utf8').trim();
