@@ -15,17 +15,22 @@ type FlagTable = Readonly<Record<string, { readonly type: string; readonly short
 
 /** Each command and its flags (long and short), from the tables the parsers use. */
 async function commandFlags(): Promise<Record<string, string[]>> {
-  const [{ PROBE_COMMAND_FLAGS }, { RESOLVE_FLAGS }, { DEMO_FLAGS }] = await Promise.all([
-    import('./probe-command.js'),
-    import('./resolve-command.js'),
-    import('./demo.js'),
-  ]);
+  const [{ PROBE_COMMAND_FLAGS }, { RESOLVE_FLAGS }, { WATCH_FLAGS }, { DOCTOR_FLAGS }, { DEMO_FLAGS }] =
+    await Promise.all([
+      import('./probe-command.js'),
+      import('./resolve-command.js'),
+      import('./watch-command.js'),
+      import('./doctor-command.js'),
+      import('./demo.js'),
+    ]);
   const names = (table: FlagTable) =>
     Object.entries(table).flatMap(([name, o]) => [`--${name}`, ...(o.short ? [`-${o.short}`] : [])]);
   return {
     scan: names(SCAN_FLAGS),
     probe: names(PROBE_COMMAND_FLAGS),
     resolve: names(RESOLVE_FLAGS),
+    watch: names(WATCH_FLAGS),
+    doctor: names(DOCTOR_FLAGS),
     demo: names(DEMO_FLAGS),
     help: [],
     completion: [],

@@ -141,6 +141,9 @@ describe('shell completion', () => {
     expect(await complete(['scan-backends', 'scan', '--tim'])).toBe('--timeout');
     expect(await complete(['scan-backends', 'resolve', '--accept'])).toBe('--accept-silent');
     expect(await complete(['scan-backends', 'completion', 'f'])).toBe('fish');
+    expect(await complete(['scan-backends', 'wa'])).toBe('watch');
+    expect(await complete(['scan-backends', 'watch', '--health'])).toBe('--health-interval');
+    expect(await complete(['scan-backends', 'doctor', '--re'])).toBe('--redis');
   });
 
   it('fish and zsh scripts name the same flags; an unknown shell is a usage error', async () => {
