@@ -329,8 +329,14 @@ console.log(
   `start-up (${startupRuns} runs, medians): node -e 0 ${startup.bareMs.toFixed(0)} ms; scan of one refused port ${startup.oursMs.toFixed(0)} ms; +${over.toFixed(0)} ms over bare Node (goal <= 20 ms: ${over <= 20 ? 'met' : 'not met'})`,
 );
 
+// The watch daemon over time (quick: a short soak, still checked for correctness).
+execFileSync('nft', ['flush', 'ruleset']);
+const { runWatchSoak } = await import('./watch-soak.mjs');
+const watch = await runWatchSoak({ quick });
+if (watch.wrong) oursWrong = true;
+
 if (!quick) {
   const { writeResults } = await import('./report.mjs');
-  await writeResults({ date, machine, reps, timeoutMs: TIMEOUT_MS, scenarios: all, startup });
+  await writeResults({ date, machine, reps, timeoutMs: TIMEOUT_MS, scenarios: all, startup, watch });
 }
 process.exit(oursWrong ? 1 : 0);

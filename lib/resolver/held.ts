@@ -30,6 +30,12 @@ function parseRemote(text: string, family: AddressFamily): { value: bigint; port
   return { value, port: parseInt(port, 16) };
 }
 
+/**
+ * An ESTABLISHED line of /proc/net/tcp{,6} (state 01): its remote address:port and its inode.
+ * One regex over the file, not a split per line: a busy host has thousands of TIME_WAIT lines.
+ */
+const ESTABLISHED_LINE = /^ *\d+: \S+ ([0-9A-F]+:[0-9A-F]+) 01 \S+ \S+ \S+ +\d+ +\d+ (\d+)/gm;
+
 /** Socket inode → the remote end, for every ESTABLISHED TCP connection of this namespace. */
 async function establishedByInode(): Promise<Map<string, string>> {
   const byInode = new Map<string, string>();
@@ -38,16 +44,23 @@ async function establishedByInode(): Promise<Map<string, string>> {
     ['/proc/net/tcp6', 6],
   ] as const) {
     const text = await readFile(file, 'utf8').catch(() => '');
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols[3] !== '01' || !cols[2] || !cols[9]) continue; // 01: ESTABLISHED
-      const remote = parseRemote(cols[2], family);
+    for (const [, remoteText, inode] of text.matchAll(ESTABLISHED_LINE)) {
+      const remote = parseRemote(remoteText as string, family);
       if (!remote) continue;
-      const mapped = family === 6 && cols[2].startsWith('0000000000000000FFFF0000');
-      byInode.set(cols[9], heldKey(mapped ? 4 : family, remote.value, remote.port));
+      const mapped = family === 6 && (remoteText as string).startsWith('0000000000000000FFFF0000');
+      byInode.set(inode as string, heldKey(mapped ? 4 : family, remote.value, remote.port));
     }
   }
   return byInode;
+}
+
+/**
+ * The remote ends (heldKey) of every ESTABLISHED connection here: one read of /proc/net/tcp{,6},
+ * so a watcher can tell that nobody holds its backends without listing processes.
+ */
+export async function establishedRemotes(): Promise<Set<string>> {
+  if (process.platform !== 'linux') return new Set();
+  return new Set((await establishedByInode()).values());
 }
 
 /** For each server a process of `pids` holds a connection to: the pid that holds it. */

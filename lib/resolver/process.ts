@@ -25,14 +25,16 @@ function startTime(stat: string): number {
   return Number(fields[19]) || 0;
 }
 
-async function procInfo(pid: number): Promise<ProcessInfo | null> {
+/** A process whose argv passes `wanted`; its status and stat are read only then. */
+async function procInfo(pid: number, wanted: (argv: string[]) => boolean): Promise<ProcessInfo | null> {
   try {
-    const [cmdline, status, stat] = await Promise.all([
-      readFile(`/proc/${pid}/cmdline`, 'utf8'),
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    const argv = cmdline.split('\0').filter((arg, i, all) => arg !== '' || i < all.length - 1);
+    if (argv.length === 0 || !wanted(argv)) return null;
+    const [status, stat] = await Promise.all([
       readFile(`/proc/${pid}/status`, 'utf8'),
       readFile(`/proc/${pid}/stat`, 'utf8'),
     ]);
-    const argv = cmdline.split('\0').filter((arg, i, all) => arg !== '' || i < all.length - 1);
     const uid = /^Uid:\s+(\d+)/m.exec(status);
     return { pid, uid: uid ? Number(uid[1]) : -1, start: startTime(stat), argv };
   } catch {
@@ -40,12 +42,15 @@ async function procInfo(pid: number): Promise<ProcessInfo | null> {
   }
 }
 
-/** Every process: /proc on Linux, `ps -axww -o pid=,uid=,args=` elsewhere. */
-export async function listProcesses(): Promise<ProcessInfo[]> {
+/**
+ * The processes whose argv passes `wanted` (default: every one): /proc on Linux, where only
+ * those are read past their command line, `ps -axww -o pid=,uid=,args=` elsewhere.
+ */
+export async function listProcesses(wanted: (argv: string[]) => boolean = () => true): Promise<ProcessInfo[]> {
   if (process.platform === 'linux') {
     const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid);
-    const infos = await Promise.all(pids.map((pid) => procInfo(Number(pid))));
-    return infos.filter((p): p is ProcessInfo => p !== null && p.argv.length > 0);
+    const infos = await Promise.all(pids.map((pid) => procInfo(Number(pid), wanted)));
+    return infos.filter((p): p is ProcessInfo => p !== null);
   }
   // ps joins arguments with spaces; an argument with a space in it is split, which --rpc lists never have.
   // child_process (and node:net behind it) loads only here, where there is no /proc.
@@ -57,7 +62,8 @@ export async function listProcesses(): Promise<ProcessInfo[]> {
     .split('\n')
     .map((line) => line.trim().split(/\s+/))
     .filter((fields) => fields.length >= 3)
-    .map(([pid, uid, ...argv]) => ({ pid: Number(pid), uid: Number(uid), start: 0, argv }));
+    .map(([pid, uid, ...argv]) => ({ pid: Number(pid), uid: Number(uid), start: 0, argv }))
+    .filter((p) => wanted(p.argv));
 }
 
 /** The --rpc lists of one command line (llama-server, llama-cli, or anything with --rpc). */
@@ -117,8 +123,7 @@ export async function processCandidates(trustAllUsers = false): Promise<ProcessF
   const found: ProcessFindings = { candidates: [], dropped: [], skipped: [], message: '' };
   const me = process.getuid?.() ?? -1;
   let coordinators = 0;
-  for (const p of await listProcesses()) {
-    if (!isCoordinator(p.argv)) continue;
+  for (const p of await listProcesses(isCoordinator)) {
     // A coordinator started through an interpreter (sh, python3) is named by its script.
     const name = basename(p.argv.slice(0, 2).find((a) => COORDINATORS.has(basename(a))) ?? p.argv[0] ?? '?');
     if (!trustAllUsers && me !== -1 && p.uid !== me && p.uid !== 0) {

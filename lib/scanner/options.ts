@@ -21,7 +21,7 @@ export const INTEGER_OPTIONS = {
   redisTtlSeconds: [1, 31_536_000],
   // The watcher's (watchBackends, `watch`): durations in ms, counts.
   intervalMs: [100, 86_400_000],
-  healthIntervalMs: [100, 86_400_000],
+  healthIntervalMs: [10, 86_400_000],
   failAfter: [1, 1000],
   recoverAfter: [1, 1000],
   forgetAfterMs: [1000, 31_536_000_000],

@@ -17,7 +17,7 @@ import { compareAddresses, parseAddress } from '../addresses.js';
 import { InvalidOptionError } from '../errors.js';
 import { formatHostPort } from '../host-port.js';
 import { configCandidates, type LoadedConfig } from '../resolver/config-file.js';
-import { heldKey } from '../resolver/held.js';
+import { establishedRemotes, heldKey } from '../resolver/held.js';
 import { checkResolveOptions, resolveBackends, type ResolveOptions } from '../resolver/index.js';
 import { processCandidates, type ProcessFindings } from '../resolver/process.js';
 import { DEFAULT_REDIS_TTL_SECONDS } from '../resolver/redis-cache.js';
@@ -629,7 +629,11 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     try {
       if (this.#followed.size === 0) return;
       const witnesses = this.#witnesses();
-      const held = await witnesses.held().catch(() => new Map<string, string>());
+      // Listing processes costs a read of every /proc entry; one read of /proc/net/tcp says
+      // whether anything here holds a connection to a backend at all.
+      const established = await establishedRemotes();
+      const anyHeld = [...this.#followed.values()].some((f) => established.has(f.heldKey));
+      const held = anyHeld ? await witnesses.held().catch(() => new Map<string, string>()) : new Map<string, string>();
       const toProbe: Followed[] = [];
       for (const followed of this.#followed.values()) {
         const holder = held.get(followed.heldKey);

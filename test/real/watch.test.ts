@@ -270,7 +270,7 @@ describe('watch follows backends', () => {
   it('options out of range are usage errors naming the flag', async () => {
     for (const [args, message] of [
       [['--interval', '5x'], /--interval: expected a duration/],
-      [['--health-interval', '1ms'], /--health-interval: must be an integer 100\.\./],
+      [['--health-interval', '1ms'], /--health-interval: must be an integer 10\.\./],
       [['--fail-after', '0'], /--fail-after: must be an integer 1\.\./],
       [['--recover-after', 'two'], /--recover-after: expected a whole number/],
       [['--log-max-size', '10'], /--log-max-size: must be an integer 1024\.\./],
