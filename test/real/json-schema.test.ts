@@ -1,29 +1,14 @@
 // The JSON Schemas shipped in schemas/ describe what the CLI really prints: every schema: 1
 // output, and every NDJSON line, is validated against them here on real peers.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-import { Ajv } from 'ajv';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { runCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { llmHttpServer } from '../helpers/llm-http.js';
-import { closedPort } from '../helpers/net.js';
-
-const SCHEMAS = fileURLToPath(new URL('../../schemas/', import.meta.url));
-const ajv = new Ajv({ allErrors: true, strict: true });
-for (const name of ['scan-result', 'scan-report', 'resolution']) {
-  ajv.addSchema(JSON.parse(readFileSync(join(SCHEMAS, `${name}.schema.json`), 'utf8')), `${name}.schema.json`);
-}
-
-function valid(schema: string, value: unknown): string {
-  const check = ajv.getSchema(`${schema}.schema.json`);
-  if (!check) throw new Error(`no schema ${schema}`);
-  return check(value) ? 'valid' : ajv.errorsText(check.errors);
-}
+import { closedPort, eventually } from '../helpers/net.js';
+import { ajv, valid } from '../helpers/schemas.js';
+import { watchBackends } from '../../lib/watch/watcher.js';
 
 describe('the shipped JSON Schemas', () => {
   it('describe scan and probe JSON and NDJSON, probed and not', async () => {
@@ -66,5 +51,32 @@ describe('the shipped JSON Schemas', () => {
     expect(valid('scan-result', { ...good, state: 'gone' })).toContain('must be equal to one of the allowed values');
     const renamed = { host: good.host, port: good.port, state: good.state, rtt: good.rttMs };
     expect(valid('scan-result', renamed)).toContain("must have required property 'rttMs'");
+  });
+
+  it('describe watch events and the snapshot backends', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.1.80' });
+    const b = await ggmlRpcPeer({ generation: '5.x', host: '127.0.1.81', version: [5, 1, 0] });
+    const config = configFile([`127.0.1.80:${a.port}`, `127.0.1.81:${b.port}`]);
+    const watcher = watchBackends({
+      sources: ['config'],
+      configPath: config,
+      intervalMs: 60_000,
+      healthIntervalMs: 100,
+      failAfter: 1,
+      recoverAfter: 1,
+      forgetAfterMs: 1000,
+      timeoutMs: 300,
+      probeTimeoutMs: 500,
+    });
+    onTestFinished(() => watcher.close());
+    await watcher.ready;
+    await b.close();
+    // down, then forgotten (removed) a second later; a is still up.
+    expect(await eventually(() => watcher.eventsSince(0)?.some((e) => e.type === 'removed') === true, 8000)).toBe(true);
+    const events = watcher.eventsSince(0) ?? [];
+    expect(events.map((e) => e.type)).toEqual(['added', 'added', 'down', 'removed']);
+    for (const e of events) expect(valid('watch-event', JSON.parse(JSON.stringify(e)))).toBe('valid');
+    const check = ajv.getSchema('watch-event.schema.json#/definitions/watchedBackend');
+    for (const backend of watcher.snapshot().backends) expect(check?.(backend)).toBe(true);
   });
 });

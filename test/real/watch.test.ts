@@ -12,6 +12,7 @@ import { runCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { countFds, eventually, settledFdCount } from '../helpers/net.js';
+import { valid } from '../helpers/schemas.js';
 import { isEvent, isLog, startWatch, type LogLine } from '../helpers/watch.js';
 import { watchBackends } from '../../lib/watch/watcher.js';
 import type { WatchEvent } from '../../lib/watch/types.js';
@@ -118,7 +119,8 @@ describe('watch follows backends', () => {
     await eventually(() => lists().length === 4, 5000);
     expect(lists()[3]).toBe(`127.0.1.10:${a.port}`);
 
-    // Ids are monotonic and every event is schema 1.
+    // Ids are monotonic and every event is schema 1, as schemas/watch-event.schema.json says.
+    for (const e of watch.events) expect(valid('watch-event', e)).toBe('valid');
     expect(watch.events.map((e) => e.id)).toEqual(watch.events.map((_, i) => i + 1));
     expect(watch.events.every((e) => e.schema === 1 && typeof e.time === 'string')).toBe(true);
 
