@@ -276,6 +276,7 @@ export async function resolveBackends(options: ResolveOptions = {}, hooks: Resol
         } else if (name === 'scan') {
           const found = await scanSource({ ...ctx, subnet: options.subnet, ports: options.ports });
           report.found = found.found;
+          report.scanned = found.scanned;
           report.message = found.message;
           ({ kept, dropped } = found);
         } else {

@@ -14,7 +14,7 @@ export interface ScanSourceOptions extends VerifyContext {
 
 export async function scanSource(
   options: ScanSourceOptions,
-): Promise<{ kept: Backend[]; dropped: Dropped[]; found: number; message: string }> {
+): Promise<{ kept: Backend[]; dropped: Dropped[]; found: number; scanned: number; message: string }> {
   let targets = options.subnet;
   if (targets === undefined) {
     targets = localSubnetTargets().cidrs;
@@ -66,6 +66,7 @@ export async function scanSource(
     kept,
     dropped,
     found: open.length + heldFound.length,
+    scanned: report.results.length,
     message: `scanned ${report.results.length} host:port pairs of ${list}${skipped}`,
   };
 }

@@ -22,6 +22,8 @@ export interface SourceReport {
   status: 'ok' | 'empty' | 'error' | 'skipped';
   /** Candidates the source named (before verification). */
   found: number;
+  /** The scan source: host:port pairs it connected to. */
+  scanned?: number;
   dropped: Dropped[];
   message?: string;
   /** Lines a config file could not use ("file:line: bad token …"). */

@@ -26,6 +26,8 @@ export interface WatchedBackend {
   state: WatchState;
   /** Every source that named it in the last resolve that did (chain order). */
   sources: SourceName[];
+  /** When each source last named it (ISO times). */
+  namedAt?: Partial<Record<SourceName, string>>;
   verified: boolean;
   /** As in resolve: 'serving', or 'busy' (in use by a client; alive, not a failure). */
   health?: Backend['health'];
@@ -89,4 +91,21 @@ export interface WatchSnapshot {
   /** The usable backends as llama-server's --rpc takes them ("" when none). */
   rpc: string;
   lastEventId: number;
+}
+
+/** One look at one backend, for metrics: what kind, whether it was alive, how long it took. */
+export interface CheckNotice {
+  backend: string;
+  check: CheckKind;
+  ok: boolean;
+  /** The connect-and-probe time of a connecting check. */
+  elapsedMs?: number;
+}
+
+/** One step of the loop done, for metrics. */
+export interface CycleNotice {
+  kind: 'resolve' | 'health' | 'reported';
+  elapsedMs: number;
+  /** host:port pairs the scan source connected to in a resolve. */
+  scanned?: number;
 }

@@ -30,7 +30,15 @@ import { localSubnetTargets, splitList, systemLookup } from '../targets.js';
 import { EventRing } from './event-ring.js';
 import { Fleet, type RemoteEvent, type ScannerInfo } from './fleet.js';
 import { observe, track, type HysteresisPolicy, type Observation, type Tracked, type Transition } from './tracker.js';
-import type { CheckKind, WatchedBackend, WatchEvent, WatchEventType, WatchSnapshot } from './types.js';
+import type {
+  CheckKind,
+  CheckNotice,
+  CycleNotice,
+  WatchedBackend,
+  WatchEvent,
+  WatchEventType,
+  WatchSnapshot,
+} from './types.js';
 
 const PACKAGE_VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -85,6 +93,8 @@ interface Followed extends Tracked {
 type WatcherEvents = {
   event: [WatchEvent];
   log: [WatchLog];
+  check: [CheckNotice];
+  cycle: [CycleNotice];
   /** The usable backends (up and verified) changed; in --rpc order. */
   usable: [WatchedBackend[]];
 };
@@ -386,7 +396,14 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     for (const it of this.#iterators) it.push(frozen);
   }
 
-  #apply(followed: Followed, observation: Observation): void {
+  #apply(followed: Followed, observation: Observation, elapsedMs?: number): void {
+    const notice: CheckNotice = {
+      backend: followed.key,
+      check: observation.check,
+      ok: observation.alive !== undefined,
+    };
+    if (elapsedMs !== undefined) notice.elapsedMs = elapsedMs;
+    this.emit('check', notice);
     const transition = observe(followed, observation, this.#policy, new Date());
     if (!transition) return;
     if (transition.type === 'down') followed.downAt = performance.now();
@@ -432,6 +449,9 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       await this.#takeResolution(resolution);
       this.#sayWarnings(resolution);
       const scan = resolution.sources.find((r) => r.name === 'scan' && r.status !== 'skipped');
+      const cycle: CycleNotice = { kind: 'resolve', elapsedMs: performance.now() - started };
+      if (scan?.scanned !== undefined) cycle.scanned = scan.scanned;
+      this.emit('cycle', cycle);
       this.#log('debug', 'resolve done', {
         elapsedMs: Math.round(performance.now() - started),
         backends: resolution.backends.length,
@@ -535,6 +555,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
 
   async #takeResolution(resolution: Resolution): Promise<void> {
     const seen = new Set<string>();
+    const now = new Date().toISOString();
     for (const backend of resolution.backends) {
       const key = formatHostPort(backend);
       seen.add(key);
@@ -543,6 +564,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       const known = this.#followed.get(key);
       if (known) {
         known.view.sources = [...sources];
+        known.view.namedAt = { ...known.view.namedAt, ...Object.fromEntries(sources.map((s) => [s, now])) };
         if (backend.evidence === 'hello') known.lastConnect = performance.now();
         this.#apply(known, { check: 'resolve', saw, alive });
         continue;
@@ -587,6 +609,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       port,
       state: 'up',
       sources: [...sources],
+      namedAt: Object.fromEntries(sources.map((s) => [s, now])),
       verified,
       addedAt: now,
       since: now,
@@ -695,16 +718,21 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         const needsWitness = result.state === 'filtered' || (result.state === 'open' && result.guess === true);
         const vouch = needsWitness ? await witnesses.vouch(followed.heldKey) : undefined;
         const verdict = judge(result, { ...this.#options, acceptSilent: this.#options.acceptSilent === true }, vouch);
-        if ('reason' in verdict) this.#apply(followed, { check: 'health', saw: verdict.reason });
+        if ('reason' in verdict) this.#apply(followed, { check: 'health', saw: verdict.reason }, result.rttMs);
         else {
           const { host, port } = followed.view;
-          this.#apply(followed, {
-            check: 'health',
-            saw: verdict.backend.reason ?? 'answered HELLO',
-            alive: { ...verdict.backend, host, port },
-          });
+          this.#apply(
+            followed,
+            {
+              check: 'health',
+              saw: verdict.backend.reason ?? 'answered HELLO',
+              alive: { ...verdict.backend, host, port },
+            },
+            result.rttMs,
+          );
         }
       }
+      this.emit('cycle', { kind: 'health', elapsedMs: performance.now() - started });
     } finally {
       this.#forgetLongDown();
       this.#publishUsable();
