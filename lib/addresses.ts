@@ -98,3 +98,12 @@ export function compareAddresses(a: Address, b: Address): number {
   if (a.family !== b.family) return a.family - b.family;
   return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
 }
+
+/** 127.0.0.0/8, ::1 and ::ffff:127.x: where only this machine can connect. */
+export function isLoopbackAddress(text: string): boolean {
+  if (text === 'localhost') return true;
+  const address = parseAddress(text.replace(/^\[|\]$/g, ''));
+  if (!address) return false;
+  if (address.family === 4) return address.value >> 24n === 127n;
+  return address.value === 1n || address.value >> 24n === 0xffff7fn;
+}

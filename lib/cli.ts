@@ -15,6 +15,8 @@ Commands:
                       scan and Redis (resolve --help)
   watch               keep that list current: a daemon that health-checks the backends,
                       reports every change and can restart the coordinator (watch --help)
+  serve               watch, shown over HTTP: dashboard, API, event stream, Prometheus
+                      metrics and service discovery (serve --help)
   doctor              check this machine before running watch: addon, limits, config,
                       coordinators, Redis, subnets (doctor --help)
   demo                scan and probe a self-contained loopback cluster on 127.0.0.0/24
@@ -35,6 +37,7 @@ const USAGES: Record<string, () => Promise<string>> = {
   probe: async () => (await import('./cli/probe-command.js')).PROBE_USAGE,
   resolve: async () => (await import('./cli/resolve-command.js')).RESOLVE_USAGE,
   watch: async () => (await import('./cli/watch-command.js')).WATCH_USAGE,
+  serve: async () => (await import('./cli/watch-command.js')).SERVE_USAGE,
   doctor: async () => (await import('./cli/doctor-command.js')).DOCTOR_USAGE,
   demo: async () => (await import('./cli/demo.js')).DEMO_USAGE,
   completion: async () => (await import('./cli/completion.js')).COMPLETION_USAGE,
@@ -66,6 +69,8 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       return (await import('./cli/resolve-command.js')).runResolveCommand(rest, signal);
     case 'watch':
       return (await import('./cli/watch-command.js')).runWatchCommand(rest, signal);
+    case 'serve':
+      return (await import('./cli/watch-command.js')).runWatchCommand(rest, signal, 'serve');
     case 'doctor':
       return (await import('./cli/doctor-command.js')).runDoctorCommand(rest);
     case 'demo':

@@ -13,7 +13,13 @@ import { SystemdNotifier, watchdogIntervalMs } from '../daemon/systemd.js';
 import { checkIntegerOption } from '../scanner/options.js';
 import { Watcher, WATCH_DEFAULTS } from '../watch/watcher.js';
 import type { WatchEvent, WatchSnapshot } from '../watch/types.js';
-import { UsageError } from './exit-codes.js';
+import { isLoopbackAddress } from '../addresses.js';
+import { parseHostPort } from '../host-port.js';
+import { DEFAULT_HTTP_PORTS, HttpDiscovery } from '../serve/http-discovery.js';
+import { DEFAULT_LISTEN, startServer, type ServeHandle } from '../serve/server.js';
+import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../scanner/options.js';
+import { parsePorts } from '../targets.js';
+import { EnvironmentError, UsageError } from './exit-codes.js';
 import { parseDuration, parseFlags } from './flags.js';
 import { RESOLVE_FLAGS, resolveOptionsFromFlags } from './resolve-command.js';
 import { parseFormat, parseInteger } from './scan-command.js';
@@ -86,6 +92,86 @@ export const WATCH_FLAGS = {
   until: { type: 'string' },
 } as const;
 
+export const SERVE_USAGE = `Usage: scan-backends serve [--listen HOST:PORT] [--token-file FILE] [watch options]
+
+Runs a watcher (every watch option applies, see watch --help) and shows it over HTTP:
+  GET /                   the dashboard: backends, device memory, provenance, events, scanners
+                          (live over SSE, polling every 3 s without it, whole without JavaScript)
+  GET /api/backends       schema 1: every backend with its status, sources and last event
+  GET /api/events         Server-Sent Events of the watcher's events (Last-Event-ID resumes)
+  GET /api/scanners       the watchers sharing the Redis registry
+  GET /api/prometheus-sd  Prometheus HTTP service discovery: llama-server and vLLM endpoints
+                          found on --http-ports that expose /metrics
+  GET /metrics            Prometheus metrics; GET /healthz, /readyz
+
+Serve options:
+      --listen HOST:PORT     where to listen (default 127.0.0.1:8765; port 0: any free one)
+      --token-file FILE      the token every request must carry (Authorization: Bearer, or the
+                             cookie the page gets from /?token=…); $SCAN_BACKENDS_TOKEN too.
+                             Required to listen anywhere but loopback.
+      --max-sse-clients N    event-stream clients at once (default 100)
+      --http-ports P         ports where HTTP backends are looked for (default 8080,8000), on
+                             the --subnet list, else on the hosts of the backends followed
+
+Exit: 0 stopped, 2 usage error, 3 environment error (the address is in use).
+`;
+
+export const SERVE_FLAGS = {
+  ...WATCH_FLAGS,
+  listen: { type: 'string' },
+  'token-file': { type: 'string' },
+  'max-sse-clients': { type: 'string' },
+  'http-ports': { type: 'string' },
+} as const;
+
+/** The serve command's own settings, checked before anything starts. */
+function parseServeFlags(values: Record<string, unknown>): {
+  host: string;
+  port: number;
+  token?: string;
+  maxSseClients?: number;
+  httpPorts: number[];
+} {
+  const listen = parseHostPort(String(values.listen ?? DEFAULT_LISTEN));
+  if (typeof listen === 'string' || values.listen === '') {
+    throw new UsageError(`--listen: expected HOST:PORT such as 127.0.0.1:8765, got "${String(values.listen)}"`);
+  }
+  let token = process.env.SCAN_BACKENDS_TOKEN || undefined;
+  if (values['token-file'] !== undefined) {
+    const file = String(values['token-file']);
+    try {
+      token = readFileSync(file, 'utf8').slice(0, 4096).trim();
+    } catch (error) {
+      throw new UsageError(
+        `--token-file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (${file})`,
+      );
+    }
+    if (token === '') throw new UsageError(`--token-file: ${file} is empty`);
+  }
+  if (!isLoopbackAddress(listen.host) && token === undefined) {
+    throw new UsageError(
+      `--listen ${listen.host}: not a loopback address, so a token is required (--token-file FILE or $SCAN_BACKENDS_TOKEN)`,
+    );
+  }
+  const max = values['max-sse-clients'];
+  const maxSseClients = max === undefined ? undefined : Number(max);
+  if (
+    maxSseClients !== undefined &&
+    !(Number.isInteger(maxSseClients) && maxSseClients >= 1 && maxSseClients <= 10_000)
+  ) {
+    throw new UsageError(`--max-sse-clients: must be an integer 1..10000, got "${String(max)}"`);
+  }
+  let httpPorts = DEFAULT_HTTP_PORTS;
+  if (values['http-ports'] !== undefined) {
+    try {
+      httpPorts = parsePorts(String(values['http-ports']));
+    } catch (error) {
+      throw new UsageError(`--http-ports: ${(error as Error).message}`);
+    }
+  }
+  return { host: listen.host, port: listen.port, token, maxSseClients, httpPorts };
+}
+
 /** The whole stop, from the signal to the exit: what systemd's TimeoutStopSec can count on. */
 export const SHUTDOWN_BOUND_MS = 10_000;
 const DEFAULT_HEARTBEAT_MS = 3_600_000;
@@ -130,12 +216,21 @@ function statusLine(snapshot: WatchSnapshot): string {
   return `${up} up, ${down} down; usable: ${snapshot.rpc || 'none'}`;
 }
 
-export async function runWatchCommand(argv: string[], signal: AbortSignal): Promise<number> {
-  const { values } = parseFlags({ args: argv, allowPositionals: false, options: { ...WATCH_FLAGS } });
+export async function runWatchCommand(
+  argv: string[],
+  signal: AbortSignal,
+  command: 'watch' | 'serve' = 'watch',
+): Promise<number> {
+  const { values } = parseFlags({
+    args: argv,
+    allowPositionals: false,
+    options: command === 'serve' ? { ...SERVE_FLAGS } : { ...WATCH_FLAGS },
+  });
   if (values.help) {
-    process.stdout.write(WATCH_USAGE);
+    process.stdout.write(command === 'serve' ? SERVE_USAGE : WATCH_USAGE);
     return 0;
   }
+  const serve = command === 'serve' ? parseServeFlags(values) : undefined;
   const format = parseFormat(values.format, ['ndjson', 'text'], process.stdout.isTTY ? 'text' : 'ndjson');
   const resolveOptions = resolveOptionsFromFlags(values);
   const watchOptions = {
@@ -231,6 +326,28 @@ export async function runWatchCommand(argv: string[], signal: AbortSignal): Prom
     'watch started',
   );
   watcher.start();
+  let http: ServeHandle | undefined;
+  if (serve) {
+    const discovery = new HttpDiscovery(watcher, {
+      subnet: watchOptions.subnet,
+      ports: serve.httpPorts,
+      intervalMs: watchOptions.intervalMs ?? WATCH_DEFAULTS.intervalMs,
+      timeoutMs: watchOptions.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      probeTimeoutMs: watchOptions.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+      allowPublic: watchOptions.allowPublic,
+      log: (level, msg, fields) => logger[level](fields, msg),
+    });
+    try {
+      http = await startServer(watcher, { ...serve, discovery });
+    } catch (error) {
+      discovery.close();
+      await watcher.close();
+      log.close();
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new EnvironmentError(`cannot listen on ${formatHostPort(serve)}: ${code ?? (error as Error).message}`);
+    }
+    logger.info({ url: http.url }, 'serving');
+  }
 
   const timers: NodeJS.Timeout[] = [];
   const started = performance.now();
@@ -295,6 +412,7 @@ export async function runWatchCommand(argv: string[], signal: AbortSignal): Prom
   notifier?.notify('STOPPING=1');
   for (const t of timers) clearTimeout(t);
   process.off('SIGHUP', onHangup);
+  await http?.close();
   await Promise.all([watcher.close(), runner?.close(SHUTDOWN_BOUND_MS / 2)]);
   const s = watcher.snapshot();
   logger.info(

@@ -1,0 +1,117 @@
+// /metrics: the watcher's view in Prometheus's text format, through prom-client with a
+// registry of its own (plus the default process metrics). Per-backend gauges are set from the
+// snapshot at each scrape, so a removed backend's series go with it.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+import { formatHostPort } from '../host-port.js';
+import type { Watcher } from '../watch/watcher.js';
+
+export class ServeMetrics {
+  readonly registry = new Registry();
+  readonly #watcher: Watcher;
+  readonly #up: Gauge;
+  readonly #busy: Gauge;
+  readonly #down: Gauge;
+  readonly #free: Gauge;
+  readonly #total: Gauge;
+  readonly #flaps: Gauge;
+  readonly #redis: Gauge;
+  readonly #sseClients: Gauge;
+  readonly droppedEvents: Counter;
+  readonly requests: Counter;
+
+  constructor(watcher: Watcher) {
+    this.#watcher = watcher;
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'scan_backends_process_' });
+    const gauge = (name: string, help: string, labelNames: string[] = []) =>
+      new Gauge({ name, help, labelNames, registers });
+    this.#up = gauge('scan_backends_backend_up', 'The backend is up (serving or busy): 1, else 0.', ['backend']);
+    this.#busy = gauge('scan_backends_backend_busy', 'The backend is up and busy with a client: 1, else 0.', [
+      'backend',
+    ]);
+    this.#down = gauge('scan_backends_backend_down', 'The backend failed fail-after checks in a row: 1, else 0.', [
+      'backend',
+    ]);
+    this.#free = gauge('scan_backends_device_free_bytes', 'Free memory of a backend device, from its last HELLO.', [
+      'backend',
+      'device',
+    ]);
+    this.#total = gauge('scan_backends_device_total_bytes', 'Total memory of a backend device.', ['backend', 'device']);
+    this.#flaps = gauge('scan_backends_backend_flaps', 'Times the backend went down after being up.', ['backend']);
+    this.#redis = gauge(
+      'scan_backends_redis_connected',
+      'The shared Redis is connected: 1, 0 when lost; absent without one.',
+    );
+    this.#sseClients = gauge('scan_backends_sse_clients', 'Event-stream clients connected now.');
+    this.droppedEvents = new Counter({
+      name: 'scan_backends_events_dropped_total',
+      help: 'Events a consumer did not get: evicted from the ring, or not sent to a client too slow to read.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.requests = new Counter({
+      name: 'scan_backends_http_requests_total',
+      help: 'HTTP requests answered, by route and status.',
+      labelNames: ['route', 'status'],
+      registers,
+    });
+    const transitions = new Counter({
+      name: 'scan_backends_transitions_total',
+      help: 'Events by type: added, removed, up, down, changed.',
+      labelNames: ['type'],
+      registers,
+    });
+    const probe = new Histogram({
+      name: 'scan_backends_probe_duration_seconds',
+      help: 'Connect and HELLO time of a health check or resolve probe.',
+      labelNames: ['check'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    const cycles = new Histogram({
+      name: 'scan_backends_cycle_duration_seconds',
+      help: 'Duration of a step of the loop: a resolve (with its scan) or a health round.',
+      labelNames: ['kind'],
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    const rate = gauge('scan_backends_scan_targets_per_second', 'Host:port pairs per second of the last scan.');
+    const scanned = gauge('scan_backends_scan_targets', 'Host:port pairs the last scan connected to.');
+    watcher.on('event', (e) => transitions.inc({ type: e.type }));
+    watcher.on('check', (c) => {
+      if (c.elapsedMs !== undefined) probe.observe({ check: c.check }, c.elapsedMs / 1000);
+    });
+    watcher.on('cycle', (c) => {
+      cycles.observe({ kind: c.kind }, c.elapsedMs / 1000);
+      if (c.scanned !== undefined) {
+        scanned.set(c.scanned);
+        rate.set(c.elapsedMs > 0 ? c.scanned / (c.elapsedMs / 1000) : 0);
+      }
+    });
+  }
+
+  setSseClients(n: number): void {
+    this.#sseClients.set(n);
+  }
+
+  /** The text Prometheus scrapes, per-backend series set from the view now. */
+  async render(): Promise<string> {
+    const snapshot = this.#watcher.snapshot();
+    for (const g of [this.#up, this.#busy, this.#down, this.#free, this.#total, this.#flaps]) g.reset();
+    for (const b of snapshot.backends) {
+      const backend = formatHostPort(b);
+      const up = b.state === 'up';
+      this.#up.set({ backend }, up ? 1 : 0);
+      this.#busy.set({ backend }, up && b.health === 'busy' ? 1 : 0);
+      this.#down.set({ backend }, up ? 0 : 1);
+      this.#flaps.set({ backend }, b.flaps);
+      for (const d of b.rpc?.devices ?? []) {
+        this.#free.set({ backend, device: String(d.index) }, d.freeBytes);
+        this.#total.set({ backend, device: String(d.index) }, d.totalBytes);
+      }
+    }
+    if (snapshot.watcher.redis) this.#redis.set(snapshot.watcher.redis.connected ? 1 : 0);
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,233 @@
+// The serve command's HTTP server over a running watcher: the API, the event stream, the
+// metrics, service discovery and the dashboard. Loopback by default; any other address needs
+// a token, checked in constant time on every request (Bearer, or the HttpOnly cookie the
+// page gets once from /?token=…). GET and HEAD only, no body, bounded headers, connections
+// and stream clients; every answer with nosniff and a strict Content-Security-Policy, and no
+// CORS header ever.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { isLoopbackAddress } from '../addresses.js';
+import type { WatchEvent, WatchSnapshot } from '../watch/types.js';
+import type { Watcher } from '../watch/watcher.js';
+import {
+  backendsFragment,
+  CONTENT_SECURITY_POLICY,
+  displayState,
+  eventsFragment,
+  renderPage,
+  scannersFragment,
+  summaryFragment,
+} from './dashboard.js';
+import { EventStream } from './event-stream.js';
+import type { HttpDiscovery } from './http-discovery.js';
+import { ServeMetrics } from './metrics.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:8765';
+export const DEFAULT_MAX_SSE_CLIENTS = 100;
+const MAX_CONNECTIONS = 512;
+const MAX_HEADER_BYTES = 8 * 1024;
+const MAX_HEADERS = 64;
+/** Events the page lists. */
+const RECENT_EVENTS = 50;
+const COOKIE = 'sb_token';
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  /** Required unless `host` is a loopback address. */
+  token?: string;
+  maxSseClients?: number;
+  discovery?: HttpDiscovery;
+}
+
+export interface ServeHandle {
+  url: string;
+  metrics: ServeMetrics;
+  /** Ends every event stream, stops accepting, closes idle connections. */
+  close(): Promise<void>;
+}
+
+/** The API's view of one backend: the watcher's, with `status` as the page shows it and its last event. */
+export function backendsDocument(snapshot: WatchSnapshot, lastEvents: Map<number, WatchEvent>) {
+  return {
+    schema: 1 as const,
+    watcher: snapshot.watcher,
+    rpc: snapshot.rpc,
+    lastEventId: snapshot.lastEventId,
+    backends: snapshot.backends.map((b) => {
+      const lastEvent = b.lastEventId === undefined ? undefined : lastEvents.get(b.lastEventId);
+      return {
+        ...b,
+        status: displayState(b),
+        ...(lastEvent ? { lastEvent: { ...lastEvent, backend: undefined } } : {}),
+      };
+    }),
+  };
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+export async function startServer(watcher: Watcher, options: ServeOptions): Promise<ServeHandle> {
+  if (!isLoopbackAddress(options.host) && !options.token) {
+    throw new Error(
+      `listening on ${options.host} (not loopback) needs a token: --token-file FILE or $SCAN_BACKENDS_TOKEN`,
+    );
+  }
+  const expected = options.token === undefined ? undefined : digest(options.token);
+  const metrics = new ServeMetrics(watcher);
+  const stream = new EventStream(watcher, {
+    maxClients: options.maxSseClients ?? DEFAULT_MAX_SSE_CLIENTS,
+    onCount: (n) => metrics.setSseClients(n),
+    onDrop: () => metrics.droppedEvents.inc({ reason: 'slow-client' }),
+  });
+  // The last event of each backend, and the recent ones, without walking the ring per request.
+  const byId = new Map<number, WatchEvent>();
+  const recent: WatchEvent[] = [];
+  watcher.on('event', (e) => {
+    recent.push(e);
+    if (recent.length > RECENT_EVENTS) recent.shift();
+    byId.set(e.id, e);
+    if (byId.size > 4 * RECENT_EVENTS) {
+      const live = new Set(watcher.snapshot().backends.map((b) => b.lastEventId));
+      for (const id of byId.keys()) if (!live.has(id) && !recent.some((r) => r.id === id)) byId.delete(id);
+    }
+  });
+
+  const common: Record<string, string> = {
+    'X-Content-Type-Options': 'nosniff',
+    'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+    'Referrer-Policy': 'no-referrer',
+    'Cache-Control': 'no-store',
+  };
+
+  const tokenOf = (req: IncomingMessage): string | undefined => {
+    const auth = req.headers.authorization;
+    if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
+    const cookie = req.headers.cookie
+      ?.split(';')
+      .map((c) => c.trim())
+      .find((c) => c.startsWith(`${COOKIE}=`));
+    return cookie === undefined ? undefined : decodeURIComponent(cookie.slice(COOKIE.length + 1));
+  };
+  const authorized = (given: string | undefined) =>
+    expected === undefined || (given !== undefined && timingSafeEqual(digest(given), expected));
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<string> => {
+    const url = new URL(req.url ?? '/', 'http://serve.invalid');
+    const send = (status: number, type: string, body: string, extra: Record<string, string> = {}) => {
+      res.writeHead(status, { ...common, 'Content-Type': type, ...extra });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    const json = (status: number, value: unknown) =>
+      send(status, 'application/json; charset=utf-8', `${JSON.stringify(value)}\n`);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(405, 'text/plain; charset=utf-8', 'GET or HEAD only\n', { Allow: 'GET, HEAD' });
+      return 'other';
+    }
+    if (Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding']) {
+      send(413, 'text/plain; charset=utf-8', 'no request body is taken\n', { Connection: 'close' });
+      return 'other';
+    }
+    // The page's one-time login: a valid ?token= becomes the HttpOnly cookie, and the token
+    // leaves the address bar.
+    const fromQuery = url.pathname === '/' ? url.searchParams.get('token') : null;
+    if (fromQuery !== null && expected !== undefined && authorized(fromQuery)) {
+      res.writeHead(303, {
+        ...common,
+        Location: '/',
+        'Set-Cookie': `${COOKIE}=${encodeURIComponent(fromQuery)}; HttpOnly; SameSite=Strict; Path=/`,
+      });
+      res.end();
+      return 'login';
+    }
+    if (!authorized(tokenOf(req))) {
+      res.writeHead(401, { 'WWW-Authenticate': 'Bearer', 'Content-Length': '0' });
+      res.end();
+      return 'unauthorized';
+    }
+    const snapshot = () => watcher.snapshot();
+    switch (url.pathname) {
+      case '/healthz': {
+        // Alive: the process answers and the watcher's loop is not stuck in one step.
+        const stuck = watcher.busyForMs() > 5 * 60_000;
+        json(stuck ? 503 : 200, { status: stuck ? 'stuck' : 'ok', busyForMs: Math.round(watcher.busyForMs()) });
+        return 'healthz';
+      }
+      case '/readyz': {
+        const ready = snapshot().watcher.ready;
+        json(ready ? 200 : 503, { status: ready ? 'ready' : 'starting' });
+        return 'readyz';
+      }
+      case '/api/backends':
+        json(200, backendsDocument(snapshot(), byId));
+        return 'backends';
+      case '/api/scanners':
+        json(200, { schema: 1, scanners: await watcher.scanners() });
+        return 'scanners';
+      case '/api/prometheus-sd':
+        json(200, options.discovery?.serviceDiscovery() ?? []);
+        return 'prometheus-sd';
+      case '/metrics':
+        send(200, metrics.registry.contentType, await metrics.render());
+        return 'metrics';
+      case '/api/events':
+        if (!stream.accept(req, res, common)) {
+          send(503, 'text/plain; charset=utf-8', 'too many event-stream clients\n', { 'Retry-After': '10' });
+        }
+        return 'events';
+      case '/fragments/backends':
+        send(200, 'text/html; charset=utf-8', backendsFragment(snapshot(), byId));
+        return 'fragments';
+      case '/fragments/summary':
+        send(200, 'text/html; charset=utf-8', summaryFragment(snapshot()));
+        return 'fragments';
+      case '/fragments/events':
+        send(200, 'text/html; charset=utf-8', eventsFragment(recent));
+        return 'fragments';
+      case '/fragments/scanners':
+        send(200, 'text/html; charset=utf-8', scannersFragment(await watcher.scanners()));
+        return 'fragments';
+      case '/':
+        send(200, 'text/html; charset=utf-8', renderPage(snapshot(), byId, recent, await watcher.scanners()));
+        return 'page';
+      default:
+        send(404, 'text/plain; charset=utf-8', 'not found\n');
+        return 'other';
+    }
+  };
+
+  const server: Server = createServer(
+    { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 10_000, headersTimeout: 5000 },
+    (req, res) => {
+      handle(req, res).then(
+        (route) => metrics.requests.inc({ route, status: String(res.statusCode) }),
+        () => {
+          if (!res.headersSent) res.writeHead(500, common).end();
+          else res.destroy();
+        },
+      );
+    },
+  );
+  server.maxConnections = MAX_CONNECTIONS;
+  server.maxHeadersCount = MAX_HEADERS;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`,
+    metrics,
+    close: async () => {
+      stream.closeAll();
+      options.discovery?.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+    },
+  };
+}
