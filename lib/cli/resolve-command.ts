@@ -5,7 +5,10 @@ import { formatHostPort } from '../host-port.js';
 import { terminalSafe } from '../peer-text.js';
 import { resolveBackends, type ResolveOptions } from '../resolver/index.js';
 import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
-import { EXIT, UsageError } from './exit-codes.js';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+
+import { EnvironmentError, EXIT, UsageError } from './exit-codes.js';
 import { parseFlags } from './flags.js';
 import { alignTable, formatRtt } from './output.js';
 import { parseEngine, parseFormat, parseInteger } from './scan-command.js';
@@ -44,6 +47,10 @@ Options:
                          does ($SCAN_BACKENDS_RPC_VERSION, or "rpc-version X.Y.Z" in the
                          config file); without one, keep the servers one client can use
       --engine E         auto | native | js
+      --from URL         answer from a running \`scan-backends serve\` (its live view, in
+                         milliseconds) instead of resolving; the token from --token-file or
+                         $SCAN_BACKENDS_TOKEN
+      --token-file FILE  the serve instance's token
       --explain          say on stderr what each source did and why each candidate was kept or dropped
       --format F         table | json | ndjson | rpc (default: table on a terminal, else json)
 
@@ -106,14 +113,90 @@ export const RESOLVE_FLAGS = {
   engine: { type: 'string' },
   explain: { type: 'boolean', default: false },
   format: { type: 'string' },
+  from: { type: 'string' },
+  'token-file': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
+
+/** Bytes of a serve instance's answer read at most: 256 backends are ~200 KiB. */
+const FROM_BUDGET_BYTES = 8 * 1024 * 1024;
+const FROM_TIMEOUT_MS = 5000;
+
+/**
+ * The live view of a running `serve`: its usable backends (up and verified) as a resolution.
+ * An instance that is not there, refuses the token or answers something else is an
+ * environment error naming the URL.
+ */
+async function fromServe(base: string, tokenFile: string | undefined, signal: AbortSignal): Promise<Resolution> {
+  let url: URL;
+  try {
+    url = new URL('/api/backends', base);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
+  } catch {
+    throw new UsageError(`--from: expected the URL of a serve instance such as http://127.0.0.1:8765, got "${base}"`);
+  }
+  let token = process.env.SCAN_BACKENDS_TOKEN || undefined;
+  if (tokenFile !== undefined) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').slice(0, 4096).trim();
+    } catch (error) {
+      throw new UsageError(`--token-file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
+  const where = url.origin;
+  // node:http, not fetch: fetch refuses some ports outright ("bad port") and hides the errno.
+  const { request } = await import(url.protocol === 'https:' ? 'node:https' : 'node:http');
+  const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = request(
+      url,
+      { headers: token ? { Authorization: `Bearer ${token}` } : {}, timeout: FROM_TIMEOUT_MS, signal },
+      (res: IncomingMessage) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          body += chunk;
+          if (body.length > FROM_BUDGET_BYTES) req.destroy(new Error(`more than ${FROM_BUDGET_BYTES} bytes`));
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(Object.assign(new Error('timeout'), { code: `no answer within ${FROM_TIMEOUT_MS} ms` })),
+    );
+    req.on('error', reject);
+    req.end();
+  }).catch((error: NodeJS.ErrnoException) => {
+    if (signal.aborted) throw error;
+    throw new EnvironmentError(`--from ${where}: no serve instance answers there (${error.code ?? error.message})`);
+  });
+  if (status === 401) throw new EnvironmentError(`--from ${where}: the token was refused (401)`);
+  if (status !== 200) throw new EnvironmentError(`--from ${where}: answered ${status}, not a backend list`);
+  let view: { schema?: number; backends?: (Backend & { state?: string })[]; rpc?: string };
+  try {
+    view = JSON.parse(text) as typeof view;
+  } catch {
+    throw new EnvironmentError(`--from ${where}: answered something that is not JSON`);
+  }
+  if (view.schema !== 1 || !Array.isArray(view.backends)) {
+    throw new EnvironmentError(`--from ${where}: answered JSON that is not a serve backend list (schema 1)`);
+  }
+  const backends = view.backends
+    .filter((b) => b.state === 'up' && b.verified === true)
+    .map(({ host, port, sources, verified, evidence, rttMs, service, health, reason, rpc }) => {
+      const b: Backend = { host, port, sources, verified };
+      Object.assign(b, { evidence, rttMs, service, health, reason, rpc });
+      for (const key of Object.keys(b) as (keyof Backend)[]) if (b[key] === undefined) delete b[key];
+      return b;
+    });
+  return { backends, sources: [], warnings: [], from: where } as Resolution & { from: string };
+}
 
 type ResolveFlagValues = ReturnType<typeof parseFlags<{ options: typeof RESOLVE_FLAGS }>>['values'];
 
 /** The resolver's options from its flags (resolve and watch share them). */
 export function resolveOptionsFromFlags(
-  values: Omit<ResolveFlagValues, 'explain' | 'format' | 'help'>,
+  values: Omit<ResolveFlagValues, 'explain' | 'format' | 'help' | 'from' | 'token-file'>,
   signal?: AbortSignal,
 ): ResolveOptions {
   let sources: SourceName[] | undefined;
@@ -166,10 +249,11 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
     ['table', 'json', 'ndjson', 'rpc'],
     process.stdout.isTTY ? 'table' : 'json',
   );
-  const options = resolveOptionsFromFlags(values, signal);
+  const { from, 'token-file': tokenFile, ...resolveFlags } = values;
+  const options = resolveOptionsFromFlags(resolveFlags, signal);
   let resolution: Resolution;
   try {
-    resolution = await resolveBackends(options);
+    resolution = from === undefined ? await resolveBackends(options) : await fromServe(from, tokenFile, signal);
   } catch (error) {
     if (!signal.aborted) throw error;
     process.stderr.write('scan-backends: interrupted\n');

@@ -69,8 +69,8 @@ Exit: 0 stopped, 2 usage error, 3 environment error.
 
 /** resolve's flags that choose sources and probes (not its output ones). */
 const SOURCE_FLAGS = Object.fromEntries(
-  Object.entries(RESOLVE_FLAGS).filter(([name]) => name !== 'explain' && name !== 'format'),
-) as Omit<typeof RESOLVE_FLAGS, 'explain' | 'format'>;
+  Object.entries(RESOLVE_FLAGS).filter(([name]) => !['explain', 'format', 'from', 'token-file'].includes(name)),
+) as Omit<typeof RESOLVE_FLAGS, 'explain' | 'format' | 'from' | 'token-file'>;
 
 export const WATCH_FLAGS = {
   ...SOURCE_FLAGS,
