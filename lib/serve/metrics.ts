@@ -23,7 +23,7 @@ export class ServeMetrics {
   constructor(watcher: Watcher) {
     this.#watcher = watcher;
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'scan_backends_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'scan_backends_' });
     const gauge = (name: string, help: string, labelNames: string[] = []) =>
       new Gauge({ name, help, labelNames, registers });
     this.#up = gauge('scan_backends_backend_up', 'The backend is up (serving or busy): 1, else 0.', ['backend']);

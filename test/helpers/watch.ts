@@ -22,8 +22,13 @@ export interface WatchProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function startWatch(args: string[], env: NodeJS.ProcessEnv = {}): WatchProcess {
-  const { child } = startCli(['watch', '--format', 'ndjson', ...args], { env });
+/** `scan-backends watch` (or `serve`, which takes the same options and more). */
+export function startWatch(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  command: 'watch' | 'serve' = 'watch',
+): WatchProcess {
+  const { child } = startCli([command, '--format', 'ndjson', ...args], { env });
   const events: WatchEvent[] = [];
   const logs: LogLine[] = [];
   const waiters = new Set<() => void>();
