@@ -179,7 +179,7 @@ ${backendsFragment(snapshot, lastEvents)}
 </table>
 </div>
 <h2>Events</h2>
-<ol id="events" aria-live="polite">
+<ol id="events" reversed aria-live="polite">
 ${eventsFragment(recent)}
 </ol>
 <h2>Scanners</h2>

@@ -189,6 +189,9 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
       case '/fragments/scanners':
         send(200, 'text/html; charset=utf-8', scannersFragment(await watcher.scanners()));
         return 'fragments';
+      case '/favicon.ico':
+        res.writeHead(204, common).end(); // no icon, and no 404 in the browser's console
+        return 'other';
       case '/':
         send(200, 'text/html; charset=utf-8', renderPage(snapshot(), byId, recent, await watcher.scanners()));
         return 'page';
