@@ -4,7 +4,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 
 import { onTestFinished } from 'vitest';
 
-export type LlmServerKind = 'ollama' | 'llama-server' | 'llama-server-loading' | 'vllm' | 'plain';
+export type LlmServerKind =
+  'ollama' | 'llama-server' | 'llama-server-metrics' | 'llama-server-loading' | 'vllm' | 'plain';
 
 type Routes = Record<string, [status: number, body: unknown]>;
 
@@ -18,6 +19,16 @@ const ROUTES: Record<LlmServerKind, Routes> = {
     '/health': [200, { status: 'ok' }],
     '/props': [200, { build_info: 'b6402-a1b2c3d4', total_slots: 4, model_path: '/models/qwen2.5-7b.gguf' }],
     '/v1/models': [200, { object: 'list', data: [{ id: 'qwen2.5-7b.gguf', object: 'model', owned_by: 'llamacpp' }] }],
+  },
+  // llama-server started with --metrics: Prometheus text at /metrics.
+  'llama-server-metrics': {
+    '/health': [200, { status: 'ok' }],
+    '/props': [200, { build_info: 'b6402-a1b2c3d4', total_slots: 4, model_path: '/models/qwen2.5-7b.gguf' }],
+    '/v1/models': [200, { object: 'list', data: [{ id: 'qwen2.5-7b.gguf', object: 'model', owned_by: 'llamacpp' }] }],
+    '/metrics': [
+      200,
+      '# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total 42\n',
+    ],
   },
   'llama-server-loading': {
     '/health': [503, { error: { code: 503, message: 'Loading model', type: 'unavailable_error' } }],

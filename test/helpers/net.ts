@@ -66,9 +66,12 @@ export async function settledFdCount(expected: number): Promise<number> {
   return countFds();
 }
 
-/** Polls `condition` every 10 ms until it holds or `timeoutMs` passes; returns its last value. */
-export async function eventually(condition: () => boolean, timeoutMs = 2000): Promise<boolean> {
+/**
+ * Polls `condition` (which may be async) every 10 ms until it holds or `timeoutMs` passes;
+ * returns its last value.
+ */
+export async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs = 2000): Promise<boolean> {
   const until = performance.now() + timeoutMs;
-  while (!condition() && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+  while (!(await condition()) && performance.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
   return condition();
 }

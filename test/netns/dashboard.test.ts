@@ -11,12 +11,12 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { clearFirewall, enterIsolatedNamespace, setFirewall } from '../helpers/netns.js';
-import { requireTools } from '../helpers/tools.js';
+import { requireTools, skipWithout } from '../helpers/tools.js';
 import { isLog, startWatch, type LogLine } from '../helpers/watch.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 
-describe('the dashboard in chromium', () => {
+describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromium', () => {
   beforeAll(() => enterIsolatedNamespace());
   afterAll(() => clearFirewall());
 
