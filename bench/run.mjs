@@ -334,9 +334,12 @@ execFileSync('nft', ['flush', 'ruleset']);
 const { runWatchSoak } = await import('./watch-soak.mjs');
 const watch = await runWatchSoak({ quick });
 if (watch.wrong) oursWrong = true;
+const { runServeBench } = await import('./serve-bench.mjs');
+const serve = await runServeBench({ quick });
+if (serve.wrong) oursWrong = true;
 
 if (!quick) {
   const { writeResults } = await import('./report.mjs');
-  await writeResults({ date, machine, reps, timeoutMs: TIMEOUT_MS, scenarios: all, startup, watch });
+  await writeResults({ date, machine, reps, timeoutMs: TIMEOUT_MS, scenarios: all, startup, watch, serve });
 }
 process.exit(oursWrong ? 1 : 0);

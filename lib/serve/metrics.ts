@@ -97,7 +97,7 @@ export class ServeMetrics {
 
   /** The text Prometheus scrapes, per-backend series set from the view now. */
   async render(): Promise<string> {
-    const snapshot = this.#watcher.snapshot();
+    const snapshot = this.#watcher.view();
     for (const g of [this.#up, this.#busy, this.#down, this.#free, this.#total, this.#flaps]) g.reset();
     for (const b of snapshot.backends) {
       const backend = formatHostPort(b);

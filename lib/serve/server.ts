@@ -90,7 +90,7 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
     if (recent.length > RECENT_EVENTS) recent.shift();
     byId.set(e.id, e);
     if (byId.size > 4 * RECENT_EVENTS) {
-      const live = new Set(watcher.snapshot().backends.map((b) => b.lastEventId));
+      const live = new Set(watcher.view().backends.map((b) => b.lastEventId));
       for (const id of byId.keys()) if (!live.has(id) && !recent.some((r) => r.id === id)) byId.delete(id);
     }
   });
@@ -115,9 +115,12 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
     expected === undefined || (given !== undefined && timingSafeEqual(digest(given), expected));
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<string> => {
+    const started = performance.now();
     const url = new URL(req.url ?? '/', 'http://serve.invalid');
+    // Server-Timing: how long the answer took to make, for the bench and for curious operators.
     const send = (status: number, type: string, body: string, extra: Record<string, string> = {}) => {
-      res.writeHead(status, { ...common, 'Content-Type': type, ...extra });
+      const timing = { 'Server-Timing': `app;dur=${(performance.now() - started).toFixed(2)}` };
+      res.writeHead(status, { ...common, 'Content-Type': type, ...timing, ...extra });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     const json = (status: number, value: unknown) =>
@@ -147,7 +150,7 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
       res.end();
       return 'unauthorized';
     }
-    const snapshot = () => watcher.snapshot();
+    const snapshot = () => watcher.view();
     switch (url.pathname) {
       case '/healthz': {
         // Alive: the process answers and the watcher's loop is not stuck in one step.

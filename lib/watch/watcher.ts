@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-import { compareAddresses, parseAddress } from '../addresses.js';
+import { compareAddresses } from '../addresses.js';
 import { InvalidOptionError } from '../errors.js';
 import { formatHostPort } from '../host-port.js';
 import { configCandidates, type LoadedConfig } from '../resolver/config-file.js';
@@ -118,11 +118,9 @@ function checkWatchOptions(options: WatchOptions): void {
   }
 }
 
-const compareBackends = (a: { host: string; port: number }, b: { host: string; port: number }) => {
-  const [x, y] = [parseAddress(a.host), parseAddress(b.host)];
-  const byAddress = x && y ? compareAddresses(x, y) : a.host.localeCompare(b.host);
-  return byAddress || a.port - b.port;
-};
+/** Address order, on the addresses resolved when each backend was added (no parse per compare). */
+const compareFollowed = (a: Followed, b: Followed) =>
+  compareAddresses(a.endpoint, b.endpoint) || a.endpoint.port - b.endpoint.port;
 
 export class Watcher extends EventEmitter<WatcherEvents> {
   /** This watcher's id: host, pid and a random tag (a restarted watcher is a new one). */
@@ -193,9 +191,24 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     return this.#options.healthIntervalMs ?? WATCH_DEFAULTS.healthIntervalMs;
   }
 
-  /** The live view: every followed backend, sorted by address. */
+  /** The live view: every followed backend, sorted by address (copies: yours to change). */
   snapshot(): WatchSnapshot {
-    const backends = [...this.#followed.values()].map((f) => structuredClone(f.view)).sort(compareBackends);
+    return { ...this.#header(), backends: this.#sorted().map((f) => structuredClone(f.view)) };
+  }
+
+  /**
+   * The same, without copying the backends: the watcher's own objects, to read and drop at
+   * once (the serve command renders 256 of them per request). Never change them.
+   */
+  view(): Readonly<WatchSnapshot> {
+    return { ...this.#header(), backends: this.#sorted().map((f) => f.view) };
+  }
+
+  #sorted(): Followed[] {
+    return [...this.#followed.values()].sort(compareFollowed);
+  }
+
+  #header(): Omit<WatchSnapshot, 'backends'> {
     const watcher: WatchSnapshot['watcher'] = {
       id: this.id,
       startedAt: this.#startedAt.toISOString(),
@@ -207,7 +220,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     if (this.#lastError) watcher.lastError = this.#lastError;
     if (this.#scanning) watcher.scanning = [...this.#scanning];
     if (this.#fleet) watcher.redis = { connected: this.#fleet.connected };
-    return { schema: 1, watcher, backends, rpc: this.#usable, lastEventId: this.#ring.lastId };
+    return { schema: 1, watcher, rpc: this.#usable, lastEventId: this.#ring.lastId };
   }
 
   /** Events after `id` (oldest first), or null when some are gone from the ring. */
@@ -418,10 +431,9 @@ export class Watcher extends EventEmitter<WatcherEvents> {
 
   /** After each step: tell when the set of usable backends changed. */
   #publishUsable(): void {
-    const usable = [...this.#followed.values()]
+    const usable = this.#sorted()
       .map((f) => f.view)
-      .filter((b) => b.state === 'up' && b.verified)
-      .sort(compareBackends);
+      .filter((b) => b.state === 'up' && b.verified);
     const rpc = usable.map(formatHostPort).join(',');
     if (rpc === this.#usable) return;
     this.#usable = rpc;
