@@ -15,7 +15,7 @@ type FlagTable = Readonly<Record<string, { readonly type: string; readonly short
 
 /** Each command and its flags (long and short), from the tables the parsers use. */
 async function commandFlags(): Promise<Record<string, string[]>> {
-  const [{ PROBE_COMMAND_FLAGS }, { RESOLVE_FLAGS }, { WATCH_FLAGS }, { DOCTOR_FLAGS }, { DEMO_FLAGS }] =
+  const [{ PROBE_COMMAND_FLAGS }, { RESOLVE_FLAGS }, { WATCH_FLAGS, SERVE_FLAGS }, { DOCTOR_FLAGS }, { DEMO_FLAGS }] =
     await Promise.all([
       import('./probe-command.js'),
       import('./resolve-command.js'),
@@ -30,6 +30,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     probe: names(PROBE_COMMAND_FLAGS),
     resolve: names(RESOLVE_FLAGS),
     watch: names(WATCH_FLAGS),
+    serve: names(SERVE_FLAGS),
     doctor: names(DOCTOR_FLAGS),
     demo: names(DEMO_FLAGS),
     help: [],
