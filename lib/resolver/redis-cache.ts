@@ -101,6 +101,18 @@ function parseSources(text: string | null | undefined): SourceName[] {
   }
 }
 
+/** The keys matching `pattern`, by SCAN (never KEYS, which blocks the server); past `max` it stops. */
+export async function scanKeys(redis: Redis, pattern: string, max: number): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0' && keys.length < max);
+  return keys;
+}
+
 export class RedisRegistry {
   readonly #redis: Redis;
   readonly #prefix: string;
@@ -165,13 +177,7 @@ export class RedisRegistry {
 
   /** Every valid entry, and every bad one with its reason. */
   async entries(): Promise<{ entries: RegistryEntry[]; dropped: Dropped[] }> {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.#redis.scan(cursor, 'MATCH', `${this.#prefix}backend:*`, 'COUNT', 500);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0' && keys.length < MAX_ENTRIES);
+    const keys = await scanKeys(this.#redis, `${this.#prefix}backend:*`, MAX_ENTRIES);
     const dropped: Dropped[] = [];
     const entries: RegistryEntry[] = [];
     if (keys.length === 0) return { entries, dropped };

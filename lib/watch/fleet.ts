@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
 import { peerText } from '../peer-text.js';
-import { DEFAULT_REDIS_PREFIX, redactUrl, REDIS_TIMEOUT_MS } from '../resolver/redis-cache.js';
+import { DEFAULT_REDIS_PREFIX, redactUrl, REDIS_TIMEOUT_MS, scanKeys } from '../resolver/redis-cache.js';
 import type { WatchEvent } from './types.js';
 
 export interface ScannerInfo {
@@ -159,13 +159,7 @@ export class Fleet {
 
   /** The watchers registered now (their keys have not expired), this one included. */
   async scanners(): Promise<ScannerInfo[]> {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.#redis.scan(cursor, 'MATCH', `${this.#prefix}scanner:*`, 'COUNT', 100);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0' && keys.length < MAX_SCANNERS);
+    const keys = await scanKeys(this.#redis, `${this.#prefix}scanner:*`, MAX_SCANNERS);
     if (keys.length === 0) return [];
     const values = await this.#redis.mget(keys.slice(0, MAX_SCANNERS));
     const found: ScannerInfo[] = [];

@@ -655,6 +655,14 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     }
   }
 
+  /** A witness's word that the backend is alive and in use: a good check without a connection. */
+  #busyByWitness(followed: Followed, saw: string, evidence?: 'held'): void {
+    const { host, port } = followed.view;
+    const alive: Omit<Backend, 'sources'> = { host, port, verified: true, health: 'busy', reason: saw };
+    if (evidence) alive.evidence = evidence;
+    this.#apply(followed, { check: 'witness', saw, alive });
+  }
+
   /** Health checks between resolves: witnesses first, a connection only when needed. */
   async #healthRound(): Promise<void> {
     const started = performance.now();
@@ -673,37 +681,14 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       for (const followed of this.#followed.values()) {
         const holder = held.get(followed.heldKey);
         if (holder !== undefined) {
-          const saw = `busy: ${holder}; not connected to`;
-          this.#apply(followed, {
-            check: 'witness',
-            saw,
-            alive: {
-              host: followed.view.host,
-              port: followed.view.port,
-              verified: true,
-              health: 'busy',
-              evidence: 'held',
-              reason: saw,
-            },
-          });
+          this.#busyByWitness(followed, `busy: ${holder}; not connected to`, 'held');
           continue;
         }
         const vouched = followed.view.evidence === 'coordinator' || followed.view.evidence === 'registry';
         if (vouched && started - followed.lastConnect < this.#intervalMs) {
           const vouch = await witnesses.vouch(followed.heldKey);
           if (vouch) {
-            const saw = `busy: ${vouch.why}`;
-            this.#apply(followed, {
-              check: 'witness',
-              saw,
-              alive: {
-                host: followed.view.host,
-                port: followed.view.port,
-                verified: true,
-                health: 'busy',
-                reason: saw,
-              },
-            });
+            this.#busyByWitness(followed, `busy: ${vouch.why}`);
             continue;
           }
         }
