@@ -11,6 +11,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
+import { hostilePeer } from '../helpers/hostile.js';
 import { countFds, eventually, settledFdCount } from '../helpers/net.js';
 import { valid } from '../helpers/schemas.js';
 import { isEvent, isLog, startWatch, type LogLine } from '../helpers/watch.js';
@@ -332,5 +333,25 @@ describe('watchBackends, the library API', () => {
     expect(() => watchBackends({ healthIntervalMs: 5 })).toThrow(/healthIntervalMs/);
     expect(() => watchBackends({ freeMemoryFraction: 2 })).toThrow(/freeMemoryFraction/);
     expect(() => watchBackends({ timeoutMs: -1 })).toThrow(/timeoutMs/);
+  });
+
+  it('a port that accepts and never answers is never a backend, and a watch with one keeps running', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.1.62' });
+    const sink = await hostilePeer('sink', '127.0.1.63');
+    const watcher = watchBackends({
+      sources: ['config'],
+      configPath: configFile([`127.0.1.62:${a.port}`, `127.0.1.63:${sink}`]),
+      intervalMs: 300,
+      healthIntervalMs: 100,
+      timeoutMs: 300,
+      probeTimeoutMs: 300,
+    });
+    onTestFinished(() => watcher.close());
+    await watcher.ready;
+    // Several resolves: the silent port is dropped each time (a guess nothing vouches for).
+    expect(await eventually(() => watcher.snapshot().watcher.cycles >= 4, 10_000)).toBe(true);
+    expect(watcher.snapshot().backends.map((b) => b.host)).toEqual(['127.0.1.62']);
+    expect(watcher.eventsSince(0)?.map((e) => [e.type, e.backend.host])).toEqual([['added', '127.0.1.62']]);
+    expect(watcher.snapshot().watcher.lastError).toBeUndefined();
   });
 });
