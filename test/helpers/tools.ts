@@ -38,3 +38,13 @@ export function requireTools(...tools: [command: string, debianPackage: string][
     if (missing) throw new Error(missing);
   }
 }
+
+/**
+ * The environment for a tool that is not ours (chromium, prometheus): without the sanitizer
+ * runtime `npm run test:asan` preloads into every process, which such a tool cannot run with.
+ */
+export function foreignEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS']) delete env[name];
+  return env;
+}

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { clearFirewall, enterIsolatedNamespace, setFirewall } from '../helpers/netns.js';
-import { requireTools, skipWithout } from '../helpers/tools.js';
+import { foreignEnv, requireTools, skipWithout } from '../helpers/tools.js';
 import { isLog, startWatch, type LogLine } from '../helpers/watch.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -52,7 +52,11 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
     const url = (await serve.waitFor<LogLine>('serving', isLog('serving'))).url as string;
     await serve.waitFor('first resolve', isLog('first resolve done'));
 
-    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--no-sandbox'],
+      env: foreignEnv() as Record<string, string>,
+    });
     onTestFinished(() => browser.close());
     const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
     const problems: string[] = [];

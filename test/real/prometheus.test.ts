@@ -14,7 +14,7 @@ import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { get } from '../helpers/http.js';
 import { llmHttpServer } from '../helpers/llm-http.js';
 import { closedPort, eventually } from '../helpers/net.js';
-import { requireTools, skipWithout } from '../helpers/tools.js';
+import { foreignEnv, requireTools, skipWithout } from '../helpers/tools.js';
 import { isLog, startWatch, type LogLine } from '../helpers/watch.js';
 
 interface Target {
@@ -73,7 +73,7 @@ scrape_configs:
     const prometheus = spawn(
       'prometheus',
       [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
-      { stdio: 'ignore', detached: true },
+      { stdio: 'ignore', detached: true, env: foreignEnv() },
     );
     stopOnFinish(prometheus);
     const api = `http://127.0.0.1:${port}`;
