@@ -109,7 +109,12 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
       ?.split(';')
       .map((c) => c.trim())
       .find((c) => c.startsWith(`${COOKIE}=`));
-    return cookie === undefined ? undefined : decodeURIComponent(cookie.slice(COOKIE.length + 1));
+    if (cookie === undefined) return undefined;
+    try {
+      return decodeURIComponent(cookie.slice(COOKIE.length + 1));
+    } catch {
+      return undefined; // malformed: no token, so 401 rather than a 500
+    }
   };
   const authorized = (given: string | undefined) =>
     expected === undefined || (given !== undefined && timingSafeEqual(digest(given), expected));

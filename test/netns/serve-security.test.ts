@@ -51,6 +51,7 @@ describe('serve off loopback', () => {
       { Authorization: 'Bearer wrong' },
       { Authorization: `Bearer ${token}x` },
       { Cookie: 'sb_token=nope' },
+      { Cookie: 'sb_token=%E0%A4%A' },
     ];
     for (const headers of refused) {
       for (const path of ['/', '/api/backends', '/api/events', '/metrics', '/healthz']) {
