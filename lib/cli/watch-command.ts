@@ -267,6 +267,14 @@ export async function runWatchCommand(
   // One synchronous stdout for event lines and log lines, so they stay in order and a line
   // written before exit is never lost.
   const stdout = pino.destination({ dest: 1, sync: true });
+  // A reader that went away (`watch | head -1`, a dead log collector) stops the daemon as a
+  // signal does: a clean shutdown, with nothing more written to stdout.
+  let stdoutGone: (() => void) | undefined;
+  const stdoutClosed = new Promise<void>((resolve) => (stdoutGone = resolve));
+  stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    stdoutGone?.();
+  });
   let log;
   try {
     log = createDaemonLog({
@@ -396,6 +404,7 @@ export async function runWatchCommand(
   // Stop on the CLI's signal or at --until; `until` may lie beyond setTimeout's 24.8 days.
   const stopReason = await new Promise<string>((resolve) => {
     signal.addEventListener('abort', () => resolve((signal.reason as Error)?.message ?? 'signal'), { once: true });
+    void stdoutClosed.then(() => resolve('stdout closed'));
     if (signal.aborted) resolve('signal');
     if (until) {
       const check = () => {

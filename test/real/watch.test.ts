@@ -8,8 +8,9 @@ import { join } from 'node:path';
 
 import { describe, expect, it, onTestFinished } from 'vitest';
 
-import { runCli } from '../helpers/cli.js';
+import { CLI, runCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
+import { stopOnFinish } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { hostilePeer } from '../helpers/hostile.js';
 import { countFds, eventually, settledFdCount } from '../helpers/net.js';
@@ -268,6 +269,33 @@ describe('watch follows backends', () => {
     expect((await watch.exited).code).toBe(0);
     await eventually(() => received.includes('STOPPING=1'), 2000);
     expect(received.indexOf('STOPPING=1')).toBeGreaterThan(received.indexOf('READY=1'));
+  });
+
+  it('a reader that goes away (watch | head -1) stops it cleanly, without a word on stderr', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.1.31' });
+    const config = configFile([`127.0.1.31:${a.port}`]);
+    // The shell waits for both sides of the pipe: head takes one line and exits, and the
+    // watcher stops at its next write (a heartbeat a second), which meets EPIPE.
+    const child = spawn(
+      'sh',
+      [
+        '-c',
+        `"$0" "$1" watch --sources config --config "$2" --format ndjson --heartbeat 1s | head -1`,
+        process.execPath,
+        CLI,
+        config,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    );
+    stopOnFinish(child); // the pipeline's process group, should it not end by itself
+    let [stdout, stderr] = ['', ''];
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    const run = { code, stdout, stderr };
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ msg: 'watch started' });
+    expect(run.stderr).toBe('');
   });
 
   it('options out of range are usage errors naming the flag', async () => {
