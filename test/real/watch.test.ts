@@ -299,7 +299,7 @@ describe('watch follows backends', () => {
   });
 
   it('options out of range are usage errors naming the flag', async () => {
-    for (const [args, message] of [
+    const cases = [
       [['--interval', '5x'], /--interval: expected a duration/],
       [['--health-interval', '1ms'], /--health-interval: must be an integer 10\.\./],
       [['--fail-after', '0'], /--fail-after: must be an integer 1\.\./],
@@ -311,13 +311,16 @@ describe('watch follows backends', () => {
       [['--on-change-shell'], /--on-change-shell: needs --on-change CMD/],
       [['--log-file', '/nonexistent/dir/x.log'], /--log-file: ENOENT/],
       [['--format', 'table'], /--format: expected ndjson, text/],
-    ] as const) {
-      const run = await runCli(['watch', ...args]);
+    ] as const;
+    // All at once: each is a whole Node start, slow under the sanitizer run.
+    const runs = await Promise.all(cases.map(([args]) => runCli(['watch', ...args])));
+    cases.forEach(([args, message], i) => {
+      const run = runs[i] as Awaited<ReturnType<typeof runCli>>;
       expect(run.code, args.join(' ')).toBe(2);
       expect(run.stderr).toMatch(message);
       expect(run.stdout).toBe('');
-    }
-  });
+    });
+  }, 60_000);
 });
 
 describe('watchBackends, the library API', () => {
