@@ -75,10 +75,10 @@ export async function runWatchSoak({ quick, rounds: wantedRounds }) {
   const results = {};
   try {
     // Idle: the default health interval.
-    const idleS = quick ? 20 : 120;
+    const idleS = quick ? 10 : 120;
     const idle = startWatch([...common, '--interval', '30s', '--health-interval', '5s']);
     await idle.until((l) => l.msg === 'first resolve done', 10_000);
-    await sleep(6000); // past the first rounds, where the code paths are compiled
+    await sleep(quick ? 3000 : 6000); // past the first rounds, where the code paths are compiled
     const before = usage(idle.pid);
     const t0 = performance.now();
     await sleep(idleS * 1000);
