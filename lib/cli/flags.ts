@@ -1,6 +1,7 @@
 // Command-line flags through node's parseArgs, with errors in our words: an unknown flag
 // names the nearest known one, a missing value names its flag, and an argument that starts
 // with "-" but is no flag is named as the target it probably is.
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { checkIntegerOption, type IntegerOption } from '../scanner/options.js';
@@ -109,4 +110,22 @@ export function parseDuration(flag: string, text: string | undefined, option: In
   const value = Number(match[1]) * (UNIT_MS[match[2] ?? 'ms'] as number);
   checkIntegerOption(option, value, flag);
   return value;
+}
+
+/**
+ * The token a serve instance wants: the contents of --token-file (at most 4 KiB, trimmed; an
+ * unreadable or empty file is a usage error naming it), else $SCAN_BACKENDS_TOKEN.
+ */
+export function tokenOption(file: string | undefined): string | undefined {
+  if (file === undefined) return process.env.SCAN_BACKENDS_TOKEN || undefined;
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').slice(0, 4096).trim();
+  } catch (error) {
+    throw new UsageError(
+      `--token-file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (${file})`,
+    );
+  }
+  if (token === '') throw new UsageError(`--token-file: ${file} is empty`);
+  return token;
 }

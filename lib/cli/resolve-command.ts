@@ -5,11 +5,10 @@ import { formatHostPort } from '../host-port.js';
 import { terminalSafe } from '../peer-text.js';
 import { resolveBackends, type ResolveOptions } from '../resolver/index.js';
 import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 
 import { EnvironmentError, EXIT, UsageError } from './exit-codes.js';
-import { parseFlags } from './flags.js';
+import { parseFlags, tokenOption } from './flags.js';
 import { alignTable, formatRtt } from './output.js';
 import { parseEngine, parseFormat, parseInteger } from './scan-command.js';
 
@@ -135,14 +134,7 @@ async function fromServe(base: string, tokenFile: string | undefined, signal: Ab
   } catch {
     throw new UsageError(`--from: expected the URL of a serve instance such as http://127.0.0.1:8765, got "${base}"`);
   }
-  let token = process.env.SCAN_BACKENDS_TOKEN || undefined;
-  if (tokenFile !== undefined) {
-    try {
-      token = readFileSync(tokenFile, 'utf8').slice(0, 4096).trim();
-    } catch (error) {
-      throw new UsageError(`--token-file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-    }
-  }
+  const token = tokenOption(tokenFile);
   const where = url.origin;
   // node:http, not fetch: fetch refuses some ports outright ("bad port") and hides the errno.
   const { request } = await import(url.protocol === 'https:' ? 'node:https' : 'node:http');

@@ -1,8 +1,6 @@
 // `scan-backends watch`: the resolver as a daemon. Events on stdout (NDJSON, or a line each
 // on a terminal), pino logs, --on-change, systemd notify and watchdog, a heartbeat, and a
 // shutdown that always ends: SIGTERM/SIGINT or --until stop it within 10 s, exit 0.
-import { readFileSync } from 'node:fs';
-
 import { pino } from 'pino';
 
 import { formatHostPort } from '../host-port.js';
@@ -11,7 +9,7 @@ import { createDaemonLog, DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES, LOG_LEVELS, 
 import { DEFAULT_ON_CHANGE_TIMEOUT_MS, DEFAULT_SETTLE_MS, OnChangeRunner, splitCommand } from '../daemon/on-change.js';
 import { SystemdNotifier, watchdogIntervalMs } from '../daemon/systemd.js';
 import { checkIntegerOption } from '../scanner/options.js';
-import { Watcher, WATCH_DEFAULTS } from '../watch/watcher.js';
+import { PACKAGE_VERSION, Watcher, WATCH_DEFAULTS } from '../watch/watcher.js';
 import type { WatchEvent, WatchSnapshot } from '../watch/types.js';
 import { isLoopbackAddress } from '../addresses.js';
 import { parseHostPort } from '../host-port.js';
@@ -20,7 +18,7 @@ import { DEFAULT_LISTEN, startServer, type ServeHandle } from '../serve/server.j
 import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../scanner/options.js';
 import { parsePorts } from '../targets.js';
 import { EnvironmentError, UsageError } from './exit-codes.js';
-import { parseDuration, parseFlags } from './flags.js';
+import { parseDuration, parseFlags, tokenOption } from './flags.js';
 import { RESOLVE_FLAGS, resolveOptionsFromFlags } from './resolve-command.js';
 import { parseFormat, parseInteger } from './scan-command.js';
 import { shutdownPolicy } from './shutdown.js';
@@ -136,18 +134,7 @@ function parseServeFlags(values: Record<string, unknown>): {
   if (typeof listen === 'string' || values.listen === '') {
     throw new UsageError(`--listen: expected HOST:PORT such as 127.0.0.1:8765, got "${String(values.listen)}"`);
   }
-  let token = process.env.SCAN_BACKENDS_TOKEN || undefined;
-  if (values['token-file'] !== undefined) {
-    const file = String(values['token-file']);
-    try {
-      token = readFileSync(file, 'utf8').slice(0, 4096).trim();
-    } catch (error) {
-      throw new UsageError(
-        `--token-file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (${file})`,
-      );
-    }
-    if (token === '') throw new UsageError(`--token-file: ${file} is empty`);
-  }
+  const token = tokenOption(values['token-file'] as string | undefined);
   if (!isLoopbackAddress(listen.host) && token === undefined) {
     throw new UsageError(
       `--listen ${listen.host}: not a loopback address, so a token is required (--token-file FILE or $SCAN_BACKENDS_TOKEN)`,
@@ -315,15 +302,10 @@ export async function runWatchCommand(
     }
   });
 
-  const version = (
-    JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-      version: string;
-    }
-  ).version;
   logger.info(
     {
       watcher: watcher.id,
-      version,
+      version: PACKAGE_VERSION,
       intervalMs: watchOptions.intervalMs ?? WATCH_DEFAULTS.intervalMs,
       healthIntervalMs: watchOptions.healthIntervalMs ?? WATCH_DEFAULTS.healthIntervalMs,
       failAfter: watchOptions.failAfter ?? WATCH_DEFAULTS.failAfter,

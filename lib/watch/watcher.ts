@@ -40,7 +40,8 @@ import type {
   WatchSnapshot,
 } from './types.js';
 
-const PACKAGE_VERSION = (
+/** This package's version, as watchers report it to each other and the daemon logs it. */
+export const PACKAGE_VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
 
