@@ -235,9 +235,13 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
     close: async () => {
       stream.closeAll();
       options.discovery?.close();
+      // A browser keeps its connections alive and reconnects its event stream at once: idle
+      // ones close now, busy ones get a second to finish, then every one is closed, so a
+      // SIGTERM never waits on a client.
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 1000).unref();
       });
     },
   };
