@@ -38,6 +38,11 @@ export interface TargetOptions {
   allowLarge?: boolean;
   /** Allow addresses outside private, loopback, link-local, CGNAT and ULA space. */
   allowPublic?: boolean;
+  /**
+   * false refuses link-local and cloud-metadata addresses (isLinkLocal). A scan of targets the
+   * user typed allows them (default true); the resolver passes false unless told otherwise.
+   */
+  allowLinkLocal?: boolean;
   /** Name resolution; defaults to the system resolver (every address kept). */
   lookup?: LookupFn;
   /** Stops a long expansion (a list of thousands of addresses) between steps. */
@@ -217,6 +222,13 @@ async function parseRanges(
   return ranges;
 }
 
+function block(cidr: string): AddressRange {
+  const [base, prefix] = cidr.split('/') as [string, string];
+  const address = parseAddress(base) as Address;
+  const hostBits = addressBits(address.family) - BigInt(prefix);
+  return { family: address.family, first: address.value, last: address.value + (1n << hostBits) - 1n, token: cidr };
+}
+
 /** Non-public space: private, loopback, link-local, CGNAT (IPv4); loopback, ULA, link-local (IPv6). */
 const NON_PUBLIC_BLOCKS: readonly AddressRange[] = [
   '10.0.0.0/8',
@@ -228,12 +240,37 @@ const NON_PUBLIC_BLOCKS: readonly AddressRange[] = [
   '::1/128',
   'fc00::/7',
   'fe80::/10',
-].map((cidr) => {
-  const [base, prefix] = cidr.split('/') as [string, string];
-  const address = parseAddress(base) as Address;
-  const hostBits = addressBits(address.family) - BigInt(prefix);
-  return { family: address.family, first: address.value, last: address.value + (1n << hostBits) - 1n, token: cidr };
-});
+].map(block);
+
+/**
+ * Whether an address and port fall within `targets` on `ports` (the scan source's scope):
+ * names in `targets` are resolved once, here; the check itself is a range compare.
+ */
+export async function targetScope(
+  targets: string | readonly string[],
+  ports: TargetOptions['ports'],
+  lookup: LookupFn = systemLookup,
+): Promise<(address: Address, port: number) => boolean> {
+  const ranges = await parseRanges(splitList(targets, 'target'), lookup, false, yielder(undefined));
+  const portSet = new Set(parsePorts(ports));
+  return (address, port) =>
+    portSet.has(port) &&
+    ranges.some((r) => r.family === address.family && r.first <= address.value && address.value <= r.last);
+}
+
+/**
+ * Link-local space and the cloud-metadata addresses in it (169.254.169.254; AWS's IPv6
+ * fd00:ec2::254): never a backend candidate without an explicit opt-in, from any source.
+ */
+const LINK_LOCAL_BLOCKS: readonly AddressRange[] = ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128'].map(block);
+
+/** Whether any address of the range is link-local or a cloud-metadata address. */
+export function touchesLinkLocal(range: { family: AddressFamily; first: bigint; last: bigint }): boolean {
+  return LINK_LOCAL_BLOCKS.some((b) => b.family === range.family && b.first <= range.last && range.first <= b.last);
+}
+
+export const LINK_LOCAL_REFUSAL =
+  'a link-local or cloud-metadata address: never connected to unless allowed (--allow-link-local, allowLinkLocal)';
 
 export function isNonPublicRange(range: { family: AddressFamily; first: bigint; last: bigint }): boolean {
   return NON_PUBLIC_BLOCKS.some(
@@ -370,6 +407,11 @@ export async function expandTargets(
     }
   }
 
+  if (options.allowLinkLocal === false) {
+    const linkLocal = ranges.find(touchesLinkLocal);
+    if (linkLocal) throw new InvalidTargetError(linkLocal.token, `${linkLocal.token}: ${LINK_LOCAL_REFUSAL}`);
+  }
+
   const pairs = countRemaining(ranges, excluded) * BigInt(ports.length);
   if (pairs === 0n) {
     throw new InvalidTargetError(
@@ -453,6 +495,10 @@ export function chooseLocalSubnets(
       const range = { family: 4 as const, first: network, last: network + (1n << hostBits) - 1n };
       if (!isNonPublicRange(range)) {
         choice.skipped.push({ interface: name, address: info.address, reason: 'public address' });
+        continue;
+      }
+      if (touchesLinkLocal(range)) {
+        choice.skipped.push({ interface: name, address: info.address, reason: 'link-local address' });
         continue;
       }
       const cidr = `${formatAddress({ family: 4, value: network })}/${prefix}`;

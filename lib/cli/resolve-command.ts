@@ -37,6 +37,8 @@ Options:
       --require-redis    Redis down is an error (exit 3)
       --allow-public     connect to candidates outside private/loopback/link-local/CGNAT/ULA
                          space (a registry entry or config line naming 8.8.8.8 is dropped)
+      --allow-link-local connect to link-local and cloud-metadata addresses (169.254.0.0/16,
+                         fe80::/10, fd00:ec2::254), never candidates without it
       --accept-silent    keep a silent port that no coordinator or registry vouches for,
                          marked verified: false (it may be a busy ggml-rpc server or not)
       --trust-all-users  count coordinators run by any user (default: this user and root)
@@ -104,6 +106,7 @@ export const RESOLVE_FLAGS = {
   'redis-prefix': { type: 'string' },
   'require-redis': { type: 'boolean', default: false },
   'allow-public': { type: 'boolean', default: false },
+  'allow-link-local': { type: 'boolean', default: false },
   'accept-silent': { type: 'boolean', default: false },
   'trust-all-users': { type: 'boolean', default: false },
   timeout: { type: 'string' },
@@ -122,7 +125,7 @@ const FROM_BUDGET_BYTES = 8 * 1024 * 1024;
 const FROM_TIMEOUT_MS = 5000;
 
 /**
- * The live view of a running `serve`: its usable backends (up and verified) as a resolution.
+ * The live view of a running `serve`: its usable backends (those of its `rpc` list) as a resolution.
  * An instance that is not there, refuses the token or answers something else is an
  * environment error naming the URL.
  */
@@ -173,8 +176,10 @@ async function fromServe(base: string, tokenFile: string | undefined, signal: Ab
   if (view.schema !== 1 || !Array.isArray(view.backends)) {
     throw new EnvironmentError(`--from ${where}: answered JSON that is not a serve backend list (schema 1)`);
   }
+  // The instance's usable list (`rpc`) is the authority: the compatibility rule is applied there.
+  const usable = new Set(typeof view.rpc === 'string' && view.rpc !== '' ? view.rpc.split(',') : []);
   const backends = view.backends
-    .filter((b) => b.state === 'up' && b.verified === true)
+    .filter((b) => b.state === 'up' && b.verified === true && usable.has(formatHostPort(b)))
     .map(({ host, port, sources, verified, evidence, rttMs, service, health, reason, rpc }) => {
       const b: Backend = { host, port, sources, verified };
       Object.assign(b, { evidence, rttMs, service, health, reason, rpc });
@@ -216,6 +221,7 @@ export function resolveOptionsFromFlags(
     redisPrefix: values['redis-prefix'],
     requireRedis: values['require-redis'],
     allowPublic: values['allow-public'],
+    allowLinkLocal: values['allow-link-local'],
     acceptSilent: values['accept-silent'],
     trustAllUsers: values['trust-all-users'],
     timeoutMs: parseInteger('--timeout', values.timeout, 'timeoutMs'),

@@ -5,7 +5,6 @@ import { InvalidOptionError, SourceUnavailableError } from '../errors.js';
 import { formatHostPort } from '../host-port.js';
 import type { EngineChoice } from '../scanner/index.js';
 import { systemLookup, type LookupFn } from '../targets.js';
-import { parseVersion } from '../probes/verdict.js';
 import {
   checkBooleanOption,
   checkChoiceOption,
@@ -16,6 +15,7 @@ import {
   ENGINES,
   rpcVersionOption,
 } from '../scanner/options.js';
+import { chooseCompatibleGroup, CLIENT_RULE, GROUP_RULE } from './compatibility.js';
 import { configCandidates, configSearchPath, type LoadedConfig } from './config-file.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates, type ProcessFindings } from './process.js';
@@ -56,6 +56,11 @@ export interface ResolveOptions {
   requireRedis?: boolean;
   /** Connect to candidates outside private, loopback, link-local, CGNAT and ULA space. */
   allowPublic?: boolean;
+  /**
+   * Connect to link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10,
+   * fd00:ec2::254): never a candidate from any source without it.
+   */
+  allowLinkLocal?: boolean;
   /** Keep a silent port that no witness vouches for, marked unverified (a guess). */
   acceptSilent?: boolean;
   /** Count coordinators of every user, not only this user's and root's. */
@@ -88,6 +93,7 @@ export function checkResolveOptions(options: ResolveOptions): void {
     'strict',
     'requireRedis',
     'allowPublic',
+    'allowLinkLocal',
     'acceptSilent',
     'trustAllUsers',
   ] as const) {
@@ -107,42 +113,6 @@ export function checkResolveOptions(options: ResolveOptions): void {
   }
 }
 
-/**
- * Without an explicit client version: the servers one client can use together (one major;
- * that client needs the group's highest minor). The group with the most servers wins, then the
- * most memory, then the newest major; the rest are dropped with a reason.
- */
-export function chooseCompatibleGroup(backends: readonly Backend[]): {
-  keep: Backend[];
-  drop: { backend: Backend; reason: string }[];
-  usableBy?: string;
-  warning?: string;
-} {
-  const groups = new Map<number, Backend[]>();
-  for (const b of backends) {
-    const version = b.rpc ? parseVersion(b.rpc.protocol) : null;
-    if (!version) continue;
-    groups.set(version[0], [...(groups.get(version[0]) ?? []), b]);
-  }
-  if (groups.size === 0) return { keep: [...backends], drop: [] };
-  const memory = (group: Backend[]) =>
-    group.reduce((sum, b) => sum + (b.rpc?.devices.reduce((n, d) => n + d.totalBytes, 0) ?? 0), 0);
-  const [major, chosen] = [...groups].sort(
-    ([ma, a], [mb, b]) => b.length - a.length || memory(b) - memory(a) || mb - ma,
-  )[0] as [number, Backend[]];
-  const minor = Math.max(...chosen.map((b) => (parseVersion(b.rpc?.protocol ?? '') ?? [0, 0])[1] ?? 0));
-  const usableBy = `>=${major}.${minor}.0 <${major + 1}.0.0`;
-  const rejected = backends.filter((b) => b.rpc && parseVersion(b.rpc.protocol)?.[0] !== major);
-  if (rejected.length === 0) return { keep: [...backends], drop: [], usableBy };
-  const why = `no single client can use it beside the ${chosen.length} server${chosen.length === 1 ? '' : 's'} of protocol ${major}.x (chosen for the most servers, then the most memory); --rpc-version judges against your client`;
-  return {
-    keep: backends.filter((b) => !rejected.includes(b)),
-    drop: rejected.map((backend) => ({ backend, reason: `ggml-rpc ${backend.rpc?.protocol}: ${why}` })),
-    usableBy,
-    warning: `servers of several ggml-rpc majors: kept ${chosen.length} of ${major}.x (clients ${usableBy}); dropped ${rejected.map((b) => `${formatHostPort(b)} (${b.rpc?.protocol})`).join(', ')}`,
-  };
-}
-
 /** For the watcher: it reads the config file itself, to keep the last good one over a bad edit. */
 export interface ResolveHooks {
   loadConfig?: () => Promise<LoadedConfig | null>;
@@ -151,6 +121,12 @@ export interface ResolveHooks {
    * Redis pass false: an entry leaves only when no watcher has seen it alive within the TTL.
    */
   pruneRegistry?: boolean;
+  /**
+   * Keep every live server whatever its protocol, judged by nothing but its answer (the
+   * watcher: it follows them all and applies the compatibility rule to its usable set).
+   * `compatibility` still says the client version, when one is known.
+   */
+  keepEveryProtocol?: boolean;
 }
 
 export async function resolveBackends(options: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
@@ -218,12 +194,13 @@ export async function resolveBackends(options: ResolveOptions = {}, hooks: Resol
   const ctx: VerifyContext = {
     timeoutMs: options.timeoutMs,
     probeTimeoutMs: options.probeTimeoutMs,
-    rpcVersion,
+    rpcVersion: hooks.keepEveryProtocol ? undefined : rpcVersion,
     engine: options.engine,
     signal: options.signal,
     verify,
     lookup,
     allowPublic: options.allowPublic === true,
+    allowLinkLocal: options.allowLinkLocal === true,
     acceptSilent: options.acceptSilent === true,
     witnesses,
   };
@@ -310,8 +287,8 @@ export async function resolveBackends(options: ResolveOptions = {}, hooks: Resol
     let live = [...backends.values()];
     let compatibility: Resolution['compatibility'];
     if (rpcVersion !== undefined) {
-      compatibility = { client: rpcVersion, rule: 'same major, server minor <= the client minor (llama.cpp)' };
-    } else if (verify) {
+      compatibility = { client: rpcVersion, rule: CLIENT_RULE };
+    } else if (verify && !hooks.keepEveryProtocol) {
       const group = chooseCompatibleGroup(live.filter((b) => b.verified));
       for (const { backend, reason } of group.drop) {
         reports
@@ -320,7 +297,7 @@ export async function resolveBackends(options: ResolveOptions = {}, hooks: Resol
       }
       live = live.filter((b) => !group.drop.some((d) => d.backend === b));
       if (group.warning) warnings.push(group.warning);
-      compatibility = { rule: 'the servers one client can use together: the most servers, then the most memory' };
+      compatibility = { rule: GROUP_RULE };
       if (group.usableBy) compatibility.usableBy = group.usableBy;
     }
     if (redisUrl && live.some((b) => b.verified)) {

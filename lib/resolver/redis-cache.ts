@@ -23,6 +23,27 @@ export const DEFAULT_REDIS_TTL_SECONDS = 300;
 export const REDIS_TIMEOUT_MS = 2000;
 /** The most entries one resolve reads: a registry is a cluster's list, not a database. */
 const MAX_ENTRIES = 4096;
+/** The fields an entry is read by, and the most bytes of each read (ours are far shorter). */
+const ENTRY_FIELDS = ['host', 'port', 'lastProven', 'protocol'] as const;
+const MAX_FIELD_BYTES = 1024;
+/**
+ * Reads named fields of hashes without reading a large one whole: per key, its type, then per
+ * field the value, or its length when over ARGV[1] bytes (a number, not a string).
+ */
+const READ_FIELDS = `local out = {}
+local cap = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local t = redis.call('type', key).ok
+  local row = {t}
+  if t == 'hash' then
+    for j = 2, #ARGV do
+      local n = redis.call('hstrlen', key, ARGV[j])
+      if n > cap then row[j] = n else row[j] = redis.call('hget', key, ARGV[j]) end
+    end
+  end
+  out[i] = row
+end
+return out`;
 
 export interface RedisRegistryOptions {
   url: string;
@@ -90,8 +111,8 @@ export function parseEntry(fields: Record<string, string>): RegistryEntry | stri
 }
 
 /** A `sources` field: a JSON list of source names, or nothing usable. */
-function parseSources(text: string | null | undefined): SourceName[] {
-  if (!text) return [];
+function parseSources(text: unknown): SourceName[] {
+  if (typeof text !== 'string' || text === '') return [];
   try {
     const value: unknown = JSON.parse(text);
     if (!Array.isArray(value)) return [];
@@ -181,19 +202,37 @@ export class RedisRegistry {
     const dropped: Dropped[] = [];
     const entries: RegistryEntry[] = [];
     if (keys.length === 0) return { entries, dropped };
-    const pipeline = this.#redis.pipeline();
-    for (const key of keys.slice(0, MAX_ENTRIES)) pipeline.hgetall(key);
-    const replies = (await pipeline.exec()) ?? [];
-    replies.forEach(([error, value], i) => {
-      const key = peerText(keys[i] as string, 100);
-      const reason = error
-        ? `registry key ${key}: ${peerText(error.message, 100)}`
-        : typeof value !== 'object' || value === null
-          ? `registry key ${key}: not a hash`
-          : undefined;
-      const entry = reason ?? parseEntry(value as Record<string, string>);
+    const read = keys.slice(0, MAX_ENTRIES);
+    const rows = (await this.#redis.eval(
+      READ_FIELDS,
+      read.length,
+      ...read,
+      String(MAX_FIELD_BYTES),
+      ...ENTRY_FIELDS,
+    )) as (string | number | null)[][];
+    rows.forEach(([type, ...values], i) => {
+      const key = peerText(read[i] as string, 100);
+      if (type === 'none') return; // expired since the SCAN
+      if (type !== 'hash') {
+        dropped.push({ host: key, port: 0, reason: `registry key ${key}: not a hash` });
+        return;
+      }
+      const fields: Record<string, string> = {};
+      for (const [j, name] of ENTRY_FIELDS.entries()) {
+        const value = values[j];
+        if (typeof value === 'number') {
+          dropped.push({
+            host: key,
+            port: 0,
+            reason: `registry key ${key}: ${name} is ${value} bytes (over ${MAX_FIELD_BYTES})`,
+          });
+          return;
+        }
+        if (typeof value === 'string') fields[name] = value;
+      }
+      const entry = parseEntry(fields);
       if (typeof entry !== 'string') entries.push(entry);
-      else dropped.push({ host: key, port: 0, reason: reason ?? `registry key ${key}: ${entry}` });
+      else dropped.push({ host: key, port: 0, reason: `registry key ${key}: ${entry}` });
     });
     if (keys.length > MAX_ENTRIES) {
       dropped.push({ host: this.#prefix, port: 0, reason: `more than ${MAX_ENTRIES} entries; the rest were not read` });
@@ -211,7 +250,9 @@ export class RedisRegistry {
     for (const b of backends) {
       if (!b.verified || b.port === 0) continue; // never a guess, never a placeholder
       const key = this.keyOf(b.host, b.port);
-      const previous = await this.#redis.hget(key, 'sources').catch(() => null);
+      const [[, previous] = []] = ((await this.#redis
+        .eval(READ_FIELDS, 1, key, String(MAX_FIELD_BYTES), 'sources')
+        .catch(() => [])) ?? []) as [string, unknown][];
       const sources = [...new Set([...parseSources(previous), ...b.sources])];
       const fields: Record<string, string> = {
         host: b.host,

@@ -10,7 +10,7 @@ import { silentReason } from '../probes/verdict.js';
 import { ScanJob, type ScanOptions, type ScanResult } from '../scan.js';
 import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../scanner/options.js';
 import type { Endpoint } from '../target-table.js';
-import { isNonPublicRange, LARGE_JOB_PAIRS, type LookupFn } from '../targets.js';
+import { isNonPublicRange, LARGE_JOB_PAIRS, LINK_LOCAL_REFUSAL, touchesLinkLocal, type LookupFn } from '../targets.js';
 import { heldKey, heldServers } from './held.js';
 import type { ProcessFindings } from './process.js';
 import type { RegistryEntry } from './redis-cache.js';
@@ -22,6 +22,7 @@ export interface VerifyContext extends VerifyOptions {
   verify: boolean;
   lookup: LookupFn;
   allowPublic: boolean;
+  allowLinkLocal: boolean;
   acceptSilent: boolean;
   witnesses: Witnesses;
 }
@@ -231,6 +232,13 @@ export async function verifyCandidates(
         port: c.port,
         reason: 'a public address: never connected to unless allowed (--allow-public, allowPublic)',
       });
+      continue;
+    }
+    if (
+      !ctx.allowLinkLocal &&
+      touchesLinkLocal({ family: address.family, first: address.value, last: address.value })
+    ) {
+      dropped.push({ host: c.host, port: c.port, reason: LINK_LOCAL_REFUSAL });
       continue;
     }
     endpoints.push({ host: c.host, family: address.family, port: c.port, value: address.value });

@@ -130,6 +130,7 @@ export function checkTargetOptions(options: unknown): void {
   checkTargetListOption('exclude', o.exclude);
   checkBooleanOption('allowLarge', o.allowLarge);
   checkBooleanOption('allowPublic', o.allowPublic);
+  checkBooleanOption('allowLinkLocal', o.allowLinkLocal);
   checkSignalOption(o.signal);
   if (o.lookup !== undefined && typeof o.lookup !== 'function') {
     throw new InvalidOptionError(`lookup: must be a function, got ${shown(o.lookup)}`);

@@ -38,7 +38,7 @@ describe('the Redis registry as hostile data', () => {
       expect.objectContaining({ host: '127.0.0.191', port: peer.port, sources: ['redis'], health: 'serving' }),
     ]);
     const reasons = r.sources[0]?.dropped.map((d) => d.reason).join('\n');
-    expect(reasons).toMatch(/backend:x: WRONGTYPE/);
+    expect(reasons).toMatch(/backend:x: not a hash/);
     expect(reasons).toMatch(/port "99999" is not 1\.\.65535/);
     expect(reasons).toMatch(/backend:half: missing port/);
     expect(reasons).toMatch(/port "Infinity" is not 1\.\.65535/);
