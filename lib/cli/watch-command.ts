@@ -1,6 +1,8 @@
 // `scan-backends watch`: the resolver as a daemon. Events on stdout (NDJSON, or a line each
 // on a terminal), pino logs, --on-change, systemd notify and watchdog, a heartbeat, and a
 // shutdown that always ends: SIGTERM/SIGINT or --until stop it within 10 s, exit 0.
+import { readFileSync } from 'node:fs';
+
 import { pino } from 'pino';
 
 import { formatHostPort } from '../host-port.js';
@@ -52,10 +54,14 @@ Watch options:
       --log-level L        debug | info | warn | error (default info; debug adds a line a resolve)
       --heartbeat D        log a heartbeat line this often (default 1h)
       --until TIME         stop at this ISO 8601 time, as SIGTERM does
+      --fleet-key-file F   the secret (16 bytes or more) the watchers on one Redis share: what
+                           they write is signed with it (HMAC-SHA256), and unsigned or badly
+                           signed messages, registrations and leases are ignored
 
 Source and probe options, as resolve takes them:
       --sources LIST, --merge, --config FILE, --subnet T, -p/--ports P, --redis URL,
-      --redis-ttl S, --redis-prefix P, --allow-public, --accept-silent, --trust-all-users,
+      --redis-ttl S, --redis-prefix P, --allow-public, --allow-link-local, --accept-silent,
+      --trust-all-users,
       --timeout MS, --probe-timeout MS, --rpc-version V, --engine E
 
 Signals: SIGTERM/SIGINT stop it (exit 0 within 10 s; a second one exits at once); SIGHUP
@@ -88,6 +94,7 @@ export const WATCH_FLAGS = {
   'log-level': { type: 'string' },
   heartbeat: { type: 'string' },
   until: { type: 'string' },
+  'fleet-key-file': { type: 'string' },
 } as const;
 
 export const SERVE_USAGE = `Usage: scan-backends serve [--listen HOST:PORT] [--token-file FILE] [watch options]
@@ -121,6 +128,22 @@ export const SERVE_FLAGS = {
   'max-sse-clients': { type: 'string' },
   'http-ports': { type: 'string' },
 } as const;
+
+/** --fleet-key-file: the fleet's shared secret, at least 16 bytes (whitespace at the ends is not part of it). */
+function fleetKeyOption(file: string | undefined): Buffer | undefined {
+  if (file === undefined) return undefined;
+  let key: Buffer;
+  try {
+    key = Buffer.from(readFileSync(file, 'utf8').slice(0, 4096).trim());
+  } catch (error) {
+    throw new UsageError(
+      `--fleet-key-file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (${file})`,
+    );
+  }
+  if (key.length < 16)
+    throw new UsageError(`--fleet-key-file: ${file} holds ${key.length} bytes; a fleet key needs 16 or more`);
+  return key;
+}
 
 /** The serve command's own settings, checked before anything starts. */
 function parseServeFlags(values: Record<string, unknown>): {
@@ -227,6 +250,7 @@ export async function runWatchCommand(
     failAfter: parseInteger('--fail-after', values['fail-after'], 'failAfter'),
     recoverAfter: parseInteger('--recover-after', values['recover-after'], 'recoverAfter'),
     forgetAfterMs: parseDuration('--forget-after', values['forget-after'], 'forgetAfterMs'),
+    fleetKey: fleetKeyOption(values['fleet-key-file']),
   };
   const settleMs = parseDuration('--settle', values.settle, 'settleMs') ?? DEFAULT_SETTLE_MS;
   const onChangeTimeoutMs =

@@ -20,8 +20,10 @@ const GiB = 1024 ** 3;
 const gib = (bytes: number) => `${(bytes / GiB).toFixed(bytes >= 100 * GiB ? 0 : 1)} GiB`;
 
 /** What a person reads in the State column: up, busy or down (never a colour alone). */
-export function displayState(b: WatchedBackend): 'up' | 'busy' | 'down' {
+/** As the page and the API show it: up and usable, busy, down, or up but left out for its protocol. */
+export function displayState(b: WatchedBackend): 'up' | 'busy' | 'down' | 'left-out' {
   if (b.state === 'down') return 'down';
+  if (b.leftOut !== undefined) return 'left-out';
   return b.health === 'busy' ? 'busy' : 'up';
 }
 
@@ -48,7 +50,7 @@ function row(b: WatchedBackend, lastEvent: WatchEvent | undefined, now: number):
     : '';
   return `<tr data-state="${state}">
 <th scope="row">${escapeHtml(formatHostPort(b))}</th>
-<td class="state"><span class="badge ${state}">${state.toUpperCase()}</span><br><small>${escapeHtml(b.lastCheck?.saw ?? '')}</small></td>
+<td class="state"><span class="badge ${state}">${state.replace('-', ' ').toUpperCase()}</span><br><small>${escapeHtml(b.leftOut ?? b.lastCheck?.saw ?? '')}</small></td>
 <td>${escapeHtml(b.rpc?.protocol ?? '')}</td>
 <td>${devices || '<small>unknown</small>'}</td>
 <td>${sources}${reported}</td>
@@ -70,9 +72,10 @@ export function backendsFragment(snapshot: WatchSnapshot, lastEvents: Map<number
 }
 
 export function summaryFragment(snapshot: WatchSnapshot): string {
-  const counts = { up: 0, busy: 0, down: 0 };
+  const counts = { up: 0, busy: 0, down: 0, 'left-out': 0 };
   for (const b of snapshot.backends) counts[displayState(b)] += 1;
-  return `${counts.up} up, ${counts.busy} busy, ${counts.down} down · usable: <code>${escapeHtml(snapshot.rpc || 'none')}</code>`;
+  const leftOut = counts['left-out'] > 0 ? `, ${counts['left-out']} left out for their protocol` : '';
+  return `${counts.up} up, ${counts.busy} busy, ${counts.down} down${leftOut} · usable: <code>${escapeHtml(snapshot.rpc || 'none')}</code>`;
 }
 
 export function eventsFragment(events: readonly WatchEvent[]): string {
@@ -97,7 +100,7 @@ export function scannersFragment(scanners: readonly ScannerInfo[]): string {
 }
 
 const STYLE = `
-:root { color-scheme: light dark; --up: #1a7f37; --busy: #9a6700; --down: #cf222e; font-family: system-ui, sans-serif; }
+:root { color-scheme: light dark; --up: #1a7f37; --busy: #9a6700; --down: #cf222e; --left-out: #6e7781; font-family: system-ui, sans-serif; }
 body { margin: 0 auto; padding: 1rem; max-width: 110rem; font-size: clamp(0.9rem, 0.8rem + 0.4vw, 1.3rem); }
 h1 { font-size: 1.4em; margin: 0 0 0.3em; } h2 { font-size: 1.1em; margin: 1.2em 0 0.4em; }
 .scroll { overflow-x: auto; }
@@ -105,7 +108,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: 0.4em 0.6em; border-bottom: 1px solid color-mix(in srgb, currentColor 20%, transparent); }
 caption { text-align: left; font-weight: 600; padding-bottom: 0.4em; }
 .badge { display: inline-block; padding: 0.05em 0.5em; border-radius: 0.3em; color: #fff; font-weight: 600; font-size: 0.85em; }
-.badge.up { background: var(--up); } .badge.busy { background: var(--busy); } .badge.down { background: var(--down); }
+.badge.up { background: var(--up); } .badge.busy { background: var(--busy); } .badge.down { background: var(--down); } .badge.left-out { background: var(--left-out); }
 tr[data-state="down"] th { text-decoration: line-through; }
 meter { width: 8em; } small { opacity: 0.75; }
 ol { padding-left: 1.2em; max-height: 30em; overflow-y: auto; }

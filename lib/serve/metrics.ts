@@ -15,7 +15,9 @@ export class ServeMetrics {
   readonly #free: Gauge;
   readonly #total: Gauge;
   readonly #flaps: Gauge;
+  readonly #usable: Gauge;
   readonly #redis: Gauge;
+  readonly #redisIgnored: Gauge;
   readonly #sseClients: Gauge;
   readonly droppedEvents: Counter;
   readonly requests: Counter;
@@ -39,6 +41,16 @@ export class ServeMetrics {
     ]);
     this.#total = gauge('scan_backends_device_total_bytes', 'Total memory of a backend device.', ['backend', 'device']);
     this.#flaps = gauge('scan_backends_backend_flaps', 'Times the backend went down after being up.', ['backend']);
+    this.#usable = gauge(
+      'scan_backends_backend_usable',
+      'The backend is in the usable list (up, verified, of the protocol one client can use): 1, else 0.',
+      ['backend'],
+    );
+    this.#redisIgnored = gauge(
+      'scan_backends_redis_ignored',
+      'Values read from the shared Redis and ignored (misshapen, too large, stale, unsigned, out of scope), by kind.',
+      ['kind'],
+    );
     this.#redis = gauge(
       'scan_backends_redis_connected',
       'The shared Redis is connected: 1, 0 when lost; absent without one.',
@@ -98,7 +110,7 @@ export class ServeMetrics {
   /** The text Prometheus scrapes, per-backend series set from the view now. */
   async render(): Promise<string> {
     const snapshot = this.#watcher.view();
-    for (const g of [this.#up, this.#busy, this.#down, this.#free, this.#total, this.#flaps]) g.reset();
+    for (const g of [this.#up, this.#busy, this.#down, this.#free, this.#total, this.#flaps, this.#usable]) g.reset();
     for (const b of snapshot.backends) {
       const backend = formatHostPort(b);
       const up = b.state === 'up';
@@ -106,12 +118,16 @@ export class ServeMetrics {
       this.#busy.set({ backend }, up && b.health === 'busy' ? 1 : 0);
       this.#down.set({ backend }, up ? 0 : 1);
       this.#flaps.set({ backend }, b.flaps);
+      this.#usable.set({ backend }, b.usable === true ? 1 : 0);
       for (const d of b.rpc?.devices ?? []) {
         this.#free.set({ backend, device: String(d.index) }, d.freeBytes);
         this.#total.set({ backend, device: String(d.index) }, d.totalBytes);
       }
     }
-    if (snapshot.watcher.redis) this.#redis.set(snapshot.watcher.redis.connected ? 1 : 0);
+    if (snapshot.watcher.redis) {
+      this.#redis.set(snapshot.watcher.redis.connected ? 1 : 0);
+      for (const [kind, n] of Object.entries(snapshot.watcher.redis.ignored ?? {})) this.#redisIgnored.set({ kind }, n);
+    }
     return this.registry.metrics();
   }
 }

@@ -4,9 +4,17 @@
 // scanning the same /24; events go out on `<prefix>watch-events` and come in from the
 // others. Health checks are not leased: each watcher judges what it can reach.
 //
+// Whoever can write to the Redis is not trusted: every value read from it is size-capped
+// before it is read whole (on the server, by script), checked against its shape, and ignored
+// with a counted, rate-limited log line when wrong. Registrations and leases count only while
+// their heartbeat is fresh by their own timestamps, so a key without an expiry or from a dead
+// watcher cannot halve a share or keep a subnet unscanned. With a fleet key, every message,
+// registration and lease is signed (HMAC-SHA256 over canonical JSON) and unsigned ones are
+// ignored.
+//
 // The connection is the watcher's own and long-lived: commands fail at once while it is down
 // (no queue), it reconnects with backoff, and the loss and the return are each said once.
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 import type { Redis } from 'ioredis';
 
@@ -26,22 +34,33 @@ export interface ScannerInfo {
   startedAt: string;
   /** ISO time of its last heartbeat. */
   heartbeatAt: string;
+  /** Its heartbeat period: it is stale three of these after heartbeatAt. */
+  heartbeatMs?: number;
 }
 
-/** Another watcher's event, as it came over pub/sub. */
+/** What another watcher's event says, reduced to what is used: a hint, never a verdict. */
 export interface RemoteEvent {
   origin: string;
-  event: WatchEvent;
+  event: {
+    type: WatchEvent['type'];
+    backend: { host: string; port: number; state: WatchEvent['backend']['state'] };
+    cause: { saw: string };
+  };
 }
+
+/** The kinds of Redis value that can be ignored, each counted. */
+export type IgnoredKind = 'event' | 'scanner' | 'lease' | 'registry';
 
 export interface FleetOptions {
   url: string;
   prefix?: string;
-  info: Omit<ScannerInfo, 'heartbeatAt' | 'scanning'>;
+  info: Omit<ScannerInfo, 'heartbeatAt' | 'scanning' | 'heartbeatMs'>;
   /** How long a lease lives unless renewed: past one resolve interval, so the holder keeps it. */
   leaseMs: number;
   /** Registration refresh; the scanner key lives three of these. */
   heartbeatMs: number;
+  /** The shared secret that signs what watchers write; without it nothing is signed. */
+  key?: Buffer;
   log: (level: 'info' | 'warn' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
   onRemote: (remote: RemoteEvent) => void;
   /** Redis came back after a loss: resynchronise (re-register is done here; resolve now). */
@@ -51,11 +70,106 @@ export interface FleetOptions {
 /** Renews a lease only while it is still ours; releases it the same way. */
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+/**
+ * Reads string keys without reading a large one whole: per key {length, pttl, value}, the
+ * value only when at most ARGV[1] bytes (a length of -1: no such key; -2: not a string).
+ */
+const READ_BOUNDED = `local out = {}
+for i, key in ipairs(KEYS) do
+  local t = redis.call('type', key).ok
+  if t == 'none' then out[i] = {-1, -2, false}
+  elseif t ~= 'string' then out[i] = {-2, redis.call('pttl', key), false}
+  else
+    local n = redis.call('strlen', key)
+    local v = false
+    if n <= tonumber(ARGV[1]) then v = redis.call('get', key) end
+    out[i] = {n, redis.call('pttl', key), v}
+  end
+end
+return out`;
+/** Deletes a lease that does not count: still the value read (ARGV[1]), or of a shape no holder writes. */
+const DROP_STALE = `local t = redis.call('type', KEYS[1]).ok
+if t == 'none' then return 1 end
+if t ~= 'string' or redis.call('strlen', KEYS[1]) > tonumber(ARGV[2]) or redis.call('pttl', KEYS[1]) < 0 or redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0`;
+
 /** Scanner keys read at most: a registry is a handful of watchers. */
 const MAX_SCANNERS = 1000;
+/** The largest registration, lease and message read: ours are well under these. */
+const MAX_SCANNER_BYTES = 8192;
+const MAX_LEASE_BYTES = 512;
+export const MAX_MESSAGE_BYTES = 65_536;
+/** A heartbeat period above this is taken as this (a registration cannot claim to live for days). */
+const MAX_HEARTBEAT_MS = 10_000;
+/** Clocks of the fleet may differ by this much; a timestamp further ahead is forged or broken. */
+const CLOCK_SKEW_MS = 5000;
+/** A signed message older than this is a replay. */
+const MESSAGE_MAX_AGE_MS = 60_000;
+/** One log line per kind of ignored value at most this often (the count goes on). */
+const IGNORED_LOG_EVERY_MS = 10_000;
+
+const EVENT_TYPES = new Set(['added', 'removed', 'up', 'down', 'changed']);
 
 function rank(id: string, subnet: string): string {
   return createHash('sha256').update(`${id}\n${subnet}`).digest('hex');
+}
+
+/** JSON with object keys sorted at every level: one text per value, to sign and check. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isText = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max;
+const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
+const isTextList = (v: unknown, max: number): v is string[] =>
+  Array.isArray(v) && v.length <= 4096 && v.every((s) => isText(s, max));
+
+/** A registration of the right shape, or why not. */
+function parseScanner(value: unknown): ScannerInfo | string {
+  if (!isRecord(value)) return 'not an object';
+  const { id, host, pid, version, subnets, scanning, startedAt, heartbeatAt, heartbeatMs } = value;
+  if (!isText(id, 256) || id === '') return 'no id';
+  if (!isText(host, 256) || !isText(version, 64) || !isText(startedAt, 64) || !isText(heartbeatAt, 64))
+    return 'a field is missing or not text';
+  if (!Number.isSafeInteger(pid)) return 'pid is not a number';
+  if (!isTextList(subnets, 256) || !isTextList(scanning, 256)) return 'subnets or scanning is not a list of text';
+  if (heartbeatMs !== undefined && !(Number.isSafeInteger(heartbeatMs) && (heartbeatMs as number) > 0))
+    return 'heartbeatMs is not a duration';
+  const info: ScannerInfo = { id, host, pid: pid as number, version, subnets, scanning, startedAt, heartbeatAt };
+  if (heartbeatMs !== undefined) info.heartbeatMs = heartbeatMs as number;
+  return info;
+}
+
+/** An event of the right shape, reduced to what is used, or why not. */
+function parseRemote(value: unknown): RemoteEvent | string {
+  if (!isRecord(value)) return 'not an object';
+  const { origin, event } = value;
+  if (!isText(origin, 256) || origin === '') return 'no origin';
+  if (!isRecord(event)) return 'no event';
+  const { type, backend, cause } = event;
+  if (typeof type !== 'string' || !EVENT_TYPES.has(type)) return 'not an event type';
+  if (!isRecord(backend) || !isText(backend.host, 253) || backend.host === '' || !isPort(backend.port))
+    return 'no backend host and port';
+  if (backend.state !== 'up' && backend.state !== 'down') return 'no backend state';
+  if (!isRecord(cause) || !isText(cause.saw, 4096)) return 'no cause';
+  return {
+    origin: peerText(origin, 200),
+    event: {
+      type: type as WatchEvent['type'],
+      backend: { host: backend.host, port: backend.port, state: backend.state },
+      cause: { saw: peerText(cause.saw, 300) },
+    },
+  };
 }
 
 export class Fleet {
@@ -68,6 +182,8 @@ export class Fleet {
   #lost = false;
   #everReady = false;
   #closed = false;
+  readonly #ignored: Record<IgnoredKind, number> = { event: 0, scanner: 0, lease: 0, registry: 0 };
+  readonly #ignoredSaidAt: Partial<Record<IgnoredKind, number>> = {};
 
   private constructor(options: FleetOptions, redis: Redis, subscriber: Redis) {
     this.#options = options;
@@ -78,7 +194,16 @@ export class Fleet {
     redis.on('error', (error: Error) => this.#trouble(error));
     redis.on('close', () => this.#trouble(new Error('connection closed')));
     subscriber.on('error', () => {}); // said through the main connection
-    subscriber.on('message', (_channel: string, message: string) => this.#message(message));
+    // Every (re)connect subscribes, the first one after a late Redis included.
+    subscriber.on('ready', () => void subscriber.subscribe(this.#channel).catch(() => {}));
+    subscriber.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
+      try {
+        this.#message(message);
+      } catch (error) {
+        // Nothing a writer sends may throw out of ioredis's data handler.
+        this.ignore('event', `could not be handled: ${(error as Error).message}`);
+      }
+    });
     this.#heartbeat = setInterval(() => void this.#register(), options.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -92,6 +217,7 @@ export class Fleet {
       commandTimeout: REDIS_TIMEOUT_MS,
       maxRetriesPerRequest: 0,
       enableOfflineQueue: false,
+      autoResubscribe: false, // the 'ready' handler subscribes, on every connect
       // 0.5 s, 1 s, 2 s … at most 30 s between attempts, for as long as the watcher runs.
       retryStrategy: (times: number) => Math.min(500 * 2 ** Math.min(times - 1, 6), 30_000),
     };
@@ -100,7 +226,6 @@ export class Fleet {
       fleet.#redis.connect().catch((error: Error) => fleet.#trouble(error)),
       fleet.#subscriber.connect().catch(() => {}),
     ]);
-    await fleet.#subscriber.subscribe(fleet.#channel).catch(() => {}); // ioredis resubscribes on reconnect
     return fleet;
   }
 
@@ -110,6 +235,25 @@ export class Fleet {
 
   get connected(): boolean {
     return this.#redis.status === 'ready';
+  }
+
+  /** Values read from Redis and ignored, by kind, since the start. */
+  get ignored(): Readonly<Record<IgnoredKind, number>> {
+    return this.#ignored;
+  }
+
+  /** Counts a value that is ignored; says so at most once per kind per 10 s, with the count. */
+  ignore(kind: IgnoredKind, reason: string): void {
+    this.#ignored[kind] += 1;
+    const now = performance.now();
+    const said = this.#ignoredSaidAt[kind];
+    if (said !== undefined && now - said < IGNORED_LOG_EVERY_MS) return;
+    this.#ignoredSaidAt[kind] = now;
+    this.#options.log('warn', 'ignored a Redis value', {
+      kind,
+      reason: peerText(reason, 300),
+      ignored: this.#ignored[kind],
+    });
   }
 
   #ready(): void {
@@ -131,79 +275,196 @@ export class Fleet {
     });
   }
 
-  #message(message: string): void {
-    let remote: RemoteEvent;
+  #sign(text: string): string {
+    return createHmac('sha256', this.#options.key as Buffer)
+      .update(text)
+      .digest('hex');
+  }
+
+  /** With a key: whether `sig` signs `text` (compared in constant time). */
+  #signedBy(text: string, sig: unknown): boolean {
+    if (typeof sig !== 'string' || !/^[0-9a-f]{64}$/.test(sig)) return false;
+    return timingSafeEqual(Buffer.from(this.#sign(text), 'hex'), Buffer.from(sig, 'hex'));
+  }
+
+  #message(raw: Buffer): void {
+    if (raw.length > MAX_MESSAGE_BYTES) return this.ignore('event', `larger than ${MAX_MESSAGE_BYTES} bytes`);
+    let value: unknown;
     try {
-      remote = JSON.parse(message) as RemoteEvent;
+      value = JSON.parse(raw.toString('utf8'));
     } catch {
-      return;
+      return this.ignore('event', 'not JSON');
     }
-    // Another watcher's word is a candidate to check, never a verdict; only its shape is used.
-    const e = remote?.event;
-    if (typeof remote?.origin !== 'string' || remote.origin === this.#options.info.id) return;
-    if (typeof e?.backend?.host !== 'string' || !Number.isInteger(e.backend.port)) return;
-    this.#options.onRemote({ origin: peerText(remote.origin, 200), event: e });
+    if (isRecord(value) && value.origin === this.#options.info.id) return;
+    if (this.#options.key) {
+      if (!isRecord(value) || value.sig === undefined) return this.ignore('event', 'unsigned');
+      const { sig, ...signed } = value;
+      if (!this.#signedBy(canonicalJson(signed), sig)) return this.ignore('event', 'bad signature');
+      const at = signed.at;
+      const age = typeof at === 'number' ? Date.now() - at : NaN;
+      if (!(age <= MESSAGE_MAX_AGE_MS && age >= -CLOCK_SKEW_MS)) return this.ignore('event', 'stale');
+    }
+    const remote = parseRemote(value);
+    if (typeof remote === 'string') return this.ignore('event', `not a watch event: ${remote}`);
+    this.#options.onRemote(remote);
   }
 
   async #register(): Promise<void> {
     if (!this.connected || this.#closed) return;
-    const info: ScannerInfo = {
+    const info: ScannerInfo & { sig?: string } = {
       ...this.#options.info,
       scanning: this.#scanning,
       heartbeatAt: new Date().toISOString(),
+      heartbeatMs: this.#options.heartbeatMs,
     };
+    if (this.#options.key) info.sig = this.#sign(canonicalJson(info));
     await this.#redis
       .set(`${this.#prefix}scanner:${info.id}`, JSON.stringify(info), 'PX', this.#options.heartbeatMs * 3)
       .catch(() => {});
   }
 
-  /** The watchers registered now (their keys have not expired), this one included. */
-  async scanners(): Promise<ScannerInfo[]> {
-    const keys = await scanKeys(this.#redis, `${this.#prefix}scanner:*`, MAX_SCANNERS);
+  /** String keys read through READ_BOUNDED: length, pttl, and the value when small enough. */
+  async #readBounded(keys: string[], maxBytes: number): Promise<[number, number, string | null][]> {
     if (keys.length === 0) return [];
-    const values = await this.#redis.mget(keys.slice(0, MAX_SCANNERS));
+    return (await this.#redis.eval(READ_BOUNDED, keys.length, ...keys, String(maxBytes))) as [
+      number,
+      number,
+      string | null,
+    ][];
+  }
+
+  /**
+   * The watchers registered now, this one included: registrations of the right shape (signed,
+   * with a key), with an expiry, whose heartbeat is fresh by their own timestamp and period.
+   */
+  async scanners(): Promise<ScannerInfo[]> {
+    const keys = (await scanKeys(this.#redis, `${this.#prefix}scanner:*`, MAX_SCANNERS)).slice(0, MAX_SCANNERS);
     const found: ScannerInfo[] = [];
-    for (const value of values) {
-      try {
-        const info = JSON.parse(value ?? '') as ScannerInfo;
-        if (typeof info.id === 'string') found.push(info);
-      } catch {
-        // not one of ours
+    const now = Date.now();
+    for (const [i, [length, pttl, value]] of (await this.#readBounded(keys, MAX_SCANNER_BYTES)).entries()) {
+      const key = peerText(keys[i] ?? '', 100);
+      if (length === -1) continue; // expired since the SCAN
+      if (length === -2) {
+        this.ignore('scanner', `${key}: not a string`);
+        continue;
       }
+      if (value === null) {
+        this.ignore('scanner', `${key}: larger than ${MAX_SCANNER_BYTES} bytes`);
+        continue;
+      }
+      if (pttl < 0) {
+        this.ignore('scanner', `${key}: no expiry`);
+        continue;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(value);
+      } catch {
+        this.ignore('scanner', `${key}: not JSON`);
+        continue;
+      }
+      if (this.#options.key) {
+        const { sig, ...signed } = isRecord(parsed) ? parsed : { sig: undefined };
+        if (sig === undefined || !this.#signedBy(canonicalJson(signed), sig)) {
+          this.ignore('scanner', `${key}: ${sig === undefined ? 'unsigned' : 'bad signature'}`);
+          continue;
+        }
+      }
+      const info = parseScanner(parsed);
+      if (typeof info === 'string') {
+        this.ignore('scanner', `${key}: ${info}`);
+        continue;
+      }
+      const beat = Date.parse(info.heartbeatAt);
+      const period = Math.min(info.heartbeatMs ?? MAX_HEARTBEAT_MS, MAX_HEARTBEAT_MS);
+      if (!(beat <= now + CLOCK_SKEW_MS)) {
+        this.ignore('scanner', `${key}: heartbeat ${Number.isNaN(beat) ? 'is not a time' : 'in the future'}`);
+        continue;
+      }
+      if (now - beat > 3 * period + CLOCK_SKEW_MS) {
+        this.ignore('scanner', `${key}: stale (no heartbeat for ${Math.round((now - beat) / 1000)} s)`);
+        continue;
+      }
+      found.push(info);
     }
     return found;
+  }
+
+  /** The value this watcher writes to hold a lease: its id, signed with a key. */
+  #leaseValue(subnet: string): string {
+    const id = this.#options.info.id;
+    return this.#options.key ? `${id} ${this.#sign(`lease\n${subnet}\n${id}`)}` : id;
+  }
+
+  /** The holder a lease names when it counts: the right shape, an expiry, a fresh holder. */
+  #leaseHolder(subnet: string, read: [number, number, string | null], fresh: Set<string>): string | undefined {
+    const [length, pttl, value] = read;
+    if (length === -1) return undefined;
+    const why =
+      length === -2
+        ? 'not a string'
+        : value === null
+          ? `larger than ${MAX_LEASE_BYTES} bytes`
+          : pttl < 0
+            ? 'no expiry'
+            : undefined;
+    if (why) {
+      this.ignore('lease', `${peerText(subnet, 64)}: ${why}`);
+      return undefined;
+    }
+    const [holder = '', sig] = (value as string).split(' ');
+    if (this.#options.key && !this.#signedBy(`lease\n${subnet}\n${holder}`, sig)) {
+      this.ignore('lease', `${peerText(subnet, 64)}: ${sig === undefined ? 'unsigned' : 'bad signature'}`);
+      return undefined;
+    }
+    if (!fresh.has(holder)) {
+      this.ignore('lease', `${peerText(subnet, 64)}: held by ${peerText(holder, 64)}, which has no fresh registration`);
+      return undefined;
+    }
+    return holder;
   }
 
   /**
    * Which of `subnets` this watcher scans this cycle: those it holds, renewed, and free ones
    * up to its fair share (the subnets over the watchers registered), in its own order; past
-   * its share (a watcher joined) it lets go of the ones it ranks last. Throws when Redis is
-   * down: the caller then scans them all, on its own.
+   * its share (a watcher joined) it lets go of the ones it ranks last. A lease that does not
+   * count (no expiry, no fresh holder, unsigned with a key) is taken over. Throws when Redis
+   * is down: the caller then scans them all, on its own.
    */
   async lease(subnets: readonly string[]): Promise<{ mine: string[]; others: Record<string, string> }> {
     const id = this.#options.info.id;
     const ttl = String(this.#options.leaseMs);
     await this.#register();
-    const watchers = Math.max(1, (await this.scanners()).length);
-    const share = Math.ceil(subnets.length / watchers);
+    const fresh = new Set((await this.scanners()).map((s) => s.id));
+    fresh.add(id);
+    const share = Math.ceil(subnets.length / fresh.size);
     const ordered = [...subnets].sort((a, b) => rank(id, a).localeCompare(rank(id, b)));
     const keyOf = (subnet: string) => `${this.#prefix}lease:${subnet}`;
-    const holders = await this.#redis.mget(ordered.map(keyOf));
+    const reads = await this.#readBounded(ordered.map(keyOf), MAX_LEASE_BYTES);
     let mine: string[] = [];
     const others: Record<string, string> = {};
+    const free: string[] = [];
     for (const [i, subnet] of ordered.entries()) {
-      const holder = holders[i];
-      if (holder === id && (await this.#redis.eval(RENEW, 1, keyOf(subnet), id, ttl)) === 1) mine.push(subnet);
-      else if (holder && holder !== id) others[subnet] = holder;
+      const read = reads[i] as [number, number, string | null];
+      const holder = this.#leaseHolder(subnet, read, fresh);
+      const ours = this.#leaseValue(subnet);
+      if (holder === id && read[2] === ours) {
+        if ((await this.#redis.eval(RENEW, 1, keyOf(subnet), ours, ttl)) === 1) mine.push(subnet);
+      } else if (holder !== undefined && holder !== id) others[subnet] = holder;
+      else {
+        // Free, or a lease that does not count: cleared (only if unchanged since read) to be taken.
+        if (read[0] !== -1)
+          await this.#redis.eval(DROP_STALE, 1, keyOf(subnet), read[2] ?? '', String(MAX_LEASE_BYTES));
+        free.push(subnet);
+      }
     }
-    for (const subnet of mine.slice(share)) await this.#redis.eval(RELEASE, 1, keyOf(subnet), id);
+    for (const subnet of mine.slice(share)) await this.#redis.eval(RELEASE, 1, keyOf(subnet), this.#leaseValue(subnet));
     mine = mine.slice(0, share);
-    for (const subnet of ordered) {
+    for (const subnet of free) {
       if (mine.length >= share) break;
-      if (mine.includes(subnet) || subnet in others) continue;
-      const taken = await this.#redis.set(keyOf(subnet), id, 'PX', this.#options.leaseMs, 'NX');
+      const taken = await this.#redis.set(keyOf(subnet), this.#leaseValue(subnet), 'PX', this.#options.leaseMs, 'NX');
       if (taken === 'OK') mine.push(subnet);
-      else others[subnet] = (await this.#redis.get(keyOf(subnet))) ?? '?';
+      else others[subnet] = '?'; // taken by another in the meantime
     }
     this.#scanning = subnets.filter((s) => mine.includes(s));
     await this.#register();
@@ -213,7 +474,8 @@ export class Fleet {
   /** Tells the other watchers; a Redis that is down loses the message (they check for themselves). */
   publish(event: WatchEvent): void {
     if (!this.connected) return;
-    const message: RemoteEvent = { origin: this.#options.info.id, event };
+    const message: Record<string, unknown> = { origin: this.#options.info.id, at: Date.now(), event };
+    if (this.#options.key) message.sig = this.#sign(canonicalJson(message));
     this.#redis.publish(this.#channel, JSON.stringify(message)).catch(() => {});
   }
 
@@ -224,7 +486,7 @@ export class Fleet {
     const id = this.#options.info.id;
     if (this.connected) {
       const work = Promise.all([
-        ...this.#scanning.map((s) => this.#redis.eval(RELEASE, 1, `${this.#prefix}lease:${s}`, id)),
+        ...this.#scanning.map((s) => this.#redis.eval(RELEASE, 1, `${this.#prefix}lease:${s}`, this.#leaseValue(s))),
         this.#redis.del(`${this.#prefix}scanner:${id}`),
       ]).catch(() => {});
       await Promise.race([work, new Promise((r) => setTimeout(r, REDIS_TIMEOUT_MS))]);

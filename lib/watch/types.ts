@@ -46,8 +46,15 @@ export interface WatchedBackend {
   flaps: number;
   /** The id of the last event about it. */
   lastEventId?: number;
-  /** Other watchers (sharing the Redis) that report it alive. */
+  /** Other watchers (sharing the Redis) that report it alive (at most 16 listed). */
   reportedBy?: string[];
+  /**
+   * In the usable list (`rpc`): up, verified, and of the protocol one client can use (the
+   * client version given, or else resolve's rule: the most servers, then the newest major).
+   */
+  usable?: boolean;
+  /** Why a backend that is up is not in the usable list: its protocol. */
+  leftOut?: string;
 }
 
 export interface FieldChange {
@@ -85,7 +92,11 @@ export interface WatchSnapshot {
     ready: boolean;
     /** With a shared Redis: the subnets this watcher holds the scan lease of, and Redis's state. */
     scanning?: string[];
-    redis?: { connected: boolean };
+    redis?: {
+      connected: boolean;
+      /** Values read from Redis and ignored (misshapen, too large, stale, unsigned, out of scope), by kind. */
+      ignored?: Record<'event' | 'scanner' | 'lease' | 'registry', number>;
+    };
   };
   backends: WatchedBackend[];
   /** The usable backends as llama-server's --rpc takes them ("" when none). */

@@ -13,9 +13,10 @@ import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-import { compareAddresses } from '../addresses.js';
+import { compareAddresses, parseAddress } from '../addresses.js';
 import { InvalidOptionError } from '../errors.js';
 import { formatHostPort } from '../host-port.js';
+import { applyCompatibility } from '../resolver/compatibility.js';
 import { configCandidates, type LoadedConfig } from '../resolver/config-file.js';
 import { establishedRemotes, heldKey } from '../resolver/held.js';
 import { checkResolveOptions, resolveBackends, type ResolveOptions } from '../resolver/index.js';
@@ -24,9 +25,9 @@ import { DEFAULT_REDIS_TTL_SECONDS } from '../resolver/redis-cache.js';
 import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
 import { addressOf, judge, verifyCandidates, Witnesses, type VerifyContext } from '../resolver/verify.js';
 import { ScanJob, type ScanResult } from '../scan.js';
-import { checkIntegerOption } from '../scanner/options.js';
+import { checkIntegerOption, rpcVersionOption } from '../scanner/options.js';
 import type { Endpoint } from '../target-table.js';
-import { localSubnetTargets, splitList, systemLookup } from '../targets.js';
+import { localSubnetTargets, splitList, systemLookup, targetScope, touchesLinkLocal } from '../targets.js';
 import { EventRing } from './event-ring.js';
 import { Fleet, type RemoteEvent, type ScannerInfo } from './fleet.js';
 import { observe, track, type HysteresisPolicy, type Observation, type Tracked, type Transition } from './tracker.js';
@@ -70,15 +71,44 @@ export interface WatchOptions extends ResolveOptions {
   eventRingSize?: number;
   /** A device's free memory moving by this fraction of its total is a `changed`. Default 0.1. */
   freeMemoryFraction?: number;
+  /**
+   * The shared secret of the watchers on one Redis (at least 16 bytes): what they write is
+   * signed with it, and what is not signed with it is ignored.
+   */
+  fleetKey?: Buffer;
   /** Aborting it closes the watcher. */
   signal?: AbortSignal;
 }
+
+/** Reports from other watchers verified per resolve interval, in all and from one watcher. */
+export const REPORT_BUDGET = { total: 32, perOrigin: 8 } as const;
 
 export interface WatchLog {
   level: 'debug' | 'info' | 'warn' | 'error';
   msg: string;
   [field: string]: unknown;
 }
+
+/** A backend another watcher reported, and which of this watcher's sources covers it. */
+interface Reported {
+  host: string;
+  port: number;
+  origin: string;
+  saw: string;
+  source: SourceName;
+}
+
+/** Where this watcher's sources look: names its config and coordinators give, its subnets. */
+interface Scope {
+  named: Map<string, SourceName>;
+  scan?: (address: { family: 4 | 6; value: bigint }, port: number) => boolean;
+  redis: boolean;
+}
+
+/** A followed backend lists at most this many other watchers reporting it. */
+const MAX_REPORTERS = 16;
+/** A changed config file is read again this long after, and used only when both reads agree. */
+const CONFIG_SETTLE_MS = 250;
 
 interface Followed extends Tracked {
   key: string;
@@ -113,11 +143,18 @@ function checkWatchOptions(options: WatchOptions): void {
   ] as const) {
     checkIntegerOption(name, options[name]);
   }
+  if (options.fleetKey !== undefined && !(Buffer.isBuffer(options.fleetKey) && options.fleetKey.length >= 16)) {
+    throw new InvalidOptionError('fleetKey: must be a Buffer of at least 16 bytes');
+  }
   const fraction = options.freeMemoryFraction;
   if (fraction !== undefined && !(typeof fraction === 'number' && fraction > 0 && fraction <= 1)) {
     throw new InvalidOptionError(`freeMemoryFraction: must be a number in (0, 1], got ${String(fraction)}`);
   }
 }
+
+/** What a config file says, as one text to compare two reads by. */
+const configText = (config: LoadedConfig | null | undefined): string =>
+  config ? JSON.stringify([config.file, config.candidates, config.dropped, config.warnings, config.rpcVersion]) : '';
 
 /** Address order, on the addresses resolved when each backend was added (no parse per compare). */
 const compareFollowed = (a: Followed, b: Followed) =>
@@ -158,7 +195,14 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   #configWatch?: { file: string; watcher: FSWatcher };
   #fleet?: Fleet;
   /** Backends other watchers report alive that this one does not follow yet: checked next. */
-  readonly #reported = new Map<string, { host: string; port: number; origin: string; saw: string }>();
+  readonly #reported = new Map<string, Reported>();
+  /** Reports taken this resolve interval, in all and by origin (REPORT_BUDGET). */
+  #reportsTaken = 0;
+  readonly #reportsFrom = new Map<string, number>();
+  /** What this watcher's own sources cover; a report outside it is never followed. */
+  #scope?: Scope;
+  /** The client version of $SCAN_BACKENDS_RPC_VERSION or the option (the config's comes later). */
+  readonly #rpcVersion: string | undefined;
   #scanning?: string[];
   #leaseNote = '';
   #warned = new Set<string>();
@@ -174,6 +218,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       freeMemoryFraction: options.freeMemoryFraction ?? WATCH_DEFAULTS.freeMemoryFraction,
     };
     this.#ring = new EventRing(options.eventRingSize ?? WATCH_DEFAULTS.eventRingSize);
+    this.#rpcVersion = rpcVersionOption(options);
     this.ready = new Promise((resolve) => (this.#markReady = resolve));
     options.signal?.addEventListener('abort', () => void this.close(), { once: true });
   }
@@ -220,7 +265,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     if (this.#lastResolveAt) watcher.lastResolveAt = this.#lastResolveAt.toISOString();
     if (this.#lastError) watcher.lastError = this.#lastError;
     if (this.#scanning) watcher.scanning = [...this.#scanning];
-    if (this.#fleet) watcher.redis = { connected: this.#fleet.connected };
+    if (this.#fleet) watcher.redis = { connected: this.#fleet.connected, ignored: { ...this.#fleet.ignored } };
     return { schema: 1, watcher, rpc: this.#usable, lastEventId: this.#ring.lastId };
   }
 
@@ -299,9 +344,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       this.#busySince = now;
       const resolving = this.#resolveRequested || now >= this.#nextResolve;
       try {
+        // Health rounds come before reports: no intake, however busy, delays them.
         if (resolving) await this.#resolveCycle();
-        else if (this.#reported.size > 0) await this.#checkReported();
         else if (now >= this.#nextHealth) await this.#healthRound();
+        else if (this.#reported.size > 0) await this.#checkReported();
       } catch (error) {
         // A step's failure is logged with its cause and the loop goes on with the last view.
         if (this.#closing) break;
@@ -349,6 +395,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       },
       leaseMs: 2 * intervalMs + 1000,
       heartbeatMs: Math.min(intervalMs, 10_000),
+      key: this.#options.fleetKey,
       log: (level, msg, fields) => this.#log(level, msg, fields),
       onRemote: (remote) => this.#remote(remote),
       onReconnect: () => this.reload(),
@@ -368,22 +415,82 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     }
   }
 
-  /** Another watcher's event: a backend it saw alive becomes a candidate to check here. */
+  /**
+   * Another watcher's event: a backend it saw alive becomes a candidate to check here, if it
+   * is within this watcher's own scope and the interval's report budget has room.
+   */
   #remote({ origin, event }: RemoteEvent): void {
     const key = formatHostPort(event.backend);
     const followed = this.#followed.get(key);
     const alive = event.type !== 'down' && event.type !== 'removed' && event.backend.state === 'up';
     if (followed) {
       const by = new Set(followed.view.reportedBy ?? []);
-      if (alive) by.add(origin);
-      else by.delete(origin);
+      if (!alive) by.delete(origin);
+      else if (by.size < MAX_REPORTERS) by.add(origin);
       if (by.size > 0) followed.view.reportedBy = [...by];
       else delete followed.view.reportedBy;
       return;
     }
-    if (!alive || this.#closing) return;
-    this.#reported.set(key, { host: event.backend.host, port: event.backend.port, origin, saw: event.cause.saw });
+    if (!alive || this.#closing || this.#reported.has(key)) return;
+    const source = this.#scopeOf(event.backend.host, event.backend.port);
+    if (typeof source === 'object') {
+      this.#fleet?.ignore('event', `outside this watcher's scope: ${key} from ${origin} (${source.why})`);
+      return;
+    }
+    const fromOrigin = this.#reportsFrom.get(origin) ?? 0;
+    if (this.#reportsTaken >= REPORT_BUDGET.total || fromOrigin >= REPORT_BUDGET.perOrigin) {
+      this.#fleet?.ignore(
+        'event',
+        `over the report budget (${REPORT_BUDGET.total} per interval, ${REPORT_BUDGET.perOrigin} per watcher): ${key} from ${origin}`,
+      );
+      return;
+    }
+    this.#reportsTaken += 1;
+    this.#reportsFrom.set(origin, fromOrigin + 1);
+    this.#reported.set(key, {
+      host: event.backend.host,
+      port: event.backend.port,
+      origin,
+      saw: event.cause.saw,
+      source,
+    });
     this.#wake?.();
+  }
+
+  /** Which of this watcher's sources covers host:port, or why none does. */
+  #scopeOf(host: string, port: number): SourceName | { why: string } {
+    const address = parseAddress(host);
+    const point = address && { family: address.family, first: address.value, last: address.value };
+    if (point && this.#options.allowLinkLocal !== true && touchesLinkLocal(point)) {
+      return { why: 'a link-local or cloud-metadata address' };
+    }
+    const scope = this.#scope;
+    if (!scope) return { why: 'no resolve has finished yet' };
+    const named = scope.named.get(formatHostPort({ host, port }));
+    if (named) return named;
+    if (address && scope.scan?.(address, port)) return 'scan';
+    if (scope.redis) return 'redis';
+    return {
+      why: 'no config line or coordinator names it, no subnet it scans holds it, and redis is not one of its sources',
+    };
+  }
+
+  /** After a resolve: what its sources cover now (reports are judged against it until the next). */
+  async #updateScope(): Promise<void> {
+    const sources = this.#options.sources ?? SOURCE_NAMES;
+    const named = new Map<string, SourceName>();
+    if (sources.includes('process')) {
+      const found = await processCandidates(this.#options.trustAllUsers === true).catch(() => undefined);
+      for (const c of found?.candidates ?? []) named.set(formatHostPort(c), 'process');
+    }
+    if (sources.includes('config')) {
+      for (const c of this.#lastGoodConfig?.candidates ?? []) named.set(formatHostPort(c), 'config');
+    }
+    const subnets = this.#scanSubnets();
+    const scan = subnets
+      ? await targetScope(subnets, this.#options.ports, this.#options.lookup ?? systemLookup).catch(() => undefined)
+      : undefined;
+    this.#scope = { named, redis: sources.includes('redis'), scan };
   }
 
   /** A fresh controller per step, so close() aborts exactly the work in flight. */
@@ -430,11 +537,28 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#emitEvent('removed', followed, { check, saw });
   }
 
-  /** After each step: tell when the set of usable backends changed. */
+  /** The client version usability is judged against: the option or $SCAN_BACKENDS_RPC_VERSION, then the config's. */
+  get #clientVersion(): string | undefined {
+    return this.#rpcVersion ?? this.#lastGoodConfig?.rpcVersion;
+  }
+
+  /**
+   * After each step: the usable set (up, verified, and of the protocol one client can use, by
+   * resolve's rule), marked on every backend; tell when it changed.
+   */
   #publishUsable(): void {
-    const usable = this.#sorted()
+    const up = this.#sorted()
       .map((f) => f.view)
       .filter((b) => b.state === 'up' && b.verified);
+    const { keep: usable, drop } = applyCompatibility(up, this.#clientVersion);
+    const leftOut = new Map(drop.map((d) => [d.backend, d.reason]));
+    const kept = new Set(usable);
+    for (const { view } of this.#followed.values()) {
+      view.usable = kept.has(view);
+      const why = leftOut.get(view);
+      if (why === undefined) delete view.leftOut;
+      else view.leftOut = why;
+    }
     const rpc = usable.map(formatHostPort).join(',');
     if (rpc === this.#usable) return;
     this.#usable = rpc;
@@ -446,6 +570,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     const started = performance.now();
     this.#nextResolve = started + this.#intervalMs;
     this.#cycles += 1;
+    this.#reportsTaken = 0;
+    this.#reportsFrom.clear();
     try {
       const options: ResolveOptions = { ...this.#options, signal: this.#stepSignal() };
       const leased = await this.#leaseScans();
@@ -457,9 +583,19 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       const resolution = await resolveBackends(options, {
         loadConfig: () => this.#loadConfig(),
         pruneRegistry: this.#fleet === undefined,
+        keepEveryProtocol: true,
       });
       this.#lastResolveAt = new Date();
-      await this.#takeResolution(resolution);
+      await this.#updateScope();
+      // What this resolve's scan covered: a backend elsewhere is not missed by it.
+      const scanned =
+        leased === undefined
+          ? this.#scope?.scan
+          : leased.length === 0
+            ? undefined
+            : await targetScope(leased, this.#options.ports).catch(() => undefined);
+      await this.#takeResolution(resolution, scanned);
+      this.#countIgnoredEntries(resolution);
       this.#sayWarnings(resolution);
       const scan = resolution.sources.find((r) => r.name === 'scan' && r.status !== 'skipped');
       const cycle: CycleNotice = { kind: 'resolve', elapsedMs: performance.now() - started };
@@ -513,25 +649,29 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#warned = now;
   }
 
-  /** Backends other watchers reported: verified here as the registry's are, then followed. */
+  /**
+   * Backends other watchers reported, within this watcher's scope: verified here as any
+   * candidate is (the same guards), then followed under the source that covers them.
+   */
   async #checkReported(): Promise<void> {
     const reported = [...this.#reported.values()].filter((r) => !this.#followed.has(formatHostPort(r)));
     this.#reported.clear();
     if (reported.length === 0) return;
+    const started = performance.now();
     const ctx: VerifyContext = {
       timeoutMs: this.#options.timeoutMs,
       probeTimeoutMs: this.#options.probeTimeoutMs,
-      rpcVersion: this.#options.rpcVersion ?? this.#lastGoodConfig?.rpcVersion,
       engine: this.#options.engine,
       signal: this.#stepSignal(),
       verify: true,
       lookup: this.#options.lookup ?? systemLookup,
       allowPublic: this.#options.allowPublic === true,
+      allowLinkLocal: this.#options.allowLinkLocal === true,
       acceptSilent: this.#options.acceptSilent === true,
       witnesses: this.#witnesses(),
     };
     const { kept, dropped } = await verifyCandidates(
-      reported.map((r) => ({ host: r.host, port: r.port, source: 'redis' as const })),
+      reported.map((r) => ({ host: r.host, port: r.port, source: r.source })),
       ctx,
     );
     for (const backend of kept) {
@@ -544,14 +684,17 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         saw: `watcher ${from.origin} reported it (${from.saw}); here: ${backend.reason ?? 'verified'}`,
       });
     }
-    for (const d of dropped) {
-      const from = reported.find((r) => formatHostPort(r) === formatHostPort(d));
-      this.#log('info', 'a backend another watcher reported does not verify here', {
-        backend: formatHostPort(d),
-        watcher: from?.origin,
-        reason: d.reason,
+    if (dropped.length > 0) {
+      this.#log('info', 'backends other watchers reported do not verify here', {
+        backends: dropped.slice(0, 8).map((d) => ({
+          backend: formatHostPort(d),
+          watcher: reported.find((r) => formatHostPort(r) === formatHostPort(d))?.origin,
+          reason: d.reason,
+        })),
+        count: dropped.length,
       });
     }
+    this.emit('cycle', { kind: 'reported', elapsedMs: performance.now() - started });
     this.#publishUsable();
   }
 
@@ -566,7 +709,21 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     });
   }
 
-  async #takeResolution(resolution: Resolution): Promise<void> {
+  /** Registry entries the resolve dropped unread or misshapen are Redis values ignored, counted. */
+  #countIgnoredEntries(resolution: Resolution): void {
+    const registry = resolution.sources.find((r) => r.name === 'redis');
+    for (const d of registry?.dropped ?? []) if (d.port === 0) this.#fleet?.ignore('registry', d.reason);
+  }
+
+  /**
+   * A resolve's word on every backend: proven ones observed alive (new ones added), dropped
+   * ones observed failing, and one no source names any more removed. `scanned` says which
+   * addresses this resolve's scan covered (a subnet another watcher leased was not).
+   */
+  async #takeResolution(
+    resolution: Resolution,
+    scanned: ((address: { family: 4 | 6; value: bigint }, port: number) => boolean) | undefined,
+  ): Promise<void> {
     const seen = new Set<string>();
     const now = new Date().toISOString();
     for (const backend of resolution.backends) {
@@ -601,9 +758,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         continue;
       }
       const sources = followed.view.sources;
-      if (sources.includes('scan') && consulted.has('scan')) {
+      const scannedHere = consulted.has('scan') && scanned?.(followed.endpoint, followed.endpoint.port) === true;
+      if (sources.includes('scan') && scannedHere) {
         this.#apply(followed, { check: 'resolve', saw: 'the scan did not find the port open' });
-      } else if (sources.length > 0 && sources.every((s) => consulted.has(s))) {
+      } else if (sources.length > 0 && sources.every((s) => (s === 'scan' ? scannedHere : consulted.has(s)))) {
         // Every source that named it was asked again and none names it now: a config line
         // removed, a coordinator restarted without it, a registry entry expired.
         this.#remove(followed, 'resolve', `no source names it any more (${sources.join(', ')})`);
@@ -699,9 +857,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       const job = new ScanJob(
         { endpoints: toProbe.map((f) => f.endpoint) },
         {
+          // No client version: a server of another protocol is alive all the same; the usable
+          // set leaves it out (#publishUsable).
           timeoutMs: this.#options.timeoutMs,
           probeTimeoutMs: this.#options.probeTimeoutMs,
-          rpcVersion: this.#options.rpcVersion ?? this.#lastGoodConfig?.rpcVersion,
           engine: this.#options.engine,
           probe: ['ggml-rpc'],
           signal,
@@ -745,6 +904,21 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     let loaded: LoadedConfig | null;
     try {
       loaded = await configCandidates(this.#options.configPath, false);
+      // An edit is used only once it is stable: a file read while it is being written can be
+      // half there, and would remove the backends of its missing lines. Read it again a moment
+      // later; while the two reads differ, the last good version stands and a resolve is due soon.
+      const last = this.#lastGoodConfig;
+      if (last !== undefined && configText(loaded) !== configText(last)) {
+        await new Promise((resolve) => setTimeout(resolve, CONFIG_SETTLE_MS));
+        const again = await configCandidates(this.#options.configPath, false);
+        if (configText(again) !== configText(loaded)) {
+          this.#log('info', 'config file is changing; keeping the last good version until it settles', {
+            file: loaded?.file ?? last?.file,
+          });
+          this.#nextResolve = Math.min(this.#nextResolve, performance.now() + 4 * CONFIG_SETTLE_MS);
+          return last;
+        }
+      }
     } catch (error) {
       const problem = (error as Error).message;
       if (problem !== this.#configProblem) this.#log('error', 'config file unreadable', { error: problem });
