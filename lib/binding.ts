@@ -17,6 +17,7 @@ export interface NativeProbeStep {
   outcome: ProbeStep['outcome'];
   detail: string;
   elapsedMs: number;
+  received: number;
   version?: [number, number, number];
   legacyHello?: boolean;
   devices?: { index: number; freeBytes: number; totalBytes: number }[];

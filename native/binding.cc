@@ -46,6 +46,7 @@ Napi::Value probe_step_to_js(Napi::Env env, const sb::ProbeStep& step) {
   o.Set("outcome", sb::probe_outcome_name(step.outcome));
   o.Set("detail", step.detail);
   o.Set("elapsedMs", step.elapsed_ms);
+  o.Set("received", static_cast<double>(step.received));
   if (step.has_version) {
     Napi::Array version = Napi::Array::New(env, 3);
     for (uint32_t i = 0; i < 3; ++i) version.Set(i, Napi::Number::New(env, step.version[i]));

@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Duplex } from 'node:stream';
 
+import { peerPreview } from './ggml-rpc.js';
 import { earlyError } from './held-socket.js';
 import { connectSocket, PROBE_READ_BUDGET, PROBE_WRITE_BACKLOG, type Target } from './session.js';
 import type { ProbeStep, StepOutcome } from './types.js';
@@ -74,7 +75,7 @@ export function parseHealthResponse(message: Buffer): number | string {
  * out of reach of a byte count; through this stream every chunk passes here first, so a peer
  * that floods SETTINGS, PINGs or CONTINUATION frames meets the probe's read budget.
  */
-function meteredStream(socket: Socket, onRead: (total: number) => boolean): Duplex {
+function meteredStream(socket: Socket, onRead: (chunk: Buffer, total: number) => boolean): Duplex {
   let total = 0;
   const stream = new Duplex({
     read() {
@@ -96,7 +97,7 @@ function meteredStream(socket: Socket, onRead: (total: number) => boolean): Dupl
   });
   socket.on('data', (chunk: Buffer) => {
     total += chunk.length;
-    if (!onRead(total)) return;
+    if (!onRead(chunk, total)) return;
     if (!stream.push(chunk)) socket.pause();
   });
   socket.on('end', () => stream.push(null));
@@ -130,12 +131,14 @@ export async function grpcHealthStep(
     let sawSettings = false;
     let answered = false;
     let received = 0;
+    let firstBytes = Buffer.alloc(0); // what a peer of another protocol said, for the reason
     let message = Buffer.alloc(0);
     const early = earlyError(socket);
     socket.removeAllListeners();
     socket.on('error', () => {}); // reported through the stream below
-    const stream = meteredStream(socket, (total) => {
+    const stream = meteredStream(socket, (chunk, total) => {
       received = total;
+      if (firstBytes.length < 16) firstBytes = Buffer.concat([firstBytes, chunk.subarray(0, 16 - firstBytes.length)]);
       if (total <= PROBE_READ_BUDGET && socket.writableLength <= PROBE_WRITE_BACKLOG) return true;
       if (total > PROBE_READ_BUDGET)
         finish('protocol-error', `sent more than ${PROBE_READ_BUDGET} bytes, a probe's read budget`);
@@ -155,6 +158,7 @@ export async function grpcHealthStep(
       step.outcome = outcome;
       step.detail = detail;
       step.elapsedMs = performance.now() - started;
+      step.received = received;
       session.removeAllListeners();
       session.on('error', () => {});
       // An unanswered request is aborted (RST), as the native probe does. The socket goes with
@@ -165,12 +169,10 @@ export async function grpcHealthStep(
       resolve(step);
     };
     const fail = (what: string) => {
-      if (!sawSettings)
-        finish(
-          'not-recognized',
-          received === 0 ? `closed the connection without an HTTP/2 reply` : `not an HTTP/2 server (${what})`,
-        );
-      else finish('protocol-error', what);
+      if (sawSettings) finish('protocol-error', what);
+      else if (received === 0) finish('not-recognized', 'closed the connection without an HTTP/2 reply');
+      // Said as the native probe says it: what the peer sent, not what nghttp2 made of it.
+      else finish('not-recognized', `not an HTTP/2 server: it answered "${peerPreview(firstBytes, 16)}"`);
     };
     const timer = setTimeout(
       () => {

@@ -3,9 +3,11 @@
 // servers (GET /v1/models, and vLLM's /version). One keep-alive connection per probe; every
 // request and the whole probe share one deadline; bodies are read up to 64 KiB.
 import { Agent, request } from 'node:http';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
 import { peerText } from '../peer-text.js';
+import { peerPreview } from './ggml-rpc.js';
 import type { Target } from './session.js';
 import type { HttpFingerprint, ProbeStep } from './types.js';
 
@@ -25,7 +27,13 @@ class HttpFailure extends Error {
   }
 }
 
-function get(target: Target, path: string, agent: Agent, deadline: number): Promise<HttpAnswer> {
+/** One probe's keep-alive agent, and the sockets it made: what the peer sent on them is counted. */
+interface Connection {
+  agent: Agent;
+  sockets: Set<Socket>;
+}
+
+function get(target: Target, path: string, conn: Connection, deadline: number): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const left = deadline - performance.now();
     if (left <= 0) {
@@ -51,9 +59,10 @@ function get(target: Target, path: string, agent: Agent, deadline: number): Prom
       port: target.port,
       family: target.family,
       path,
-      agent,
+      agent: conn.agent,
       headers: { accept: 'application/json', 'user-agent': 'scan-backends' },
     });
+    req.on('socket', (socket) => conn.sockets.add(socket));
     const timer = setTimeout(() => {
       settle(
         received === 0
@@ -62,8 +71,12 @@ function get(target: Target, path: string, agent: Agent, deadline: number): Prom
       );
     }, left);
     req.on('error', (error: NodeJS.ErrnoException) => {
+      const refused = rawPacket(error);
       if (error.code === 'ECONNREFUSED' || error.code === 'EHOSTUNREACH')
         settle(new HttpFailure('connect-failed', `a new connection for the probe failed: ${error.code}`));
+      // Said as the gRPC probe says it: what the peer sent, not what the parser made of it.
+      else if (refused)
+        settle(new HttpFailure('not-http', `not an HTTP server: it answered "${peerPreview(refused, 16)}"`));
       else settle(new HttpFailure('not-http', `not an HTTP server (${error.code ?? error.message})`));
     });
     let responded = false;
@@ -102,6 +115,12 @@ function get(target: Target, path: string, agent: Agent, deadline: number): Prom
   });
 }
 
+/** The bytes Node's HTTP parser refused (it attaches them to a parse error). */
+function rawPacket(error: Error): Buffer | undefined {
+  const raw = (error as { rawPacket?: unknown }).rawPacket;
+  return Buffer.isBuffer(raw) && raw.length > 0 ? raw : undefined;
+}
+
 function field(json: unknown, ...path: string[]): unknown {
   let at: unknown = json;
   for (const key of path) {
@@ -120,22 +139,22 @@ function text(value: unknown): string | undefined {
 
 async function fingerprint(
   target: Target,
-  agent: Agent,
+  conn: Connection,
   deadline: number,
   onlyOllama: boolean,
 ): Promise<HttpFingerprint | string> {
   const seen: string[] = [];
-  const ollama = await get(target, '/api/version', agent, deadline);
+  const ollama = await get(target, '/api/version', conn, deadline);
   const ollamaVersion = text(field(ollama.json, 'version'));
   if (ollama.status === 200 && ollamaVersion) return { product: 'ollama', version: ollamaVersion, status: 200 };
   seen.push(`/api/version ${ollama.status}`);
   if (onlyOllama) return `an HTTP server, not Ollama (${seen.join(', ')})`;
 
-  const health = await get(target, '/health', agent, deadline);
+  const health = await get(target, '/health', conn, deadline);
   const healthStatus = text(field(health.json, 'status'));
   const healthError = text(field(health.json, 'error', 'message'));
   if ((health.status === 200 && healthStatus) || (health.status === 503 && healthError)) {
-    const props = health.status === 200 ? await get(target, '/props', agent, deadline) : undefined;
+    const props = health.status === 200 ? await get(target, '/props', conn, deadline) : undefined;
     const fp: HttpFingerprint = { product: 'llama-server', status: health.status };
     const build = text(field(props?.json, 'build_info'));
     if (build) fp.version = build;
@@ -144,14 +163,14 @@ async function fingerprint(
   }
   seen.push(`/health ${health.status}`);
 
-  const models = await get(target, '/v1/models', agent, deadline);
+  const models = await get(target, '/v1/models', conn, deadline);
   const data = field(models.json, 'data');
   if (models.status === 200 && field(models.json, 'object') === 'list' && Array.isArray(data)) {
     const ids = data.map((m) => text(field(m, 'id'))).filter((id): id is string => id !== undefined);
     const vllm = data.some((m) => field(m, 'owned_by') === 'vllm');
     const fp: HttpFingerprint = { product: vllm ? 'vllm' : 'openai-compatible', status: 200, models: ids.slice(0, 16) };
     if (vllm) {
-      const version = text(field((await get(target, '/version', agent, deadline)).json, 'version'));
+      const version = text(field((await get(target, '/version', conn, deadline)).json, 'version'));
       if (version) fp.version = version;
     }
     return fp;
@@ -169,11 +188,12 @@ export async function httpStep(
 ): Promise<ProbeStep> {
   const started = performance.now();
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const conn: Connection = { agent, sockets: new Set() };
   const onAbort = () => agent.destroy();
   signal?.addEventListener('abort', onAbort, { once: true });
   const step: ProbeStep = { kind: 'http', outcome: 'not-recognized', detail: '', elapsedMs: 0 };
   try {
-    const result = await fingerprint(target, agent, started + timeoutMs, onlyOllama);
+    const result = await fingerprint(target, conn, started + timeoutMs, onlyOllama);
     if (typeof result === 'string') step.detail = result;
     else {
       step.outcome = 'recognized';
@@ -187,6 +207,7 @@ export async function httpStep(
     signal?.removeEventListener('abort', onAbort);
     agent.destroy();
   }
+  step.received = [...conn.sockets].reduce((sum, socket) => sum + socket.bytesRead, 0);
   step.elapsedMs = performance.now() - started;
   return step;
 }

@@ -54,6 +54,7 @@ export async function driveSession(
 ): Promise<ProbeStep> {
   const started = performance.now();
   const deadline = started + timeoutMs;
+  session.step.received = 0;
   const finish = (outcome?: StepOutcome, detail?: string): ProbeStep => {
     if (outcome) {
       session.step.outcome = outcome;
@@ -147,6 +148,7 @@ function runConnection(
     socket.on('data', (chunk: Buffer) => {
       if (settled) return;
       read += chunk.length;
+      session.step.received = (session.step.received ?? 0) + chunk.length;
       if (read > PROBE_READ_BUDGET) {
         end('protocol-error', `sent more than ${PROBE_READ_BUDGET} bytes, a probe's read budget`);
         return;

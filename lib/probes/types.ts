@@ -36,6 +36,12 @@ export interface ProbeStep {
   outcome: StepOutcome;
   detail: string;
   elapsedMs: number;
+  /**
+   * Bytes the peer sent during the step, over all its connections. Bytes in a step that did
+   * not recognize them are another protocol's: the verdict weighs them even when a later
+   * step stays silent.
+   */
+  received?: number;
   // ggml-rpc
   version?: [number, number, number];
   legacyHello?: boolean;

@@ -162,9 +162,19 @@ function httpVerdict(step: ProbeStep): ProbeVerdict | null {
   return { service: 'openai-compatible', health: 'serving', reason: `${name}${version}${models}`, http };
 }
 
+/**
+ * The first step the port answered with bytes of another protocol than ggml-rpc. A ggml-rpc
+ * server sends nothing but replies to its own requests (it closes on anything else), so such a
+ * port is no ggml-rpc server, busy or not, whatever a later step saw.
+ */
+function foreignAnswer(steps: readonly ProbeStep[]): ProbeStep | undefined {
+  return steps.find((s) => (s.received ?? 0) > 0 && (s.kind !== 'ggml-rpc' || s.outcome === 'not-recognized'));
+}
+
 /** The verdict for one open port from every probe step that ran on it, in order. */
 export function verdictFromSteps(steps: readonly ProbeStep[], ctx: VerdictContext): ProbeVerdict {
   const last = steps.at(-1);
+  const foreign = foreignAnswer(steps);
   if (last) {
     const verdict =
       last.kind === 'ggml-rpc'
@@ -172,13 +182,18 @@ export function verdictFromSteps(steps: readonly ProbeStep[], ctx: VerdictContex
         : last.kind === 'grpc'
           ? grpcVerdict(last, ctx)
           : httpVerdict(last);
-    if (verdict) return verdict;
+    // Silence is a busy ggml-rpc server only on a port that said nothing else.
+    if (verdict && !(verdict.guess && foreign)) return verdict;
   }
   if (last?.outcome === 'silent' || last?.outcome === 'stalled') {
+    const within = `${last.kind}: ${last.detail} within ${ctx.probeTimeoutMs} ms`;
     return {
       service: 'unknown',
       health: 'unknown',
-      reason: `${last.kind}: ${last.detail} within ${ctx.probeTimeoutMs} ms`,
+      reason:
+        foreign && foreign !== last
+          ? `another service: the ${foreign.kind} probe got an answer that is not ggml-rpc (${peerText(foreign.detail, 160)}); ${within}`
+          : within,
     };
   }
   const said = steps.map((s) => `${s.kind}: ${s.detail || s.outcome}`).join('; ');

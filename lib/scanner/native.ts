@@ -13,7 +13,13 @@ const errnoNames = new Map<number, string>(
 
 /** Native steps carry -1 for "absent"; drop those so both engines' steps look alike. */
 function fromNativeStep(step: NativeProbeStep): ProbeStep {
-  const out: ProbeStep = { kind: step.kind, outcome: step.outcome, detail: step.detail, elapsedMs: step.elapsedMs };
+  const out: ProbeStep = {
+    kind: step.kind,
+    outcome: step.outcome,
+    detail: step.detail,
+    elapsedMs: step.elapsedMs,
+    received: step.received,
+  };
   if (step.version) {
     out.version = step.version;
     out.legacyHello = step.legacyHello ?? false;

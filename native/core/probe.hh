@@ -51,6 +51,9 @@ struct ProbeStep {
   ProbeOutcome outcome = ProbeOutcome::kSilent;
   std::string detail;  // why, for every outcome but kRecognized
   double elapsed_ms = 0;
+  // What the peer sent during the step, over all its connections: bytes of another protocol
+  // are evidence the verdict weighs even when a later step stays silent.
+  size_t received = 0;
   // ggml-rpc
   bool has_version = false;
   uint8_t version[3] = {0, 0, 0};

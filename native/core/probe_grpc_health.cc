@@ -87,16 +87,6 @@ uint32_t read_be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
 
-// The first bytes of a reply, printable, for a reason a person can read.
-std::string sample(const std::string& bytes) {
-  std::string s;
-  for (size_t i = 0; i < bytes.size() && i < 16; ++i) {
-    const unsigned char c = static_cast<unsigned char>(bytes[i]);
-    s += std::isprint(c) ? static_cast<char>(c) : '.';
-  }
-  return s;
-}
-
 bool read_varint(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
   uint64_t v = 0;
   for (int shift = 0; shift < 64 && p < end; shift += 7) {
@@ -215,7 +205,9 @@ SessionAction GrpcHealthSession::on_data(const uint8_t* data, size_t size, std::
     if (!seen_settings_ && (type != kSettings || stream != 0 || (flags & kAck) != 0)) {
       // RFC 9113 §3.4: a server's first frame is SETTINGS.
       return finish(ProbeOutcome::kNotRecognized,
-                    "not an HTTP/2 server: it answered \"" + sample(rx_) + "\"");
+                    "not an HTTP/2 server: it answered \"" +
+                        peer_preview(reinterpret_cast<const uint8_t*>(rx_.data()), rx_.size(), 16) +
+                        "\"");
     }
     if (length > kMaxFrameSize) {
       return finish(ProbeOutcome::kProtocolError, "HTTP/2 frame of " + std::to_string(length) +

@@ -203,6 +203,7 @@ void ProbeRun::end_step(ProbeOutcome outcome, std::string detail, Nanos now) {
   step.outcome = outcome;
   step.detail = std::move(detail);
   step.elapsed_ms = static_cast<double>(now - step_started_) / kNanosPerMs;
+  step.received = step_read_;
   close_connection();
   steps_.push_back(std::move(step));
   connecting_ = false;

@@ -184,3 +184,29 @@ TEST(probe_run_given_up_closes_its_connection) {
   CHECK(::read(server, &byte, 1) == 0);  // the run's end is closed
   ::close(server);
 }
+
+// A port that answers the gRPC preface in another protocol and is silent to HELLO: the steps
+// must say what each got, so the verdict can tell it from a busy ggml-rpc server.
+TEST(probe_run_counts_what_each_step_received) {
+  FakeIo io;
+  int server = -1;
+  int client = -1;
+  pair(&client, &server);
+  sb::ProbeRun run({sb::ProbeKind::kGrpcHealth, sb::ProbeKind::kGgmlRpc},
+                   sb::ProbeConfig{"", "127.0.0.1:6379"}, sb::ProbeLimits{kStep, kQuiet}, &io);
+  run.start(sb::UniqueFd(client), sb::Interest{false, true}, 0);
+  const std::string error = "-ERR unknown command 'PRI'\r\n";
+  write_all(server, error);
+  run.on_event(kReadable, 1);
+  CHECK(io.servers.size() == 1);  // the ggml-rpc step's own connection
+  read_n(io.servers[0], 33);
+  run.on_deadline(1 + kStep);
+  CHECK(run.done());
+  const sb::ProbeReport report = run.take_report(0);
+  CHECK(report.steps.size() == 2);
+  CHECK(report.steps[0].outcome == sb::ProbeOutcome::kNotRecognized);
+  CHECK(report.steps[0].received == error.size());
+  CHECK(report.steps[1].outcome == sb::ProbeOutcome::kSilent);
+  CHECK(report.steps[1].received == 0);
+  ::close(server);
+}

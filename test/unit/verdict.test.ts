@@ -85,6 +85,51 @@ describe('verdictFromSteps', () => {
       reason: 'no known service answered (http: not an HTTP server; grpc: closed)',
     });
   });
+
+  // redis-server on its own port: the HTTP probe is reset without a byte, the gRPC preface
+  // gets "-ERR unknown command", HELLO gets nothing.
+  const redisSteps = (grpcReceived: number): ProbeStep[] => [
+    step({ kind: 'http', outcome: 'not-recognized', detail: 'not an HTTP server (ECONNRESET)', received: 0 }),
+    step({
+      kind: 'grpc',
+      outcome: 'not-recognized',
+      detail: 'not an HTTP/2 server: it answered "-ERR unknown com\u001b[2J"',
+      received: grpcReceived,
+    }),
+    step({
+      kind: 'ggml-rpc',
+      outcome: 'silent',
+      detail: 'accepted the connection and answered neither HELLO nor a newline',
+      received: 0,
+    }),
+  ];
+
+  it('a port that answered an earlier step in another protocol is no busy ggml-rpc server', () => {
+    const v = verdictFromSteps(redisSteps(44), ctx);
+    expect(v).toEqual({
+      service: 'unknown',
+      health: 'unknown',
+      reason:
+        'another service: the grpc probe got an answer that is not ggml-rpc (not an HTTP/2 server: it answered "-ERR unknown com[2J"); ggml-rpc: accepted the connection and answered neither HELLO nor a newline within 2000 ms',
+    });
+    // A close or a reset without a byte is no such answer: the silence stays a busy guess.
+    const closed = redisSteps(0);
+    (closed[1] as ProbeStep).detail = 'reset the connection without an HTTP/2 reply';
+    expect(verdictFromSteps(closed, ctx)).toMatchObject({ service: 'ggml-rpc', health: 'busy', guess: true });
+  });
+
+  it('a ggml-rpc step that got bytes of another protocol counts too', () => {
+    const v = verdictFromSteps(
+      [
+        step({ outcome: 'not-recognized', detail: 'sent "220 smtp", not a ggml-rpc HELLO reply', received: 10 }),
+        step({ kind: 'grpc', outcome: 'silent', detail: 'accepted the connection but sent no HTTP/2 reply' }),
+      ],
+      ctx,
+    );
+    expect(v.reason).toMatch(/^another service: the ggml-rpc probe got an answer that is not ggml-rpc \(sent "220/);
+    expect(v).toMatchObject({ service: 'unknown', health: 'unknown' });
+    expect(v.guess).toBeUndefined();
+  });
 });
 
 describe('probe chains', () => {
