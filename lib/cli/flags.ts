@@ -64,23 +64,54 @@ function joinNegativeValues(config: ParseArgsConfig): string[] | undefined {
   return out;
 }
 
+/**
+ * The argument as the user typed it that holds `given`, the flag parseArgs names: parseArgs
+ * splits "-127.0.0.1" into the short flags -1, -2, -7… and names only "-1". Walks the
+ * arguments as parseArgs does, skipping the values of flags that take one.
+ */
+function typedArgument(args: readonly string[], given: string, config: ParseArgsConfig): string {
+  const options = Object.entries(config.options ?? {});
+  const takesValue = (short: string) => options.some(([, o]) => o.short === short && o.type === 'string');
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--') break;
+    if (arg === given || arg.startsWith(`${given}=`)) return arg;
+    if (arg.startsWith('--')) {
+      if (!arg.includes('=') && config.options?.[arg.slice(2)]?.type === 'string') i++;
+      continue;
+    }
+    if (!arg.startsWith('-') || arg.length < 2) continue; // a positional
+    for (let j = 1; j < arg.length; j++) {
+      const short = arg[j] as string;
+      if (`-${short}` === given) return arg;
+      if (takesValue(short)) {
+        if (j === arg.length - 1) i++; // "-p 80": the value is the next argument
+        break; // "-p80": the rest is the value
+      }
+    }
+  }
+  return given;
+}
+
 /** parseArgs (strict, its default) with its errors turned into usage errors that name the flag. */
 export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  const args = joinNegativeValues(config);
   try {
-    return parseArgs({ ...config, args: joinNegativeValues(config) } as T); // strict by default
+    return parseArgs({ ...config, args } as T); // strict by default
   } catch (error) {
     const code = (error as { code?: string }).code ?? '';
     const message = (error as Error).message;
     const given = /'(-{1,2}[^'\s]*)/.exec(message)?.[1] ?? '';
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      if (/^-[0-9.:[]/.test(given) || /^-\d/.test(given)) {
-        throw new UsageError(`${given}: not an option, and a target cannot start with "-"`);
+      const typed = args ? typedArgument(args, given, config) : given;
+      if (/^-[0-9.:[]/.test(typed)) {
+        throw new UsageError(`unknown option "${typed}": a target cannot start with "-"`);
       }
       const known = Object.entries(config.options ?? {}).flatMap(([name, o]) => [
         `--${name}`,
         ...(o.short ? [`-${o.short}`] : []),
       ]);
-      const flag = given.replace(/=.*$/, '');
+      const flag = typed.replace(/=.*$/, '');
       const near = nearestFlag(flag, known);
       throw new UsageError(`unknown option ${flag}${near ? ` (did you mean ${near}?)` : ''}`);
     }

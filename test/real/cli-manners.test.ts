@@ -68,7 +68,12 @@ describe('flag errors are ours, and point at the command help', () => {
     [['scan', '127.0.0.1', '--timeout', '-5'], '--timeout: must be an integer 1..3600000, got -5'],
     [['scan', '127.0.0.1', '--timeout', '0'], '--timeout: must be an integer 1..3600000, got 0'],
     [['scan', '127.0.0.1', '--timeout'], '--timeout needs a value'],
-    [['scan', '-5'], '-5: not an option, and a target cannot start with "-"'],
+    [['scan', '-5'], 'unknown option "-5": a target cannot start with "-"'],
+    // parseArgs splits these into short flags and names only the first ("-1"): named whole.
+    [['scan', '-127.0.0.1'], 'unknown option "-127.0.0.1": a target cannot start with "-"'],
+    [['scan', '127.0.0.1', '-p', '80', '-127.0.0.0/24'], 'unknown option "-127.0.0.0/24": a target cannot'],
+    [['probe', '-127.0.0.1:6379'], 'unknown option "-127.0.0.1:6379": a target cannot start with "-"'],
+    [['resolve', '-rpc-version', '5.1.0'], 'unknown option -rpc-version (did you mean --rpc-version?)'],
     [['scan', '127.0.0.1', '-p', '-5'], '-5: port must be 1..65535'],
     [['resolve', 'extra'], 'unexpected argument extra: this command takes no targets'],
     [
