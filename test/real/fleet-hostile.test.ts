@@ -136,7 +136,7 @@ describe('the fleet’s Redis is input, not a trusted peer', () => {
     expect((await w.exited).code).toBe(0);
   }, 40_000);
 
-  it('stale or future scanner registrations and an unexpiring lease neither shrink a watcher’s share nor block a subnet', async () => {
+  it('stale or future scanner registrations and leases without an expiry or a live holder neither shrink a watcher’s share nor block a subnet', async () => {
     const subnets = ['127.0.172.70', '127.0.172.71'];
     const redis = await startRedis();
     const client = redis.client();
@@ -161,6 +161,15 @@ describe('the fleet’s Redis is input, not a trusted peer', () => {
       'PX',
       60_000,
     );
+    // One that stopped beating an hour ago though its key still has a TTL (a writer's), and
+    // the lease of .71 in the name of the one from the future: a holder that does not count.
+    await client.set(
+      `${PREFIX}scanner:stale`,
+      JSON.stringify(scannerInfo('stale', { subnets, heartbeatAt: new Date(Date.now() - hour).toISOString() })),
+      'PX',
+      60_000,
+    );
+    await client.set(`${PREFIX}lease:127.0.172.71`, 'future', 'PX', 60_000);
     await ggmlRpcPeer({ generation: '5.x', host: '127.0.172.70', port: 50052 });
 
     const w = startWatch([
@@ -196,9 +205,15 @@ describe('the fleet’s Redis is input, not a trusted peer', () => {
       `figure: stale scanner keys and lease: the watcher scanned both subnets ${(line.time as number) - (started.time as number)} ms after it started (${leases().indexOf(line) + 1}. "scan leases" line)`,
     );
     await w.waitFor('added .70', isEvent('added', '127.0.172.70'), 8000);
-    // The dead lease was taken over: it is this watcher's now, and expires.
-    expect(await client.get(`${PREFIX}lease:127.0.172.70`)).toBe(id);
-    expect(await client.pttl(`${PREFIX}lease:127.0.172.70`)).toBeGreaterThan(0);
+    // The leases that did not count were taken over: this watcher's now, and they expire.
+    for (const subnet of subnets) {
+      expect(await client.get(`${PREFIX}lease:${subnet}`)).toBe(id);
+      expect(await client.pttl(`${PREFIX}lease:${subnet}`)).toBeGreaterThan(0);
+    }
+    // Each kind said, with its count.
+    for (const kind of ['scanner', 'lease'] as const) {
+      expect(ignoredLines(w, kind)[0], kind).toMatchObject({ level: 40, kind, ignored: 1 });
+    }
   }, 40_000);
 
   it('serve answers its page whatever the scanner keys hold: misshapen ones ignored, huge ones never fetched whole', async () => {
@@ -257,11 +272,10 @@ describe('the fleet’s Redis is input, not a trusted peer', () => {
     }
   }, 40_000);
 
-  it('resolve drops a registry hash with a 10 MiB field, with its reason, without reading it whole', async () => {
+  it('resolve drops a registry hash with a 10 MiB field, with its reason, without reading it whole; a watcher counts it', async () => {
     const redis = await startRedis();
     const client = redis.client();
     const key = `${PREFIX}backend:127.0.0.1:1`;
-    await client.hset(key, 'host', Buffer.alloc(10 * MIB, 'a'), 'port', '1');
     const run = async () => {
       const before = await redisOutputBytes(client);
       const result = await runCli(['resolve', '--sources', 'redis', '--redis', redis.url, '--format', 'json'], {
@@ -269,9 +283,9 @@ describe('the fleet’s Redis is input, not a trusted peer', () => {
       });
       return { result, sent: (await redisOutputBytes(client)) - before, maxRss: maxRssOf(result.stderr) };
     };
+    const baseline = await run(); // an empty registry, for the memory figure
+    await client.hset(key, 'host', Buffer.alloc(10 * MIB, 'a'), 'port', '1');
     const { result, sent, maxRss } = await run();
-    await client.del(key);
-    const baseline = await run();
     console.log(
       `figure: resolve over a registry hash with a 10 MiB host field: Redis sent ${sent} bytes, resolve's max RSS ${Math.round(maxRss / MIB)} MiB (${Math.round(baseline.maxRss / MIB)} MiB with an empty registry); ${result.stdout.length} bytes of JSON`,
     );
@@ -284,6 +298,16 @@ describe('the fleet’s Redis is input, not a trusted peer', () => {
     expect(dropped[0]?.reason.length).toBeGreaterThan(0);
     expect(result.stdout.length).toBeLessThan(64 * 1024);
     expect(sent).toBeLessThan(MIB);
+
+    // A watcher reading the registry counts it among the Redis values it ignored.
+    const w = startWatch(['--sources', 'redis', '--redis', redis.url, '--health-interval', '1h']);
+    const said = await w.waitFor<LogLine>('ignored registry', (l) =>
+      ignoredLines(w, 'registry').includes(l as LogLine),
+    );
+    expect(said).toMatchObject({ level: 40, kind: 'registry', ignored: 1 });
+    expect(said.reason).toContain(key);
+    w.signal('SIGTERM');
+    expect((await w.exited).code).toBe(0);
   }, 40_000);
 
   it('a watcher started before its Redis subscribes once Redis comes up, and hears the other watchers', async () => {
