@@ -10,22 +10,32 @@ import { parseFlags } from './flags.js';
 import type { OutputFormat } from './output.js';
 import { parseFormat, runScan } from './scan-command.js';
 
+export const DEMO_PORT = GGML_RPC_PORT;
+/** The demo plays a coordinator of protocol 5.1.0, so the 3.6.1 server shows as incompatible. */
+const DEMO_CLIENT = '5.1.0';
+
+/**
+ * What to try on the servers --keep leaves running, one shell command a line. The resolve
+ * judges as the demo's client does (without a client version it would keep whichever servers
+ * one client can use, which need not be the one the demo shows serving), and reads only the
+ * config file, so a coordinator running on this machine does not answer instead.
+ */
+export const DEMO_TRY = [
+  'scan-backends probe 127.0.0.45 127.0.0.48',
+  "printf '127.0.0.45\\n127.0.0.48\\n' > rpc_backends.conf",
+  `scan-backends resolve --sources config --rpc-version ${DEMO_CLIENT}`,
+];
+
 export const DEMO_USAGE = `Usage: scan-backends demo [--format table|json|ndjson] [--keep]
 
 Starts two ggml-rpc servers on loopback (127.0.0.45:50052, protocol 5.0.0 with two devices;
 127.0.0.48:50052, protocol 3.6.1, which a 5.x client cannot use), scans and probes
-127.0.0.0/24 as a 5.1.0 coordinator would, and stops them. It touches nothing but loopback.
+127.0.0.0/24 as a ${DEMO_CLIENT} coordinator would, and stops them. It touches nothing but loopback.
 
 Options:
       --format F   table | json | ndjson (default table)
       --keep       leave the two servers running until Ctrl-C, to try probe and resolve on them:
-                     scan-backends probe 127.0.0.45 127.0.0.48
-                     printf '127.0.0.45\\n127.0.0.48\\n' > rpc_backends.conf && scan-backends resolve
-`;
-
-export const DEMO_PORT = GGML_RPC_PORT;
-/** The demo plays a coordinator of protocol 5.1.0, so the 3.6.1 server shows as incompatible. */
-const DEMO_CLIENT = '5.1.0';
+${DEMO_TRY.map((line) => `                     ${line}\n`).join('')}`;
 const GiB = 2 ** 30;
 const DEMO_PEERS: PeerOptions[] = [
   {
@@ -89,7 +99,7 @@ async function runDemo(format: OutputFormat, keep: boolean, signal: AbortSignal)
     if (code === EXIT.interrupted) return code;
     if (keep && !signal.aborted) {
       process.stderr.write(
-        'demo: the servers keep running; try "scan-backends probe 127.0.0.45 127.0.0.48". Ctrl-C stops them.\n',
+        `demo: the servers keep running; try:\n${DEMO_TRY.map((line) => `  ${line}\n`).join('')}Ctrl-C stops them.\n`,
       );
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
     }

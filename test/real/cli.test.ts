@@ -1,6 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-import { runCli, startCli } from '../helpers/cli.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+
+import { CLI, runCli, startCli } from '../helpers/cli.js';
 import { closedPort, eventually, listen } from '../helpers/net.js';
 
 describe('scan-backends scan', () => {
@@ -116,6 +121,52 @@ describe('scan-backends demo', () => {
     expect((await demo.done).code).toBe(0);
     const gone = await runCli(['probe', '127.0.0.45', '--format', 'json']);
     expect(JSON.parse(gone.stdout).results[0].state).toBe('closed');
+  });
+
+  it('the resolve it suggests, run as printed, finds what the demo showed', async () => {
+    const demo = startCli(['demo', '--keep']);
+    let said = '';
+    demo.child.stderr?.on('data', (d: Buffer) => (said += d.toString()));
+    try {
+      expect(await eventually(() => said.includes('Ctrl-C stops them'), 10_000)).toBe(true);
+      const suggested = /try:\n((?: {2}.+\n)+)Ctrl-C/.exec(said)?.[1]?.split('\n').filter(Boolean) ?? [];
+      const commands = suggested.map((line) => line.trim());
+      // The usage text suggests the same lines.
+      const usage = (await runCli(['demo', '--help'])).stdout;
+      for (const command of commands) expect(usage).toContain(`  ${command}\n`);
+      const fromConfig = commands.slice(commands.findIndex((c) => c.includes('rpc_backends.conf')));
+      expect(fromConfig.join('\n')).toMatch(/rpc_backends\.conf[^]*scan-backends resolve/);
+
+      // In an empty directory, with scan-backends on PATH, as a user would paste them.
+      const dir = mkdtempSync(join(tmpdir(), 'sb-demo-'));
+      onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+      mkdirSync(join(dir, 'bin'));
+      writeFileSync(join(dir, 'bin', 'scan-backends'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`, {
+        mode: 0o755,
+      });
+      const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH ?? ''}` };
+      delete env.SCAN_BACKENDS_CONFIG;
+      delete env.SCAN_BACKENDS_RPC_VERSION;
+      const resolved = spawnSync('sh', ['-ec', fromConfig.join('\n')], {
+        cwd: dir,
+        env,
+        encoding: 'utf8',
+        timeout: 10_000,
+      });
+      expect(resolved.status).toBe(0);
+      const report = JSON.parse(resolved.stdout);
+      expect(report.backends.map((b: { host: string; port: number }) => `${b.host}:${b.port}`)).toEqual([
+        '127.0.0.45:50052',
+      ]);
+      // Judged as the demo's 5.1.0 client judged it: the 3.6.1 server is incompatible.
+      expect(report.compatibility).toMatchObject({ client: '5.1.0' });
+      expect(report.sources[0].dropped).toEqual([
+        expect.objectContaining({ host: '127.0.0.48', reason: expect.stringContaining('does not match client 5.1.0') }),
+      ]);
+    } finally {
+      demo.child.kill('SIGINT');
+      await demo.done;
+    }
   });
 
   it('exits 3 naming the address when a demo port is taken', async () => {
