@@ -2,7 +2,7 @@
 // watch events (well formed, state up) published as another watcher would, nftables SYN
 // counters (namespace only), a watcher's RSS, and a redis-server that speaks only TLS.
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,28 @@ export function forgedEvent(host: string, port: number, type: 'added' | 'up' = '
 /** The pub/sub message a watcher sends: `{origin, event}`, unsigned. */
 export function forgedMessage(origin: string, event: WatchEvent): string {
   return JSON.stringify({ origin, event });
+}
+
+/** JSON with object keys sorted at every level (the fleet signs this text), written here anew. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * A message signed as a watcher holding `key` signs it: `{origin, at, event}` and `sig`, the
+ * HMAC-SHA256 (hex) of its canonical JSON; `at` (ms since the epoch) may be set in the past.
+ */
+export function signedMessage(key: Buffer, origin: string, event: WatchEvent, at = Date.now()): string {
+  const message: Record<string, unknown> = { origin, at, event };
+  message.sig = createHmac('sha256', key).update(canonical(message)).digest('hex');
+  return JSON.stringify(message);
 }
 
 /**
@@ -112,17 +134,19 @@ export async function flood(
   return { sent, elapsedMs: performance.now() - started };
 }
 
-/** A key file for --fleet-key-file: `bytes` random bytes as hex (2 × bytes characters), 0600. */
-export function keyFile(bytes = 32, dir = mkdtempSync(join(tmpdir(), 'sb-fleet-key-'))): string {
-  const file = join(dir, `fleet-${randomBytes(3).toString('hex')}.key`);
-  writeFileSync(file, `${randomBytes(bytes).toString('hex')}\n`, { mode: 0o600 });
-  return file;
+/** A key file for --fleet-key-file: `bytes` random bytes as hex (2 × bytes characters) and a newline, 0600. */
+export function keyFile(bytes = 32): { file: string; key: Buffer } {
+  const file = join(mkdtempSync(join(tmpdir(), 'sb-fleet-key-')), 'fleet.key');
+  const text = randomBytes(bytes).toString('hex');
+  writeFileSync(file, `${text}\n`, { mode: 0o600 });
+  // The secret is the file's bytes; the newline at the end is not part of it.
+  return { file, key: Buffer.from(text) };
 }
 
-/** A key file holding exactly `text` (for the too-short case). */
-export function keyFileWith(text: string): string {
+/** A key file holding exactly `content` (text or bytes). */
+export function keyFileWith(content: string | Buffer): string {
   const file = join(mkdtempSync(join(tmpdir(), 'sb-fleet-key-')), 'short.key');
-  writeFileSync(file, text, { mode: 0o600 });
+  writeFileSync(file, content, { mode: 0o600 });
   return file;
 }
 

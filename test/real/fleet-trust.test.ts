@@ -3,12 +3,21 @@
 // merge each other's events, while an unsigned report and one signed with another key are
 // ignored (never connected to) and counted; a key under 16 bytes is a usage error. And the
 // shared Redis over TLS: `--redis rediss://…` with the CA in NODE_EXTRA_CA_CERTS.
+import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 
 import type { WatchEvent } from '../../lib/watch/types.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
-import { forgedEvent, forgedMessage, CHANNEL, keyFile, keyFileWith, startTlsRedis } from '../helpers/fleet-attacker.js';
+import {
+  CHANNEL,
+  forgedEvent,
+  forgedMessage,
+  keyFile,
+  keyFileWith,
+  signedMessage,
+  startTlsRedis,
+} from '../helpers/fleet-attacker.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { eventually } from '../helpers/net.js';
 import { startRedis } from '../helpers/redis.js';
@@ -54,12 +63,39 @@ const idOf = (w: WatchProcess) => w.logs.find((l) => l.msg === 'watch started')?
 const ignoredFor = (w: WatchProcess, reason: RegExp) => (l: WatchEvent | LogLine) =>
   'msg' in l && l.msg === 'ignored a Redis value' && l.kind === 'event' && reason.test(String(l.reason));
 
+/**
+ * Publishes `message(i)` every 250 ms until `w` logs "ignored a Redis value" for an event
+ * with a reason matching `reason` (a watcher says so at most once per 10 s), at most 25 s.
+ */
+async function publishUntilSaid(
+  client: Redis,
+  w: WatchProcess,
+  reason: RegExp,
+  message: (i: number) => string,
+): Promise<LogLine> {
+  const mark = w.logs.length;
+  const said = () => w.logs.slice(mark).find(ignoredFor(w, reason) as (l: LogLine) => boolean);
+  for (let i = 0; i < 100 && !said(); i++) {
+    await client.publish(CHANNEL, message(i));
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const line = said();
+  if (!line)
+    throw new Error(
+      `no "ignored a Redis value" (${reason}) within 25 s; logs: ${w.logs
+        .slice(mark)
+        .map((l) => `${l.msg} ${String(l.reason ?? '')}`)
+        .join(' | ')}`,
+    );
+  return line;
+}
+
 describe('a fleet key', () => {
   it('watchers sharing it split subnets and merge events; an unsigned report and one under another key are ignored, never connected to, and counted', async () => {
     const redis = await startRedis();
     const key = keyFile(32);
-    const a = watcher(redis.url, key, `50052,${TARGET_PORT}`);
-    const b = watcher(redis.url, key, '50052');
+    const a = watcher(redis.url, key.file, `50052,${TARGET_PORT}`);
+    const b = watcher(redis.url, key.file, '50052');
 
     // The split, through signed leases and registrations.
     const split = () => {
@@ -90,13 +126,10 @@ describe('a fleet key', () => {
     const markA = a.logs.length;
     const client = redis.client();
 
-    // Unsigned: repeated over several of A's intervals.
-    for (let i = 0; i < 12; i++) {
-      const event = forgedEvent(bSubnet, TARGET_PORT, i % 2 ? 'up' : 'added', i + 1);
-      await client.publish(CHANNEL, forgedMessage(`unsigned-${i % 3}`, event));
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    const unsigned = await a.waitFor<LogLine>('A: ignored (unsigned)', ignoredFor(a, /^unsigned/), 10_000);
+    // Unsigned: repeated over several of A's intervals, until A says it ignored one.
+    const unsigned = await publishUntilSaid(client, a, /^unsigned/, (i) =>
+      forgedMessage(`unsigned-${i % 3}`, forgedEvent(bSubnet, TARGET_PORT, i % 2 ? 'up' : 'added', i + 1)),
+    );
     expect(unsigned.ignored as number).toBeGreaterThanOrEqual(1);
     await new Promise((r) => setTimeout(r, 1500));
     console.log(`figure: fleet-key: target connections after unsigned reports: ${target.connections}`);
@@ -112,7 +145,7 @@ describe('a fleet key', () => {
       '--redis',
       redis.url,
       '--fleet-key-file',
-      keyFile(32),
+      keyFile(32).file,
       '--interval',
       '1h',
       '--health-interval',
@@ -124,10 +157,31 @@ describe('a fleet key', () => {
     ]);
     await c.waitFor('C: added the target', isEvent('added', bSubnet), 15_000);
     const byC = target.connections;
-    const bad = await a.waitFor<LogLine>('A: ignored (bad signature)', ignoredFor(a, /^bad signature/), 10_000);
-    expect(bad.ignored as number).toBeGreaterThanOrEqual(1);
-    await new Promise((r) => setTimeout(r, 2500)); // more than two of A's intervals
-    console.log(`figure: fleet-key: target connections by C ${byC}, after C's report ${target.connections}`);
+    // C says it once; the same, signed with another key by the test, until A says it ignored one
+    // (A says so at most once per 10 s).
+    const otherKey = keyFile(32).key;
+    const bad = await publishUntilSaid(client, a, /^bad signature/, (i) =>
+      signedMessage(otherKey, `other-key-${i % 3}`, forgedEvent(bSubnet, TARGET_PORT, 'added', i + 1)),
+    );
+    expect(bad.ignored as number).toBeGreaterThanOrEqual(2);
+    await new Promise((r) => setTimeout(r, 1500));
+    console.log(
+      `figure: fleet-key: target connections by C ${byC}, after the other key's reports ${target.connections}`,
+    );
+    expect(target.connections).toBe(byC);
+
+    // Signed with the key but two minutes old: a replay, ignored as stale.
+    const stale = await publishUntilSaid(client, a, /^stale/, (i) =>
+      signedMessage(
+        key.key,
+        'replayed-watcher',
+        forgedEvent(bSubnet, TARGET_PORT, 'added', i + 1),
+        Date.now() - 120_000,
+      ),
+    );
+    expect(stale.ignored as number).toBeGreaterThanOrEqual(1);
+    await new Promise((r) => setTimeout(r, 1500));
+    console.log(`figure: fleet-key: target connections after stale reports ${target.connections}`);
     expect(target.connections).toBe(byC);
 
     // Neither report was followed, and the design held: A never scanned B's subnet meanwhile.
@@ -145,7 +199,50 @@ describe('a fleet key', () => {
     console.log(
       `figure: fleet-key: A's "ignored a Redis value" lines: ${said.map((l) => `${String(l.reason)}×${String(l.ignored)}`).join('; ')}`,
     );
+
+    // The control: the same report, fresh and signed with the key, is believed (verified here,
+    // followed with its provenance). So what stopped the others was their signature alone.
+    const trusted = forgedEvent(bSubnet, TARGET_PORT, 'added', 200);
+    await client.publish(CHANNEL, signedMessage(key.key, 'key-holder', trusted));
+    const added = await a.waitFor<WatchEvent>(
+      'A: added (the signed report)',
+      (l) => 'schema' in l && l.type === 'added' && l.backend.port === TARGET_PORT,
+      10_000,
+    );
+    expect(added).toMatchObject({ cause: { check: 'peer' }, backend: { host: bSubnet, reportedBy: ['key-holder'] } });
+    expect(target.connections).toBeGreaterThan(byC);
   }, 120_000);
+
+  it('key files that differ only in bytes that are not text are two keys: a watcher under one does not believe the other', async () => {
+    const redis = await startRedis();
+    const host = '127.0.13.90';
+    // 32 bytes of 0xff and 32 of 0xfe: neither is UTF-8, and read as text both are the same
+    // 32 replacement characters.
+    const mine = keyFileWith(Buffer.alloc(32, 0xff));
+    const theirs = keyFileWith(Buffer.alloc(32, 0xfe));
+    const common = ['--redis', redis.url, '--interval', '1h', '--health-interval', '1h', '--timeout', '300'];
+    // A scans the address once, before anything listens there; the peer is in its scope after.
+    const a = startWatch(['--sources', 'scan', '--subnet', host, '-p', '50052', '--fleet-key-file', mine, ...common]);
+    await a.waitFor('A: first resolve', isLog('first resolve done'), 15_000);
+    const peer = await ggmlRpcPeer({ generation: '5.x', host, port: 50052 });
+    const c = startWatch([
+      '--sources',
+      'config',
+      '--config',
+      configFile([`${host}:50052`]),
+      '--fleet-key-file',
+      theirs,
+      ...common,
+    ]);
+    await c.waitFor('C: added', isEvent('added', host), 15_000);
+    const byC = peer.connections;
+    await a.waitFor('A: ignored (bad signature)', ignoredFor(a, /^bad signature/), 10_000).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 2000));
+    console.log(`figure: fleet-key binary: peer connections by C ${byC}, after C's report ${peer.connections}`);
+    expect(a.events).toEqual([]);
+    expect(peer.connections).toBe(byC);
+    expect(a.logs.some(ignoredFor(a, /^bad signature/))).toBe(true);
+  }, 60_000);
 
   it('a key file under 16 bytes is a usage error naming the file, for watch and serve', async () => {
     const short = keyFileWith('fifteen-bytes!!');
