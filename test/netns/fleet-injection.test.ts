@@ -70,7 +70,7 @@ describe('forged watch events on the shared Redis, in a namespace', () => {
   afterAll(() => clearFirewall());
 
   /** Redis, the configured peer, the three forged targets (listening for real) and their counters. */
-  async function scene() {
+  async function scene(extraConfigLines: string[] = []) {
     for (const address of [PRIVATE_SSH, METADATA]) addToLoopback(address);
     const redis = await startRedis('127.0.0.1');
     const configured = await ggmlRpcPeer({ generation: '5.x', host: CONFIGURED, port: 50052 });
@@ -83,7 +83,7 @@ describe('forged watch events on the shared Redis, in a namespace', () => {
       unasked: `ip daddr ${UNASKED_PEER} tcp dport 50052`,
     });
     onTestFinished(() => clearFirewall());
-    const config = configFile([`${CONFIGURED}:50052`]);
+    const config = configFile([`${CONFIGURED}:50052`, ...extraConfigLines]);
     return { redis, configured, unasked, ssh, metadata, config };
   }
 
@@ -150,8 +150,8 @@ describe('forged watch events on the shared Redis, in a namespace', () => {
     expect(w.events.filter((e) => e.backend.host === CONFIGURED).map((e) => e.type)).toEqual(['added']);
   }, 60_000);
 
-  it('--sources config,redis: the reported ggml-rpc peer is in scope (verified, followed, handed on); the metadata address still gets 0 SYNs', async () => {
-    const { redis, unasked, ssh, metadata, config } = await scene();
+  it('--sources config,redis: the reported ggml-rpc peer is in scope (verified, followed, handed on); the metadata address, reported and in the config file too, still gets 0 SYNs', async () => {
+    const { redis, unasked, ssh, metadata, config } = await scene([`${METADATA}:80`]);
     const recorder = onChangeRecorder();
     const w = watcher('config,redis', redis.url, config, recorder.args);
     await w.waitFor('added (configured)', isEvent('added', CONFIGURED), 15_000);
@@ -174,7 +174,8 @@ describe('forged watch events on the shared Redis, in a namespace', () => {
     const both = [`${CONFIGURED}:50052`, `${UNASKED_PEER}:50052`].join(',');
     expect(await eventually(() => recorder.lists().includes(both), 5000)).toBe(true);
 
-    // Link-local: never a candidate without --allow-link-local, whatever the source.
+    // Link-local: never a candidate without --allow-link-local, whatever the source (the config
+    // file names it too).
     expect(syns.metadata).toBe(0);
     expect(metadata.accepted()).toBe(0);
     // The SSH port may be checked (the redis source takes anything private) but is no backend.
