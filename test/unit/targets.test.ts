@@ -204,6 +204,24 @@ describe('guards', () => {
     expect(list).toHaveLength(10);
   });
 
+  it('refuses link-local and cloud-metadata space where the caller asks (the resolver), naming the flag', async () => {
+    for (const target of [
+      '169.254.169.254',
+      '169.254.0.0/16',
+      'fe80::1',
+      'fd00:ec2::254',
+      '169.254.169.250-169.254.169.255',
+    ]) {
+      const error = await rejection(target, { allowLinkLocal: false });
+      expect(error.message).toBe(
+        `${target}: a link-local or cloud-metadata address: never connected to unless allowed (--allow-link-local, allowLinkLocal)`,
+      );
+    }
+    // A range beside it is no link-local address; a scan of typed targets allows it by default.
+    expect(await hosts('169.253.255.255', { allowPublic: true, allowLinkLocal: false })).toHaveLength(1);
+    expect(await hosts('169.254.169.254')).toEqual(['169.254.169.254:50052']);
+  });
+
   it('checks resolved names against the public guard too', async () => {
     names['public.example'] = ['93.184.216.34'];
     expect((await rejection('public.example')).token).toBe('public.example');
@@ -267,6 +285,12 @@ describe('local subnets (from a given interface table, never the real one)', () 
     });
     expect(choice.subnets.map((s) => s.cidr)).toEqual(['10.0.0.0/24']);
     expect(choice.skipped).toEqual([{ interface: 'wan', address: '203.0.113.9', reason: 'public address' }]);
+  });
+
+  it('never picks a link-local interface (a cloud host’s 169.254.x)', () => {
+    const choice = chooseLocalSubnets({ eth0: [iface('169.254.10.20', '255.255.0.0')] });
+    expect(choice.subnets).toEqual([]);
+    expect(choice.skipped).toEqual([{ interface: 'eth0', address: '169.254.10.20', reason: 'link-local address' }]);
   });
 
   it('returns nothing for a machine with only loopback', () => {
