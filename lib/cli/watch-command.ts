@@ -129,12 +129,20 @@ export const SERVE_FLAGS = {
   'http-ports': { type: 'string' },
 } as const;
 
-/** --fleet-key-file: the fleet's shared secret, at least 16 bytes (whitespace at the ends is not part of it). */
+/**
+ * --fleet-key-file: the fleet's shared secret, its bytes as they are (a binary key stays
+ * binary), at least 16; a line end or spaces at either end are not part of it.
+ */
 function fleetKeyOption(file: string | undefined): Buffer | undefined {
   if (file === undefined) return undefined;
   let key: Buffer;
   try {
-    key = Buffer.from(readFileSync(file, 'utf8').slice(0, 4096).trim());
+    const bytes = readFileSync(file).subarray(0, 4096);
+    const blank = (b: number | undefined) => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+    let [start, end] = [0, bytes.length];
+    while (start < end && blank(bytes[start])) start += 1;
+    while (end > start && blank(bytes[end - 1])) end -= 1;
+    key = bytes.subarray(start, end);
   } catch (error) {
     throw new UsageError(
       `--fleet-key-file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (${file})`,

@@ -95,8 +95,8 @@ if t ~= 'string' or redis.call('strlen', KEYS[1]) > tonumber(ARGV[2]) or redis.c
 end
 return 0`;
 
-/** Scanner keys read at most: a registry is a handful of watchers. */
-const MAX_SCANNERS = 1000;
+/** Scanner keys read at most (2 MiB in all at the size cap): a registry is a handful of watchers. */
+const MAX_SCANNERS = 256;
 /** The largest registration, lease and message read: ours are well under these. */
 const MAX_SCANNER_BYTES = 8192;
 const MAX_LEASE_BYTES = 512;
@@ -435,12 +435,14 @@ export class Fleet {
     const id = this.#options.info.id;
     const ttl = String(this.#options.leaseMs);
     await this.#register();
+    const ordered = [...subnets].sort((a, b) => rank(id, a).localeCompare(rank(id, b)));
+    const keyOf = (subnet: string) => `${this.#prefix}lease:${subnet}`;
+    // Leases before registrations: a watcher registers before it leases, so the holder of any
+    // lease read here is already registered when the registrations are read next.
+    const reads = await this.#readBounded(ordered.map(keyOf), MAX_LEASE_BYTES);
     const fresh = new Set((await this.scanners()).map((s) => s.id));
     fresh.add(id);
     const share = Math.ceil(subnets.length / fresh.size);
-    const ordered = [...subnets].sort((a, b) => rank(id, a).localeCompare(rank(id, b)));
-    const keyOf = (subnet: string) => `${this.#prefix}lease:${subnet}`;
-    const reads = await this.#readBounded(ordered.map(keyOf), MAX_LEASE_BYTES);
     let mine: string[] = [];
     const others: Record<string, string> = {};
     const free: string[] = [];

@@ -95,7 +95,8 @@ interface Reported {
   port: number;
   origin: string;
   saw: string;
-  source: SourceName;
+  /** Undefined when it came before this watcher knew its scope. */
+  source?: SourceName;
 }
 
 /** Where this watcher's sources look: names its config and coordinators give, its subnets. */
@@ -199,6 +200,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   /** Reports taken this resolve interval, in all and by origin (REPORT_BUDGET). */
   #reportsTaken = 0;
   readonly #reportsFrom = new Map<string, number>();
+  /** Backends reported this interval: each is checked at most once per interval, whoever repeats it. */
+  readonly #reportsSeen = new Set<string>();
   /** What this watcher's own sources cover; a report outside it is never followed. */
   #scope?: Scope;
   /** The client version of $SCAN_BACKENDS_RPC_VERSION or the option (the config's comes later). */
@@ -431,8 +434,9 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       else delete followed.view.reportedBy;
       return;
     }
-    if (!alive || this.#closing || this.#reported.has(key)) return;
-    const source = this.#scopeOf(event.backend.host, event.backend.port);
+    if (!alive || this.#closing || this.#reportsSeen.has(key)) return;
+    // Before the first resolve the scope is not known yet: judged when the report is checked.
+    const source = this.#scope ? this.#scopeOf(event.backend.host, event.backend.port) : undefined;
     if (typeof source === 'object') {
       this.#fleet?.ignore('event', `outside this watcher's scope: ${key} from ${origin} (${source.why})`);
       return;
@@ -447,6 +451,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     }
     this.#reportsTaken += 1;
     this.#reportsFrom.set(origin, fromOrigin + 1);
+    this.#reportsSeen.add(key);
     this.#reported.set(key, {
       host: event.backend.host,
       port: event.backend.port,
@@ -572,6 +577,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#cycles += 1;
     this.#reportsTaken = 0;
     this.#reportsFrom.clear();
+    this.#reportsSeen.clear();
     try {
       const options: ResolveOptions = { ...this.#options, signal: this.#stepSignal() };
       const leased = await this.#leaseScans();
@@ -586,7 +592,6 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         keepEveryProtocol: true,
       });
       this.#lastResolveAt = new Date();
-      await this.#updateScope();
       // What this resolve's scan covered: a backend elsewhere is not missed by it.
       const scanned =
         leased === undefined
@@ -607,6 +612,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         ...(scan ? { scanned: [options.subnet ?? this.#scanSubnets() ?? []].flat() } : {}),
       });
     } finally {
+      // Also when every subnet is another watcher's: its reports are what this one follows.
+      await this.#updateScope().catch(() => {});
       this.#forgetLongDown();
       this.#publishUsable();
       this.#nextHealth = performance.now() + this.#healthIntervalMs;
@@ -654,7 +661,17 @@ export class Watcher extends EventEmitter<WatcherEvents> {
    * candidate is (the same guards), then followed under the source that covers them.
    */
   async #checkReported(): Promise<void> {
-    const reported = [...this.#reported.values()].filter((r) => !this.#followed.has(formatHostPort(r)));
+    const reported: (Reported & { source: SourceName })[] = [];
+    for (const r of this.#reported.values()) {
+      if (this.#followed.has(formatHostPort(r))) continue;
+      const source = r.source ?? this.#scopeOf(r.host, r.port);
+      if (typeof source === 'object') {
+        this.#fleet?.ignore(
+          'event',
+          `outside this watcher's scope: ${formatHostPort(r)} from ${r.origin} (${source.why})`,
+        );
+      } else reported.push({ ...r, source });
+    }
     this.#reported.clear();
     if (reported.length === 0) return;
     const started = performance.now();
