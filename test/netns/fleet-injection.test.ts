@@ -23,6 +23,7 @@ import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { eventually } from '../helpers/net.js';
 import { clearFirewall, enterIsolatedNamespace } from '../helpers/netns.js';
 import { startRedis } from '../helpers/redis.js';
+import { UNDER_SANITIZER } from '../helpers/tools.js';
 import { isEvent, isLog, startWatch, type LogLine, type WatchProcess } from '../helpers/watch.js';
 
 const CONFIGURED = '127.0.0.45';
@@ -300,7 +301,8 @@ describe('forged watch events on the shared Redis, in a namespace', () => {
     expect(downMs).toBeDefined();
     expect(downMs as number).toBeLessThanOrEqual(6000);
     expect(during.length).toBeLessThan(100);
-    expect(peakRss).toBeLessThan(300 * 1024);
+    // About 18 MiB of growth here (69 -> 87 MiB).
+    if (!UNDER_SANITIZER) expect(peakRss - idleRss).toBeLessThan(100 * 1024);
     expect(floodSyns).toBeLessThanOrEqual(budget);
   }, 150_000);
 });
