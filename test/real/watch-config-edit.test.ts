@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
+import type { WatchEvent } from '../../lib/watch/types.js';
 import { isEvent, isLog, startWatch } from '../helpers/watch.js';
 
 describe('a config edit', () => {
@@ -32,7 +33,7 @@ describe('a config edit', () => {
 
     // A finished edit that drops a line removes its backend, once the file is stable.
     writeFileSync(config, `${lines[0]}\n`);
-    const removed = await w.waitFor('removed .81', isEvent('removed', '127.0.4.81'));
+    const removed = await w.waitFor<WatchEvent>('removed .81', isEvent('removed', '127.0.4.81'));
     expect(removed.cause.saw).toMatch(/no source names it any more \(config\)/);
     w.signal('SIGTERM');
     expect((await w.exited).code).toBe(0);
