@@ -68,9 +68,11 @@ export interface ScanOptions extends TargetOptions {
   /**
    * The coordinator's ggml-rpc protocol, "x.y.z": compatibility is judged against it exactly as
    * llama.cpp does. Default $SCAN_BACKENDS_RPC_VERSION; without either, each server reports
-   * the clients that can use it (`rpc.usableBy`) and none is called incompatible.
+   * the clients that can use it (`rpc.usableBy`) and none is called incompatible. null: no
+   * client, whatever $SCAN_BACKENDS_RPC_VERSION says (a watcher's health checks: a server of
+   * another protocol is alive all the same).
    */
-  rpcVersion?: string;
+  rpcVersion?: string | null;
 }
 
 export type PollerBackend = (typeof BACKENDS)[number];

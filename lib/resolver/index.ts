@@ -194,7 +194,8 @@ export async function resolveBackends(options: ResolveOptions = {}, hooks: Resol
   const ctx: VerifyContext = {
     timeoutMs: options.timeoutMs,
     probeTimeoutMs: options.probeTimeoutMs,
-    rpcVersion: hooks.keepEveryProtocol ? undefined : rpcVersion,
+    // null, not undefined: the probe must not fall back to $SCAN_BACKENDS_RPC_VERSION.
+    rpcVersion: hooks.keepEveryProtocol ? null : (rpcVersion ?? null),
     engine: options.engine,
     signal: options.signal,
     verify,

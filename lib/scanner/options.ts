@@ -109,6 +109,7 @@ function checkPortsOption(value: unknown): void {
 
 /** The explicit client version: the option, else $SCAN_BACKENDS_RPC_VERSION; checked. */
 export function rpcVersionOption(options: { rpcVersion?: unknown }): string | undefined {
+  if (options.rpcVersion === null) return undefined; // explicitly no client
   const fromEnv = options.rpcVersion === undefined;
   const value = fromEnv ? process.env.SCAN_BACKENDS_RPC_VERSION || undefined : options.rpcVersion;
   if (value === undefined) return undefined;

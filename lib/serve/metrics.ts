@@ -17,7 +17,9 @@ export class ServeMetrics {
   readonly #flaps: Gauge;
   readonly #usable: Gauge;
   readonly #redis: Gauge;
-  readonly #redisIgnored: Gauge;
+  readonly #redisIgnored: Counter;
+  /** The watcher's ignored counts at the last scrape, so the counter grows by what is new. */
+  readonly #redisIgnoredSeen: Record<string, number> = {};
   readonly #sseClients: Gauge;
   readonly droppedEvents: Counter;
   readonly requests: Counter;
@@ -46,11 +48,12 @@ export class ServeMetrics {
       'The backend is in the usable list (up, verified, of the protocol one client can use): 1, else 0.',
       ['backend'],
     );
-    this.#redisIgnored = gauge(
-      'scan_backends_redis_ignored',
-      'Values read from the shared Redis and ignored (misshapen, too large, stale, unsigned, out of scope), by kind.',
-      ['kind'],
-    );
+    this.#redisIgnored = new Counter({
+      name: 'scan_backends_redis_ignored_total',
+      help: 'Values read from the shared Redis and ignored (misshapen, too large, stale, unsigned, out of scope), by kind.',
+      labelNames: ['kind'],
+      registers,
+    });
     this.#redis = gauge(
       'scan_backends_redis_connected',
       'The shared Redis is connected: 1, 0 when lost; absent without one.',
@@ -126,7 +129,10 @@ export class ServeMetrics {
     }
     if (snapshot.watcher.redis) {
       this.#redis.set(snapshot.watcher.redis.connected ? 1 : 0);
-      for (const [kind, n] of Object.entries(snapshot.watcher.redis.ignored ?? {})) this.#redisIgnored.set({ kind }, n);
+      for (const [kind, n] of Object.entries(snapshot.watcher.redis.ignored ?? {})) {
+        this.#redisIgnored.inc({ kind }, n - (this.#redisIgnoredSeen[kind] ?? 0));
+        this.#redisIgnoredSeen[kind] = n;
+      }
     }
     return this.registry.metrics();
   }

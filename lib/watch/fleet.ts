@@ -95,8 +95,15 @@ if t ~= 'string' or redis.call('strlen', KEYS[1]) > tonumber(ARGV[2]) or redis.c
 end
 return 0`;
 
-/** Scanner keys read at most (2 MiB in all at the size cap): a registry is a handful of watchers. */
+/** Registrations kept at most: a fleet is a handful of watchers. */
 const MAX_SCANNERS = 256;
+/**
+ * Scanner keys examined at most, in reads of SCANNER_READ_BATCH (8 MiB in all at the size cap):
+ * junk keys beyond MAX_SCANNERS cannot hide the real registrations behind a cap, and lease
+ * holders are read by their own keys first.
+ */
+const MAX_SCANNER_KEYS = 1024;
+const SCANNER_READ_BATCH = 128;
 /** The largest registration, lease and message read: ours are well under these. */
 const MAX_SCANNER_BYTES = 8192;
 const MAX_LEASE_BYTES = 512;
@@ -107,6 +114,8 @@ const MAX_HEARTBEAT_MS = 10_000;
 const CLOCK_SKEW_MS = 5000;
 /** A signed message older than this is a replay. */
 const MESSAGE_MAX_AGE_MS = 60_000;
+/** Stored values remembered as counted: past it the memory starts over (a count, not a leak). */
+const MAX_IGNORED_KEYS = 4096;
 /** One log line per kind of ignored value at most this often (the count goes on). */
 const IGNORED_LOG_EVERY_MS = 10_000;
 
@@ -184,6 +193,8 @@ export class Fleet {
   #closed = false;
   readonly #ignored: Record<IgnoredKind, number> = { event: 0, scanner: 0, lease: 0, registry: 0 };
   readonly #ignoredSaidAt: Partial<Record<IgnoredKind, number>> = {};
+  /** The stored values (kind and key) already counted: read again each cycle, counted once. */
+  readonly #ignoredKeys = new Set<string>();
 
   private constructor(options: FleetOptions, redis: Redis, subscriber: Redis) {
     this.#options = options;
@@ -237,13 +248,23 @@ export class Fleet {
     return this.#redis.status === 'ready';
   }
 
-  /** Values read from Redis and ignored, by kind, since the start. */
+  /** Values read from Redis and ignored, by kind, since the start (a stored one once). */
   get ignored(): Readonly<Record<IgnoredKind, number>> {
     return this.#ignored;
   }
 
-  /** Counts a value that is ignored; says so at most once per kind per 10 s, with the count. */
-  ignore(kind: IgnoredKind, reason: string): void {
+  /**
+   * Counts a value that is ignored; says so at most once per kind per 10 s, with the count. A
+   * stored value (`key`: a scanner key, a lease, a registry entry) is read again at every cycle
+   * and page view: it is counted once, until the set of counted keys is full and starts over.
+   */
+  ignore(kind: IgnoredKind, reason: string, key?: string): void {
+    if (key !== undefined) {
+      const id = `${kind}\n${key}`;
+      if (this.#ignoredKeys.has(id)) return;
+      if (this.#ignoredKeys.size >= MAX_IGNORED_KEYS) this.#ignoredKeys.clear();
+      this.#ignoredKeys.add(id);
+    }
     this.#ignored[kind] += 1;
     const now = performance.now();
     const said = this.#ignoredSaidAt[kind];
@@ -334,60 +355,67 @@ export class Fleet {
   }
 
   /**
-   * The watchers registered now, this one included: registrations of the right shape (signed,
-   * with a key), with an expiry, whose heartbeat is fresh by their own timestamp and period.
+   * The watchers registered now, for a page or the API: those a lease cycle counts.
    */
-  async scanners(): Promise<ScannerInfo[]> {
-    const keys = (await scanKeys(this.#redis, `${this.#prefix}scanner:*`, MAX_SCANNERS)).slice(0, MAX_SCANNERS);
+  scanners(): Promise<ScannerInfo[]> {
+    return this.#scanners([]);
+  }
+
+  /**
+   * The watchers registered now, this one and the named holders first: registrations of the
+   * right shape (signed, with a key), with an expiry, whose heartbeat is fresh by their own
+   * timestamp and period.
+   */
+  async #scanners(holders: readonly string[]): Promise<ScannerInfo[]> {
+    const keyOf = (id: string) => `${this.#prefix}scanner:${id}`;
+    const named = [this.#options.info.id, ...holders].map(keyOf);
+    const listed = await scanKeys(this.#redis, keyOf('*'), MAX_SCANNER_KEYS);
+    const keys = [...new Set([...named, ...listed])].slice(0, MAX_SCANNER_KEYS);
     const found: ScannerInfo[] = [];
-    const now = Date.now();
-    for (const [i, [length, pttl, value]] of (await this.#readBounded(keys, MAX_SCANNER_BYTES)).entries()) {
-      const key = peerText(keys[i] ?? '', 100);
-      if (length === -1) continue; // expired since the SCAN
-      if (length === -2) {
-        this.ignore('scanner', `${key}: not a string`);
-        continue;
+    for (let i = 0; i < keys.length && found.length < MAX_SCANNERS; i += SCANNER_READ_BATCH) {
+      const batch = keys.slice(i, i + SCANNER_READ_BATCH);
+      const reads = await this.#readBounded(batch, MAX_SCANNER_BYTES);
+      for (const [j, read] of reads.entries()) {
+        const info = this.#registration(batch[j] as string, read);
+        if (info && found.length < MAX_SCANNERS && !found.some((f) => f.id === info.id)) found.push(info);
       }
-      if (value === null) {
-        this.ignore('scanner', `${key}: larger than ${MAX_SCANNER_BYTES} bytes`);
-        continue;
-      }
-      if (pttl < 0) {
-        this.ignore('scanner', `${key}: no expiry`);
-        continue;
-      }
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(value);
-      } catch {
-        this.ignore('scanner', `${key}: not JSON`);
-        continue;
-      }
-      if (this.#options.key) {
-        const { sig, ...signed } = isRecord(parsed) ? parsed : { sig: undefined };
-        if (sig === undefined || !this.#signedBy(canonicalJson(signed), sig)) {
-          this.ignore('scanner', `${key}: ${sig === undefined ? 'unsigned' : 'bad signature'}`);
-          continue;
-        }
-      }
-      const info = parseScanner(parsed);
-      if (typeof info === 'string') {
-        this.ignore('scanner', `${key}: ${info}`);
-        continue;
-      }
-      const beat = Date.parse(info.heartbeatAt);
-      const period = Math.min(info.heartbeatMs ?? MAX_HEARTBEAT_MS, MAX_HEARTBEAT_MS);
-      if (!(beat <= now + CLOCK_SKEW_MS)) {
-        this.ignore('scanner', `${key}: heartbeat ${Number.isNaN(beat) ? 'is not a time' : 'in the future'}`);
-        continue;
-      }
-      if (now - beat > 3 * period + CLOCK_SKEW_MS) {
-        this.ignore('scanner', `${key}: stale (no heartbeat for ${Math.round((now - beat) / 1000)} s)`);
-        continue;
-      }
-      found.push(info);
     }
     return found;
+  }
+
+  /** One scanner key read through READ_BOUNDED: the registration when it counts, else undefined. */
+  #registration(rawKey: string, [length, pttl, value]: [number, number, string | null]) {
+    const ignore = (reason: string): undefined => {
+      this.ignore('scanner', `${peerText(rawKey, 100)}: ${reason}`, rawKey);
+      return undefined;
+    };
+    const now = Date.now();
+    if (length === -1) return undefined; // expired since the SCAN, or a named holder not registered
+    if (length === -2) return ignore('not a string');
+    if (value === null) return ignore(`larger than ${MAX_SCANNER_BYTES} bytes`);
+    if (pttl < 0) return ignore('no expiry');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      return ignore('not JSON');
+    }
+    if (this.#options.key) {
+      const { sig, ...signed } = isRecord(parsed) ? parsed : { sig: undefined };
+      if (sig === undefined || !this.#signedBy(canonicalJson(signed), sig))
+        return ignore(sig === undefined ? 'unsigned' : 'bad signature');
+    }
+    const info = parseScanner(parsed);
+    if (typeof info === 'string') return ignore(info);
+    if (rawKey !== `${this.#prefix}scanner:${info.id}`)
+      return ignore(`names another watcher (${peerText(info.id, 64)})`);
+    const beat = Date.parse(info.heartbeatAt);
+    const period = Math.min(info.heartbeatMs ?? MAX_HEARTBEAT_MS, MAX_HEARTBEAT_MS);
+    if (!(beat <= now + CLOCK_SKEW_MS))
+      return ignore(`heartbeat ${Number.isNaN(beat) ? 'is not a time' : 'in the future'}`);
+    if (now - beat > 3 * period + CLOCK_SKEW_MS)
+      return ignore(`stale (no heartbeat for ${Math.round((now - beat) / 1000)} s)`);
+    return info;
   }
 
   /** The value this watcher writes to hold a lease: its id, signed with a key. */
@@ -409,16 +437,20 @@ export class Fleet {
             ? 'no expiry'
             : undefined;
     if (why) {
-      this.ignore('lease', `${peerText(subnet, 64)}: ${why}`);
+      this.ignore('lease', `${peerText(subnet, 64)}: ${why}`, subnet);
       return undefined;
     }
     const [holder = '', sig] = (value as string).split(' ');
     if (this.#options.key && !this.#signedBy(`lease\n${subnet}\n${holder}`, sig)) {
-      this.ignore('lease', `${peerText(subnet, 64)}: ${sig === undefined ? 'unsigned' : 'bad signature'}`);
+      this.ignore('lease', `${peerText(subnet, 64)}: ${sig === undefined ? 'unsigned' : 'bad signature'}`, subnet);
       return undefined;
     }
     if (!fresh.has(holder)) {
-      this.ignore('lease', `${peerText(subnet, 64)}: held by ${peerText(holder, 64)}, which has no fresh registration`);
+      this.ignore(
+        'lease',
+        `${peerText(subnet, 64)}: held by ${peerText(holder, 64)}, which has no fresh registration`,
+        `${subnet}\n${holder}`,
+      );
       return undefined;
     }
     return holder;
@@ -440,7 +472,8 @@ export class Fleet {
     // Leases before registrations: a watcher registers before it leases, so the holder of any
     // lease read here is already registered when the registrations are read next.
     const reads = await this.#readBounded(ordered.map(keyOf), MAX_LEASE_BYTES);
-    const fresh = new Set((await this.scanners()).map((s) => s.id));
+    const holders = reads.flatMap(([, , value]) => (value ? [value.split(' ')[0] ?? ''] : []));
+    const fresh = new Set((await this.#scanners([...new Set(holders)])).map((s) => s.id));
     fresh.add(id);
     const share = Math.ceil(subnets.length / fresh.size);
     let mine: string[] = [];

@@ -726,10 +726,11 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     });
   }
 
-  /** Registry entries the resolve dropped unread or misshapen are Redis values ignored, counted. */
+  /** Registry entries the resolve dropped unread or misshapen are Redis values ignored, counted once each. */
   #countIgnoredEntries(resolution: Resolution): void {
     const registry = resolution.sources.find((r) => r.name === 'redis');
-    for (const d of registry?.dropped ?? []) if (d.port === 0) this.#fleet?.ignore('registry', d.reason);
+    for (const d of registry?.dropped ?? [])
+      if (d.port === 0) this.#fleet?.ignore('registry', d.reason, `${d.host}\n${d.reason}`);
   }
 
   /**
@@ -874,8 +875,9 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       const job = new ScanJob(
         { endpoints: toProbe.map((f) => f.endpoint) },
         {
-          // No client version: a server of another protocol is alive all the same; the usable
-          // set leaves it out (#publishUsable).
+          // No client version (not even the environment's): a server of another protocol is
+          // alive all the same; the usable set leaves it out (#publishUsable).
+          rpcVersion: null,
           timeoutMs: this.#options.timeoutMs,
           probeTimeoutMs: this.#options.probeTimeoutMs,
           engine: this.#options.engine,

@@ -240,6 +240,12 @@ describe('the fleet’s Redis is input, not a trusted peer', () => {
     expect.soft(scannersList(page.body)).toContain(`<li><code>${id}</code>`);
     expect.soft(scannersList(page.body)).not.toContain('<code>x</code>');
     expect.soft(await eventually(() => ignoredLines(serve, 'scanner').length > 0, 5000)).toBe(true);
+    // Read again at every page view, the same stored value is counted once.
+    for (let i = 0; i < 3; i++) expect((await get(`${url}/api/scanners`)).status).toBe(200);
+    const counted = JSON.parse((await get(`${url}/api/backends`)).body) as {
+      watcher: { redis: { ignored: Record<string, number> } };
+    };
+    expect.soft(counted.watcher.redis.ignored.scanner).toBe(1);
     await client.del(`${PREFIX}scanner:x`); // the huge keys below stand on their own
 
     // Three registrations of 100 MiB each, JSON a watcher could have written but for one field.

@@ -11,6 +11,7 @@ import { runCli, startCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
 import {
   CHANNEL,
+  PREFIX,
   forgedEvent,
   forgedMessage,
   keyFile,
@@ -212,6 +213,55 @@ describe('a fleet key', () => {
     expect(added).toMatchObject({ cause: { check: 'peer' }, backend: { host: bSubnet, reportedBy: ['key-holder'] } });
     expect(target.connections).toBeGreaterThan(byC);
   }, 120_000);
+
+  it('1,100 junk scanner keys neither hide the real registrations nor let a watcher take the other’s lease', async () => {
+    const redis = await startRedis();
+    const client = redis.client();
+    // Unsigned, well-shaped and expiring: more than any cap on the keys a watcher keeps.
+    const junk = client.pipeline();
+    for (let i = 0; i < 1100; i++) {
+      const id = `junk-${i}`;
+      const info = { id, host: 'x', pid: 1, version: '0', startedAt: new Date().toISOString(), sources: ['scan'] };
+      junk.set(
+        `${PREFIX}scanner:${id}`,
+        JSON.stringify({ ...info, heartbeatAt: new Date().toISOString() }),
+        'PX',
+        120_000,
+      );
+    }
+    await junk.exec();
+    const key = keyFile(32);
+    const a = watcher(redis.url, key.file, '50052');
+    const b = watcher(redis.url, key.file, '50052');
+    const split = () => {
+      const [x, y] = [scanning(a), scanning(b)];
+      return x?.length === 1 && y?.length === 1 && x[0] !== y[0];
+    };
+    if (!(await eventually(split, 20_000))) {
+      for (const w of [a, b]) console.log(w.logs.filter((l) => l.level !== 20).map((l) => JSON.stringify(l)).join('\n'));
+    }
+    expect(split()).toBe(true);
+    const [markA, markB] = [a.logs.length, b.logs.length];
+    // Six intervals more: the split holds at every cycle (each scans its own subnet alone and
+    // logs no other lease), and neither took a lease over.
+    const [mineA, mineB] = [scanning(a), scanning(b)];
+    await new Promise((r) => setTimeout(r, 6000));
+    const since = (w: WatchProcess, mark: number, msg: string) => w.logs.slice(mark).filter((l) => l.msg === msg);
+    const scans = [...since(a, markA, 'resolve done'), ...since(b, markB, 'resolve done')];
+    console.log(`figure: fleet-junk: ${scans.length} resolves over 6 s with 1,100 junk scanner keys, leases unchanged`);
+    expect(scans.length).toBeGreaterThanOrEqual(6);
+    expect(since(a, markA, 'resolve done').every((l) => String(l.scanned) === String(mineA))).toBe(true);
+    expect(since(b, markB, 'resolve done').every((l) => String(l.scanned) === String(mineB))).toBe(true);
+    expect(since(a, markA, 'scan leases').every((l) => String(l.scanning) === String(mineA))).toBe(true);
+    expect(since(b, markB, 'scan leases').every((l) => String(l.scanning) === String(mineB))).toBe(true);
+    const lost = (w: WatchProcess, mark: number) =>
+      since(w, mark, 'ignored a Redis value').filter((l) => /no fresh registration/.test(String(l.reason)));
+    expect([...lost(a, markA), ...lost(b, markB)]).toEqual([]);
+    // The junk is said (unsigned) and counted.
+    expect(a.logs.some((l) => l.msg === 'ignored a Redis value' && l.kind === 'scanner')).toBe(true);
+    for (const w of [a, b]) w.signal('SIGTERM');
+    for (const w of [a, b]) expect((await w.exited).code).toBe(0);
+  }, 60_000);
 
   it('key files that differ only in bytes that are not text are two keys: a watcher under one does not believe the other', async () => {
     const redis = await startRedis();

@@ -25,7 +25,7 @@ interface Doc {
   backends: { host: string; state: string; status: string; usable?: boolean; leftOut?: string }[];
 }
 
-function serve(config: string, extra: string[]) {
+function serve(config: string, extra: string[], env: NodeJS.ProcessEnv = {}) {
   const w = startWatch(
     [
       '--sources',
@@ -46,7 +46,7 @@ function serve(config: string, extra: string[]) {
       '9',
       ...extra,
     ],
-    {},
+    env,
     'serve',
   );
   return w;
@@ -113,26 +113,36 @@ describe('the usable list is one client can use', () => {
     expect((await w.exited).code).toBe(0);
   }, 45_000);
 
-  it('with --rpc-version judges every server against that client, keeping the others up but left out', async () => {
-    await ggmlRpcPeer({ generation: '5.x', host: '127.0.4.55', port: PORT });
-    await ggmlRpcPeer({ generation: '2.x', host: '127.0.4.57', port: PORT });
-    await ggmlRpcPeer({ generation: '2.x', host: '127.0.4.58', port: PORT });
-    const config = configFile(['127.0.4.55', '127.0.4.57', '127.0.4.58'].map(at));
-    const w = serve(config, ['--rpc-version', '5.1.0']);
-    const url = (await w.waitFor<LogLine>('serving', isLog('serving'))).url as string;
-    await w.waitFor('added .58', isEvent('added', '127.0.4.58'));
-    const doc = JSON.parse((await get(`${url}/api/backends`)).body) as Doc;
-    expect(doc.rpc).toBe(at('127.0.4.55'));
-    expect(doc.backends.map((b) => [b.host, b.state, b.status])).toEqual([
-      ['127.0.4.55', 'up', 'up'],
-      ['127.0.4.57', 'up', 'left-out'],
-      ['127.0.4.58', 'up', 'left-out'],
-    ]);
-    expect(doc.backends[1]?.leftOut).toMatch(/^ggml-rpc 2\.0\.0 does not match client 5\.1\.0/);
-    // Left out is not down: no down event, however many health rounds pass.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    expect(w.events.filter((e) => e.type === 'down')).toEqual([]);
-    w.signal('SIGTERM');
-    expect((await w.exited).code).toBe(0);
-  }, 30_000);
+  // The client named by the flag or by the environment: either way a health check judges no
+  // client (a server of another protocol is alive), and the usable set judges that one.
+  it.each([
+    ['--rpc-version', 5, ['--rpc-version', '5.1.0'], {}],
+    ['$SCAN_BACKENDS_RPC_VERSION', 6, [], { SCAN_BACKENDS_RPC_VERSION: '5.1.0' }],
+  ])(
+    'with %s judges every server against that client, keeping the others up but left out',
+    async (_, net, extra, env) => {
+      const [v5, oldA, oldB] = [5, 7, 8].map((n) => `127.0.4.${net}${n}`) as [string, string, string];
+      await ggmlRpcPeer({ generation: '5.x', host: v5, port: PORT });
+      await ggmlRpcPeer({ generation: '2.x', host: oldA, port: PORT });
+      await ggmlRpcPeer({ generation: '2.x', host: oldB, port: PORT });
+      const config = configFile([v5, oldA, oldB].map(at));
+      const w = serve(config, extra, env);
+      const url = (await w.waitFor<LogLine>('serving', isLog('serving'))).url as string;
+      await w.waitFor('added the last', isEvent('added', oldB));
+      const doc = JSON.parse((await get(`${url}/api/backends`)).body) as Doc;
+      expect(doc.rpc).toBe(at(v5));
+      expect(doc.backends.map((b) => [b.host, b.state, b.status])).toEqual([
+        [v5, 'up', 'up'],
+        [oldA, 'up', 'left-out'],
+        [oldB, 'up', 'left-out'],
+      ]);
+      expect(doc.backends[1]?.leftOut).toMatch(/^ggml-rpc 2\.0\.0 does not match client 5\.1\.0/);
+      // Left out is not down: no down event, however many health rounds pass.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(w.events.filter((e) => e.type === 'down')).toEqual([]);
+      w.signal('SIGTERM');
+      expect((await w.exited).code).toBe(0);
+    },
+    30_000,
+  );
 });

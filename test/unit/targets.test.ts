@@ -188,7 +188,7 @@ describe('guards', () => {
   });
 
   it('refuses public addresses without allowPublic, naming the flag', async () => {
-    for (const target of ['8.8.8.8', '2001:db8::1', '10.255.255.255-11.0.0.1', '0.0.0.0/0']) {
+    for (const target of ['8.8.8.8', '2001:db8::1', '10.255.255.255-11.0.0.1', '0.0.0.0/0', '::ffff:8.8.8.8']) {
       const error = await rejection(target);
       expect(error.message).toBe(
         `${target}: outside private, loopback, link-local, CGNAT and ULA space; pass --allow-public (allowPublic) to scan it`,
@@ -199,9 +199,9 @@ describe('guards', () => {
 
   it('accepts private, loopback, link-local, CGNAT, ULA and IPv6 link-local space', async () => {
     const list = await hosts(
-      '10.1.2.3,172.16.0.1,172.31.255.254,192.168.1.1,127.0.0.45,169.254.1.1,100.64.0.1,fd12::1,fe80::1,::1',
+      '10.1.2.3,172.16.0.1,172.31.255.254,192.168.1.1,127.0.0.45,169.254.1.1,100.64.0.1,fd12::1,fe80::1,::1,::ffff:10.1.2.3',
     );
-    expect(list).toHaveLength(10);
+    expect(list).toHaveLength(11);
   });
 
   it('refuses link-local and cloud-metadata space where the caller asks (the resolver), naming the flag', async () => {
@@ -211,6 +211,9 @@ describe('guards', () => {
       'fe80::1',
       'fd00:ec2::254',
       '169.254.169.250-169.254.169.255',
+      // IPv4-mapped: an IPv6 socket connects to it over IPv4, so it is the same address.
+      '::ffff:169.254.169.254',
+      '::ffff:a9fe:a9fe',
     ]) {
       const error = await rejection(target, { allowLinkLocal: false });
       expect(error.message).toBe(
