@@ -1,9 +1,10 @@
 // Command-line flags through node's parseArgs, with errors in our words: an unknown flag
 // names the nearest known one, a missing value names its flag, and an argument that starts
 // with "-" but is no flag is named as the target it probably is.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
+import { irregularFile } from '../resolver/config-file.js';
 import { checkIntegerOption, type IntegerOption } from '../scanner/options.js';
 import { UsageError } from './exit-codes.js';
 
@@ -143,20 +144,34 @@ export function parseDuration(flag: string, text: string | undefined, option: In
   return value;
 }
 
+/** A secret file's bytes (a token, a key): at most 4 KiB, a regular file, never read past that. */
+export const MAX_SECRET_BYTES = 4096;
+
+export function readSecretFile(flag: string, file: string): Buffer {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    const irregular = irregularFile(fstatSync(fd));
+    if (irregular) throw new UsageError(`${flag}: ${file}: ${irregular}`);
+    const buffer = Buffer.alloc(MAX_SECRET_BYTES + 1);
+    const bytesRead = readSync(fd, buffer, 0, buffer.length, 0);
+    if (bytesRead > MAX_SECRET_BYTES) throw new UsageError(`${flag}: ${file} is over ${MAX_SECRET_BYTES} bytes`);
+    return buffer.subarray(0, bytesRead);
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`${flag}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (${file})`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /**
- * The token a serve instance wants: the contents of --token-file (at most 4 KiB, trimmed; an
- * unreadable or empty file is a usage error naming it), else $SCAN_BACKENDS_TOKEN.
+ * The token a serve instance wants: the contents of --token-file (trimmed; an unreadable,
+ * empty or oversized file is a usage error naming it), else $SCAN_BACKENDS_TOKEN.
  */
 export function tokenOption(file: string | undefined): string | undefined {
   if (file === undefined) return process.env.SCAN_BACKENDS_TOKEN || undefined;
-  let token: string;
-  try {
-    token = readFileSync(file, 'utf8').slice(0, 4096).trim();
-  } catch (error) {
-    throw new UsageError(
-      `--token-file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (${file})`,
-    );
-  }
+  const token = readSecretFile('--token-file', file).toString('utf8').trim();
   if (token === '') throw new UsageError(`--token-file: ${file} is empty`);
   return token;
 }

@@ -1,7 +1,6 @@
 // `scan-backends watch`: the resolver as a daemon. Events on stdout (NDJSON, or a line each
 // on a terminal), pino logs, --on-change, systemd notify and watchdog, a heartbeat, and a
 // shutdown that always ends: SIGTERM/SIGINT or --until stop it within 10 s, exit 0.
-import { readFileSync } from 'node:fs';
 
 import { pino } from 'pino';
 
@@ -20,7 +19,7 @@ import { DEFAULT_LISTEN, startServer, type ServeHandle } from '../serve/server.j
 import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../scanner/options.js';
 import { parsePorts } from '../targets.js';
 import { EnvironmentError, UsageError } from './exit-codes.js';
-import { parseDuration, parseFlags, tokenOption } from './flags.js';
+import { parseDuration, parseFlags, readSecretFile, tokenOption } from './flags.js';
 import { RESOLVE_FLAGS, resolveOptionsFromFlags } from './resolve-command.js';
 import { parseFormat, parseInteger } from './scan-command.js';
 import { shutdownPolicy } from './shutdown.js';
@@ -135,19 +134,12 @@ export const SERVE_FLAGS = {
  */
 function fleetKeyOption(file: string | undefined): Buffer | undefined {
   if (file === undefined) return undefined;
-  let key: Buffer;
-  try {
-    const bytes = readFileSync(file).subarray(0, 4096);
-    const blank = (b: number | undefined) => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
-    let [start, end] = [0, bytes.length];
-    while (start < end && blank(bytes[start])) start += 1;
-    while (end > start && blank(bytes[end - 1])) end -= 1;
-    key = bytes.subarray(start, end);
-  } catch (error) {
-    throw new UsageError(
-      `--fleet-key-file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (${file})`,
-    );
-  }
+  const bytes = readSecretFile('--fleet-key-file', file);
+  const blank = (b: number | undefined) => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+  let [start, end] = [0, bytes.length];
+  while (start < end && blank(bytes[start])) start += 1;
+  while (end > start && blank(bytes[end - 1])) end -= 1;
+  const key = bytes.subarray(start, end);
   if (key.length < 16)
     throw new UsageError(`--fleet-key-file: ${file} holds ${key.length} bytes; a fleet key needs 16 or more`);
   return key;

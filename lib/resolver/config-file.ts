@@ -1,5 +1,5 @@
 // Source "config": rpc_backends.conf, one host[:port] a line, # comments and blank lines.
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -74,20 +74,25 @@ export function parseConfig(text: string, file: string, strict = false): ParsedC
  * Reads a config file: a regular file of at most MAX_CONFIG_BYTES of text. Opened without
  * blocking, so a FIFO with no writer is refused at once instead of hanging the resolver.
  */
+/** Why a file opened for its contents is none to read (a FIFO would block, /dev/zero never ends). */
+export function irregularFile(stat: Stats): string | undefined {
+  if (stat.isFile()) return undefined;
+  const kind = stat.isFIFO()
+    ? 'a FIFO'
+    : stat.isCharacterDevice()
+      ? 'a character device'
+      : stat.isDirectory()
+        ? 'a directory'
+        : 'not a file';
+  return `${kind}, not a regular file`;
+}
+
 export async function readConfigText(file: string): Promise<string> {
   const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const stat = await handle.stat();
-    if (!stat.isFile()) {
-      const kind = stat.isFIFO()
-        ? 'a FIFO'
-        : stat.isCharacterDevice()
-          ? 'a character device'
-          : stat.isDirectory()
-            ? 'a directory'
-            : 'not a file';
-      throw new Error(`${file}: ${kind}, not a regular file`);
-    }
+    const irregular = irregularFile(stat);
+    if (irregular) throw new Error(`${file}: ${irregular}`);
     if (stat.size > MAX_CONFIG_BYTES) {
       throw new Error(`${file}: ${stat.size} bytes; a config file holds at most ${MAX_CONFIG_BYTES}`);
     }

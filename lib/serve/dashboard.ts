@@ -19,8 +19,7 @@ export function escapeHtml(value: unknown): string {
 const GiB = 1024 ** 3;
 const gib = (bytes: number) => `${(bytes / GiB).toFixed(bytes >= 100 * GiB ? 0 : 1)} GiB`;
 
-/** What a person reads in the State column: up, busy or down (never a colour alone). */
-/** As the page and the API show it: up and usable, busy, down, or up but left out for its protocol. */
+/** As the page and the API show it: up and usable, busy, down, or up but left out for its protocol (never a colour alone). */
 export function displayState(b: WatchedBackend): 'up' | 'busy' | 'down' | 'left-out' {
   if (b.state === 'down') return 'down';
   if (b.leftOut !== undefined) return 'left-out';

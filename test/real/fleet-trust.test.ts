@@ -3,6 +3,11 @@
 // merge each other's events, while an unsigned report and one signed with another key are
 // ignored (never connected to) and counted; a key under 16 bytes is a usage error. And the
 // shared Redis over TLS: `--redis rediss://…` with the CA in NODE_EXTRA_CA_CERTS.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 
@@ -238,7 +243,13 @@ describe('a fleet key', () => {
       return x?.length === 1 && y?.length === 1 && x[0] !== y[0];
     };
     if (!(await eventually(split, 20_000))) {
-      for (const w of [a, b]) console.log(w.logs.filter((l) => l.level !== 20).map((l) => JSON.stringify(l)).join('\n'));
+      for (const w of [a, b])
+        console.log(
+          w.logs
+            .filter((l) => l.level !== 20)
+            .map((l) => JSON.stringify(l))
+            .join('\n'),
+        );
     }
     expect(split()).toBe(true);
     const [markA, markB] = [a.logs.length, b.logs.length];
@@ -294,16 +305,29 @@ describe('a fleet key', () => {
     expect(a.logs.some(ignoredFor(a, /^bad signature/))).toBe(true);
   }, 60_000);
 
-  it('a key file under 16 bytes is a usage error naming the file, for watch and serve', async () => {
+  it('a key or token file under 16 bytes, over 4 KiB, or no regular file (/dev/zero, a FIFO, a directory) is a usage error naming it, at once', async () => {
     const short = keyFileWith('fifteen-bytes!!');
-    for (const command of ['watch', 'serve']) {
-      // Bounded: a key that is not refused would leave a daemon running.
-      const { child, done } = startCli([command, '--sources', 'config', '--fleet-key-file', short]);
+    const large = keyFileWith(Buffer.alloc(5000, 0x61));
+    const fifo = join(mkdtempSync(join(tmpdir(), 'sb-fifo-')), 'key');
+    execFileSync('mkfifo', [fifo]);
+    const cases: [string, string, string, RegExp][] = [
+      ['watch', '--fleet-key-file', short, /holds 15 bytes; a fleet key needs 16 or more/],
+      ['serve', '--fleet-key-file', short, /holds 15 bytes/],
+      ['watch', '--fleet-key-file', large, /is over 4096 bytes/],
+      ['watch', '--fleet-key-file', '/dev/zero', /a character device, not a regular file/],
+      ['serve', '--fleet-key-file', fifo, /a FIFO, not a regular file/],
+      ['serve', '--token-file', '/dev/zero', /a character device, not a regular file/],
+      ['serve', '--token-file', tmpdir(), /a directory, not a regular file/],
+    ];
+    for (const [command, flag, file, message] of cases) {
+      // Bounded: a file that is not refused would leave a daemon running or a read never ending.
+      const { child, done } = startCli([command, '--sources', 'config', flag, file]);
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       const run = await done;
       clearTimeout(timer);
-      expect(run.code).toBe(2);
-      expect(run.stderr).toContain(short);
+      expect(run.code, `${command} ${flag} ${file}`).toBe(2);
+      expect(run.stderr).toContain(`${flag}: ${file}`);
+      expect(run.stderr).toMatch(message);
     }
     // Exactly 16 is enough: the watcher starts (and is stopped at once).
     const sixteen = keyFileWith('sixteen-bytes!!!');
