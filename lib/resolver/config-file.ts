@@ -70,10 +70,6 @@ export function parseConfig(text: string, file: string, strict = false): ParsedC
   return parsed;
 }
 
-/**
- * Reads a config file: a regular file of at most MAX_CONFIG_BYTES of text. Opened without
- * blocking, so a FIFO with no writer is refused at once instead of hanging the resolver.
- */
 /** Why a file opened for its contents is none to read (a FIFO would block, /dev/zero never ends). */
 export function irregularFile(stat: Stats): string | undefined {
   if (stat.isFile()) return undefined;
@@ -87,6 +83,10 @@ export function irregularFile(stat: Stats): string | undefined {
   return `${kind}, not a regular file`;
 }
 
+/**
+ * Reads a config file: a regular file of at most MAX_CONFIG_BYTES of text. Opened without
+ * blocking, so a FIFO with no writer is refused at once instead of hanging the resolver.
+ */
 export async function readConfigText(file: string): Promise<string> {
   const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {

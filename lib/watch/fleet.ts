@@ -355,18 +355,11 @@ export class Fleet {
   }
 
   /**
-   * The watchers registered now, for a page or the API: those a lease cycle counts.
+   * The watchers registered now, this one and the named lease holders read first:
+   * registrations of the right shape (signed, with a key), with an expiry, whose heartbeat is
+   * fresh by their own timestamp and period.
    */
-  scanners(): Promise<ScannerInfo[]> {
-    return this.#scanners([]);
-  }
-
-  /**
-   * The watchers registered now, this one and the named holders first: registrations of the
-   * right shape (signed, with a key), with an expiry, whose heartbeat is fresh by their own
-   * timestamp and period.
-   */
-  async #scanners(holders: readonly string[]): Promise<ScannerInfo[]> {
+  async scanners(holders: readonly string[] = []): Promise<ScannerInfo[]> {
     const keyOf = (id: string) => `${this.#prefix}scanner:${id}`;
     const named = [this.#options.info.id, ...holders].map(keyOf);
     const listed = await scanKeys(this.#redis, keyOf('*'), MAX_SCANNER_KEYS);
@@ -473,7 +466,7 @@ export class Fleet {
     // lease read here is already registered when the registrations are read next.
     const reads = await this.#readBounded(ordered.map(keyOf), MAX_LEASE_BYTES);
     const holders = reads.flatMap(([, , value]) => (value ? [value.split(' ')[0] ?? ''] : []));
-    const fresh = new Set((await this.#scanners([...new Set(holders)])).map((s) => s.id));
+    const fresh = new Set((await this.scanners(holders)).map((s) => s.id));
     fresh.add(id);
     const share = Math.ceil(subnets.length / fresh.size);
     let mine: string[] = [];
