@@ -188,6 +188,10 @@ export class Fleet {
   readonly #subscriber: Redis;
   readonly #heartbeat: NodeJS.Timeout;
   #scanning: string[] = [];
+  /** Subnets held past the fair share because nobody took them for a whole cycle. */
+  readonly #spare = new Set<string>();
+  /** Subnets left free at the end of the last cycle. */
+  #leftFree = new Set<string>();
   #lost = false;
   #everReady = false;
   #closed = false;
@@ -452,7 +456,9 @@ export class Fleet {
   /**
    * Which of `subnets` this watcher scans this cycle: those it holds, renewed, and free ones
    * up to its fair share (the subnets over the watchers registered), in its own order; past
-   * its share (a watcher joined) it lets go of the ones it ranks last. A lease that does not
+   * its share (a watcher joined) it lets go of the ones it ranks last. A subnet still free a
+   * cycle later is taken as a spare whatever the share, so every subnet is scanned by someone
+   * within two intervals even when registrations do no work. A lease that does not
    * count (no expiry, no fresh holder, unsigned with a key) is taken over. Throws when Redis
    * is down: the caller then scans them all, on its own.
    */
@@ -486,14 +492,34 @@ export class Fleet {
         free.push(subnet);
       }
     }
-    for (const subnet of mine.slice(share)) await this.#redis.eval(RELEASE, 1, keyOf(subnet), this.#leaseValue(subnet));
-    mine = mine.slice(0, share);
+    // Spares fill any room in the share first (a watcher went away); past the share (a watcher
+    // joined), the others are let go of, those ranked last first; spares are kept.
+    let regular = mine.filter((s) => !this.#spare.has(s)).length;
+    for (const s of mine) if (regular < share && this.#spare.delete(s)) regular += 1;
+    const release = mine.filter((s) => !this.#spare.has(s)).slice(share);
+    for (const subnet of release) await this.#redis.eval(RELEASE, 1, keyOf(subnet), this.#leaseValue(subnet));
+    mine = mine.filter((s) => !release.includes(s));
+    let held = regular - release.length;
+    const leftFree: string[] = [];
     for (const subnet of free) {
-      if (mine.length >= share) break;
+      // Up to the share; past it only a subnet that was free at the last cycle too: nobody
+      // took it (the other registrations do no work, or are a writer's), so it is scanned here.
+      const spare = held >= share;
+      if (spare && !this.#leftFree.has(subnet)) {
+        leftFree.push(subnet);
+        continue;
+      }
       const taken = await this.#redis.set(keyOf(subnet), this.#leaseValue(subnet), 'PX', this.#options.leaseMs, 'NX');
-      if (taken === 'OK') mine.push(subnet);
-      else others[subnet] = '?'; // taken by another in the meantime
+      if (taken !== 'OK')
+        others[subnet] = '?'; // taken by another in the meantime
+      else {
+        mine.push(subnet);
+        if (spare) this.#spare.add(subnet);
+        else held += 1;
+      }
     }
+    this.#leftFree = new Set(leftFree);
+    for (const s of this.#spare) if (!mine.includes(s)) this.#spare.delete(s);
     this.#scanning = subnets.filter((s) => mine.includes(s));
     await this.#register();
     return { mine: this.#scanning, others };

@@ -4,7 +4,7 @@
 // subnet left unscanned, never a value read whole whatever its size. And a watcher that
 // started before its Redis still hears the others once Redis comes up.
 // Real redis-server, real watcher and serve processes, real ggml-rpc peers on 127.0.172.x.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { runCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
@@ -216,6 +216,52 @@ describe('the fleet’s Redis is input, not a trusted peer', () => {
       expect(ignoredLines(w, kind)[0], kind).toMatchObject({ level: 40, kind, ignored: 1 });
     }
   }, 40_000);
+
+  it('registrations that do no work (fresh, well formed, never leasing) cannot keep a subnet unscanned: each is taken within two intervals', async () => {
+    const subnets = ['127.0.172.80', '127.0.172.81', '127.0.172.82'];
+    const redis = await startRedis();
+    const client = redis.client();
+    // Eight "watchers" kept fresh by a writer: the fair share of 3 subnets over 9 is 1.
+    const beat = async () => {
+      for (let i = 0; i < 8; i++) {
+        await client.set(`${PREFIX}scanner:idle${i}`, JSON.stringify(scannerInfo(`idle${i}`, { subnets })), 'PX', 5000);
+      }
+    };
+    await beat();
+    const beating = setInterval(() => void beat().catch(() => {}), 500);
+    onTestFinished(() => clearInterval(beating));
+    const w = startWatch([
+      '--sources',
+      'scan',
+      ...subnets.flatMap((s) => ['--subnet', s]),
+      '-p',
+      '50052',
+      '--redis',
+      redis.url,
+      '--interval',
+      '500ms',
+      '--health-interval',
+      '1h',
+      '--timeout',
+      '300',
+      '--probe-timeout',
+      '500',
+    ]);
+    const id = await watcherId(w);
+    const leases = () => w.logs.filter(isLog('scan leases')) as LogLine[];
+    const all = (l: LogLine) => [...((l.scanning as string[] | undefined) ?? [])].sort().join() === subnets.join();
+    // Two intervals are 1 s; allowed 8 s on a loaded machine.
+    const found = await eventually(() => leases().some(all), 8000);
+    expect(found, `"scan leases" lines: ${JSON.stringify(leases().map((l) => [l.scanning, l.leasedByOthers]))}`).toBe(
+      true,
+    );
+    console.log(
+      `figure: 8 idle registrations: one watcher scans all 3 subnets after ${leases().findIndex(all) + 1} "scan leases" lines`,
+    );
+    for (const subnet of subnets) expect(await client.get(`${PREFIX}lease:${subnet}`)).toBe(id);
+    w.signal('SIGTERM');
+    expect((await w.exited).code).toBe(0);
+  }, 30_000);
 
   it('serve answers its page whatever the scanner keys hold: misshapen ones ignored, huge ones never fetched whole', async () => {
     const redis = await startRedis();
