@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 
 import type { WatchEvent } from '../../lib/watch/types.js';
-import type { LogLine, WatchProcess } from './watch.js';
+import { startWatch, type LogLine, type WatchProcess } from './watch.js';
 
 export const PREFIX = 'scan-backends:';
 export const CHANNEL = `${PREFIX}watch-events`;
@@ -125,3 +125,26 @@ export function ignoredLines(w: WatchProcess, kind: 'event' | 'scanner' | 'lease
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A watcher scanning `subnets` on 50052 every 500 ms, sharing `redisUrl`; health checks idle
+ * (they would connect too, and tests count the scans' connects). */
+export function scanWatcher(subnets: readonly string[], redisUrl: string, extra: string[] = []) {
+  return startWatch([
+    '--sources',
+    'scan',
+    ...subnets.flatMap((s) => ['--subnet', s]),
+    '-p',
+    '50052',
+    '--redis',
+    redisUrl,
+    '--interval',
+    '500ms',
+    '--health-interval',
+    '1h',
+    '--timeout',
+    '300',
+    '--probe-timeout',
+    '500',
+    ...extra,
+  ]);
+}

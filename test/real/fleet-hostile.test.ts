@@ -18,6 +18,7 @@ import {
   PREFIX,
   redisOutputBytes,
   scannerInfo,
+  scanWatcher,
   sleep,
   subscribers,
   watchEvent,
@@ -173,25 +174,7 @@ describe('the fleet’s Redis is input, not a trusted peer', () => {
     await client.set(`${PREFIX}lease:127.0.172.71`, 'future', 'PX', 60_000);
     await ggmlRpcPeer({ generation: '5.x', host: '127.0.172.70', port: 50052 });
 
-    const w = startWatch([
-      '--sources',
-      'scan',
-      ...subnets.flatMap((s) => ['--subnet', s]),
-      '-p',
-      '50052',
-      '--redis',
-      redis.url,
-      '--interval',
-      '500ms',
-      '--health-interval',
-      '1h',
-      '--timeout',
-      '300',
-      '--probe-timeout',
-      '500',
-      '--log-level',
-      'debug',
-    ]);
+    const w = scanWatcher(subnets, redis.url, ['--log-level', 'debug']);
     const id = await watcherId(w);
     const started = w.logs.find(isLog('watch started')) as LogLine;
     const leases = () => w.logs.filter(isLog('scan leases')) as LogLine[];
@@ -230,23 +213,7 @@ describe('the fleet’s Redis is input, not a trusted peer', () => {
     await beat();
     const beating = setInterval(() => void beat().catch(() => {}), 500);
     onTestFinished(() => clearInterval(beating));
-    const w = startWatch([
-      '--sources',
-      'scan',
-      ...subnets.flatMap((s) => ['--subnet', s]),
-      '-p',
-      '50052',
-      '--redis',
-      redis.url,
-      '--interval',
-      '500ms',
-      '--health-interval',
-      '1h',
-      '--timeout',
-      '300',
-      '--probe-timeout',
-      '500',
-    ]);
+    const w = scanWatcher(subnets, redis.url);
     const id = await watcherId(w);
     const leases = () => w.logs.filter(isLog('scan leases')) as LogLine[];
     const all = (l: LogLine) => [...((l.scanning as string[] | undefined) ?? [])].sort().join() === subnets.join();

@@ -7,31 +7,13 @@ import type { WatchEvent } from '../../lib/watch/types.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { eventually } from '../helpers/net.js';
 import { startRedis } from '../helpers/redis.js';
-import { isLog, startWatch, type LogLine, type WatchProcess } from '../helpers/watch.js';
+import { scanWatcher } from '../helpers/fleet.js';
+import { isLog, type LogLine, type WatchProcess } from '../helpers/watch.js';
 
 const SUBNETS = ['127.0.1.70', '127.0.1.71'];
 
 function watcher(url: string): WatchProcess {
-  return startWatch([
-    '--sources',
-    'scan',
-    ...SUBNETS.flatMap((s) => ['--subnet', s]),
-    '-p',
-    '50052',
-    '--redis',
-    url,
-    '--interval',
-    '500ms',
-    // Health checks would connect too; these tests count the scans' connects.
-    '--health-interval',
-    '1h',
-    '--timeout',
-    '300',
-    '--probe-timeout',
-    '500',
-    '--log-level',
-    'debug',
-  ]);
+  return scanWatcher(SUBNETS, url, ['--log-level', 'debug']);
 }
 
 /** The subnets a watcher said it scans, in its latest "scan leases" line. */
