@@ -1,12 +1,19 @@
 // --on-change CMD: when the set of usable backends changes, run CMD with the new list in
 // $SCAN_BACKENDS_RPC and the full view as JSON on stdin. Debounced (a flapping network runs
-// it once), never two at once, killed past its time limit; its exit and stderr tail logged.
-import { spawn } from 'node:child_process';
+// it once), never two at once, killed past its time limit; its exit and stderr tail logged. A
+// run ends when the command exits: the coordinator it starts is left alone.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 
 export const DEFAULT_SETTLE_MS = 5000;
 export const DEFAULT_ON_CHANGE_TIMEOUT_MS = 60_000;
 /** How much of the command's stderr the log keeps: its end, where the error usually is. */
 const STDERR_TAIL_BYTES = 2048;
+/**
+ * After the command exits, how long its stderr may stay open to yield its last lines: past
+ * this, a process it started that keeps the pipe is not waited for.
+ */
+const STDERR_AFTER_EXIT_MS = 200;
 /** After SIGTERM, the command's process group gets this long before SIGKILL. */
 const KILL_GRACE_MS = 3000;
 
@@ -56,7 +63,7 @@ export class OnChangeRunner {
   #pending?: { rpc: string; json: string };
   #timer?: NodeJS.Timeout;
   #running?: Promise<void>;
-  #child?: ReturnType<typeof spawn>;
+  #child?: ChildProcess;
   #closed = false;
   runs = 0;
 
@@ -100,8 +107,11 @@ export class OnChangeRunner {
       });
       this.#child = child;
       let stderr = Buffer.alloc(0);
+      let finished = false;
       child.stderr?.on('data', (chunk: Buffer) => {
-        stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES);
+        // After the run, what a process it started writes there is read and dropped: a pipe
+        // nobody reads would block it once full, a closed one would kill it with SIGPIPE.
+        if (!finished) stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES);
       });
       child.stdin?.on('error', () => {}); // a command that does not read its stdin
       child.stdin?.end(json);
@@ -109,36 +119,54 @@ export class OnChangeRunner {
       const limit = setTimeout(() => {
         timedOut = true;
         log('error', 'on-change: time limit reached; stopping it', { timeoutMs });
-        this.#killGroup(child.pid);
+        this.#stop(child);
       }, timeoutMs);
-      let finished = false;
-      // A command that cannot start emits 'error' and then 'close': it is one run, said once.
+      const elapsedMs = () => Math.round(performance.now() - started);
+      let afterExit: NodeJS.Timeout | undefined;
+      // One run, said once: after 'exit', stderr's close and the grace below race to end it.
       const done = (fields: Record<string, unknown>, failed: boolean) => {
         if (finished) return;
         finished = true;
         clearTimeout(limit);
+        clearTimeout(afterExit);
         this.#child = undefined;
+        const stderrLeftOpen = child.stderr !== null && !child.stderr.closed;
+        if (stderrLeftOpen) (child.stderr as Socket).unref();
+        child.stdin?.destroy();
         const tail = stderr.toString('utf8').trim();
-        const elapsedMs = Math.round(performance.now() - started);
         log(failed ? 'error' : 'info', failed ? 'on-change: failed' : 'on-change: done', {
           ...fields,
-          elapsedMs,
+          ...(stderrLeftOpen ? { stderrLeftOpen } : {}),
           ...(tail ? { stderrTail: tail } : {}),
         });
         resolve();
       };
-      child.on('error', (error) => done({ error: error.message }, true));
-      child.on('close', (code, signal) =>
-        done({ exitCode: code, ...(signal ? { signal } : {}), ...(timedOut ? { timedOut } : {}) }, code !== 0),
-      );
+      child.on('error', (error) => done({ error: error.message, elapsedMs: elapsedMs() }, true));
+      // The run ends with the command: what it started (a coordinator in the background, in a
+      // session of its own or not) may keep the stderr pipe open for as long as it runs.
+      child.on('exit', (code, signal) => {
+        clearTimeout(limit);
+        const fields = {
+          exitCode: code,
+          ...(signal ? { signal } : {}),
+          ...(timedOut ? { timedOut } : {}),
+          elapsedMs: elapsedMs(),
+        };
+        const end = () => done(fields, code !== 0);
+        if (child.stderr === null || child.stderr.closed) return end();
+        child.stderr.once('close', end);
+        afterExit = setTimeout(end, STDERR_AFTER_EXIT_MS);
+      });
     });
   }
 
-  #killGroup(pid: number | undefined): void {
-    if (pid === undefined) return;
+  /** Stops a command past its time: SIGTERM to its process group, SIGKILL past the grace. */
+  #stop(child: ChildProcess): void {
     const kill = (signal: NodeJS.Signals) => {
+      // Once the command has exited, what is left in its group it started on purpose.
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
       try {
-        process.kill(-pid, signal);
+        process.kill(-child.pid, signal);
       } catch {
         // already gone
       }
@@ -156,7 +184,7 @@ export class OnChangeRunner {
     clearTimeout(this.#timer);
     if (!this.#running) return;
     const running = this.#running;
-    const grace = setTimeout(() => this.#killGroup(this.#child?.pid), graceMs);
+    const grace = setTimeout(() => this.#child && this.#stop(this.#child), graceMs);
     await running;
     clearTimeout(grace);
   }

@@ -1,12 +1,21 @@
 // Real processes whose command lines carry `--rpc`, as coordinators' do, killed when the test
-// finishes: what the resolver's process source looks for.
+// finishes: what the resolver's process source looks for; and whether a process still runs.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { onTestFinished } from 'vitest';
+
+/** Running, not a zombie nobody reaped yet (state Z in /proc/PID/stat). */
+export function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 const HOLDER = fileURLToPath(new URL('./rpc-holder.mjs', import.meta.url));
 

@@ -1,13 +1,19 @@
 // --on-change with real processes: debounced, never two at once, no shell unless asked, a
-// time limit that ends the command's whole process group, failures logged with stderr's tail.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+// time limit that ends the command's whole process group, failures logged with stderr's tail;
+// a run ends when its command exits, and the coordinator it started (keeping our stderr pipe,
+// even in a session of its own) is left running (issue 18).
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { OnChangeRunner } from '../../lib/daemon/on-change.js';
+import { configFile } from '../helpers/config.js';
+import { alive } from '../helpers/coordinator.js';
+import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { eventually } from '../helpers/net.js';
+import { isLog, startWatch, type LogLine } from '../helpers/watch.js';
 
 type Logged = { level: string; msg: string; fields: Record<string, unknown> };
 
@@ -20,6 +26,22 @@ function runner(argv: string[], options: { settleMs?: number; timeoutMs?: number
     log: (level, msg, fields) => logged.push({ level, msg, fields }),
   });
   return { r, logged, done: () => logged.filter((l) => /^on-change: (done|failed)$/.test(l.msg)) };
+}
+
+/** The pids a command wrote to `file`, one a line; each is SIGKILLed when the test finishes. */
+function straysIn(file: string): () => number[] {
+  const pids = () =>
+    existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map(Number) : [];
+  onTestFinished(() => {
+    for (const pid of pids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+  return pids;
 }
 
 describe('--on-change', () => {
@@ -114,4 +136,72 @@ describe('--on-change', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(r.runs).toBe(1);
   }, 15_000);
+
+  it('a run ends when its command exits: the coordinator it started keeps our stderr and is left running', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-onchange-'));
+    const pids = straysIn(join(dir, 'pids'));
+    // The stand-in coordinator keeps the stderr pipe, writes to it after the run, and lives on.
+    const script = `{ sleep 1; echo coordinator log line >&2; exec sleep 300; } & echo $! >> ${dir}/pids; echo restarted >&2`;
+    const { r, logged, done } = runner(['sh', '-c', script], { settleMs: 0, timeoutMs: 2000 });
+    r.update('a:1', '{}');
+    expect(await eventually(() => done().length === 1, 5000)).toBe(true);
+    const run = done()[0] as Logged;
+    expect(run).toMatchObject({
+      level: 'info',
+      msg: 'on-change: done',
+      fields: { exitCode: 0, stderrTail: 'restarted', stderrLeftOpen: true },
+    });
+    expect(run.fields.timedOut).toBeUndefined();
+    expect(run.fields.elapsedMs).toBeLessThan(1000);
+    // Past the late write and past the time limit: nothing stopped it, nothing was logged.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(pids()).toHaveLength(1);
+    expect(alive(pids()[0] as number)).toBe(true);
+    expect(logged.filter((l) => l.level !== 'info')).toEqual([]);
+  }, 15_000);
+
+  it('watch: a coordinator started with setsid holds neither the run, the next change nor SIGTERM', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.183.10' });
+    const b = await ggmlRpcPeer({ generation: '5.x', host: '127.0.183.11' });
+    const config = configFile([`127.0.183.10:${a.port}`]);
+    const dir = mkdtempSync(join(tmpdir(), 'sb-onchange-'));
+    const pids = straysIn(join(dir, 'pids'));
+    const watch = startWatch([
+      '--sources',
+      'config',
+      '--interval',
+      '30s',
+      '--health-interval',
+      '200ms',
+      '--config',
+      config,
+      '--settle',
+      '0',
+      '--on-change-shell',
+      '--on-change',
+      // Its own session: out of reach of the command's process group, with our stderr pipe.
+      `setsid sleep 300 & echo $! >> ${dir}/pids; echo "$SCAN_BACKENDS_RPC" >> ${dir}/lists`,
+    ]);
+    const first = await watch.waitFor<LogLine>('the first run to end', isLog(/^on-change: (done|failed)$/), 5000);
+    expect(first).toMatchObject({ msg: 'on-change: done', exitCode: 0, stderrLeftOpen: true });
+    expect(first.elapsedMs).toBeLessThan(1000);
+
+    // The next change runs at once, and the first coordinator still runs beside the second.
+    writeFileSync(config, `127.0.183.10:${a.port}\n127.0.183.11:${b.port}\n`);
+    const runsEnded = () => watch.logs.filter(isLog(/^on-change: (done|failed)$/));
+    expect(await eventually(() => runsEnded().length === 2, 5000)).toBe(true);
+    expect(runsEnded()[1]).toMatchObject({ msg: 'on-change: done', exitCode: 0 });
+    expect(readFileSync(join(dir, 'lists'), 'utf8')).toBe(
+      `127.0.183.10:${a.port}\n127.0.183.10:${a.port},127.0.183.11:${b.port}\n`,
+    );
+    expect(pids()).toHaveLength(2);
+    expect(pids().every(alive)).toBe(true);
+
+    const stopping = performance.now();
+    watch.signal('SIGTERM');
+    expect(await watch.exited).toEqual({ code: 0, signal: null });
+    expect(performance.now() - stopping).toBeLessThan(3000);
+    expect(watch.logs.at(-1)).toMatchObject({ msg: 'stopped', onChangeRuns: 2 });
+    expect(pids().every(alive)).toBe(true);
+  }, 30_000);
 });

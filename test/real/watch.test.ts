@@ -10,7 +10,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { CLI, runCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
-import { stopOnFinish } from '../helpers/coordinator.js';
+import { alive, stopOnFinish } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { hostilePeer } from '../helpers/hostile.js';
 import { countFds, eventually, settledFdCount } from '../helpers/net.js';
@@ -21,15 +21,6 @@ import type { WatchEvent } from '../../lib/watch/types.js';
 
 const FAST = ['--sources', 'config', '--interval', '2s', '--health-interval', '200ms', '--timeout', '300'];
 const FAST_PROBE = ['--probe-timeout', '400'];
-
-/** Running, not a zombie nobody reaped yet (state Z in /proc/PID/stat). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 function workDir(): string {
   return mkdtempSync(join(tmpdir(), 'sb-watch-'));
