@@ -1,6 +1,7 @@
-// The daemon's log: pino JSON lines, written synchronously (a line logged before exit is a
-// line on disk). On stdout by default, for journald; to a file rotated by size with
-// --log-file (SIGHUP reopens it, for logrotate); as short human lines on a terminal.
+// The daemon's log: pino JSON lines. On stdout by default, for journald, through the daemon's
+// StdoutWriter (it never waits for a reader); to a file rotated by size with --log-file,
+// written synchronously (a line logged before exit is a line on disk; SIGHUP reopens it, for
+// logrotate); as short human lines on a terminal.
 import { closeSync, existsSync, fstatSync, openSync, renameSync, writeSync } from 'node:fs';
 
 import { pino, type DestinationStream, type Logger } from 'pino';
@@ -12,10 +13,22 @@ export const DEFAULT_LOG_FILES = 5;
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** Reopens tried after a failed write before only SIGHUP tries again: 1 s, 2 s … 128 s apart. */
+const REOPEN_ATTEMPTS = 8;
+const FIRST_REOPEN_DELAY_MS = 1000;
+
+interface Failure {
+  lostLines: number;
+  reopenAttempts: number;
+  nextReopenAt: number;
+}
+
 /**
  * A log file that rotates by size: past `maxBytes` the file becomes FILE.1 (FILE.1 becomes
- * FILE.2 …, the oldest beyond `files` is dropped) and a new FILE is started. A write that
- * fails (disk full) is said once on stderr and never throws into the caller.
+ * FILE.2 …, the oldest beyond `files` is dropped) and a new FILE is started. A write, rotation
+ * or reopen that fails (disk full, the directory removed) never throws into the caller: it is
+ * said once on stderr, lines are counted as lost, and the path is opened again at each SIGHUP
+ * and, a bounded number of times, on the lines that follow.
  */
 export class RotatingFile implements DestinationStream {
   readonly #path: string;
@@ -23,7 +36,9 @@ export class RotatingFile implements DestinationStream {
   readonly #files: number;
   #fd = -1;
   #size = 0;
-  #failed = false;
+  #closed = false;
+  /** Set from the first failure until a line is written again. */
+  #failure: Failure | undefined;
 
   constructor(path: string, maxBytes = DEFAULT_LOG_MAX_BYTES, files = DEFAULT_LOG_FILES) {
     this.#path = path;
@@ -37,8 +52,20 @@ export class RotatingFile implements DestinationStream {
     this.#size = fstatSync(this.#fd).size;
   }
 
+  /** Closes the descriptor, if any; a close that fails leaves nothing to retry. */
+  #closeFd(): void {
+    const fd = this.#fd;
+    this.#fd = -1;
+    if (fd < 0) return;
+    try {
+      closeSync(fd);
+    } catch {
+      // EBADF or EIO: the descriptor is gone either way.
+    }
+  }
+
   #rotate(): void {
-    closeSync(this.#fd);
+    this.#closeFd();
     for (let i = this.#files - 1; i >= 1; i--) {
       if (existsSync(`${this.#path}.${i}`)) renameSync(`${this.#path}.${i}`, `${this.#path}.${i + 1}`);
     }
@@ -46,33 +73,71 @@ export class RotatingFile implements DestinationStream {
     this.#open();
   }
 
+  #fail(what: string, error: unknown): Failure {
+    this.#closeFd();
+    if (this.#failure === undefined) {
+      process.stderr.write(
+        `scan-backends: cannot ${what} ${this.#path}: ${(error as Error).message}; log lines are lost until it can be opened again (SIGHUP reopens it)\n`,
+      );
+      this.#failure = { lostLines: 0, reopenAttempts: 0, nextReopenAt: 0 };
+    }
+    const failure = this.#failure;
+    failure.nextReopenAt = performance.now() + FIRST_REOPEN_DELAY_MS * 2 ** failure.reopenAttempts;
+    return failure;
+  }
+
+  /** After a failure: opens the path again when the next bounded attempt is due. */
+  #reopenIfDue(failure: Failure): boolean {
+    if (this.#fd >= 0) return true;
+    if (failure.reopenAttempts >= REOPEN_ATTEMPTS || performance.now() < failure.nextReopenAt) return false;
+    failure.reopenAttempts += 1;
+    try {
+      this.#open();
+      return true;
+    } catch (error) {
+      this.#fail('reopen', error);
+      return false;
+    }
+  }
+
   write(line: string): void {
+    if (this.#closed) return;
+    const failure = this.#failure;
+    if (failure && !this.#reopenIfDue(failure)) {
+      failure.lostLines += 1;
+      return;
+    }
     try {
       const bytes = Buffer.byteLength(line);
       if (this.#size > 0 && this.#size + bytes > this.#maxBytes) this.#rotate();
       writeSync(this.#fd, line);
       this.#size += bytes;
-      this.#failed = false;
     } catch (error) {
-      if (!this.#failed)
-        process.stderr.write(`scan-backends: cannot write ${this.#path}: ${(error as Error).message}\n`);
-      this.#failed = true;
+      this.#fail('write', error).lostLines += 1;
+      return;
+    }
+    if (this.#failure !== undefined) {
+      process.stderr.write(
+        `scan-backends: writing ${this.#path} again; ${this.#failure.lostLines} log lines were lost\n`,
+      );
+      this.#failure = undefined;
     }
   }
 
   /** Closes and opens the path again: after logrotate moved it, or on SIGHUP. */
   reopen(): void {
+    this.#closeFd();
+    if (this.#failure) this.#failure.reopenAttempts = 0; // the operator asked: retries start over
     try {
-      closeSync(this.#fd);
       this.#open();
     } catch (error) {
-      process.stderr.write(`scan-backends: cannot reopen ${this.#path}: ${(error as Error).message}\n`);
+      this.#fail('reopen', error);
     }
   }
 
   close(): void {
-    if (this.#fd >= 0) closeSync(this.#fd);
-    this.#fd = -1;
+    this.#closed = true;
+    this.#closeFd();
   }
 }
 
