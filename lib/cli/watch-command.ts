@@ -14,6 +14,7 @@ import { PACKAGE_VERSION, Watcher, WATCH_DEFAULTS } from '../watch/watcher.js';
 import type { WatchEvent, WatchSnapshot } from '../watch/types.js';
 import { isLoopbackAddress } from '../addresses.js';
 import { parseHostPort } from '../host-port.js';
+import { normalizeHost } from '../serve/allowed-hosts.js';
 import { DEFAULT_HTTP_PORTS, HttpDiscovery } from '../serve/http-discovery.js';
 import { DEFAULT_LISTEN, startServer, type ServeHandle } from '../serve/server.js';
 import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../scanner/options.js';
@@ -96,7 +97,7 @@ export const WATCH_FLAGS = {
   'fleet-key-file': { type: 'string' },
 } as const;
 
-export const SERVE_USAGE = `Usage: scan-backends serve [--listen HOST:PORT] [--token-file FILE] [watch options]
+export const SERVE_USAGE = `Usage: scan-backends serve [--listen HOST:PORT] [--token-file FILE] [--allow-host NAME] [watch options]
 
 Runs a watcher (every watch option applies, see watch --help) and shows it over HTTP:
   GET /                   the dashboard: backends, device memory, provenance, events, scanners
@@ -113,6 +114,8 @@ Serve options:
       --token-file FILE      the token every request must carry (Authorization: Bearer, or the
                              cookie the page gets from /?token=…); $SCAN_BACKENDS_TOKEN too.
                              Required to listen anywhere but loopback.
+      --allow-host NAME      a name the server is reached by (repeatable); a request naming
+                             another Host than this, loopback's or --listen's gets 421
       --max-sse-clients N    event-stream clients at once (default 100)
       --http-ports P         ports where HTTP backends are looked for (default 8080,8000), on
                              the --subnet list, else on the hosts of the backends followed
@@ -124,6 +127,7 @@ export const SERVE_FLAGS = {
   ...WATCH_FLAGS,
   listen: { type: 'string' },
   'token-file': { type: 'string' },
+  'allow-host': { type: 'string', multiple: true },
   'max-sse-clients': { type: 'string' },
   'http-ports': { type: 'string' },
 } as const;
@@ -150,6 +154,7 @@ function parseServeFlags(values: Record<string, unknown>): {
   host: string;
   port: number;
   token?: string;
+  allowHosts: string[];
   maxSseClients?: number;
   httpPorts: number[];
 } {
@@ -162,6 +167,12 @@ function parseServeFlags(values: Record<string, unknown>): {
     throw new UsageError(
       `--listen ${listen.host}: not a loopback address, so a token is required (--token-file FILE or $SCAN_BACKENDS_TOKEN)`,
     );
+  }
+  const allowHosts = (values['allow-host'] as string[] | undefined) ?? [];
+  for (const name of allowHosts) {
+    if (normalizeHost(name) === undefined) {
+      throw new UsageError(`--allow-host: expected a host name or address without a port, got "${name}"`);
+    }
   }
   const max = values['max-sse-clients'];
   const maxSseClients = max === undefined ? undefined : Number(max);
@@ -179,7 +190,7 @@ function parseServeFlags(values: Record<string, unknown>): {
       throw new UsageError(`--http-ports: ${(error as Error).message}`);
     }
   }
-  return { host: listen.host, port: listen.port, token, maxSseClients, httpPorts };
+  return { host: listen.host, port: listen.port, token, allowHosts, maxSseClients, httpPorts };
 }
 
 /** The whole stop, from the signal to the exit: what systemd's TimeoutStopSec can count on. */

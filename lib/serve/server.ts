@@ -1,9 +1,9 @@
 // The serve command's HTTP server over a running watcher: the API, the event stream, the
 // metrics, service discovery and the dashboard. Loopback by default; any other address needs
 // a token, checked in constant time on every request (Bearer, or the HttpOnly cookie the
-// page gets once from /?token=…). GET and HEAD only, no body, bounded headers, connections
-// and stream clients; every answer with nosniff and a strict Content-Security-Policy, and no
-// CORS header ever.
+// page gets once from /?token=…), after the Host (allowed-hosts.ts, against DNS rebinding).
+// GET and HEAD only, no body, bounded headers, connections and stream clients; every answer
+// with nosniff and a strict Content-Security-Policy, and no CORS header ever.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { isLoopbackAddress } from '../addresses.js';
 import type { WatchEvent, WatchSnapshot } from '../watch/types.js';
 import type { Watcher } from '../watch/watcher.js';
+import { hostCheck } from './allowed-hosts.js';
 import {
   backendsFragment,
   CONTENT_SECURITY_POLICY,
@@ -38,6 +39,8 @@ export interface ServeOptions {
   port: number;
   /** Required unless `host` is a loopback address. */
   token?: string;
+  /** Host names answered besides loopback's and `host` (--allow-host). */
+  allowHosts?: readonly string[];
   maxSseClients?: number;
   discovery?: HttpDiscovery;
 }
@@ -76,6 +79,7 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
     );
   }
   const expected = options.token === undefined ? undefined : digest(options.token);
+  const hostAllowed = hostCheck(options.host, options.allowHosts ?? []);
   const metrics = new ServeMetrics(watcher);
   const stream = new EventStream(watcher, {
     maxClients: options.maxSseClients ?? DEFAULT_MAX_SSE_CLIENTS,
@@ -121,7 +125,13 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<string> => {
     const started = performance.now();
-    const url = new URL(req.url ?? '/', 'http://serve.invalid');
+    const target = req.url ?? '/';
+    const url = new URL(target, 'http://serve.invalid');
+    // An absolute URL's authority is the one the request names (RFC 9112, 3.2.2), not Host.
+    if (!hostAllowed(target.startsWith('/') ? req.headers.host : url.host)) {
+      res.writeHead(421, { 'Content-Length': '0' }).end();
+      return 'misdirected';
+    }
     // Server-Timing: how long the answer took to make, for the bench and for curious operators.
     const send = (status: number, type: string, body: string, extra: Record<string, string> = {}) => {
       const timing = { 'Server-Timing': `app;dur=${(performance.now() - started).toFixed(2)}` };

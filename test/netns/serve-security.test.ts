@@ -1,14 +1,10 @@
 // serve off loopback, in the namespace (where 0.0.0.0 reaches nothing but lo): a token is
 // required to start, and every request without the right one gets 401 and nothing else; the
 // page's one-time login sets an HttpOnly, SameSite=Strict cookie.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { runCli } from '../helpers/cli.js';
-import { configFile } from '../helpers/config.js';
+import { configFile, tokenFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { get } from '../helpers/http.js';
 import { enterIsolatedNamespace } from '../helpers/netns.js';
@@ -26,14 +22,12 @@ describe('serve off loopback', () => {
   it('answers 401 and nothing else without the token; Bearer and the login cookie work', async () => {
     const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.45' });
     const token = 'correct horse battery staple';
-    const dir = mkdtempSync(join(tmpdir(), 'sb-token-'));
-    writeFileSync(join(dir, 'token'), `${token}\n`);
     const serve = startWatch(
       [
         '--listen',
         '0.0.0.0:0',
         '--token-file',
-        join(dir, 'token'),
+        tokenFile(token),
         '--sources',
         'config',
         '--config',
