@@ -23,6 +23,7 @@ export class ServeMetrics {
   readonly #sseClients: Gauge;
   readonly droppedEvents: Counter;
   readonly requests: Counter;
+  readonly closedConnections: Counter;
 
   constructor(watcher: Watcher) {
     this.#watcher = watcher;
@@ -69,6 +70,12 @@ export class ServeMetrics {
       name: 'scan_backends_http_requests_total',
       help: 'HTTP requests answered, by route and status.',
       labelNames: ['route', 'status'],
+      registers,
+    });
+    this.closedConnections = new Counter({
+      name: 'scan_backends_http_connections_closed_total',
+      help: "Connections closed by the limits: per-client (over one client's share), replaced (an idle or slow one made room at the cap), full (the cap held only busy ones).",
+      labelNames: ['because'],
       registers,
     });
     const transitions = new Counter({

@@ -2,8 +2,9 @@
 // metrics, service discovery and the dashboard. Loopback by default; any other address needs
 // a token, checked in constant time on every request (Bearer, or the HttpOnly cookie the
 // page gets once from /?token=…), after the Host (allowed-hosts.ts, against DNS rebinding).
-// GET and HEAD only, no body, bounded headers, connections and stream clients; every answer
-// with nosniff and a strict Content-Security-Policy, and no CORS header ever.
+// GET and HEAD only, no body, bounded headers, connections (connection-guard.ts) and stream
+// clients; every answer with nosniff and a strict Content-Security-Policy, and no CORS header
+// ever.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import { isLoopbackAddress } from '../addresses.js';
 import type { WatchEvent, WatchSnapshot } from '../watch/types.js';
 import type { Watcher } from '../watch/watcher.js';
 import { hostCheck } from './allowed-hosts.js';
+import { guardConnections } from './connection-guard.js';
 import {
   backendsFragment,
   CONTENT_SECURITY_POLICY,
@@ -28,6 +30,12 @@ import { ServeMetrics } from './metrics.js';
 export const DEFAULT_LISTEN = '127.0.0.1:8765';
 export const DEFAULT_MAX_SSE_CLIENTS = 100;
 const MAX_CONNECTIONS = 512;
+/**
+ * One client's share of MAX_CONNECTIONS: above the default 100 event streams, so that a reverse
+ * proxy on this machine (one address for all its users) can carry them all.
+ */
+const MAX_CONNECTIONS_PER_CLIENT = 128;
+const HEADERS_TIMEOUT_MS = 5000;
 const MAX_HEADER_BYTES = 8 * 1024;
 const MAX_HEADERS = 64;
 /** Events the page lists. */
@@ -220,7 +228,14 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
   };
 
   const server: Server = createServer(
-    { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 10_000, headersTimeout: 5000 },
+    {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      requestTimeout: 10_000,
+      headersTimeout: HEADERS_TIMEOUT_MS,
+      // Node looks at the header timeout only this often (default 30 s, which let slow
+      // connections hold their places six times as long).
+      connectionsCheckingInterval: 1000,
+    },
     (req, res) => {
       handle(req, res).then(
         (route) => metrics.requests.inc({ route, status: String(res.statusCode) }),
@@ -231,7 +246,9 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
       );
     },
   );
-  server.maxConnections = MAX_CONNECTIONS;
+  guardConnections(server, { total: MAX_CONNECTIONS, perClient: MAX_CONNECTIONS_PER_CLIENT }, (because) =>
+    metrics.closedConnections.inc({ because }),
+  );
   server.maxHeadersCount = MAX_HEADERS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
