@@ -53,10 +53,12 @@ export class EventStream {
     res.write(text);
   }
 
-  /** Serves one client; false when the cap is reached (the caller answers 503). */
-  accept(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): boolean {
+  /**
+   * Serves one client; false when the cap is reached (the caller answers 503). HEAD gets the
+   * stream's headers and no stream, so it holds no place.
+   */
+  accept(req: IncomingMessage, res: ServerResponse, url: URL, headers: Record<string, string>): boolean {
     if (this.#clients.size >= this.#maxClients) return false;
-    const url = new URL(req.url ?? '/', 'http://x');
     const resume = req.headers['last-event-id'] ?? url.searchParams.get('lastEventId') ?? undefined;
     res.writeHead(200, {
       ...headers,
@@ -65,6 +67,10 @@ export class EventStream {
       Connection: 'keep-alive',
       'X-Accel-Buffering': 'no',
     });
+    if (req.method === 'HEAD') {
+      res.end();
+      return true;
+    }
     res.socket?.setNoDelay(true);
     let text = `retry: ${RETRY_MS}\n\n`;
     if (typeof resume === 'string' && /^\d{1,15}$/.test(resume)) {

@@ -134,7 +134,13 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<string> => {
     const started = performance.now();
     const target = req.url ?? '/';
-    const url = new URL(target, 'http://serve.invalid');
+    let url: URL;
+    try {
+      url = new URL(target, 'http://serve.invalid');
+    } catch {
+      res.writeHead(400, { 'Content-Length': '0', Connection: 'close' }).end();
+      return 'other';
+    }
     // An absolute URL's authority is the one the request names (RFC 9112, 3.2.2), not Host.
     if (!hostAllowed(target.startsWith('/') ? req.headers.host : url.host)) {
       res.writeHead(421, { 'Content-Length': '0' }).end();
@@ -199,7 +205,7 @@ export async function startServer(watcher: Watcher, options: ServeOptions): Prom
         send(200, metrics.registry.contentType, await metrics.render());
         return 'metrics';
       case '/api/events':
-        if (!stream.accept(req, res, common)) {
+        if (!stream.accept(req, res, url, common)) {
           send(503, 'text/plain; charset=utf-8', 'too many event-stream clients\n', { 'Retry-After': '10' });
         }
         return 'events';

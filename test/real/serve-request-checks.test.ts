@@ -1,12 +1,13 @@
 // What serve checks in each request before it answers (issue 18): the Host, against DNS
-// rebinding (a page on another origin whose name resolves to 127.0.0.1 read the backend list).
+// rebinding (a page on another origin whose name resolves to 127.0.0.1 read the backend list),
+// a malformed absolute URL (a 500), and HEAD /api/events (no headers, and a stream place held).
 // Real serve process on 127.0.181.1; requests written byte for byte where a client library
 // would not send them.
 import { describe, expect, it } from 'vitest';
 
 import { runCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
-import { rawRequest } from '../helpers/http.js';
+import { get, rawRequest, sse } from '../helpers/http.js';
 import { isLog, startWatch, type LogLine } from '../helpers/watch.js';
 
 async function startServe(extra: string[] = []): Promise<{ url: string; port: number }> {
@@ -77,5 +78,25 @@ describe('serve checks each request', () => {
       expect(run.code, bad).toBe(2);
       expect(run.stderr).toContain(`--allow-host: expected a host name or address without a port, got "${bad}"`);
     }
+  });
+
+  it('answers 400, not 500, to a malformed absolute URL', async () => {
+    const { port } = await startServe();
+    const answer = await rawRequest('127.0.181.1', port, `GET http://[ HTTP/1.1\r\nHost: 127.0.181.1:${port}\r\n\r\n`);
+    expect(parse(answer)).toEqual({ status: 400, body: '' });
+  });
+
+  it('answers HEAD /api/events with the stream headers at once, holding no stream place', async () => {
+    const { url } = await startServe(['--max-sse-clients', '1']);
+    const head = get(`${url}/api/events`, { method: 'HEAD', timeoutMs: 3000 });
+    await new Promise((r) => setTimeout(r, 500));
+    // The one place is free for a real stream, whether the HEAD has finished or not.
+    const stream = await sse(`${url}/api/events`);
+    stream.close();
+    expect(stream.status, 'a stream after a HEAD').toBe(200);
+    const answer = await head;
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+    expect(answer.body).toBe('');
   });
 });
