@@ -38,7 +38,7 @@ export function guardConnections(
     if (left === 0) perClient.delete(state.client);
     else perClient.set(state.client, left);
   };
-  const refuse = (socket: Socket, because: ClosedBecause) => {
+  const drop = (socket: Socket, because: ClosedBecause) => {
     onClose(because);
     forget(socket);
     socket.destroy();
@@ -50,11 +50,11 @@ export function guardConnections(
       return;
     }
     const client = clientOf(socket.remoteAddress);
-    if ((perClient.get(client) ?? 0) >= limits.perClient) return refuse(socket, 'per-client');
+    if ((perClient.get(client) ?? 0) >= limits.perClient) return drop(socket, 'per-client');
     if (connections.size >= limits.total) {
       const oldest = waiting.values().next().value;
-      if (oldest === undefined) return refuse(socket, 'full');
-      refuse(oldest, 'replaced');
+      if (oldest === undefined) return drop(socket, 'full');
+      drop(oldest, 'replaced');
     }
     connections.set(socket, { client, requests: 0 });
     perClient.set(client, (perClient.get(client) ?? 0) + 1);
