@@ -2,12 +2,11 @@
 // on a terminal), pino logs, --on-change, systemd notify and watchdog, a heartbeat, and a
 // shutdown that always ends: SIGTERM/SIGINT or --until stop it within 10 s, exit 0.
 
-import { pino } from 'pino';
-
 import { formatHostPort } from '../host-port.js';
 import { terminalSafe } from '../peer-text.js';
 import { createDaemonLog, DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES, LOG_LEVELS, type LogLevel } from '../daemon/log.js';
 import { DEFAULT_ON_CHANGE_TIMEOUT_MS, DEFAULT_SETTLE_MS, OnChangeRunner, splitCommand } from '../daemon/on-change.js';
+import { StdoutWriter } from '../daemon/stdout-writer.js';
 import { SystemdNotifier, watchdogIntervalMs } from '../daemon/systemd.js';
 import { checkIntegerOption } from '../scanner/options.js';
 import { PACKAGE_VERSION, Watcher, WATCH_DEFAULTS } from '../watch/watcher.js';
@@ -195,6 +194,8 @@ function parseServeFlags(values: Record<string, unknown>): {
 
 /** The whole stop, from the signal to the exit: what systemd's TimeoutStopSec can count on. */
 export const SHUTDOWN_BOUND_MS = 10_000;
+/** The part of it a stalled stdout reader may take before its lines are given up. */
+const STDOUT_FLUSH_MS = 1000;
 const DEFAULT_HEARTBEAT_MS = 3_600_000;
 
 function parseSize(flag: string, text: string | undefined): number | undefined {
@@ -286,17 +287,12 @@ export async function runWatchCommand(
     if (onChangeArgv.length === 0) throw new UsageError('--on-change: an empty command');
   } else if (values['on-change-shell']) throw new UsageError('--on-change-shell: needs --on-change CMD');
 
-  // One synchronous stdout for event lines and log lines, so they stay in order and a line
-  // written before exit is never lost.
-  const stdout = pino.destination({ dest: 1, sync: true });
+  // One stdout for event lines and log lines, so they stay in order; it never waits for a
+  // reader that stopped reading (lines are dropped and counted instead).
+  const stdout = new StdoutWriter();
   // A reader that went away (`watch | head -1`, a dead log collector) stops the daemon as a
   // signal does: a clean shutdown, with nothing more written to stdout.
-  let stdoutGone: (() => void) | undefined;
-  const stdoutClosed = new Promise<void>((resolve) => (stdoutGone = resolve));
-  stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
-    stdoutGone?.();
-  });
+  const stdoutClosed = new Promise<NodeJS.ErrnoException>((resolve) => stdout.once('gone', resolve));
   let log;
   try {
     log = createDaemonLog({
@@ -311,6 +307,7 @@ export async function runWatchCommand(
     throw new UsageError(`--log-file: ${(error as Error).message}`);
   }
   const { logger } = log;
+  stdout.on('drained', (told) => logger.warn(told, 'stdout: its reader stalled; lines were dropped'));
   shutdownPolicy.graceMs = SHUTDOWN_BOUND_MS;
 
   const watcher = new Watcher(watchOptions);
@@ -421,7 +418,7 @@ export async function runWatchCommand(
   // Stop on the CLI's signal or at --until; `until` may lie beyond setTimeout's 24.8 days.
   const stopReason = await new Promise<string>((resolve) => {
     signal.addEventListener('abort', () => resolve((signal.reason as Error)?.message ?? 'signal'), { once: true });
-    void stdoutClosed.then(() => resolve('stdout closed'));
+    void stdoutClosed.then((error) => resolve(error.code === 'EPIPE' ? 'stdout closed' : `stdout: ${error.message}`));
     if (signal.aborted) resolve('signal');
     if (until) {
       const check = () => {
@@ -451,5 +448,8 @@ export async function runWatchCommand(
     'stopped',
   );
   log.close();
+  const unwritten = await stdout.close(STDOUT_FLUSH_MS);
+  if (unwritten > 0)
+    process.stderr.write(`scan-backends: ${unwritten} lines never reached stdout (its reader stalled)\n`);
   return 0;
 }

@@ -1,5 +1,5 @@
 // Runs the built CLI (dist/cli.js) as a real child process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -16,19 +16,23 @@ export function assertBuilt(): void {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first (npm test does)`);
 }
 
-/** Starts `scan-backends ...args`; `shellPrefix` (e.g. "ulimit -n 128 &&") runs it through sh. */
+/**
+ * Starts `scan-backends ...args`; `shellPrefix` (e.g. "ulimit -n 128 &&") runs it through sh;
+ * `stdout`, a descriptor the test opened (a FIFO), replaces the pipe the test reads.
+ */
 export function startCli(
   args: string[],
-  options: { shellPrefix?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { shellPrefix?: string; env?: NodeJS.ProcessEnv; stdout?: number } = {},
 ): {
   child: ChildProcess;
   done: Promise<CliRun>;
 } {
   assertBuilt();
   const env = { ...process.env, ...options.env };
-  const child = options.shellPrefix
-    ? spawn('sh', ['-c', `${options.shellPrefix} exec "$0" "$@"`, process.execPath, CLI, ...args], { env })
-    : spawn(process.execPath, [CLI, ...args], { env });
+  const stdio: StdioOptions = ['pipe', options.stdout ?? 'pipe', 'pipe'];
+  const child: ChildProcess = options.shellPrefix
+    ? spawn('sh', ['-c', `${options.shellPrefix} exec "$0" "$@"`, process.execPath, CLI, ...args], { env, stdio })
+    : spawn(process.execPath, [CLI, ...args], { env, stdio });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -22,13 +22,17 @@ export interface WatchProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** `scan-backends watch` (or `serve`, which takes the same options and more). */
+/**
+ * `scan-backends watch` (or `serve`, which takes the same options and more); with `stdout` (a
+ * descriptor the test opened) its lines go there and `events`/`logs` stay empty.
+ */
 export function startWatch(
   args: string[],
   env: NodeJS.ProcessEnv = {},
   command: 'watch' | 'serve' = 'watch',
+  stdout?: number,
 ): WatchProcess {
-  const { child } = startCli([command, '--format', 'ndjson', ...args], { env });
+  const { child } = startCli([command, '--format', 'ndjson', ...args], { env, stdout });
   const events: WatchEvent[] = [];
   const logs: LogLine[] = [];
   const waiters = new Set<() => void>();
