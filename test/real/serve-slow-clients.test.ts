@@ -51,9 +51,10 @@ async function answersOf12(url: string, path: string, from: string, status: numb
 const addresses = (first: number, count: number) => Array.from({ length: count }, (_, i) => `127.0.181.${first + i}`);
 
 describe('serve under slow and idle clients', () => {
-  it('answers /healthz and token-carrying requests while 600 dripping connections from 12 addresses stay open', async () => {
+  it('answers /healthz and token-carrying requests while 600 dripping connections from 4 addresses stay open', async () => {
     const { url, port } = await startServe();
-    const crowd = slowCrowd({ host: '127.0.181.1', port, from: addresses(10, 12), size: 600, mode: 'drip' });
+    // 150 an address: each over its share (128), and the four shares fill all 512 places.
+    const crowd = slowCrowd({ host: '127.0.181.1', port, from: addresses(10, 4), size: 600, mode: 'drip' });
     await new Promise((r) => setTimeout(r, 2000));
     const [healthz, backends] = await Promise.all([
       answersOf12(url, '/healthz', '127.0.181.2', 200),
@@ -68,6 +69,16 @@ describe('serve under slow and idle clients', () => {
     // Nobody dripped past the header timeout (5 s, checked every second).
     expect(lifetimes.length).toBeGreaterThan(0);
     expect(Math.max(...lifetimes)).toBeLessThan(7000);
+    // Both limits were at work: shares refused, slow connections replaced at the cap.
+    const metrics = (await get(`${url}/metrics`, { headers: AUTH, localAddress: '127.0.181.2' })).body;
+    const closed = (because: string) =>
+      Number(
+        new RegExp(`^scan_backends_http_connections_closed_total\\{because="${because}"\\} (\\d+)$`, 'm').exec(
+          metrics,
+        )?.[1] ?? 0,
+      );
+    expect(closed('per-client'), 'closed over a share').toBeGreaterThan(0);
+    expect(closed('replaced'), 'replaced at the cap').toBeGreaterThan(0);
   }, 40_000);
 
   it('holds one address to its share: the excess of 600 silent connections is closed at once, and others are answered', async () => {
