@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 packages=""
-for tool in unshare:util-linux ip:iproute2 nft:nftables clang-format:clang-format make:make g++:g++ cmake:cmake redis-server:redis-server chromium:chromium prometheus:prometheus; do
+for tool in unshare:util-linux ip:iproute2 nft:nftables clang-format:clang-format make:make g++:g++ cmake:cmake redis-server:redis-server chromium:chromium prometheus:prometheus faketime:faketime; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || packages="$packages ${tool#*:}"
 done
 if [ -n "$packages" ]; then
