@@ -10,6 +10,7 @@ import type { DestinationStream } from 'pino';
 
 /** What a stalled reader may hold back before lines are dropped: some 300 event lines. */
 export const STDOUT_BUFFER_BYTES = 256 * 1024;
+const STDOUT_FD = 1;
 /** How often a full pipe is tried again; each try is one non-blocking write. */
 const RETRY_MS = 50;
 /** The most one write hands the kernel: a pipe's default capacity. */
@@ -23,8 +24,6 @@ export interface StdoutWriterEvents {
 }
 
 export class StdoutWriter extends EventEmitter<StdoutWriterEvents> implements DestinationStream {
-  readonly #fd: number;
-  readonly #maxBufferedBytes: number;
   /** Lines the kernel has not taken yet; the first may be partly written (#headOffset). */
   readonly #queue: Buffer[] = [];
   #headOffset = 0;
@@ -34,19 +33,17 @@ export class StdoutWriter extends EventEmitter<StdoutWriterEvents> implements De
   #retry: NodeJS.Timeout | undefined;
   #gone = false;
 
-  constructor(options: { fd?: number; maxBufferedBytes?: number } = {}) {
+  constructor() {
     super();
-    this.#fd = options.fd ?? 1;
-    this.#maxBufferedBytes = options.maxBufferedBytes ?? STDOUT_BUFFER_BYTES;
     // libuv opens a pipe non-blocking when process.stdout is first touched: from then on a
     // full pipe answers EAGAIN instead of blocking writeSync (and the whole process).
-    if (this.#fd === 1) void process.stdout;
+    void process.stdout;
   }
 
   write(line: string): void {
     if (this.#gone) return;
     const bytes = Buffer.from(line);
-    if (this.#queuedBytes + bytes.length > this.#maxBufferedBytes) {
+    if (this.#queuedBytes + bytes.length > STDOUT_BUFFER_BYTES) {
       this.#droppedLines += 1;
       return;
     }
@@ -62,7 +59,7 @@ export class StdoutWriter extends EventEmitter<StdoutWriterEvents> implements De
       const chunk = this.#nextChunk();
       let written: number;
       try {
-        written = writeSync(this.#fd, chunk);
+        written = writeSync(STDOUT_FD, chunk);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') return this.#fail(error as NodeJS.ErrnoException);
         written = 0;
@@ -74,13 +71,12 @@ export class StdoutWriter extends EventEmitter<StdoutWriterEvents> implements De
         return;
       }
     }
-    if (this.#droppedLines > 0) {
-      const told = { droppedLines: this.#droppedLines, stalledMs: Math.round(performance.now() - this.#stalledSince) };
-      this.#droppedLines = 0;
-      this.#stalledSince = 0;
-      this.emit('drained', told); // a listener's own line goes out at once: the queue is empty
-    }
+    const droppedLines = this.#droppedLines;
+    const stalledMs = Math.round(performance.now() - this.#stalledSince);
+    this.#droppedLines = 0;
     this.#stalledSince = 0;
+    // A listener's own line goes out at once: the queue is empty.
+    if (droppedLines > 0) this.emit('drained', { droppedLines, stalledMs });
   }
 
   /** The queue's start, up to CHUNK_BYTES (or the one line that is longer), as one buffer. */
