@@ -415,6 +415,12 @@ export class Fleet {
     return info;
   }
 
+  /** A lease's value read back: the holder's id, and the signature after it when signed. */
+  static #parseLease(value: string): [holder: string, sig: string | undefined] {
+    const [holder = '', sig] = value.split(' ');
+    return [holder, sig];
+  }
+
   /** The value this watcher writes to hold a lease: its id, signed with a key. */
   #leaseValue(subnet: string): string {
     const id = this.#options.info.id;
@@ -437,7 +443,7 @@ export class Fleet {
       this.ignore('lease', `${peerText(subnet, 64)}: ${why}`, subnet);
       return undefined;
     }
-    const [holder = '', sig] = (value as string).split(' ');
+    const [holder, sig] = Fleet.#parseLease(value as string);
     if (this.#options.key && !this.#signedBy(`lease\n${subnet}\n${holder}`, sig)) {
       this.ignore('lease', `${peerText(subnet, 64)}: ${sig === undefined ? 'unsigned' : 'bad signature'}`, subnet);
       return undefined;
@@ -471,7 +477,7 @@ export class Fleet {
     // Leases before registrations: a watcher registers before it leases, so the holder of any
     // lease read here is already registered when the registrations are read next.
     const reads = await this.#readBounded(ordered.map(keyOf), MAX_LEASE_BYTES);
-    const holders = reads.flatMap(([, , value]) => (value ? [value.split(' ')[0] ?? ''] : []));
+    const holders = reads.flatMap(([, , value]) => (value ? [Fleet.#parseLease(value)[0]] : []));
     const fresh = new Set((await this.scanners(holders)).map((s) => s.id));
     fresh.add(id);
     const share = Math.ceil(subnets.length / fresh.size);
