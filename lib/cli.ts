@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 
 import { EXIT, EnvironmentError, UsageError } from './cli/exit-codes.js';
 import { shutdownPolicy } from './cli/shutdown.js';
-import { InvalidOptionError, InvalidTargetError, ScanBackendsError } from './errors.js';
+import { InvalidOptionError, InvalidTargetError, ScanBackendsError } from './common/errors.js';
 
 const USAGE = `Usage: scan-backends <command> [options]
 

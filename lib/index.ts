@@ -1,5 +1,5 @@
-export { scan, scanAll, probe, selectEngine, sortResults, ScanJob } from './scan.js';
-export type { ScanOptions, ScanResult, ScanReport, EngineSelection, PollerBackend, ProbeOptions } from './scan.js';
+export { scan, scanAll, probe, selectEngine, sortResults, ScanJob } from './scan/job.js';
+export type { ScanOptions, ScanResult, ScanReport, EngineSelection, PollerBackend, ProbeOptions } from './scan/job.js';
 export type {
   ProbeName,
   ServiceName,
@@ -9,7 +9,7 @@ export type {
   HttpFingerprint,
   DeviceMemory,
 } from './probes/types.js';
-export type { ProbeOption } from './probes/chain.js';
+export type { ProbeOption } from './probes/plan.js';
 export { NEWEST_RPC_PROTOCOL, rpcCompatible } from './probes/verdict.js';
 export {
   resolveTargets,
@@ -18,9 +18,9 @@ export {
   DEFAULT_PORT,
   LARGE_JOB_PAIRS,
   MAX_JOB_PAIRS,
-} from './targets.js';
-export type { Endpoint, TargetOptions, LookupFn, LocalSubnet, LocalSubnetChoice } from './targets.js';
-export type { EngineChoice, EngineName, PortState } from './scanner/index.js';
+} from './scan/targets/grammar.js';
+export type { Endpoint, TargetOptions, LookupFn, LocalSubnet, LocalSubnetChoice } from './scan/targets/grammar.js';
+export type { EngineChoice, EngineName, PortState } from './scan/engines/index.js';
 export {
   ScanBackendsError,
   InvalidTargetError,
@@ -29,7 +29,7 @@ export {
   NativeScanError,
   ScanAbortedError,
   SourceUnavailableError,
-} from './errors.js';
+} from './common/errors.js';
 export {
   resolveBackends,
   MAX_COORDINATOR_BACKENDS,
@@ -39,7 +39,7 @@ export {
 } from './resolver/index.js';
 export type { ResolveOptions } from './resolver/index.js';
 export type { Backend, Candidate, Dropped, Resolution, SourceName, SourceReport } from './resolver/types.js';
-export { parseHostPort, formatHostPort } from './host-port.js';
+export { parseHostPort, formatHostPort } from './common/host-port.js';
 export { watchBackends, Watcher, WATCH_DEFAULTS } from './watch/watcher.js';
 export type { WatchOptions, WatchLog } from './watch/watcher.js';
 export type {

@@ -311,7 +311,7 @@ Napi::Value notify_datagram(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, error);
 }
 
-// The records and ids the JS side mirrors (lib/native-layout.ts): the loader compares them and
+// The records and ids the JS side mirrors (lib/scan/addon/layout.ts): the loader compares them and
 // refuses a build that differs.
 Napi::Object layout(Napi::Env env) {
   Napi::Object layout = Napi::Object::New(env);

@@ -1,14 +1,14 @@
 // `scan-backends doctor`: the pre-flight check an operator runs before `watch`. Each line is
 // ok, warn or fail with what to do about it; nothing here sends a packet except the Redis
 // PING to the URL the operator named.
-import { loadBinding } from '../binding.js';
+import { loadBinding } from '../scan/addon/load.js';
 import { configCandidates, configSearchPath } from '../resolver/config-file.js';
 import { processCandidates } from '../resolver/process.js';
 import { describeRedisError, RedisRegistry, redactUrl, REDIS_TIMEOUT_MS } from '../resolver/redis-cache.js';
-import { fdLimit } from '../scan.js';
-import { defaultConcurrency } from '../scanner/index.js';
-import { localSubnetTargets } from '../targets.js';
-import { terminalSafe } from '../peer-text.js';
+import { fdLimit } from '../scan/job.js';
+import { defaultConcurrency } from '../scan/engines/index.js';
+import { localSubnetTargets } from '../scan/targets/grammar.js';
+import { terminalSafe } from '../common/peer-text.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseFlags } from './flags.js';
 import { parseFormat } from './scan-command.js';

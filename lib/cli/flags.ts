@@ -5,7 +5,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { irregularFile } from '../resolver/config-file.js';
-import { checkIntegerOption, type IntegerOption } from '../scanner/options.js';
+import { checkIntegerOption, type IntegerOption } from '../common/options.js';
 import { UsageError } from './exit-codes.js';
 
 /** Edit distance, for "did you mean": flags are short, so the quadratic table is nothing. */

@@ -1,6 +1,6 @@
 // How scan results are printed: an aligned table for people, JSON and NDJSON for programs.
-import { terminalSafe } from '../peer-text.js';
-import type { ScanReport, ScanResult } from '../scan.js';
+import { terminalSafe } from '../common/peer-text.js';
+import type { ScanReport, ScanResult } from '../scan/job.js';
 
 export type OutputFormat = 'table' | 'json' | 'ndjson';
 

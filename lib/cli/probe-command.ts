@@ -1,8 +1,8 @@
 // `scan-backends probe HOST:PORT...`: tell what answers at each address, and exit by the
 // worst: 4 a connection failed, 1 reachable but not healthy, 0 all serving.
 
-import { parseHostPort, type HostPort } from '../host-port.js';
-import { probe, selectEngine, type ScanReport, type ScanResult } from '../scan.js';
+import { parseHostPort, type HostPort } from '../common/host-port.js';
+import { probe, selectEngine, type ScanReport, type ScanResult } from '../scan/job.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseFlags } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable } from './output.js';

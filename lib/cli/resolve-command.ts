@@ -1,8 +1,8 @@
 // `scan-backends resolve`: the live RPC backends for a coordinator, and where each came from.
 // `--format rpc` prints exactly what llama-server's --rpc takes.
 
-import { formatHostPort } from '../host-port.js';
-import { terminalSafe } from '../peer-text.js';
+import { formatHostPort } from '../common/host-port.js';
+import { terminalSafe } from '../common/peer-text.js';
 import { resolveBackends, type ResolveOptions } from '../resolver/index.js';
 import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
 import type { IncomingMessage } from 'node:http';

@@ -1,11 +1,11 @@
 // `scan-backends scan`: parse flags, run the scan, print results, choose the exit code.
 
-import { scan, sortResults, type ScanOptions, type ScanReport, type ScanResult } from '../scan.js';
-import type { EngineChoice } from '../scanner/index.js';
+import { scan, sortResults, type ScanOptions, type ScanReport, type ScanResult } from '../scan/job.js';
+import type { EngineChoice } from '../scan/engines/index.js';
 import { PROBE_NAMES, type ProbeName } from '../probes/types.js';
 import { parseVersion } from '../probes/verdict.js';
-import { localSubnetTargets } from '../targets.js';
-import { checkIntegerOption, type IntegerOption } from '../scanner/options.js';
+import { localSubnetTargets } from '../scan/targets/grammar.js';
+import { checkIntegerOption, type IntegerOption } from '../common/options.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseFlags } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';
@@ -43,7 +43,7 @@ Exit: 0 at least one open, 1 none open, 2 usage error, 3 environment error, 130 
 
 /** A whole-number flag, checked against its range where it enters: the message names the flag. */
 /**
- * A whole-number flag: digits, then the option's own range check (scanner/options.ts), with
+ * A whole-number flag: digits, then the option's own range check (common/options.ts), with
  * the flag as the name in the message.
  */
 export function parseInteger(flag: string, text: string | undefined, option: IntegerOption): number | undefined {

@@ -2,22 +2,22 @@
 // on a terminal), pino logs, --on-change, systemd notify and watchdog, a heartbeat, and a
 // shutdown that always ends: SIGTERM/SIGINT or --until stop it within 10 s, exit 0.
 
-import { formatHostPort } from '../host-port.js';
-import { terminalSafe } from '../peer-text.js';
+import { formatHostPort } from '../common/host-port.js';
+import { terminalSafe } from '../common/peer-text.js';
 import { createDaemonLog, DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES, LOG_LEVELS, type LogLevel } from '../daemon/log.js';
 import { DEFAULT_ON_CHANGE_TIMEOUT_MS, DEFAULT_SETTLE_MS, OnChangeRunner, splitCommand } from '../daemon/on-change.js';
 import { StdoutWriter } from '../daemon/stdout-writer.js';
 import { SystemdNotifier, watchdogIntervalMs } from '../daemon/systemd.js';
-import { checkIntegerOption } from '../scanner/options.js';
+import { checkIntegerOption } from '../common/options.js';
 import { PACKAGE_VERSION, Watcher, WATCH_DEFAULTS } from '../watch/watcher.js';
 import type { WatchEvent, WatchSnapshot } from '../watch/types.js';
-import { isLoopbackAddress } from '../addresses.js';
-import { parseHostPort } from '../host-port.js';
+import { isLoopbackAddress } from '../common/addresses.js';
+import { parseHostPort } from '../common/host-port.js';
 import { normalizeHost } from '../serve/allowed-hosts.js';
 import { DEFAULT_HTTP_PORTS, HttpDiscovery } from '../serve/http-discovery.js';
 import { DEFAULT_LISTEN, startServer, type ServeHandle } from '../serve/server.js';
-import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../scanner/options.js';
-import { parsePorts } from '../targets.js';
+import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../common/options.js';
+import { parsePorts } from '../scan/targets/grammar.js';
 import { EnvironmentError, UsageError } from './exit-codes.js';
 import { parseDuration, parseFlags, readSecretFile, tokenOption } from './flags.js';
 import { RESOLVE_FLAGS, resolveOptionsFromFlags } from './resolve-command.js';

@@ -6,7 +6,7 @@ import { closeSync, existsSync, fstatSync, openSync, renameSync, writeSync } fro
 
 import { pino, type DestinationStream, type Logger } from 'pino';
 
-import { terminalSafe } from '../peer-text.js';
+import { terminalSafe } from '../common/peer-text.js';
 
 export const DEFAULT_LOG_MAX_BYTES = 50 * 1024 * 1024;
 export const DEFAULT_LOG_FILES = 5;

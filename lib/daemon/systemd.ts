@@ -1,6 +1,6 @@
 // systemd's notify protocol (Type=notify): READY=1, STATUS=…, WATCHDOG=1 and STOPPING=1 as
 // datagrams to $NOTIFY_SOCKET. Node has no AF_UNIX datagram socket; the addon sends them.
-import { loadBinding } from '../binding.js';
+import { loadBinding } from '../scan/addon/load.js';
 
 export class SystemdNotifier {
   readonly socket: string;

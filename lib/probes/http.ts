@@ -6,7 +6,7 @@ import { Agent, request } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
-import { peerText } from '../peer-text.js';
+import { peerText } from '../common/peer-text.js';
 import { peerPreview } from './ggml-rpc.js';
 import type { Target } from './session.js';
 import type { HttpFingerprint, ProbeStep } from './types.js';

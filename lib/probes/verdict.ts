@@ -1,5 +1,5 @@
 // The one rule, shared by both engines, that turns what the probes saw into a verdict.
-import { peerText } from '../peer-text.js';
+import { peerText } from '../common/peer-text.js';
 import type { GrpcDetails, ProbeStep, ProbeVerdict, RpcDetails } from './types.js';
 
 export { NEWEST_RPC_PROTOCOL } from './ggml-rpc.js';

@@ -1,7 +1,7 @@
 // The compatibility rule: which live ggml-rpc servers one llama.cpp client can use together.
 // resolve applies it to its result; the watcher to its usable set (and so serve, --on-change,
 // `resolve --from`): a list handed on is always one a single client can use.
-import { formatHostPort } from '../host-port.js';
+import { formatHostPort } from '../common/host-port.js';
 import { parseVersion, rpcCompatible } from '../probes/verdict.js';
 import type { Backend } from './types.js';
 

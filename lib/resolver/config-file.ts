@@ -4,9 +4,9 @@ import { open } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-import { InvalidTargetError } from '../errors.js';
-import { parseHostPort } from '../host-port.js';
-import { peerText } from '../peer-text.js';
+import { InvalidTargetError } from '../common/errors.js';
+import { parseHostPort } from '../common/host-port.js';
+import { peerText } from '../common/peer-text.js';
 import { parseVersion } from '../probes/verdict.js';
 import type { Candidate, Dropped } from './types.js';
 

@@ -6,7 +6,7 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { endianness } from 'node:os';
 
-import type { AddressFamily } from '../addresses.js';
+import type { AddressFamily } from '../common/addresses.js';
 
 /** "family:value:port" of an address and port: how held connections are looked up. */
 export function heldKey(family: AddressFamily, value: bigint, port: number): string {

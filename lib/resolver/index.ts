@@ -1,10 +1,10 @@
 // resolveBackends(): the priority chain. Each source names candidates; every candidate is
 // verified before it is returned; the first source with a live backend wins (or, with
 // `merge`, all are unioned). Verified backends are recorded in Redis when one is configured.
-import { InvalidOptionError, SourceUnavailableError } from '../errors.js';
-import { formatHostPort } from '../host-port.js';
-import type { EngineChoice } from '../scanner/index.js';
-import { systemLookup, type LookupFn } from '../targets.js';
+import { InvalidOptionError, SourceUnavailableError } from '../common/errors.js';
+import { formatHostPort } from '../common/host-port.js';
+import type { EngineChoice } from '../scan/engines/index.js';
+import { systemLookup, type LookupFn } from '../scan/targets/grammar.js';
 import {
   checkBooleanOption,
   checkChoiceOption,
@@ -14,7 +14,7 @@ import {
   checkTargetListOption,
   ENGINES,
   rpcVersionOption,
-} from '../scanner/options.js';
+} from '../common/options.js';
 import { chooseCompatibleGroup, CLIENT_RULE, GROUP_RULE } from './compatibility.js';
 import { configCandidates, configSearchPath, type LoadedConfig } from './config-file.js';
 import { scanSource } from './network-scan.js';

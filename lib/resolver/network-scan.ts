@@ -1,7 +1,7 @@
 // Source "scan": the network scan, probing every open port for ggml-rpc.
-import { scanAll, ScanJob, type ScanOptions, type ScanResult } from '../scan.js';
-import { localSubnetTargets, resolveTargets } from '../targets.js';
-import { parseAddress } from '../addresses.js';
+import { scanAll, ScanJob, type ScanOptions, type ScanResult } from '../scan/job.js';
+import { localSubnetTargets, resolveTargets } from '../scan/targets/grammar.js';
+import { parseAddress } from '../common/addresses.js';
 import { heldKey } from './held.js';
 import type { Backend, Dropped } from './types.js';
 import { heldBackend, judgeAll, type VerifyContext } from './verify.js';

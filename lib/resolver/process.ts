@@ -4,7 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { promisify } from 'node:util';
 
-import { parseHostPort } from '../host-port.js';
+import { parseHostPort } from '../common/host-port.js';
 import type { Candidate, Dropped } from './types.js';
 
 const COORDINATORS = new Set(['llama-server', 'llama-cli']);

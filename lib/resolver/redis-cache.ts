@@ -13,8 +13,8 @@
 //                                  "host","port","sources"?,"reason"?,"at"}
 import type { Redis } from 'ioredis';
 
-import { formatHostPort, parseHostPort } from '../host-port.js';
-import { peerText } from '../peer-text.js';
+import { formatHostPort, parseHostPort } from '../common/host-port.js';
+import { peerText } from '../common/peer-text.js';
 import { SOURCE_NAMES, type Backend, type Candidate, type Dropped, type SourceName } from './types.js';
 
 export const DEFAULT_REDIS_PREFIX = 'scan-backends:';

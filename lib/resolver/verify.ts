@@ -4,13 +4,19 @@
 // of a trusted user names it or holds a connection to it, or the registry saw it answer HELLO
 // within its TTL. A port that is silent with no witness is only a guess, dropped with that
 // reason unless `acceptSilent` keeps it, marked unverified.
-import { parseAddress, type Address } from '../addresses.js';
-import { formatHostPort } from '../host-port.js';
+import { parseAddress, type Address } from '../common/addresses.js';
+import { formatHostPort } from '../common/host-port.js';
 import { silentReason } from '../probes/verdict.js';
-import { ScanJob, type ScanOptions, type ScanResult } from '../scan.js';
-import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../scanner/options.js';
-import type { Endpoint } from '../target-table.js';
-import { isNonPublicRange, LARGE_JOB_PAIRS, LINK_LOCAL_REFUSAL, touchesLinkLocal, type LookupFn } from '../targets.js';
+import { ScanJob, type ScanOptions, type ScanResult } from '../scan/job.js';
+import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../common/options.js';
+import type { Endpoint } from '../scan/targets/table.js';
+import {
+  isNonPublicRange,
+  LARGE_JOB_PAIRS,
+  LINK_LOCAL_REFUSAL,
+  touchesLinkLocal,
+  type LookupFn,
+} from '../scan/targets/grammar.js';
 import { heldKey, heldServers } from './held.js';
 import type { ProcessFindings } from './process.js';
 import type { RegistryEntry } from './redis-cache.js';

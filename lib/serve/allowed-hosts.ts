@@ -4,8 +4,8 @@
 // one the operator allowed (--allow-host). An address in Host cannot be rebound (the page's
 // origin is the address itself): one the server listens on is answered, every one behind
 // 0.0.0.0 or ::. The port is not checked: rebinding needs a name, and a proxy may change it.
-import { formatAddress, isLoopbackAddress, parseAddress } from '../addresses.js';
-import { parseHostPort } from '../host-port.js';
+import { formatAddress, isLoopbackAddress, parseAddress } from '../common/addresses.js';
+import { parseHostPort } from '../common/host-port.js';
 
 const HOST_NAME = /^[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*$/;
 

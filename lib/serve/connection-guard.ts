@@ -7,7 +7,7 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 
-import { formatAddress, parseAddress } from '../addresses.js';
+import { formatAddress, parseAddress } from '../common/addresses.js';
 
 export type ClosedBecause = 'per-client' | 'replaced' | 'full';
 

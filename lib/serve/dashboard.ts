@@ -6,7 +6,7 @@
 // hashes in the Content-Security-Policy; nothing else runs.
 import { createHash } from 'node:crypto';
 
-import { formatHostPort } from '../host-port.js';
+import { formatHostPort } from '../common/host-port.js';
 import type { ScannerInfo } from '../watch/fleet.js';
 import type { WatchedBackend, WatchEvent, WatchSnapshot } from '../watch/types.js';
 

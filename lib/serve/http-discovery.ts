@@ -5,8 +5,8 @@
 // a deadline and a byte budget per /metrics read.
 import { request } from 'node:http';
 
-import { formatHostPort } from '../host-port.js';
-import { scanAll } from '../scan.js';
+import { formatHostPort } from '../common/host-port.js';
+import { scanAll } from '../scan/job.js';
 import type { Watcher } from '../watch/watcher.js';
 
 /** llama-server's default port, and vLLM's. */

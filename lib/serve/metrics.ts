@@ -3,7 +3,7 @@
 // snapshot at each scrape, so a removed backend's series go with it.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-import { formatHostPort } from '../host-port.js';
+import { formatHostPort } from '../common/host-port.js';
 import type { Watcher } from '../watch/watcher.js';
 
 export class ServeMetrics {

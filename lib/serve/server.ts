@@ -9,7 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { isLoopbackAddress } from '../addresses.js';
+import { isLoopbackAddress } from '../common/addresses.js';
 import type { WatchEvent, WatchSnapshot } from '../watch/types.js';
 import type { Watcher } from '../watch/watcher.js';
 import { hostCheck } from './allowed-hosts.js';

@@ -18,7 +18,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 import type { Redis } from 'ioredis';
 
-import { peerText } from '../peer-text.js';
+import { peerText } from '../common/peer-text.js';
 import { DEFAULT_REDIS_PREFIX, redactUrl, REDIS_TIMEOUT_MS, scanKeys } from '../resolver/redis-cache.js';
 import type { WatchEvent } from './types.js';
 

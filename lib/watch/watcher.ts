@@ -13,9 +13,9 @@ import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-import { compareAddresses, parseAddress } from '../addresses.js';
-import { InvalidOptionError } from '../errors.js';
-import { formatHostPort } from '../host-port.js';
+import { compareAddresses, parseAddress } from '../common/addresses.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { formatHostPort } from '../common/host-port.js';
 import { applyCompatibility } from '../resolver/compatibility.js';
 import { configCandidates, type LoadedConfig } from '../resolver/config-file.js';
 import { establishedRemotes, heldKey } from '../resolver/held.js';
@@ -24,10 +24,10 @@ import { processCandidates, type ProcessFindings } from '../resolver/process.js'
 import { DEFAULT_REDIS_TTL_SECONDS } from '../resolver/redis-cache.js';
 import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
 import { addressOf, judge, verifyCandidates, Witnesses, type VerifyContext } from '../resolver/verify.js';
-import { ScanJob, type ScanResult } from '../scan.js';
-import { checkIntegerOption, rpcVersionOption } from '../scanner/options.js';
-import type { Endpoint } from '../target-table.js';
-import { localSubnetTargets, splitList, systemLookup, targetScope, touchesLinkLocal } from '../targets.js';
+import { ScanJob, type ScanResult } from '../scan/job.js';
+import { checkIntegerOption, rpcVersionOption } from '../common/options.js';
+import type { Endpoint } from '../scan/targets/table.js';
+import { localSubnetTargets, splitList, systemLookup, targetScope, touchesLinkLocal } from '../scan/targets/grammar.js';
 import { EventRing } from './event-ring.js';
 import { Fleet, type RemoteEvent, type ScannerInfo } from './fleet.js';
 import { observe, track, type HysteresisPolicy, type Observation, type Tracked, type Transition } from './tracker.js';

@@ -3,14 +3,14 @@
 // comparisons in test/real/parity.test.ts and test/netns/.
 import { describe, expect, it } from 'vitest';
 
-import type { EngineName } from '../../lib/scanner/index.js';
+import type { EngineName } from '../../lib/scan/engines/index.js';
 import {
   scan as scanWith,
   scanAll as scanAllWith,
   type PollerBackend,
   type ScanOptions,
   type ScanResult,
-} from '../../lib/scan.js';
+} from '../../lib/scan/job.js';
 import { closedPort, countFds, listen } from './net.js';
 
 export function describeScannerContract(engine: EngineName, backend: PollerBackend = 'auto'): void {

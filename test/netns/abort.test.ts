@@ -1,8 +1,8 @@
 // Stopping a scan: an AbortSignal, the deadline, and process teardown paths close every socket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { ScanAbortedError } from '../../lib/errors.js';
-import { scan, scanAll } from '../../lib/scan.js';
+import { ScanAbortedError } from '../../lib/common/errors.js';
+import { scan, scanAll } from '../../lib/scan/job.js';
 import { countFds } from '../helpers/net.js';
 import { clearFirewall, dropAllBut, enterIsolatedNamespace } from '../helpers/netns.js';
 

@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { scan, scanAll } from '../../lib/scan.js';
+import { scan, scanAll } from '../../lib/scan/job.js';
 import { assertBuilt } from '../helpers/cli.js';
 import { countFds, eventually, listen } from '../helpers/net.js';
 import { clearFirewall, dropAllBut, enterIsolatedNamespace } from '../helpers/netns.js';

@@ -1,7 +1,7 @@
 // The two engines side by side on one fixture holding every state: they must agree on each.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { scanAll, type ScanReport } from '../../lib/scan.js';
+import { scanAll, type ScanReport } from '../../lib/scan/job.js';
 import { listen } from '../helpers/net.js';
 import { clearFirewall, enterIsolatedNamespace, setFirewall } from '../helpers/netns.js';
 

@@ -4,7 +4,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { parseAddress } from '../../lib/addresses.js';
+import { parseAddress } from '../../lib/common/addresses.js';
 import { resolveBackends } from '../../lib/resolver/index.js';
 import { configFile } from '../helpers/config.js';
 import { enterIsolatedNamespace } from '../helpers/netns.js';

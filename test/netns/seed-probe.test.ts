@@ -5,7 +5,7 @@ import grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
-import { scanAll } from '../../lib/scan.js';
+import { scanAll } from '../../lib/scan/job.js';
 import { runCli } from '../helpers/cli.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { countFds, settledFdCount } from '../helpers/net.js';

@@ -2,7 +2,7 @@
 // 50052, .154 is closed, and every other host of 127.0.0.0/24 drops SYNs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { scanAll } from '../../lib/scan.js';
+import { scanAll } from '../../lib/scan/job.js';
 import { countFds, listen } from '../helpers/net.js';
 import { clearFirewall, dropAllBut, enterIsolatedNamespace } from '../helpers/netns.js';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { probe } from '../../lib/scan.js';
+import { probe } from '../../lib/scan/job.js';
 import { CLI, runCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
 import { closedPort } from '../helpers/net.js';

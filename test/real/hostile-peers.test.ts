@@ -3,7 +3,7 @@
 // and the CLI exits with its answer and no escape sequence reaches the terminal.
 import { describe, expect, it } from 'vitest';
 
-import { probe } from '../../lib/scan.js';
+import { probe } from '../../lib/scan/job.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import { hostilePeer, type Speaker } from '../helpers/hostile.js';
 import { countFds, settledFdCount } from '../helpers/net.js';

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { NativeScanError } from '../../lib/errors.js';
-import { scanAll } from '../../lib/scan.js';
+import { NativeScanError } from '../../lib/common/errors.js';
+import { scanAll } from '../../lib/scan/job.js';
 import { runCli } from '../helpers/cli.js';
 import { closedPort, countFds } from '../helpers/net.js';
 

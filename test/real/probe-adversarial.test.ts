@@ -2,7 +2,7 @@
 // verdict from both engines and no descriptor left open.
 import { describe, expect, it } from 'vitest';
 
-import { probe, type ScanResult } from '../../lib/scan.js';
+import { probe, type ScanResult } from '../../lib/scan/job.js';
 import { misbehavingPeer, type Misbehaviour } from '../helpers/adversarial.js';
 import { countFds, settledFdCount } from '../helpers/net.js';
 

@@ -4,7 +4,7 @@
 // for a newline after HELLO.
 import { describe, expect, it } from 'vitest';
 
-import { scanAll } from '../../lib/scan.js';
+import { scanAll } from '../../lib/scan/job.js';
 import { runCli } from '../helpers/cli.js';
 import { startRedis } from '../helpers/redis.js';
 

@@ -2,7 +2,7 @@ import { Socket } from 'node:net';
 
 import { describe, expect, it } from 'vitest';
 
-import { probe, scanAll } from '../../lib/scan.js';
+import { probe, scanAll } from '../../lib/scan/job.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { countFds, eventually, settledFdCount } from '../helpers/net.js';
 

@@ -2,7 +2,7 @@ import grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { describe, expect, it, onTestFinished } from 'vitest';
 
-import { probe } from '../../lib/scan.js';
+import { probe } from '../../lib/scan/job.js';
 import { countFds, settledFdCount } from '../helpers/net.js';
 
 async function grpcServer(

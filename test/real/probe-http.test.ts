@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { probe } from '../../lib/scan.js';
+import { probe } from '../../lib/scan/job.js';
 import { llmHttpServer } from '../helpers/llm-http.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { countFds, settledFdCount } from '../helpers/net.js';

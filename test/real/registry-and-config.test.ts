@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { resolveBackends } from '../../lib/resolver/index.js';
-import { scanAll } from '../../lib/scan.js';
+import { scanAll } from '../../lib/scan/job.js';
 import { configFile } from '../helpers/config.js';
 import { runCli } from '../helpers/cli.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { resolveBackends } from '../../lib/resolver/index.js';
-import { probe } from '../../lib/scan.js';
+import { probe } from '../../lib/scan/job.js';
 import { watchBackends } from '../../lib/watch/watcher.js';
 import { configFile } from '../helpers/config.js';
 import { runCli } from '../helpers/cli.js';

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { resolveBackends } from '../../lib/resolver/index.js';
-import { probe } from '../../lib/scan.js';
+import { probe } from '../../lib/scan/job.js';
 import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { hostilePeer } from '../helpers/hostile.js';

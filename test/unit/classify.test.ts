@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { classifyOutcome, defaultConcurrency } from '../../lib/scanner/index.js';
+import { classifyOutcome, defaultConcurrency } from '../../lib/scan/engines/index.js';
 
 describe('classifyOutcome, the rule both engines share', () => {
   it.each([

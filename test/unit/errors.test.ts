@@ -10,7 +10,7 @@ import {
   ScanAbortedError,
   ScanBackendsError,
   SourceUnavailableError,
-} from '../../lib/errors.js';
+} from '../../lib/common/errors.js';
 
 // Every error class with the name and code the README promises. Codes are the contract.
 const table: [error: ScanBackendsError, name: string, code: string, message: string][] = [

@@ -3,10 +3,10 @@
 // names the option, never a TypeError from deep inside.
 import { describe, expect, it } from 'vitest';
 
-import { InvalidOptionError } from '../../lib/errors.js';
+import { InvalidOptionError } from '../../lib/common/errors.js';
 import { resolveBackends } from '../../lib/resolver/index.js';
-import { scan, scanAll } from '../../lib/scan.js';
-import { resolveTargets } from '../../lib/targets.js';
+import { scan, scanAll } from '../../lib/scan/job.js';
+import { resolveTargets } from '../../lib/scan/targets/grammar.js';
 
 const cases: [string, Record<string, unknown>, string][] = [
   ['a Symbol timeout', { timeoutMs: Symbol('x') }, 'timeoutMs: must be an integer 1..3600000, got a symbol'],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { chainFor, restSteps, splitChain } from '../../lib/probes/chain.js';
+import { chainFor, restSteps, splitChain } from '../../lib/probes/plan.js';
 import type { ProbeStep } from '../../lib/probes/types.js';
 import { rpcCompatible, verdictFromSteps } from '../../lib/probes/verdict.js';
 

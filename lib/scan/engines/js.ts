@@ -1,4 +1,4 @@
-// The pure-JS engine as the scan sees it. Its implementation (scanner/js-engine.ts, with
+// The pure-JS engine as the scan sees it. Its implementation (js-engine.ts, with
 // p-limit and node:net) loads when the first JS scan starts: a native scan, the common case,
 // never pays for it at start-up.
 import type { EngineRun, Scanner } from './index.js';

@@ -2,8 +2,8 @@
 // and how a connect outcome becomes a port state.
 import { readFileSync } from 'node:fs';
 
-import type { ProbeStep } from '../probes/types.js';
-import type { TargetTable } from '../target-table.js';
+import type { ProbeStep } from '../../probes/types.js';
+import type { TargetTable } from '../targets/table.js';
 
 export type EngineName = 'native' | 'js';
 export type EngineChoice = 'auto' | EngineName;
@@ -46,7 +46,7 @@ export interface Scanner {
   readonly name: EngineName;
   /**
    * Starts connecting; `onResults` gets batches of outcomes until `finished` resolves. Each
-   * record's plan (a code from probes/chain.ts) names the probes to run once it connects.
+   * record's plan (a code from probes/plan.ts) names the probes to run once it connects.
    */
   start(targets: TargetTable, options: EngineOptions, onResults: (batch: RawOutcome[]) => void): EngineRun;
 }

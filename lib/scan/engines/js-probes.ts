@@ -3,10 +3,10 @@
 // recognized") on a fresh connection.
 import type { Socket } from 'node:net';
 
-import { GgmlRpcSession } from '../probes/ggml-rpc.js';
-import { grpcHealthStep } from '../probes/grpc-health.js';
-import { driveSession, type Target } from '../probes/session.js';
-import type { ProbeName, ProbeStep } from '../probes/types.js';
+import { GgmlRpcSession } from '../../probes/ggml-rpc.js';
+import { grpcHealthStep } from '../../probes/grpc-health.js';
+import { driveSession, type Target } from '../../probes/session.js';
+import type { ProbeName, ProbeStep } from '../../probes/types.js';
 import type { EngineOptions } from './index.js';
 
 type StepOptions = Pick<EngineOptions, 'probeTimeoutMs' | 'grpcService'>;

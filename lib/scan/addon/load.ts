@@ -3,10 +3,10 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-import { NativeUnavailableError } from './errors.js';
-import { ENDPOINT_RECORD_SIZE, PROBE_PLANS, RESULT_RECORD_SIZE, TIMED_OUT } from './native-layout.js';
-import { NEWEST_KNOWN_MAJOR } from './probes/ggml-rpc.js';
-import type { ProbeStep } from './probes/types.js';
+import { NativeUnavailableError } from '../../common/errors.js';
+import { ENDPOINT_RECORD_SIZE, PROBE_PLANS, RESULT_RECORD_SIZE, TIMED_OUT } from './layout.js';
+import { NEWEST_KNOWN_MAJOR } from '../../probes/ggml-rpc.js';
+import type { ProbeStep } from '../../probes/types.js';
 
 export interface NativeScanHandle {
   abort(): void;
@@ -50,7 +50,7 @@ export interface NativeBinding {
   fdLimit(): number | null;
   /** One datagram to an AF_UNIX socket (systemd's NOTIFY_SOCKET): 0 or the errno. */
   notifyDatagram?(path: string, message: string): number;
-  /** The addon's record sizes and ids, compared with lib/native-layout.ts at load. */
+  /** The addon's record sizes and ids, compared with scan/addon/layout.ts at load. */
   layout?: NativeLayout;
 }
 

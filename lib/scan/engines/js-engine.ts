@@ -8,9 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import pLimit from 'p-limit';
 
-import { planKinds } from '../probes/chain.js';
-import { connectTcp } from '../probes/connect.js';
-import type { TargetTable } from '../target-table.js';
+import { planKinds } from '../../probes/plan.js';
+import { connectTcp } from '../../probes/connect.js';
+import type { TargetTable } from '../targets/table.js';
 import type { EngineOptions, EngineRun, RawOutcome } from './index.js';
 
 /** How long an attempt that could get no descriptor at all waits before trying again. */
@@ -29,7 +29,7 @@ function createPacer(rate: number): () => Promise<void> {
   };
 }
 
-/** Starts a JS-engine scan of `targets`; loaded by scanner/js.ts when the first scan starts. */
+/** Starts a JS-engine scan of `targets`; loaded by js.ts when the first scan starts. */
 export function startJsScan(
   targets: TargetTable,
   options: EngineOptions,

@@ -2,8 +2,8 @@
 // [0] family, [1] probe plan, [2..3] port big-endian, [4..7] scope, [8..23] address. A /16 is
 // 1.5 MiB here instead of 65,536 objects; the native engine takes the bytes as they are and
 // the JS engine reads a record when it connects.
-import { formatAddress, type AddressFamily } from './addresses.js';
-import { ENDPOINT_RECORD_SIZE } from './native-layout.js';
+import { formatAddress, type AddressFamily } from '../../common/addresses.js';
+import { ENDPOINT_RECORD_SIZE } from '../addon/layout.js';
 
 /** One host:port to connect to: the name it was given as, and its address as a number. */
 export interface Endpoint {
@@ -43,7 +43,7 @@ export class TargetTable {
     return ((this.bytes[at + 2] as number) << 8) | (this.bytes[at + 3] as number);
   }
 
-  /** The probe plan code (probes/chain.ts) of a record; 0 means connect only. */
+  /** The probe plan code (probes/plan.ts) of a record; 0 means connect only. */
   plan(index: number): number {
     return this.bytes[index * ENDPOINT_RECORD_SIZE + 1] as number;
   }

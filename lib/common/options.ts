@@ -3,8 +3,8 @@
 // Plain JavaScript callers get an InvalidOptionError naming the option for a wrong type too
 // (a Symbol, an object, null), never a TypeError from deep inside; the CLI passes its flag's
 // name as the label, so each caller reads its own words.
-import { InvalidOptionError } from '../errors.js';
-import { checkProbeOption } from '../probes/chain.js';
+import { InvalidOptionError } from './errors.js';
+import { checkProbeOption } from '../probes/plan.js';
 import { parseVersion } from '../probes/verdict.js';
 
 export const DEFAULT_TIMEOUT_MS = 1000;

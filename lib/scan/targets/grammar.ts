@@ -12,13 +12,13 @@ import {
   parseIPv6,
   type Address,
   type AddressFamily,
-} from './addresses.js';
-import { InvalidTargetError } from './errors.js';
-import { GGML_RPC_PORT } from './probes/chain.js';
-import { checkTargetListOption, checkTargetOptions } from './scanner/options.js';
-import { TargetTableBuilder, type Endpoint, type TargetTable } from './target-table.js';
+} from '../../common/addresses.js';
+import { InvalidTargetError } from '../../common/errors.js';
+import { GGML_RPC_PORT } from '../../probes/plan.js';
+import { checkTargetListOption, checkTargetOptions } from '../../common/options.js';
+import { TargetTableBuilder, type Endpoint, type TargetTable } from './table.js';
 
-export type { Endpoint } from './target-table.js';
+export type { Endpoint } from './table.js';
 
 /** The default port: ggml-rpc's (kept under this name for the API). */
 export const DEFAULT_PORT = GGML_RPC_PORT;

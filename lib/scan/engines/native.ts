@@ -1,10 +1,10 @@
 // The native engine: hands the packed targets to the C++ core and unpacks its batches of results.
 import { constants } from 'node:os';
 
-import type { NativeBinding, NativeProbeStep } from '../binding.js';
-import type { ProbeStep } from '../probes/types.js';
-import { NativeScanError } from '../errors.js';
-import { RESULT_RECORD_SIZE, TIMED_OUT } from '../native-layout.js';
+import type { NativeBinding, NativeProbeStep } from '../addon/load.js';
+import type { ProbeStep } from '../../probes/types.js';
+import { NativeScanError } from '../../common/errors.js';
+import { RESULT_RECORD_SIZE, TIMED_OUT } from '../addon/layout.js';
 import type { EngineOptions, EngineRun, RawOutcome, Scanner } from './index.js';
 
 const errnoNames = new Map<number, string>(

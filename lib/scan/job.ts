@@ -4,10 +4,10 @@ import { setMaxListeners } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
-import { compareAddresses, parseAddress, type Address } from './addresses.js';
-import { loadBinding } from './binding.js';
-import { InvalidOptionError, InvalidTargetError, NativeUnavailableError, ScanAbortedError } from './errors.js';
-import { parseHostPort } from './host-port.js';
+import { compareAddresses, parseAddress, type Address } from '../common/addresses.js';
+import { loadBinding } from './addon/load.js';
+import { InvalidOptionError, InvalidTargetError, NativeUnavailableError, ScanAbortedError } from '../common/errors.js';
+import { parseHostPort } from '../common/host-port.js';
 import {
   classifyOutcome,
   defaultConcurrency,
@@ -18,11 +18,11 @@ import {
   type PortState,
   type RawOutcome,
   type Scanner,
-} from './scanner/index.js';
-import { chainFor, splitChain, OLLAMA_PORT, type ProbeOption } from './probes/chain.js';
-import type { GrpcDetails, Health, HttpFingerprint, ProbeName, RpcDetails, ServiceName } from './probes/types.js';
-import { verdictFromSteps, type VerdictContext } from './probes/verdict.js';
-import { createJsScanner } from './scanner/js.js';
+} from './engines/index.js';
+import { chainFor, splitChain, OLLAMA_PORT, type ProbeOption } from '../probes/plan.js';
+import type { GrpcDetails, Health, HttpFingerprint, ProbeName, RpcDetails, ServiceName } from '../probes/types.js';
+import { verdictFromSteps, type VerdictContext } from '../probes/verdict.js';
+import { createJsScanner } from './engines/js.js';
 import {
   BACKENDS,
   checkChoiceOption,
@@ -32,11 +32,11 @@ import {
   DEFAULT_TIMEOUT_MS,
   ENGINES,
   rpcVersionOption,
-} from './scanner/options.js';
-import { createNativeScanner } from './scanner/native.js';
-import { TargetTable } from './target-table.js';
-import type { Endpoint } from './target-table.js';
-import { expandTargets, type TargetOptions } from './targets.js';
+} from '../common/options.js';
+import { createNativeScanner } from './engines/native.js';
+import { TargetTable } from './targets/table.js';
+import type { Endpoint } from './targets/table.js';
+import { expandTargets, type TargetOptions } from './targets/grammar.js';
 
 export interface ScanOptions extends TargetOptions {
   /** Connect timeout per attempt, ms. Default 1000. */
@@ -226,7 +226,7 @@ export class ScanJob implements AsyncIterable<ScanResult> {
         const ep = table.endpoint(raw.index);
         const onlyOllama = this.#options.probe === 'auto' && ep.port === OLLAMA_PORT;
         // The HTTP probes (node:http, node:http2) load with the first chain that needs them.
-        const task = import('./scan-chain.js')
+        const task = import('./after-engine.js')
           .then(({ continueChain }) =>
             continueChain(this.#scanner, ep, rest, onlyOllama, options, [...(raw.steps ?? [])], probeStop.signal),
           )

@@ -1,11 +1,11 @@
 // The part of a probe chain that runs after the engine's pass, for both engines: HTTP here in
 // TypeScript, and engine probes that follow it through the engine again. Loaded with the
 // first chain that needs it (it brings node:http and node:http2).
-import { planKinds, restSteps } from './probes/chain.js';
-import { httpStep } from './probes/http.js';
-import type { ProbeName, ProbeStep } from './probes/types.js';
-import type { EngineOptions, RawOutcome, Scanner } from './scanner/index.js';
-import { TargetTable, type Endpoint } from './target-table.js';
+import { planKinds, restSteps } from '../probes/plan.js';
+import { httpStep } from '../probes/http.js';
+import type { ProbeName, ProbeStep } from '../probes/types.js';
+import type { EngineOptions, RawOutcome, Scanner } from './engines/index.js';
+import { TargetTable, type Endpoint } from './targets/table.js';
 
 /** Runs one endpoint through `scanner` with a plan and returns the steps (or why none ran). */
 function engineSteps(

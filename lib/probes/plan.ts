@@ -1,7 +1,7 @@
 // Which probes run on an open port, in what order, and which of them the engine runs right
 // after its connect (in one pass) versus afterwards in TypeScript (HTTP, and what follows it).
-import { InvalidOptionError } from '../errors.js';
-import { PROBE_PLANS } from '../native-layout.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { PROBE_PLANS } from '../scan/addon/layout.js';
 import { PROBE_NAMES, type ProbeName } from './types.js';
 
 export type ProbeOption = 'auto' | readonly ProbeName[] | false;
