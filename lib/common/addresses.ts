@@ -107,3 +107,14 @@ export function isLoopbackAddress(text: string): boolean {
   if (address.family === 4) return address.value >> 24n === 127n;
   return address.value === 1n || address.value >> 24n === 0xffff7fn;
 }
+
+/** Resolves a hostname to its addresses (the system resolver unless a test or caller gives one). */
+export type LookupFn = (hostname: string) => Promise<Address[]>;
+
+/** The system resolver, every address kept in the order it gives them. */
+export const systemLookup: LookupFn = async (hostname) => {
+  // node:dns loads only when a name is looked up: a scan of addresses never needs it.
+  const { lookup } = await import('node:dns/promises');
+  const answers = await lookup(hostname, { all: true, verbatim: true });
+  return answers.flatMap((a) => parseAddress(a.address) ?? []);
+};

@@ -4,7 +4,7 @@
 import { InvalidOptionError, SourceUnavailableError } from '../common/errors.js';
 import { formatHostPort } from '../common/host-port.js';
 import type { EngineChoice } from '../scan/engines/index.js';
-import { systemLookup, type LookupFn } from '../scan/targets/grammar.js';
+import { systemLookup, type LookupFn } from '../common/addresses.js';
 import {
   checkBooleanOption,
   checkChoiceOption,

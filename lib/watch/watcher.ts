@@ -27,7 +27,8 @@ import { addressOf, judge, verifyCandidates, Witnesses, type VerifyContext } fro
 import { ScanJob, type ScanResult } from '../scan/job.js';
 import { checkIntegerOption, rpcVersionOption } from '../common/options.js';
 import type { Endpoint } from '../scan/targets/table.js';
-import { localSubnetTargets, splitList, systemLookup, targetScope, touchesLinkLocal } from '../scan/targets/grammar.js';
+import { systemLookup } from '../common/addresses.js';
+import { localSubnetTargets, splitList, targetScope, touchesLinkLocal } from '../scan/targets/grammar.js';
 import { EventRing } from './event-ring.js';
 import { Fleet, type RemoteEvent, type ScannerInfo } from './fleet.js';
 import { observe, track, type HysteresisPolicy, type Observation, type Tracked, type Transition } from './tracker.js';

@@ -10,8 +10,10 @@ import {
   parseAddress,
   parseIPv4,
   parseIPv6,
+  systemLookup,
   type Address,
   type AddressFamily,
+  type LookupFn,
 } from '../../common/addresses.js';
 import { InvalidTargetError } from '../../common/errors.js';
 import { GGML_RPC_PORT } from '../../probes/plan.js';
@@ -19,6 +21,7 @@ import { checkTargetListOption, checkTargetOptions } from '../../common/options.
 import { TargetTableBuilder, type Endpoint, type TargetTable } from './table.js';
 
 export type { Endpoint } from './table.js';
+export type { LookupFn } from '../../common/addresses.js';
 
 /** The default port: ggml-rpc's (kept under this name for the API). */
 export const DEFAULT_PORT = GGML_RPC_PORT;
@@ -26,8 +29,6 @@ export const DEFAULT_PORT = GGML_RPC_PORT;
 export const LARGE_JOB_PAIRS = 65_536;
 /** The most pairs one job can hold even with `allowLarge`: a bound on memory, not a policy. */
 export const MAX_JOB_PAIRS = 1 << 24;
-
-export type LookupFn = (hostname: string) => Promise<Address[]>;
 
 export interface TargetOptions {
   /** Port list: numbers, or the grammar "50052", "50052,11434", "8000-8010". Default 50052. */
@@ -184,14 +185,6 @@ function addressError(text: string): string {
   if (text.includes(':') || text.startsWith('[')) return parseIPv6(text) as string;
   return 'not an address, range, CIDR block or hostname';
 }
-
-/** The system resolver, every address kept in the order it gives them. */
-export const systemLookup: LookupFn = async (hostname) => {
-  // node:dns loads only when a name is looked up: a scan of addresses never needs it.
-  const { lookup } = await import('node:dns/promises');
-  const answers = await lookup(hostname, { all: true, verbatim: true });
-  return answers.flatMap((a) => parseAddress(a.address) ?? []);
-};
 
 async function parseRanges(
   tokens: string[],
