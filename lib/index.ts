@@ -1,15 +1,21 @@
 export { scan, scanAll, probe, selectEngine, sortResults, ScanJob } from './scan/job.js';
-export type { ScanOptions, ScanResult, ScanReport, EngineSelection, PollerBackend, ProbeOptions } from './scan/job.js';
+export type { ScanResult, ScanReport, EngineSelection } from './scan/job.js';
 export type {
+  ScanOptions,
+  ProbeOptions,
+  TargetOptions,
+  ResolveOptions,
+  EngineChoice,
+  EngineName,
+  Poller,
+  PollerBackend,
   ProbeName,
-  ServiceName,
-  Health,
-  RpcDetails,
-  GrpcDetails,
-  HttpFingerprint,
-  DeviceMemory,
-} from './probes/types.js';
-export type { ProbeOption } from './probes/plan.js';
+  ProbeOption,
+  SourceName,
+} from './common/options.js';
+export { POLLERS, PROBE_NAMES } from './common/options.js';
+export type { LookupFn } from './common/addresses.js';
+export type { ServiceName, Health, RpcDetails, GrpcDetails, HttpFingerprint, DeviceMemory } from './probes/types.js';
 export { NEWEST_RPC_PROTOCOL, rpcCompatible } from './probes/verdict.js';
 export {
   resolveTargets,
@@ -19,8 +25,8 @@ export {
   LARGE_JOB_PAIRS,
   MAX_JOB_PAIRS,
 } from './scan/targets/grammar.js';
-export type { Endpoint, TargetOptions, LookupFn, LocalSubnet, LocalSubnetChoice } from './scan/targets/grammar.js';
-export type { EngineChoice, EngineName, PortState } from './scan/engines/index.js';
+export type { Endpoint, LocalSubnet, LocalSubnetChoice } from './scan/targets/grammar.js';
+export type { PortState } from './scan/engines/index.js';
 export {
   ScanBackendsError,
   InvalidTargetError,
@@ -37,8 +43,7 @@ export {
   parseRpcList,
   SOURCE_NAMES,
 } from './resolver/index.js';
-export type { ResolveOptions } from './resolver/index.js';
-export type { Backend, Candidate, Dropped, Resolution, SourceName, SourceReport } from './resolver/types.js';
+export type { Backend, Candidate, Dropped, Resolution, SourceReport } from './resolver/types.js';
 export { parseHostPort, formatHostPort } from './common/host-port.js';
 export { watchBackends, Watcher, WATCH_DEFAULTS } from './watch/watcher.js';
 export type { WatchOptions, WatchLog } from './watch/watcher.js';

@@ -2,7 +2,7 @@
 // ggml-rpc servers (the test peer, speaking llama.cpp's protocol), one current and one of an
 // older protocol generation. It binds only 127.0.0.x and scans only 127.0.0.0/24, so it is safe
 // on any machine.
-import { GGML_RPC_PORT } from '../probes/plan.js';
+import { GGML_RPC_PORT } from '../common/options.js';
 import { startGgmlRpcPeer, type GgmlRpcPeer, type PeerOptions } from '../demo/ggml-rpc-peer.js';
 
 import { EXIT, EnvironmentError } from './exit-codes.js';

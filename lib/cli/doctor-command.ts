@@ -2,7 +2,8 @@
 // ok, warn or fail with what to do about it; nothing here sends a packet except the Redis
 // PING to the URL the operator named.
 import { loadBinding } from '../scan/addon/load.js';
-import { configCandidates, configSearchPath } from '../resolver/config-file.js';
+import { configSearchPath } from '../common/options.js';
+import { configCandidates } from '../resolver/config-file.js';
 import { processCandidates } from '../resolver/process.js';
 import { describeRedisError, RedisRegistry, redactUrl, REDIS_TIMEOUT_MS } from '../resolver/redis-cache.js';
 import { fdLimit } from '../scan/job.js';

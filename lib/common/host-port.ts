@@ -1,6 +1,6 @@
 // "host:port" entries as coordinators, config files and the probe command write them.
 import { parseAddress } from './addresses.js';
-import { GGML_RPC_PORT } from '../probes/plan.js';
+import { GGML_RPC_PORT } from './options.js';
 
 export interface HostPort {
   host: string;

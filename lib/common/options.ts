@@ -1,12 +1,19 @@
-// The scan options in one place: their types, ranges and defaults, checked once when a scan
-// is created (before any name is resolved), for the library, the CLI and the resolver alike.
-// Plain JavaScript callers get an InvalidOptionError naming the option for a wrong type too
-// (a Symbol, an object, null), never a TypeError from deep inside; the CLI passes its flag's
-// name as the label, so each caller reads its own words.
-import { InvalidOptionError } from './errors.js';
-import { checkProbeOption } from '../probes/plan.js';
-import { parseVersion } from '../probes/verdict.js';
+// Every option of the library in one leaf: its type, its range, its default. Each entry point
+// (scan, probe, resolveTargets, resolveBackends, watchBackends) calls its normalize…() once,
+// before any name is resolved or socket opened; below that nothing reads an environment
+// variable or applies a default again. Plain JavaScript callers get an InvalidOptionError
+// naming the option for a wrong type too (a Symbol, an object, null), never a TypeError from
+// deep inside; the CLI passes its flag's name as the label, so each caller reads its own words.
+// This module imports nothing outside lib/common/.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 
+import { systemLookup, type LookupFn } from './addresses.js';
+import { InvalidOptionError } from './errors.js';
+import { parseVersion } from './version.js';
+
+/** llama.cpp's rpc-server port: the default port of every target, list and probe. */
+export const GGML_RPC_PORT = 50052;
 export const DEFAULT_TIMEOUT_MS = 1000;
 export const DEFAULT_PROBE_TIMEOUT_MS = 2000;
 
@@ -44,7 +51,24 @@ const SCAN_INTEGER_OPTIONS = [
 export type IntegerOption = keyof typeof INTEGER_OPTIONS;
 
 export const ENGINES = ['auto', 'native', 'js'] as const;
-export const BACKENDS = ['auto', 'epoll', 'kqueue', 'poll'] as const;
+export type EngineName = 'native' | 'js';
+export type EngineChoice = (typeof ENGINES)[number];
+/** The native engine's readiness mechanisms ('auto': epoll on Linux, kqueue on macOS/BSD, else poll). */
+export const POLLERS = ['auto', 'epoll', 'kqueue', 'poll'] as const;
+export type Poller = (typeof POLLERS)[number];
+/** @deprecated The old name of POLLERS (the option was called `backend`). */
+export const BACKENDS = POLLERS;
+/** @deprecated The old name of Poller. */
+export type PollerBackend = Poller;
+
+export type ProbeName = 'ggml-rpc' | 'grpc' | 'http';
+export const PROBE_NAMES: readonly ProbeName[] = ['ggml-rpc', 'grpc', 'http'];
+/** 'auto' (probes chosen by port), probes named in order, or false (connect only). */
+export type ProbeOption = 'auto' | readonly ProbeName[] | false;
+
+/** The resolver's sources, in their default order. */
+export type SourceName = 'process' | 'config' | 'scan' | 'redis';
+export const SOURCE_NAMES: readonly SourceName[] = ['process', 'config', 'scan', 'redis'];
 
 /** A value as a message shows it: its text for numbers and strings, its kind otherwise. */
 function shown(value: unknown): string {
@@ -107,6 +131,19 @@ function checkPortsOption(value: unknown): void {
   }
 }
 
+export function checkProbeOption(option: unknown): asserts option is ProbeOption | undefined {
+  if (option === undefined || option === false || option === 'auto') return;
+  if (!Array.isArray(option) || option.length === 0) {
+    throw new InvalidOptionError(`probe: must be 'auto', false or a list of ${PROBE_NAMES.join(', ')}`);
+  }
+  for (const name of option) {
+    if (!PROBE_NAMES.includes(name as ProbeName)) {
+      throw new InvalidOptionError(`probe: unknown probe "${String(name)}"; known: ${PROBE_NAMES.join(', ')}`);
+    }
+  }
+  if (new Set(option).size !== option.length) throw new InvalidOptionError('probe: each probe may appear once');
+}
+
 /** The explicit client version: the option, else $SCAN_BACKENDS_RPC_VERSION; checked. */
 export function rpcVersionOption(options: { rpcVersion?: unknown }): string | undefined {
   if (options.rpcVersion === null) return undefined; // explicitly no client
@@ -148,8 +185,292 @@ export function checkScanOptions(options: unknown): void {
     throw new InvalidOptionError(`rate: must be a number >= 0 (0: unlimited), got ${shown(o.rate)}`);
   }
   checkChoiceOption('engine', o.engine, ENGINES);
-  checkChoiceOption('backend', o.backend, BACKENDS);
+  checkChoiceOption('poller', o.poller, POLLERS);
+  checkChoiceOption('backend', o.backend, POLLERS);
+  if (o.poller !== undefined && o.backend !== undefined && o.poller !== o.backend) {
+    throw new InvalidOptionError(
+      `backend: the old name of poller; give one (poller ${shown(o.poller)}, backend ${shown(o.backend)})`,
+    );
+  }
   checkProbeOption(o.probe);
   checkStringOption('grpcService', o.grpcService, 1024);
   rpcVersionOption(o);
+}
+
+// ---- targets and scans ----
+
+export interface TargetOptions {
+  /** Port list: numbers, or the grammar "50052", "50052,11434", "8000-8010". Default 50052. */
+  ports?: number | readonly number[] | string;
+  /** Addresses to leave out, in the target grammar. */
+  exclude?: string | readonly string[];
+  /** Allow more than 65,536 host:port pairs. */
+  allowLarge?: boolean;
+  /** Allow addresses outside private, loopback, link-local, CGNAT and ULA space. */
+  allowPublic?: boolean;
+  /**
+   * false refuses link-local and cloud-metadata addresses (isLinkLocal). A scan of targets the
+   * user typed allows them (default true); the resolver passes false unless told otherwise.
+   */
+  allowLinkLocal?: boolean;
+  /** Name resolution; defaults to the system resolver (every address kept). */
+  lookup?: LookupFn;
+  /** Stops a long expansion (a list of thousands of addresses) between steps. */
+  signal?: AbortSignal;
+}
+
+export interface ScanOptions extends TargetOptions {
+  /** Connect timeout per attempt, ms. Default 1000. */
+  timeoutMs?: number;
+  /** Sockets in flight at once. Default: what RLIMIT_NOFILE allows, capped at 16,384. */
+  concurrency?: number;
+  /** Extra attempts for targets that stayed silent. Default 0. */
+  retries?: number;
+  /** New connects per second. Default 0: unlimited. */
+  rate?: number;
+  /** A deadline for the whole scan, ms; reaching it rejects with an AbortError. */
+  deadlineMs?: number;
+  /** 'auto' (default; env SCAN_BACKENDS_ENGINE) uses the addon and falls back to 'js'. */
+  engine?: EngineChoice;
+  /** Native scan threads. Default: one, or one per core from 4,096 targets. */
+  threads?: number;
+  /** The native engine's readiness mechanism. Default 'auto': epoll, kqueue, else poll. */
+  poller?: Poller;
+  /** @deprecated The old name of `poller`; still accepted. */
+  backend?: Poller;
+  /**
+   * Tell what answers on each open port: 'auto' picks probes by port (50052: ggml-rpc then
+   * gRPC; 11434: Ollama; others: HTTP, gRPC, ggml-rpc), or name them in order. Default off.
+   */
+  probe?: ProbeOption;
+  /** Each probe step's deadline, ms. Default 2000. */
+  probeTimeoutMs?: number;
+  /** The service the gRPC health check asks about. Default "": the whole server. */
+  grpcService?: string;
+  /**
+   * The coordinator's ggml-rpc protocol, "x.y.z": compatibility is judged against it exactly as
+   * llama.cpp does. Default $SCAN_BACKENDS_RPC_VERSION; without either, each server reports
+   * the clients that can use it (`rpc.usableBy`) and none is called incompatible. null: no
+   * client, whatever $SCAN_BACKENDS_RPC_VERSION says (a watcher's health checks: a server of
+   * another protocol is alive all the same).
+   */
+  rpcVersion?: string | null;
+}
+
+export interface ProbeOptions extends Omit<ScanOptions, 'ports' | 'exclude' | 'probe'> {
+  /** Which probe, or probes in order; default 'auto' (chosen by port). */
+  service?: 'auto' | ProbeName | readonly ProbeName[];
+}
+
+/** Target options with their defaults filled. */
+export interface TargetSettings extends TargetOptions {
+  lookup: LookupFn;
+}
+
+/** A scan's options after normalizeScanOptions: every default the library knows before I/O. */
+export interface ScanSettings extends TargetSettings {
+  timeoutMs: number;
+  retries: number;
+  rate: number;
+  probeTimeoutMs: number;
+  grpcService: string;
+  engine: EngineChoice;
+  /** What to call the engine choice in an error: the option, or the variable it came from. */
+  engineLabel: string;
+  poller: Poller;
+  probe: ProbeOption;
+  /** The client version, from the option or the environment; undefined: no client. */
+  rpcVersion: string | undefined;
+  /** Undefined: from the descriptor limit when the scan starts (the only defaults left to it). */
+  concurrency?: number;
+  /** Undefined: one, or one per core for a large job, when the scan starts. */
+  threads?: number;
+  deadlineMs?: number;
+}
+
+/** Checks target options and fills their defaults (resolveTargets, and every scan). */
+export function normalizeTargetOptions(options: TargetOptions = {}): TargetSettings {
+  checkTargetOptions(options);
+  return { ...options, lookup: options.lookup ?? systemLookup };
+}
+
+/** The engine asked for: the option, else $SCAN_BACKENDS_ENGINE, else 'auto'; checked. */
+export function engineOption(choice: unknown): { engine: EngineChoice; label: string } {
+  const fromEnv = choice === undefined && Boolean(process.env.SCAN_BACKENDS_ENGINE);
+  const label = fromEnv ? '$SCAN_BACKENDS_ENGINE' : 'engine';
+  const engine = fromEnv ? process.env.SCAN_BACKENDS_ENGINE : (choice ?? 'auto');
+  checkChoiceOption(label, engine, ENGINES);
+  return { engine: engine as EngineChoice, label };
+}
+
+let backendWarned = false;
+/** The old name of `poller`, still accepted, with one deprecation warning per process. */
+function deprecatedBackend(backend: Poller | undefined): Poller | undefined {
+  if (backend !== undefined && !backendWarned) {
+    backendWarned = true;
+    process.emitWarning('the scan option `backend` is now `poller`', 'DeprecationWarning', 'SCAN_BACKENDS_BACKEND');
+  }
+  return backend;
+}
+
+/** Checks every scan option and fills every default; the scan's only reader of options. */
+export function normalizeScanOptions(options: ScanOptions = {}): ScanSettings {
+  checkScanOptions(options);
+  const { engine, label } = engineOption(options.engine);
+  return {
+    ...normalizeTargetOptions(options),
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    retries: options.retries ?? 0,
+    rate: options.rate ?? 0,
+    probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+    grpcService: options.grpcService ?? '',
+    engine,
+    engineLabel: label,
+    poller: options.poller ?? deprecatedBackend(options.backend) ?? 'auto',
+    probe: options.probe ?? false,
+    rpcVersion: rpcVersionOption(options),
+  };
+}
+
+// ---- the resolver ----
+
+export const DEFAULT_REDIS_TTL_SECONDS = 300;
+export const CONFIG_NAME = 'rpc_backends.conf';
+
+export interface ResolveOptions {
+  /** Sources in order. Default: process, config, scan, redis. */
+  sources?: readonly SourceName[];
+  /** Union of all sources instead of the first that yields a live backend. */
+  merge?: boolean;
+  /** Default true; false returns candidates marked `verified: false`. */
+  verify?: boolean;
+  /** Config file; default $SCAN_BACKENDS_CONFIG, ./rpc_backends.conf, $XDG_CONFIG_HOME/…, /etc/…. */
+  configPath?: string;
+  /** A bad config line is an error instead of a warning. */
+  strict?: boolean;
+  /** What the scan source scans (target grammar); default the local private subnets. */
+  subnet?: string | readonly string[];
+  /** Ports for the scan source; default 50052. */
+  ports?: number | readonly number[] | string;
+  /** Redis URL; default $SCAN_BACKENDS_REDIS. Without one the redis source is skipped. */
+  redisUrl?: string;
+  redisPrefix?: string;
+  redisTtlSeconds?: number;
+  /** Redis down is an error (SourceUnavailableError) instead of a note. */
+  requireRedis?: boolean;
+  /** Connect to candidates outside private, loopback, link-local, CGNAT and ULA space. */
+  allowPublic?: boolean;
+  /**
+   * Connect to link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10,
+   * fd00:ec2::254): never a candidate from any source without it.
+   */
+  allowLinkLocal?: boolean;
+  /** Keep a silent port that no witness vouches for, marked unverified (a guess). */
+  acceptSilent?: boolean;
+  /** Count coordinators of every user, not only this user's and root's. */
+  trustAllUsers?: boolean;
+  timeoutMs?: number;
+  probeTimeoutMs?: number;
+  /**
+   * The coordinator's ggml-rpc protocol: servers are judged against it exactly as llama.cpp
+   * does. Default $SCAN_BACKENDS_RPC_VERSION, then the config file's `rpc-version` line;
+   * without any, the servers one client can use together are kept (see `compatibility`).
+   */
+  rpcVersion?: string;
+  engine?: EngineChoice;
+  signal?: AbortSignal;
+  /** Name resolution for candidates; default the system resolver. */
+  lookup?: LookupFn;
+}
+
+/** A resolve's options after normalizeResolveOptions. */
+export interface ResolveSettings extends ResolveOptions {
+  sources: readonly SourceName[];
+  verify: boolean;
+  strict: boolean;
+  /** Where the config file is looked for, first match wins. */
+  configSearch: string[];
+  /** From the option or $SCAN_BACKENDS_REDIS; undefined: no Redis. */
+  redisUrl: string | undefined;
+  redisTtlSeconds: number;
+  timeoutMs: number;
+  probeTimeoutMs: number;
+  /** From the option or $SCAN_BACKENDS_RPC_VERSION (the config file's line comes later). */
+  rpcVersion: string | undefined;
+  lookup: LookupFn;
+}
+
+/** The URL with any password hidden, for messages. */
+export function redactUrl(url: string): string {
+  return url.replace(
+    /\/\/([^@/]*)@/,
+    (_, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`,
+  );
+}
+
+/** Where the config file is looked for, first match wins. */
+export function configSearchPath(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (explicit) return [explicit];
+  const xdg = env.XDG_CONFIG_HOME || join(homedir(), '.config');
+  return [
+    ...(env.SCAN_BACKENDS_CONFIG ? [env.SCAN_BACKENDS_CONFIG] : []),
+    join(process.cwd(), CONFIG_NAME),
+    join(xdg, 'scan-backends', CONFIG_NAME),
+    join('/etc/scan-backends', CONFIG_NAME),
+  ];
+}
+
+/** The Redis URL: the option, else $SCAN_BACKENDS_REDIS; checked. */
+export function redisUrlOption(explicit: string | undefined): string | undefined {
+  const url = explicit ?? (process.env.SCAN_BACKENDS_REDIS || undefined);
+  if (url !== undefined && !/^rediss?:\/\//.test(url)) {
+    throw new InvalidOptionError(
+      explicit === undefined
+        ? `$SCAN_BACKENDS_REDIS: must be redis://host:port, got "${redactUrl(url)}"`
+        : `redisUrl: must be redis://host:port or rediss://…, got "${redactUrl(url)}"`,
+    );
+  }
+  return url;
+}
+
+/** The resolver's own options, through the same checks as a scan's; every default filled. */
+export function normalizeResolveOptions(options: ResolveOptions = {}): ResolveSettings {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options: must be an object');
+  const sources = options.sources ?? SOURCE_NAMES;
+  if (!Array.isArray(sources) || sources.length === 0) {
+    throw new InvalidOptionError(`sources: must be a non-empty list of ${SOURCE_NAMES.join(', ')}`);
+  }
+  for (const s of sources) checkChoiceOption('sources', s, SOURCE_NAMES);
+  for (const name of [
+    'merge',
+    'verify',
+    'strict',
+    'requireRedis',
+    'allowPublic',
+    'allowLinkLocal',
+    'acceptSilent',
+    'trustAllUsers',
+  ] as const) {
+    checkBooleanOption(name, options[name]);
+  }
+  for (const name of ['timeoutMs', 'probeTimeoutMs', 'redisTtlSeconds'] as const)
+    checkIntegerOption(name, options[name]);
+  for (const name of ['configPath', 'redisUrl', 'redisPrefix', 'rpcVersion'] as const)
+    checkStringOption(name, options[name]);
+  checkChoiceOption('engine', options.engine, ENGINES);
+  checkSignalOption(options.signal);
+  checkTargetListOption('subnet', options.subnet);
+  return {
+    ...options,
+    sources,
+    verify: options.verify ?? true,
+    strict: options.strict ?? false,
+    configSearch: configSearchPath(options.configPath),
+    redisUrl: redisUrlOption(options.redisUrl),
+    redisTtlSeconds: options.redisTtlSeconds ?? DEFAULT_REDIS_TTL_SECONDS,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+    rpcVersion: rpcVersionOption(options),
+    lookup: options.lookup ?? systemLookup,
+  };
 }

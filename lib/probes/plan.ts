@@ -1,12 +1,8 @@
 // Which probes run on an open port, in what order, and which of them the engine runs right
 // after its connect (in one pass) versus afterwards in TypeScript (HTTP, and what follows it).
-import { InvalidOptionError } from '../common/errors.js';
 import { PROBE_PLANS } from '../scan/addon/layout.js';
-import { PROBE_NAMES, type ProbeName } from './types.js';
+import { GGML_RPC_PORT, type ProbeName, type ProbeOption } from '../common/options.js';
 
-export type ProbeOption = 'auto' | readonly ProbeName[] | false;
-
-export const GGML_RPC_PORT = 50052;
 export const OLLAMA_PORT = 11434;
 
 /**
@@ -22,19 +18,6 @@ export function chainFor(port: number, option: ProbeOption | undefined): ProbeNa
     return ['http', 'grpc', 'ggml-rpc'];
   }
   return [...option];
-}
-
-export function checkProbeOption(option: unknown): asserts option is ProbeOption | undefined {
-  if (option === undefined || option === false || option === 'auto') return;
-  if (!Array.isArray(option) || option.length === 0) {
-    throw new InvalidOptionError(`probe: must be 'auto', false or a list of ${PROBE_NAMES.join(', ')}`);
-  }
-  for (const name of option) {
-    if (!PROBE_NAMES.includes(name as ProbeName)) {
-      throw new InvalidOptionError(`probe: unknown probe "${String(name)}"; known: ${PROBE_NAMES.join(', ')}`);
-    }
-  }
-  if (new Set(option).size !== option.length) throw new InvalidOptionError('probe: each probe may appear once');
 }
 
 /** The plan code of a run of engine probes (no HTTP in it). */

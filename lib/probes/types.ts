@@ -1,8 +1,9 @@
 // What probes report. Both engines produce ProbeSteps of this one shape; verdict.ts alone
 // turns them into a service, a health and a reason.
 
-export type ProbeName = 'ggml-rpc' | 'grpc' | 'http';
-export const PROBE_NAMES: readonly ProbeName[] = ['ggml-rpc', 'grpc', 'http'];
+import type { ProbeName } from '../common/options.js';
+
+export { PROBE_NAMES, type ProbeName } from '../common/options.js';
 
 export type ServiceName = 'ggml-rpc' | 'grpc' | 'ollama' | 'llama-server' | 'openai-compatible' | 'unknown';
 export type Health = 'serving' | 'not-serving' | 'busy' | 'incompatible' | 'unknown';

@@ -1,8 +1,10 @@
 // The one rule, shared by both engines, that turns what the probes saw into a verdict.
 import { peerText } from '../common/peer-text.js';
+import { parseVersion } from '../common/version.js';
 import type { GrpcDetails, ProbeStep, ProbeVerdict, RpcDetails } from './types.js';
 
 export { NEWEST_RPC_PROTOCOL } from './ggml-rpc.js';
+export { parseVersion };
 
 export interface VerdictContext {
   /**
@@ -12,13 +14,6 @@ export interface VerdictContext {
   rpcClientVersion?: string;
   grpcService: string;
   probeTimeoutMs: number;
-}
-
-export function parseVersion(text: string): [number, number, number] | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (!m) return null;
-  const v = [Number(m[1]), Number(m[2]), Number(m[3])] as [number, number, number];
-  return v.every((n) => n <= 255) ? v : null;
 }
 
 /** llama.cpp's rule (negotiate_hello): same major, and a server minor <= the client's. */

@@ -2,7 +2,8 @@
 // resolve applies it to its result; the watcher to its usable set (and so serve, --on-change,
 // `resolve --from`): a list handed on is always one a single client can use.
 import { formatHostPort } from '../common/host-port.js';
-import { parseVersion, rpcCompatible } from '../probes/verdict.js';
+import { parseVersion } from '../common/version.js';
+import { rpcCompatible } from '../probes/verdict.js';
 import type { Backend } from './types.js';
 
 export const GROUP_RULE =

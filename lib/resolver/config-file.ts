@@ -1,32 +1,18 @@
 // Source "config": rpc_backends.conf, one host[:port] a line, # comments and blank lines.
 import { constants, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 
 import { InvalidTargetError } from '../common/errors.js';
 import { parseHostPort } from '../common/host-port.js';
 import { peerText } from '../common/peer-text.js';
-import { parseVersion } from '../probes/verdict.js';
+import { configSearchPath } from '../common/options.js';
+import { parseVersion } from '../common/version.js';
 import type { Candidate, Dropped } from './types.js';
 
-export const CONFIG_NAME = 'rpc_backends.conf';
 /** A config file is a short list; anything larger is not one (and /dev/zero must not fill the heap). */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Bad lines reported one by one before the rest are counted. */
 const MAX_WARNINGS = 50;
-
-/** Where the config file is looked for, first match wins. */
-export function configSearchPath(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (explicit) return [explicit];
-  const xdg = env.XDG_CONFIG_HOME || join(homedir(), '.config');
-  return [
-    ...(env.SCAN_BACKENDS_CONFIG ? [env.SCAN_BACKENDS_CONFIG] : []),
-    join(process.cwd(), CONFIG_NAME),
-    join(xdg, 'scan-backends', CONFIG_NAME),
-    join('/etc/scan-backends', CONFIG_NAME),
-  ];
-}
 
 export interface ParsedConfig {
   candidates: Candidate[];

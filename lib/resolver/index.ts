@@ -1,116 +1,25 @@
 // resolveBackends(): the priority chain. Each source names candidates; every candidate is
 // verified before it is returned; the first source with a live backend wins (or, with
 // `merge`, all are unioned). Verified backends are recorded in Redis when one is configured.
-import { InvalidOptionError, SourceUnavailableError } from '../common/errors.js';
+import { SourceUnavailableError } from '../common/errors.js';
 import { formatHostPort } from '../common/host-port.js';
-import type { EngineChoice } from '../scan/engines/index.js';
-import { systemLookup, type LookupFn } from '../common/addresses.js';
-import {
-  checkBooleanOption,
-  checkChoiceOption,
-  checkIntegerOption,
-  checkSignalOption,
-  checkStringOption,
-  checkTargetListOption,
-  ENGINES,
-  rpcVersionOption,
-} from '../common/options.js';
+import { normalizeResolveOptions, redactUrl, type ResolveOptions } from '../common/options.js';
 import { chooseCompatibleGroup, CLIENT_RULE, GROUP_RULE } from './compatibility.js';
-import { configCandidates, configSearchPath, type LoadedConfig } from './config-file.js';
+import { configCandidates, type LoadedConfig } from './config-file.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates, type ProcessFindings } from './process.js';
-import { DEFAULT_REDIS_TTL_SECONDS, RedisRegistry, redactUrl } from './redis-cache.js';
-import {
-  SOURCE_NAMES,
-  type Backend,
-  type Dropped,
-  type Resolution,
-  type SourceName,
-  type SourceReport,
-} from './types.js';
+import { RedisRegistry } from './redis-cache.js';
+import type { Backend, Dropped, Resolution, SourceReport } from './types.js';
 import { verifyCandidates, Witnesses, type VerifyContext } from './verify.js';
 
 /** llama.cpp's coordinator takes at most this many RPC servers (GGML_RPC_MAX_SERVERS). */
 export const MAX_COORDINATOR_BACKENDS = 16;
 
-export interface ResolveOptions {
-  /** Sources in order. Default: process, config, scan, redis. */
-  sources?: readonly SourceName[];
-  /** Union of all sources instead of the first that yields a live backend. */
-  merge?: boolean;
-  /** Default true; false returns candidates marked `verified: false`. */
-  verify?: boolean;
-  /** Config file; default $SCAN_BACKENDS_CONFIG, ./rpc_backends.conf, $XDG_CONFIG_HOME/…, /etc/…. */
-  configPath?: string;
-  /** A bad config line is an error instead of a warning. */
-  strict?: boolean;
-  /** What the scan source scans (target grammar); default the local private subnets. */
-  subnet?: string | readonly string[];
-  /** Ports for the scan source; default 50052. */
-  ports?: number | readonly number[] | string;
-  /** Redis URL; default $SCAN_BACKENDS_REDIS. Without one the redis source is skipped. */
-  redisUrl?: string;
-  redisPrefix?: string;
-  redisTtlSeconds?: number;
-  /** Redis down is an error (SourceUnavailableError) instead of a note. */
-  requireRedis?: boolean;
-  /** Connect to candidates outside private, loopback, link-local, CGNAT and ULA space. */
-  allowPublic?: boolean;
-  /**
-   * Connect to link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10,
-   * fd00:ec2::254): never a candidate from any source without it.
-   */
-  allowLinkLocal?: boolean;
-  /** Keep a silent port that no witness vouches for, marked unverified (a guess). */
-  acceptSilent?: boolean;
-  /** Count coordinators of every user, not only this user's and root's. */
-  trustAllUsers?: boolean;
-  timeoutMs?: number;
-  probeTimeoutMs?: number;
-  /**
-   * The coordinator's ggml-rpc protocol: servers are judged against it exactly as llama.cpp
-   * does. Default $SCAN_BACKENDS_RPC_VERSION, then the config file's `rpc-version` line;
-   * without any, the servers one client can use together are kept (see `compatibility`).
-   */
-  rpcVersion?: string;
-  engine?: EngineChoice;
-  signal?: AbortSignal;
-  /** Name resolution for candidates; default the system resolver. */
-  lookup?: LookupFn;
-}
+export type { ResolveOptions };
 
-/** The resolver's own options, through the same checks as a scan's; the scan options reach the scan. */
+/** The resolver's own options checked (the watcher checks its options before it starts). */
 export function checkResolveOptions(options: ResolveOptions): void {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options: must be an object');
-  const sources = options.sources ?? SOURCE_NAMES;
-  if (!Array.isArray(sources) || sources.length === 0) {
-    throw new InvalidOptionError(`sources: must be a non-empty list of ${SOURCE_NAMES.join(', ')}`);
-  }
-  for (const s of sources) checkChoiceOption('sources', s, SOURCE_NAMES);
-  for (const name of [
-    'merge',
-    'verify',
-    'strict',
-    'requireRedis',
-    'allowPublic',
-    'allowLinkLocal',
-    'acceptSilent',
-    'trustAllUsers',
-  ] as const) {
-    checkBooleanOption(name, options[name]);
-  }
-  for (const name of ['timeoutMs', 'probeTimeoutMs', 'redisTtlSeconds'] as const)
-    checkIntegerOption(name, options[name]);
-  for (const name of ['configPath', 'redisUrl', 'redisPrefix', 'rpcVersion'] as const)
-    checkStringOption(name, options[name]);
-  checkChoiceOption('engine', options.engine, ENGINES);
-  checkSignalOption(options.signal);
-  checkTargetListOption('subnet', options.subnet);
-  if (options.redisUrl !== undefined && !/^rediss?:\/\//.test(options.redisUrl)) {
-    throw new InvalidOptionError(
-      `redisUrl: must be redis://host:port or rediss://…, got "${redactUrl(options.redisUrl)}"`,
-    );
-  }
+  normalizeResolveOptions(options);
 }
 
 /** For the watcher: it reads the config file itself, to keep the last good one over a bad edit. */
@@ -129,22 +38,15 @@ export interface ResolveHooks {
   keepEveryProtocol?: boolean;
 }
 
-export async function resolveBackends(options: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
-  checkResolveOptions(options);
-  const order = options.sources ?? SOURCE_NAMES;
-  const verify = options.verify ?? true;
-  const lookup = options.lookup ?? systemLookup;
+export async function resolveBackends(given: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
+  const options = normalizeResolveOptions(given);
+  const { sources: order, verify, lookup, redisUrl, redisTtlSeconds: ttlSeconds } = options;
   const warnings: string[] = [];
   const reports: SourceReport[] = [];
   const backends = new Map<string, Backend>();
-  const ttlSeconds = options.redisTtlSeconds ?? DEFAULT_REDIS_TTL_SECONDS;
 
   // Redis is connected to only when something needs it (the redis source, a witness, a write),
   // once, with a deadline; a source that does not need it never waits for it.
-  const redisUrl = options.redisUrl ?? (process.env.SCAN_BACKENDS_REDIS || undefined);
-  if (options.redisUrl === undefined && redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new InvalidOptionError(`$SCAN_BACKENDS_REDIS: must be redis://host:port, got "${redactUrl(redisUrl)}"`);
-  }
   let registryPromise: Promise<RedisRegistry | string> | undefined;
   const registry = (): Promise<RedisRegistry | string> =>
     (registryPromise ??= redisUrl
@@ -185,10 +87,10 @@ export async function resolveBackends(options: ResolveOptions = {}, hooks: Resol
     lookup,
   });
 
-  const loadConfig = hooks.loadConfig ?? (() => configCandidates(options.configPath, options.strict ?? false));
+  const loadConfig = hooks.loadConfig ?? (() => configCandidates(options.configPath, options.strict));
   const config = order.includes('config') ? loadConfig() : Promise.resolve(null);
   config.catch(() => {}); // reported by the config source
-  let rpcVersion = rpcVersionOption(options);
+  let rpcVersion = options.rpcVersion;
   if (rpcVersion === undefined) rpcVersion = (await config.catch(() => null))?.rpcVersion;
 
   const ctx: VerifyContext = {
@@ -243,7 +145,7 @@ export async function resolveBackends(options: ResolveOptions = {}, hooks: Resol
         } else if (name === 'config') {
           const found = await config;
           if (!found) {
-            report.message = `no config file (looked for ${configSearchPath(undefined).join(', ')})`;
+            report.message = `no config file (looked for ${options.configSearch.join(', ')})`;
           } else {
             report.found = found.candidates.length + found.dropped.length;
             report.message = found.file;

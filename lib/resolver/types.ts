@@ -2,8 +2,9 @@
 // source did.
 import type { Health, RpcDetails, ServiceName } from '../probes/types.js';
 
-export type SourceName = 'process' | 'config' | 'scan' | 'redis';
-export const SOURCE_NAMES: readonly SourceName[] = ['process', 'config', 'scan', 'redis'];
+import type { SourceName } from '../common/options.js';
+
+export { SOURCE_NAMES, type SourceName } from '../common/options.js';
 
 export interface Candidate {
   host: string;

@@ -8,7 +8,6 @@ import { parseAddress, type Address } from '../common/addresses.js';
 import { formatHostPort } from '../common/host-port.js';
 import { silentReason } from '../probes/verdict.js';
 import { ScanJob, type ScanOptions, type ScanResult } from '../scan/job.js';
-import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../common/options.js';
 import type { Endpoint } from '../scan/targets/table.js';
 import {
   isNonPublicRange,
@@ -25,6 +24,8 @@ import type { Backend, Candidate, Dropped, SourceName } from './types.js';
 export type VerifyOptions = Pick<ScanOptions, 'timeoutMs' | 'probeTimeoutMs' | 'rpcVersion' | 'engine' | 'signal'>;
 
 export interface VerifyContext extends VerifyOptions {
+  timeoutMs: number;
+  probeTimeoutMs: number;
   verify: boolean;
   lookup: LookupFn;
   allowPublic: boolean;
@@ -127,7 +128,7 @@ export function judge(
   ctx: Pick<VerifyContext, 'timeoutMs' | 'probeTimeoutMs' | 'acceptSilent'>,
   vouched?: Vouch,
 ): Judged {
-  const timeoutMs = ctx.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const { timeoutMs } = ctx;
   const base = { host: result.host, port: result.port, verified: true, rttMs: result.rttMs };
   const busy = (what: string, vouch: Vouch): Judged => ({
     backend: {
@@ -147,7 +148,7 @@ export function judge(
   if (result.state !== 'open') return { reason: `${result.state} (${result.error ?? 'unknown error'})` };
   if (result.service === 'ggml-rpc' && result.guess) {
     if (vouched) return busy('it holds HELLO unanswered, as a ggml-rpc server serving another client does', vouched);
-    const why = `${silentReason(ctx.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS)}; no running coordinator names it and the registry has no recent HELLO from it`;
+    const why = `${silentReason(ctx.probeTimeoutMs)}; no running coordinator names it and the registry has no recent HELLO from it`;
     if (!ctx.acceptSilent) return { reason: `${why} (--accept-silent keeps it, unverified)` };
     return { backend: { ...base, verified: false, service: 'ggml-rpc', health: 'busy', guess: true, reason: why } };
   }

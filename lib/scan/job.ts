@@ -6,76 +6,36 @@ import { performance } from 'node:perf_hooks';
 
 import { compareAddresses, parseAddress, type Address } from '../common/addresses.js';
 import { loadBinding } from './addon/load.js';
-import { InvalidOptionError, InvalidTargetError, NativeUnavailableError, ScanAbortedError } from '../common/errors.js';
+import { InvalidOptionError, InvalidTargetError, ScanAbortedError } from '../common/errors.js';
 import { parseHostPort } from '../common/host-port.js';
 import {
   classifyOutcome,
   defaultConcurrency,
   procFdLimit,
-  type EngineChoice,
   type EngineName,
   type EngineOptions,
   type PortState,
   type RawOutcome,
   type Scanner,
 } from './engines/index.js';
-import { chainFor, splitChain, OLLAMA_PORT, type ProbeOption } from '../probes/plan.js';
-import type { GrpcDetails, Health, HttpFingerprint, ProbeName, RpcDetails, ServiceName } from '../probes/types.js';
+import { chainFor, splitChain, OLLAMA_PORT } from '../probes/plan.js';
+import type { GrpcDetails, Health, HttpFingerprint, RpcDetails, ServiceName } from '../probes/types.js';
 import { verdictFromSteps, type VerdictContext } from '../probes/verdict.js';
-import { createJsScanner } from './engines/js.js';
 import {
-  BACKENDS,
-  checkChoiceOption,
-  checkScanOptions,
   checkTargetListOption,
-  DEFAULT_PROBE_TIMEOUT_MS,
-  DEFAULT_TIMEOUT_MS,
-  ENGINES,
-  rpcVersionOption,
+  normalizeScanOptions,
+  type ProbeName,
+  type ProbeOption,
+  type ProbeOptions,
+  type ScanOptions,
+  type ScanSettings,
 } from '../common/options.js';
-import { createNativeScanner } from './engines/native.js';
+import { selectEngine } from './engines/choose.js';
 import { TargetTable } from './targets/table.js';
 import type { Endpoint } from './targets/table.js';
-import { expandTargets, type TargetOptions } from './targets/grammar.js';
+import { expandTargets } from './targets/grammar.js';
 
-export interface ScanOptions extends TargetOptions {
-  /** Connect timeout per attempt, ms. Default 1000. */
-  timeoutMs?: number;
-  /** Sockets in flight at once. Default: what RLIMIT_NOFILE allows, capped at 16,384. */
-  concurrency?: number;
-  /** Extra attempts for targets that stayed silent. Default 0. */
-  retries?: number;
-  /** New connects per second. Default 0: unlimited. */
-  rate?: number;
-  /** A deadline for the whole scan, ms; reaching it rejects with an AbortError. */
-  deadlineMs?: number;
-  signal?: AbortSignal;
-  /** 'auto' (default; env SCAN_BACKENDS_ENGINE) uses the addon and falls back to 'js'. */
-  engine?: EngineChoice;
-  /** Native scan threads. Default: one, or one per core from 4,096 targets. */
-  threads?: number;
-  /** The native engine's readiness mechanism. Default 'auto': epoll, kqueue, else poll. */
-  backend?: PollerBackend;
-  /**
-   * Tell what answers on each open port: 'auto' picks probes by port (50052: ggml-rpc then
-   * gRPC; 11434: Ollama; others: HTTP, gRPC, ggml-rpc), or name them in order. Default off.
-   */
-  probe?: ProbeOption;
-  /** Each probe step's deadline, ms. Default 2000. */
-  probeTimeoutMs?: number;
-  /** The service the gRPC health check asks about. Default "": the whole server. */
-  grpcService?: string;
-  /**
-   * The coordinator's ggml-rpc protocol, "x.y.z": compatibility is judged against it exactly as
-   * llama.cpp does. Default $SCAN_BACKENDS_RPC_VERSION; without either, each server reports
-   * the clients that can use it (`rpc.usableBy`) and none is called incompatible. null: no
-   * client, whatever $SCAN_BACKENDS_RPC_VERSION says (a watcher's health checks: a server of
-   * another protocol is alive all the same).
-   */
-  rpcVersion?: string | null;
-}
-
-export type PollerBackend = (typeof BACKENDS)[number];
+export type { ScanOptions, ProbeOptions } from '../common/options.js';
 
 export interface ScanResult {
   host: string;
@@ -107,42 +67,20 @@ export interface ScanReport {
   interrupted?: true;
 }
 
-export interface EngineSelection {
-  scanner: Scanner;
-  /** Why 'auto' fell back to the JS engine, when it did. */
-  fallbackReason?: string;
-}
+export { selectEngine, type EngineSelection } from './engines/choose.js';
 
 const THREADS_FROM_TARGETS = 4096;
 
-/** The engine's options with every default filled in (the options were checked at creation). */
-function engineOptions(options: ScanOptions, fdLimit: number | null, targets: number): EngineOptions {
+/** The engine's options: the settings, and the two defaults that wait for the job's size. */
+function engineOptions(settings: ScanSettings, fdLimit: number | null, targets: number): EngineOptions {
   return {
-    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    concurrency: options.concurrency ?? defaultConcurrency(fdLimit),
-    retries: options.retries ?? 0,
-    rate: options.rate ?? 0,
-    threads: options.threads ?? (targets >= THREADS_FROM_TARGETS ? availableParallelism() : 1),
-    probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
-    grpcService: options.grpcService ?? '',
-  };
-}
-
-/** Picks the engine: the addon when it loads, else (for 'auto') the JS twin, saying why. */
-export function selectEngine(choice: EngineChoice | undefined, backend: PollerBackend = 'auto'): EngineSelection {
-  checkChoiceOption('backend', backend, BACKENDS);
-  const fromEnv = choice === undefined && Boolean(process.env.SCAN_BACKENDS_ENGINE);
-  const wanted = choice ?? ((process.env.SCAN_BACKENDS_ENGINE || undefined) as EngineChoice | undefined) ?? 'auto';
-  checkChoiceOption(fromEnv ? '$SCAN_BACKENDS_ENGINE' : 'engine', wanted, ENGINES);
-  if (wanted === 'js') return { scanner: createJsScanner() };
-  const load = loadBinding();
-  if (load.binding) return { scanner: createNativeScanner(load.binding, backend) };
-  if (wanted === 'native') {
-    throw new NativeUnavailableError(`native engine unavailable: ${load.error.message}`, { cause: load.error });
-  }
-  return {
-    scanner: createJsScanner(),
-    fallbackReason: `native addon unavailable (${load.error.message.split('\n')[0]})`,
+    timeoutMs: settings.timeoutMs,
+    concurrency: settings.concurrency ?? defaultConcurrency(fdLimit),
+    retries: settings.retries,
+    rate: settings.rate,
+    threads: settings.threads ?? (targets >= THREADS_FROM_TARGETS ? availableParallelism() : 1),
+    probeTimeoutMs: settings.probeTimeoutMs,
+    grpcService: settings.grpcService,
   };
 }
 
@@ -160,47 +98,47 @@ export class ScanJob implements AsyncIterable<ScanResult> {
   concurrency: number | undefined;
   readonly #scanner: Scanner;
   readonly #targets: string | readonly string[] | { endpoints: readonly Endpoint[] };
-  readonly #options: ScanOptions;
+  /** The options with every default filled, as the job runs with them. */
+  readonly settings: ScanSettings;
   #started = false;
 
   /** Targets in the target grammar, or endpoints already resolved (the resolver's candidates). */
   constructor(targets: string | readonly string[] | { endpoints: readonly Endpoint[] }, options: ScanOptions = {}) {
-    // Every option is checked here, before a name is resolved or a socket opened.
-    checkScanOptions(options);
+    // Every option is checked and filled here, before a name is resolved or a socket opened.
+    this.settings = normalizeScanOptions(options);
     if (!(typeof targets === 'object' && targets !== null && 'endpoints' in targets)) {
       checkTargetListOption('targets', targets);
     }
-    const selection = selectEngine(options.engine, options.backend);
+    const selection = selectEngine(this.settings.engine, this.settings.poller);
     this.#scanner = selection.scanner;
     this.engine = selection.scanner.name;
     this.fallbackReason = selection.fallbackReason;
     this.#targets = targets;
-    this.#options = options;
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<ScanResult, void, undefined> {
     if (this.#started) throw new InvalidOptionError('a ScanJob can be iterated once');
     this.#started = true;
-    const { signal, deadlineMs } = this.#options;
+    const { signal, deadlineMs } = this.settings;
     signal?.throwIfAborted();
     const targets = this.#targets;
     const table =
       typeof targets === 'object' && 'endpoints' in targets
         ? TargetTable.fromEndpoints(targets.endpoints)
-        : await expandTargets(targets, this.#options);
+        : await expandTargets(targets, this.settings);
     this.targetCount = table.length;
-    const options = engineOptions(this.#options, fdLimit(), table.length);
+    const options = engineOptions(this.settings, fdLimit(), table.length);
     this.concurrency = options.concurrency;
     signal?.throwIfAborted();
 
-    const probing = Boolean(this.#options.probe);
+    const probing = Boolean(this.settings.probe);
     // Per-endpoint chains only when probing: a /16 connect scan needs none of them.
     const split = probing
-      ? Array.from({ length: table.length }, (_, i) => splitChain(chainFor(table.port(i), this.#options.probe)))
+      ? Array.from({ length: table.length }, (_, i) => splitChain(chainFor(table.port(i), this.settings.probe)))
       : [];
     split.forEach((chain, i) => table.setPlan(i, chain.plan));
     const verdictContext: VerdictContext = {
-      rpcClientVersion: rpcVersionOption(this.#options),
+      rpcClientVersion: this.settings.rpcVersion,
       grpcService: options.grpcService,
       probeTimeoutMs: options.probeTimeoutMs,
     };
@@ -224,7 +162,7 @@ export class ScanJob implements AsyncIterable<ScanResult> {
           continue;
         }
         const ep = table.endpoint(raw.index);
-        const onlyOllama = this.#options.probe === 'auto' && ep.port === OLLAMA_PORT;
+        const onlyOllama = this.settings.probe === 'auto' && ep.port === OLLAMA_PORT;
         // The HTTP probes (node:http, node:http2) load with the first chain that needs them.
         const task = import('./after-engine.js')
           .then(({ continueChain }) =>
@@ -339,11 +277,6 @@ export async function scanAll(targets: string | readonly string[], options: Scan
   };
 }
 
-export interface ProbeOptions extends Omit<ScanOptions, 'ports' | 'exclude' | 'probe'> {
-  /** Which probe, or probes in order; default 'auto' (chosen by port). */
-  service?: 'auto' | ProbeName | readonly ProbeName[];
-}
-
 /**
  * Connects to one host:port and tells what answers there: `probe('10.0.0.7')` (port 50052),
  * `probe('10.0.0.7:8080')` or `probe('10.0.0.7', 8080)`. A port that does not connect gets
@@ -366,10 +299,12 @@ export async function probe(target: string, port?: number, options: ProbeOptions
   }
   const chain: ProbeOption =
     service === 'auto' ? 'auto' : typeof service === 'string' ? [service as ProbeName] : service;
-  const report = await scanAll(host, { ...rest, ports: [port], probe: chain });
-  const result = report.results[0] as ScanResult;
+  const job = scan(host, { ...rest, ports: [port], probe: chain });
+  const results: ScanResult[] = [];
+  for await (const r of job) results.push(r);
+  const result = sortResults(results)[0] as ScanResult;
   if (result.state !== 'open') {
-    const timeoutMs = rest.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const timeoutMs = job.settings.timeoutMs;
     const why: Record<string, string> = {
       closed: 'connection refused',
       filtered: `no answer to the connect within ${timeoutMs} ms`,

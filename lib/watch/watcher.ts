@@ -25,7 +25,12 @@ import { DEFAULT_REDIS_TTL_SECONDS } from '../resolver/redis-cache.js';
 import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
 import { addressOf, judge, verifyCandidates, Witnesses, type VerifyContext } from '../resolver/verify.js';
 import { ScanJob, type ScanResult } from '../scan/job.js';
-import { checkIntegerOption, rpcVersionOption } from '../common/options.js';
+import {
+  checkIntegerOption,
+  DEFAULT_PROBE_TIMEOUT_MS,
+  DEFAULT_TIMEOUT_MS,
+  rpcVersionOption,
+} from '../common/options.js';
 import type { Endpoint } from '../scan/targets/table.js';
 import { systemLookup } from '../common/addresses.js';
 import { localSubnetTargets, splitList, targetScope, touchesLinkLocal } from '../scan/targets/grammar.js';
@@ -599,7 +604,9 @@ export class Watcher extends EventEmitter<WatcherEvents> {
           ? this.#scope?.scan
           : leased.length === 0
             ? undefined
-            : await targetScope(leased, this.#options.ports).catch(() => undefined);
+            : await targetScope(leased, this.#options.ports, this.#options.lookup ?? systemLookup).catch(
+                () => undefined,
+              );
       await this.#takeResolution(resolution, scanned);
       this.#countIgnoredEntries(resolution);
       this.#sayWarnings(resolution);
@@ -677,8 +684,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     if (reported.length === 0) return;
     const started = performance.now();
     const ctx: VerifyContext = {
-      timeoutMs: this.#options.timeoutMs,
-      probeTimeoutMs: this.#options.probeTimeoutMs,
+      timeoutMs: this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      probeTimeoutMs: this.#options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
       engine: this.#options.engine,
       signal: this.#stepSignal(),
       verify: true,
@@ -894,7 +901,15 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         if (!result) continue;
         const needsWitness = result.state === 'filtered' || (result.state === 'open' && result.guess === true);
         const vouch = needsWitness ? await witnesses.vouch(followed.heldKey) : undefined;
-        const verdict = judge(result, { ...this.#options, acceptSilent: this.#options.acceptSilent === true }, vouch);
+        const verdict = judge(
+          result,
+          {
+            timeoutMs: this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+            probeTimeoutMs: this.#options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+            acceptSilent: this.#options.acceptSilent === true,
+          },
+          vouch,
+        );
         if ('reason' in verdict) this.#apply(followed, { check: 'health', saw: verdict.reason }, result.rttMs);
         else {
           const { host, port } = followed.view;

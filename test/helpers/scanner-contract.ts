@@ -3,21 +3,15 @@
 // comparisons in test/real/parity.test.ts and test/netns/.
 import { describe, expect, it } from 'vitest';
 
-import type { EngineName } from '../../lib/scan/engines/index.js';
-import {
-  scan as scanWith,
-  scanAll as scanAllWith,
-  type PollerBackend,
-  type ScanOptions,
-  type ScanResult,
-} from '../../lib/scan/job.js';
+import type { EngineName, Poller } from '../../lib/common/options.js';
+import { scan as scanWith, scanAll as scanAllWith, type ScanOptions, type ScanResult } from '../../lib/scan/job.js';
 import { closedPort, countFds, listen } from './net.js';
 
-export function describeScannerContract(engine: EngineName, backend: PollerBackend = 'auto'): void {
-  // Every call in the suite goes through these two, so the backend applies throughout.
-  const scan = (targets: string | string[], options: ScanOptions) => scanWith(targets, { ...options, backend });
-  const scanAll = (targets: string | string[], options: ScanOptions) => scanAllWith(targets, { ...options, backend });
-  describe(`${engine} engine contract${backend === 'auto' ? '' : ` (${backend} backend)`}`, () => {
+export function describeScannerContract(engine: EngineName, poller: Poller = 'auto'): void {
+  // Every call in the suite goes through these two, so the poller applies throughout.
+  const scan = (targets: string | string[], options: ScanOptions) => scanWith(targets, { ...options, poller });
+  const scanAll = (targets: string | string[], options: ScanOptions) => scanAllWith(targets, { ...options, poller });
+  describe(`${engine} engine contract${poller === 'auto' ? '' : ` (poller ${poller})`}`, () => {
     it('reports open for a listener and closed for a port nothing listens on', async () => {
       const { port } = await listen('127.0.0.61');
       const report = await scanAll(['127.0.0.61', '127.0.0.62'], { engine, ports: port, timeoutMs: 2000 });

@@ -3,7 +3,9 @@
 // names the option, never a TypeError from deep inside.
 import { describe, expect, it } from 'vitest';
 
+import { systemLookup } from '../../lib/common/addresses.js';
 import { InvalidOptionError } from '../../lib/common/errors.js';
+import { normalizeResolveOptions, normalizeScanOptions } from '../../lib/common/options.js';
 import { resolveBackends } from '../../lib/resolver/index.js';
 import { scan, scanAll } from '../../lib/scan/job.js';
 import { resolveTargets } from '../../lib/scan/targets/grammar.js';
@@ -62,5 +64,58 @@ describe('scan options are checked once, first', () => {
 
   it('targets that are neither a string nor a list of strings are named', () => {
     expect(() => scan(5 as never)).toThrow('targets: must be a string or a list of strings, got 5');
+  });
+});
+
+describe('every default is filled once, where the option enters', () => {
+  it('normalizeScanOptions fills what a scan runs with, and the job keeps it', () => {
+    const job = scan('127.0.0.1', { engine: 'js', rpcVersion: null });
+    expect(job.settings).toMatchObject({
+      timeoutMs: 1000,
+      probeTimeoutMs: 2000,
+      retries: 0,
+      rate: 0,
+      grpcService: '',
+      engine: 'js',
+      poller: 'auto',
+      probe: false,
+      rpcVersion: undefined,
+      lookup: systemLookup,
+    });
+    expect(job.settings.concurrency).toBeUndefined(); // from the descriptor limit at start
+  });
+
+  it('reads $SCAN_BACKENDS_RPC_VERSION and $SCAN_BACKENDS_REDIS in the normalizer', () => {
+    const saved = { ...process.env };
+    try {
+      process.env.SCAN_BACKENDS_RPC_VERSION = '3.6.1';
+      process.env.SCAN_BACKENDS_REDIS = 'redis://127.0.0.1:1';
+      expect(normalizeScanOptions({}).rpcVersion).toBe('3.6.1');
+      expect(normalizeScanOptions({ rpcVersion: null }).rpcVersion).toBeUndefined();
+      expect(normalizeResolveOptions({}).redisUrl).toBe('redis://127.0.0.1:1');
+      process.env.SCAN_BACKENDS_REDIS = 'http://x';
+      expect(() => normalizeResolveOptions({})).toThrow('$SCAN_BACKENDS_REDIS: must be redis://host:port');
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it('takes the old option name `backend` for the poller, once with a deprecation warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      expect(normalizeScanOptions({ backend: 'poll' }).poller).toBe('poll');
+      expect(normalizeScanOptions({ backend: 'poll' }).poller).toBe('poll');
+      expect(normalizeScanOptions({ poller: 'epoll' }).poller).toBe('epoll');
+      expect(() => normalizeScanOptions({ poller: 'epoll', backend: 'poll' })).toThrow(InvalidOptionError);
+      expect(() => normalizeScanOptions({ poller: 'select' as never })).toThrow(
+        'poller: must be auto, epoll, kqueue or poll, got "select"',
+      );
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on a later tick
+      expect(warnings.filter((m) => m.includes('`backend` is now `poller`'))).toHaveLength(1);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
-import { configSearchPath, parseConfig } from '../../lib/resolver/config-file.js';
+import { configSearchPath } from '../../lib/common/options.js';
+import { parseConfig } from '../../lib/resolver/config-file.js';
 import { isCoordinator, parseRpcList, rpcLists } from '../../lib/resolver/process.js';
 
 describe('rpc_backends.conf', () => {

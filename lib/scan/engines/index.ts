@@ -5,8 +5,9 @@ import { readFileSync } from 'node:fs';
 import type { ProbeStep } from '../../probes/types.js';
 import type { TargetTable } from '../targets/table.js';
 
-export type EngineName = 'native' | 'js';
-export type EngineChoice = 'auto' | EngineName;
+import type { EngineName } from '../../common/options.js';
+
+export type { EngineChoice, EngineName } from '../../common/options.js';
 export type PortState = 'open' | 'closed' | 'filtered' | 'unreachable' | 'error';
 
 /**

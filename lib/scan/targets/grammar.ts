@@ -10,14 +10,17 @@ import {
   parseAddress,
   parseIPv4,
   parseIPv6,
-  systemLookup,
   type Address,
   type AddressFamily,
   type LookupFn,
 } from '../../common/addresses.js';
 import { InvalidTargetError } from '../../common/errors.js';
-import { GGML_RPC_PORT } from '../../probes/plan.js';
-import { checkTargetListOption, checkTargetOptions } from '../../common/options.js';
+import {
+  checkTargetListOption,
+  GGML_RPC_PORT,
+  normalizeTargetOptions,
+  type TargetOptions,
+} from '../../common/options.js';
 import { TargetTableBuilder, type Endpoint, type TargetTable } from './table.js';
 
 export type { Endpoint } from './table.js';
@@ -29,26 +32,6 @@ export const DEFAULT_PORT = GGML_RPC_PORT;
 export const LARGE_JOB_PAIRS = 65_536;
 /** The most pairs one job can hold even with `allowLarge`: a bound on memory, not a policy. */
 export const MAX_JOB_PAIRS = 1 << 24;
-
-export interface TargetOptions {
-  /** Port list: numbers, or the grammar "50052", "50052,11434", "8000-8010". Default 50052. */
-  ports?: number | readonly number[] | string;
-  /** Addresses to leave out, in the target grammar. */
-  exclude?: string | readonly string[];
-  /** Allow more than 65,536 host:port pairs. */
-  allowLarge?: boolean;
-  /** Allow addresses outside private, loopback, link-local, CGNAT and ULA space. */
-  allowPublic?: boolean;
-  /**
-   * false refuses link-local and cloud-metadata addresses (isLinkLocal). A scan of targets the
-   * user typed allows them (default true); the resolver passes false unless told otherwise.
-   */
-  allowLinkLocal?: boolean;
-  /** Name resolution; defaults to the system resolver (every address kept). */
-  lookup?: LookupFn;
-  /** Stops a long expansion (a list of thousands of addresses) between steps. */
-  signal?: AbortSignal;
-}
 
 /** An inclusive run of addresses of one family, and the token it came from. */
 interface AddressRange {
@@ -253,7 +236,7 @@ const NON_PUBLIC_BLOCKS: readonly AddressRange[] = withMapped([
 export async function targetScope(
   targets: string | readonly string[],
   ports: TargetOptions['ports'],
-  lookup: LookupFn = systemLookup,
+  lookup: LookupFn,
 ): Promise<(address: Address, port: number) => boolean> {
   const ranges = await parseRanges(splitList(targets, 'target'), lookup, false, yielder(undefined));
   const portSet = new Set(parsePorts(ports));
@@ -390,9 +373,8 @@ export async function expandTargets(
   options: TargetOptions = {},
 ): Promise<TargetTable> {
   // Types first (a safety switch opens only for a real `true`), then the grammar.
-  checkTargetOptions(options);
+  const { lookup } = normalizeTargetOptions(options);
   checkTargetListOption('targets', targets);
-  const lookup = options.lookup ?? systemLookup;
   const ports = parsePorts(options.ports);
   const pause = yielder(options.signal);
   const ranges = await parseRanges(splitList(targets, 'target'), lookup, false, pause);
