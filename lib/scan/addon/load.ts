@@ -82,8 +82,9 @@ export type BindingLoad = { binding: NativeBinding; error?: undefined } | { bind
 
 let cached: BindingLoad | undefined;
 
-// lib/ and dist/ both sit one level below the package root, where binding.gyp and prebuilds/ are.
-const packageRoot = fileURLToPath(new URL('..', import.meta.url));
+// This file sits three levels below the package root (lib/scan/addon/, dist/scan/addon/), where
+// binding.gyp, build/ and prebuilds/ are.
+const packageRoot = fileURLToPath(new URL('../../..', import.meta.url));
 
 /**
  * SCAN_BACKENDS_ADDON_PATH names a .node file to load instead (the sanitizer build of
