@@ -40,6 +40,8 @@ Napi::Error make_error(Napi::Env env, sb::Status status, int sys_error, const st
   return error;
 }
 
+// A step in the shape TS reads as ProbeStep (lib/probes/types.ts), the JS engine's shape: a
+// field the step lacks (the -1s, an empty message) is left out, not sent as a marker.
 Napi::Value probe_step_to_js(Napi::Env env, const sb::ProbeStep& step) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", sb::probe_kind_name(step.kind));
@@ -65,10 +67,10 @@ Napi::Value probe_step_to_js(Napi::Env env, const sb::ProbeStep& step) {
     }
     o.Set("devices", devices);
   } else {
-    o.Set("httpStatus", step.http_status);
-    o.Set("grpcStatus", step.grpc_status);
-    o.Set("servingStatus", step.serving_status);
-    o.Set("grpcMessage", step.grpc_message);
+    if (step.http_status >= 0) o.Set("httpStatus", step.http_status);
+    if (step.grpc_status >= 0) o.Set("grpcStatus", step.grpc_status);
+    if (step.serving_status >= 0) o.Set("servingStatus", step.serving_status);
+    if (!step.grpc_message.empty()) o.Set("grpcMessage", step.grpc_message);
   }
   return o;
 }

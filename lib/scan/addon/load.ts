@@ -12,21 +12,6 @@ export interface NativeScanHandle {
   abort(): void;
 }
 
-export interface NativeProbeStep {
-  kind: 'ggml-rpc' | 'grpc';
-  outcome: ProbeStep['outcome'];
-  detail: string;
-  elapsedMs: number;
-  received: number;
-  version?: [number, number, number];
-  legacyHello?: boolean;
-  devices?: { index: number; freeBytes: number; totalBytes: number }[];
-  httpStatus?: number;
-  grpcStatus?: number;
-  servingStatus?: number;
-  grpcMessage?: string;
-}
-
 export interface NativeBinding {
   Scan: new (
     endpoints: Uint8Array,
@@ -44,7 +29,7 @@ export interface NativeBinding {
       records: ArrayBuffer | null,
       done: boolean,
       aborted: boolean,
-      reports: { index: number; steps: NativeProbeStep[] }[] | undefined,
+      reports: { index: number; steps: ProbeStep[] }[] | undefined,
     ) => void,
   ) => NativeScanHandle;
   fdLimit(): number | null;
