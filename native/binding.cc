@@ -201,20 +201,6 @@ int get_int(const Napi::Object& options, const char* name, int fallback) {
   return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
 }
 
-bool parse_backend(const std::string& name, sb::Backend* out) {
-  if (name == "auto")
-    *out = sb::Backend::kAuto;
-  else if (name == "epoll")
-    *out = sb::Backend::kEpoll;
-  else if (name == "kqueue")
-    *out = sb::Backend::kKqueue;
-  else if (name == "poll")
-    *out = sb::Backend::kPoll;
-  else
-    return false;
-  return true;
-}
-
 class Scan : public Napi::ObjectWrap<Scan> {
  public:
   static Napi::Function define(Napi::Env env) {
@@ -254,7 +240,7 @@ class Scan : public Napi::ObjectWrap<Scan> {
     if (rate.IsNumber()) options.rate = rate.As<Napi::Number>().DoubleValue();
     const Napi::Value backend = opts.Get("backend");
     if (backend.IsString() &&
-        !parse_backend(backend.As<Napi::String>().Utf8Value(), &options.backend)) {
+        !sb::parse_backend(backend.As<Napi::String>().Utf8Value().c_str(), &options.backend)) {
       make_error(env, sb::Status::kInvalidArgument, 0, "unknown backend")
           .ThrowAsJavaScriptException();
       return;

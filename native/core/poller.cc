@@ -1,6 +1,7 @@
 #include "poller.hh"
 
 #include <cerrno>
+#include <cstring>
 
 #include "poller_backends.hh"
 
@@ -17,17 +18,26 @@ Backend native_backend() {
 }
 
 const char* backend_name(Backend backend) {
+  if (backend == Backend::kAuto) backend = native_backend();
   switch (backend) {
-    case Backend::kAuto:
-      return backend_name(native_backend());
-    case Backend::kEpoll:
-      return "epoll";
-    case Backend::kKqueue:
-      return "kqueue";
-    case Backend::kPoll:
-      return "poll";
+#define SB_BACKEND_NAME(name, text) \
+  case Backend::name:               \
+    return text;
+    SB_BACKEND_MAP(SB_BACKEND_NAME)
+#undef SB_BACKEND_NAME
   }
   return "unknown";
+}
+
+bool parse_backend(const char* name, Backend* out) {
+#define SB_BACKEND_PARSE(value, text) \
+  if (std::strcmp(name, text) == 0) { \
+    *out = Backend::value;            \
+    return true;                      \
+  }
+  SB_BACKEND_MAP(SB_BACKEND_PARSE)
+#undef SB_BACKEND_PARSE
+  return false;
 }
 
 std::unique_ptr<Poller> make_poller(Backend backend, int* err) {

@@ -7,7 +7,19 @@
 
 namespace sb {
 
-enum class Backend { kAuto, kEpoll, kKqueue, kPoll };
+// Each backend and the name JS chooses it by (the scan's poller option); the binding parses
+// names and reports the list to the loader from this table alone.
+#define SB_BACKEND_MAP(X) \
+  X(kAuto, "auto")        \
+  X(kEpoll, "epoll")      \
+  X(kKqueue, "kqueue")    \
+  X(kPoll, "poll")
+
+enum class Backend {
+#define SB_BACKEND_ENUM(name, text) name,
+  SB_BACKEND_MAP(SB_BACKEND_ENUM)
+#undef SB_BACKEND_ENUM
+};
 
 struct Interest {
   bool read = false;
@@ -42,6 +54,9 @@ std::unique_ptr<Poller> make_poller(Backend backend, int* err);
 
 // The backend kAuto resolves to on this platform.
 Backend native_backend();
+// The backend's name; kAuto names the backend it resolves to.
 const char* backend_name(Backend backend);
+// The backend a name chooses ("auto" included); false for a name not in the table.
+bool parse_backend(const char* name, Backend* out);
 
 }  // namespace sb
