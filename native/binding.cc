@@ -299,8 +299,8 @@ Napi::Value notify_datagram(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, error);
 }
 
-// The records and ids the JS side mirrors (lib/scan/addon/layout.ts): the loader compares them and
-// refuses a build that differs.
+// The records, ids and names the JS side mirrors (lib/scan/addon/layout.ts and the constants
+// load.ts gathers): the loader compares them and refuses a build that differs.
 Napi::Object layout(Napi::Env env) {
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("endpointRecordSize", static_cast<double>(sb::kEndpointRecordSize));
@@ -316,6 +316,31 @@ Napi::Object layout(Napi::Env env) {
     plans.Set(name, plan);
   }
   layout.Set("plans", plans);
+  // The names JS and the core exchange, each list read from the core's own table.
+  std::vector<const char*> names;
+  const auto name_list = [&env, &names]() {
+    Napi::Array list = Napi::Array::New(env, names.size());
+    for (uint32_t i = 0; i < names.size(); ++i) list.Set(i, names[i]);
+    names.clear();
+    return list;
+  };
+#define SB_LAYOUT_NAME(name, text) names.push_back(text);
+#define SB_LAYOUT_STATUS(name, code, message) names.push_back(code);
+  SB_PROBE_KIND_MAP(SB_LAYOUT_NAME)
+  layout.Set("probeKinds", name_list());
+  SB_PROBE_OUTCOME_MAP(SB_LAYOUT_NAME)
+  layout.Set("outcomes", name_list());
+  SB_BACKEND_MAP(SB_LAYOUT_NAME)
+  layout.Set("pollers", name_list());
+  SB_STATUS_MAP(SB_LAYOUT_STATUS)
+  layout.Set("statuses", name_list());
+#undef SB_LAYOUT_STATUS
+#undef SB_LAYOUT_NAME
+  Napi::Object commands = Napi::Object::New(env);
+#define SB_LAYOUT_COMMAND(name, text, id) commands.Set(text, id);
+  SB_GGML_RPC_COMMAND_MAP(SB_LAYOUT_COMMAND)
+#undef SB_LAYOUT_COMMAND
+  layout.Set("ggmlRpcCommands", commands);
   return layout;
 }
 

@@ -4,9 +4,17 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 import { NativeUnavailableError } from '../../common/errors.js';
-import { ENDPOINT_RECORD_SIZE, PROBE_PLANS, RESULT_RECORD_SIZE, TIMED_OUT } from './layout.js';
-import { NEWEST_KNOWN_MAJOR } from '../../probes/ggml-rpc.js';
-import type { ProbeStep } from '../../probes/types.js';
+import { BACKENDS } from '../../common/options.js';
+import {
+  ENDPOINT_RECORD_SIZE,
+  ENGINE_PROBES,
+  NATIVE_STATUS_CODES,
+  PROBE_PLANS,
+  RESULT_RECORD_SIZE,
+  TIMED_OUT,
+} from './layout.js';
+import { GGML_RPC_COMMANDS, NEWEST_KNOWN_MAJOR } from '../../probes/ggml-rpc.js';
+import { STEP_OUTCOMES, type ProbeStep } from '../../probes/types.js';
 
 export interface NativeScanHandle {
   abort(): void;
@@ -35,31 +43,60 @@ export interface NativeBinding {
   fdLimit(): number | null;
   /** One datagram to an AF_UNIX socket (systemd's NOTIFY_SOCKET): 0 or the errno. */
   notifyDatagram?(path: string, message: string): number;
-  /** The addon's record sizes and ids, compared with scan/addon/layout.ts at load. */
-  layout?: NativeLayout;
+  /** The addon's record sizes, ids and names, compared with EXPECTED_LAYOUT at load. */
+  layout?: unknown;
 }
 
 export interface NativeLayout {
   endpointRecordSize: number;
   resultRecordSize: number;
   timedOut: number;
-  plans: Record<string, number>;
+  plans: Readonly<Record<string, number>>;
   newestKnownMajor: number;
+  /** The probes the core runs, by name (SB_PROBE_KIND_MAP). */
+  probeKinds: readonly string[];
+  /** Every probe step outcome (SB_PROBE_OUTCOME_MAP). */
+  outcomes: readonly string[];
+  /** The poller names a scan may choose (SB_BACKEND_MAP). */
+  pollers: readonly string[];
+  /** The codes of the core's errors (SB_STATUS_MAP). */
+  statuses: readonly string[];
+  /** The ggml-rpc command ids the probe sends, by name (SB_GGML_RPC_COMMAND_MAP). */
+  ggmlRpcCommands: Readonly<Record<string, number>>;
 }
 
-/** What this package expects of the addon; a difference names each field. */
-function layoutMismatch(layout: NativeLayout | undefined): string | undefined {
-  if (!layout) return 'it reports no record layout (an older build)';
-  const expected: NativeLayout = {
-    endpointRecordSize: ENDPOINT_RECORD_SIZE,
-    resultRecordSize: RESULT_RECORD_SIZE,
-    timedOut: TIMED_OUT,
-    plans: { ...PROBE_PLANS },
-    newestKnownMajor: NEWEST_KNOWN_MAJOR,
-  };
+/** What this package expects of the addon: each value is the TS constant it mirrors. */
+export const EXPECTED_LAYOUT: Readonly<NativeLayout> = {
+  endpointRecordSize: ENDPOINT_RECORD_SIZE,
+  resultRecordSize: RESULT_RECORD_SIZE,
+  timedOut: TIMED_OUT,
+  plans: PROBE_PLANS,
+  newestKnownMajor: NEWEST_KNOWN_MAJOR,
+  probeKinds: ENGINE_PROBES,
+  outcomes: STEP_OUTCOMES,
+  pollers: BACKENDS,
+  statuses: NATIVE_STATUS_CODES,
+  ggmlRpcCommands: GGML_RPC_COMMANDS,
+};
+
+/** A value to compare: a list of names or an object's keys in any order are the same mirror. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value))
+    return JSON.stringify(value.every((v) => typeof v === 'string') ? [...value].sort() : value);
+  if (value !== null && typeof value === 'object') {
+    return JSON.stringify(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+  return JSON.stringify(value);
+}
+
+/** Each field of the addon's layout that differs from EXPECTED_LAYOUT, named; undefined when none does. */
+export function layoutMismatch(layout: unknown): string | undefined {
+  const expected = EXPECTED_LAYOUT;
+  if (layout === null || typeof layout !== 'object') return 'it reports no record layout (an older build)';
+  const actual = layout as Partial<Record<keyof NativeLayout, unknown>>;
   const differences = (Object.keys(expected) as (keyof NativeLayout)[])
-    .filter((key) => JSON.stringify(layout[key]) !== JSON.stringify(expected[key]))
-    .map((key) => `${key} ${JSON.stringify(layout[key])}, expected ${JSON.stringify(expected[key])}`);
+    .filter((key) => canonical(actual[key]) !== canonical(expected[key]))
+    .map((key) => `${key} ${JSON.stringify(actual[key])}, expected ${JSON.stringify(expected[key])}`);
   return differences.length > 0 ? differences.join('; ') : undefined;
 }
 
