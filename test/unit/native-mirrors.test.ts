@@ -1,8 +1,10 @@
 // Every value TS and the C++ core both know (record sizes, ids, names) is compared at load: the
 // addon reports its tables (`layout` in native/binding.cc) and the loader refuses one that
 // differs from the TS constants. These tests drift one mirror at a time through a fake layout,
-// and check the addon built from this tree against the constants.
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+// and check the addon built from this tree against the constants. The build files' one list
+// of core sources (native/core-sources.txt) is checked here too.
+import { execSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,5 +127,43 @@ describe('the addon built from this tree', () => {
     expect(loaded.binding?.layout).toEqual(createRequire(import.meta.url)(BUILT_ADDON).layout);
     vi.unstubAllEnvs();
     vi.resetModules();
+  });
+});
+
+describe('one list of core sources feeds binding.gyp and CMakeLists.txt', () => {
+  const listFile = join(ROOT, 'native', 'core-sources.txt');
+  const listed = readFileSync(listFile, 'utf8')
+    .split('\n')
+    .filter((line) => /^[^#]/.test(line));
+
+  it('names every core .cc but the per-OS pollers, once', () => {
+    const perOs = ['poller_epoll.cc', 'poller_kqueue.cc'];
+    const onDisk = readdirSync(join(ROOT, 'native', 'core'))
+      .filter((name) => name.endsWith('.cc') && !perOs.includes(name))
+      .map((name) => `native/core/${name}`);
+    expect([...listed].sort()).toEqual(onDisk.sort());
+    expect(new Set(listed).size).toBe(listed.length);
+  });
+
+  it("is what binding.gyp's command expansion yields, and gyp lists no common core source itself", () => {
+    const gyp = readFileSync(join(ROOT, 'binding.gyp'), 'utf8');
+    const command = /"<!@\((node -p .*core-sources\.txt.*)\)"/.exec(gyp)?.[1];
+    expect(command).toBeDefined();
+    // The gyp file is a Python literal: \" and \\ are its escapes; gyp runs the command in a shell.
+    const shellCommand = (command as string).replace(/\\(["\\])/g, '$1');
+    const expanded = execSync(shellCommand, { cwd: ROOT, encoding: 'utf8' }).trim().split(/\s+/);
+    expect(expanded).toEqual(listed);
+    for (const source of listed) expect(gyp).not.toContain(`"${source}"`);
+  });
+
+  it('is what CMakeLists.txt reads, and CMake lists no common core source itself', () => {
+    const cmake = readFileSync(join(ROOT, 'CMakeLists.txt'), 'utf8');
+    expect(cmake).toMatch(/file\(STRINGS native\/core-sources\.txt CORE_SOURCES REGEX "\^\[\^#\]"\)/);
+    for (const source of listed) expect(cmake).not.toContain(source);
+  });
+
+  it('ships in the package, so a source build from the tarball finds it', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { files: string[] };
+    expect(pkg.files).toContain('native/core-sources.txt');
   });
 });
