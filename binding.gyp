@@ -4,19 +4,7 @@
       "target_name": "scan_backends",
       "sources": [
         "native/binding.cc",
-        "native/core/connect_scan.cc",
-        "native/core/hpack.cc",
-        "native/core/probe.cc",
-        "native/core/probe_ggml_rpc.cc",
-        "native/core/probe_grpc_health.cc",
-        "native/core/probe_run.cc",
-        "native/core/socket_ops.cc",
-        "native/core/endpoint.cc",
-        "native/core/poller.cc",
-        "native/core/poller_poll.cc",
-        "native/core/status.cc",
-        "native/core/unix_datagram.cc",
-        "native/core/waker.cc"
+        "<!@(node -p \"require('fs').readFileSync('native/core-sources.txt','utf8').split('\\n').filter(l=>/^[^#]/.test(l)).join(' ')\")"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

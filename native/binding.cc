@@ -40,6 +40,8 @@ Napi::Error make_error(Napi::Env env, sb::Status status, int sys_error, const st
   return error;
 }
 
+// A step in the shape TS reads as ProbeStep (lib/probes/types.ts), the JS engine's shape: a
+// field the step lacks (the -1s, an empty message) is left out, not sent as a marker.
 Napi::Value probe_step_to_js(Napi::Env env, const sb::ProbeStep& step) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", sb::probe_kind_name(step.kind));
@@ -65,10 +67,10 @@ Napi::Value probe_step_to_js(Napi::Env env, const sb::ProbeStep& step) {
     }
     o.Set("devices", devices);
   } else {
-    o.Set("httpStatus", step.http_status);
-    o.Set("grpcStatus", step.grpc_status);
-    o.Set("servingStatus", step.serving_status);
-    o.Set("grpcMessage", step.grpc_message);
+    if (step.http_status >= 0) o.Set("httpStatus", step.http_status);
+    if (step.grpc_status >= 0) o.Set("grpcStatus", step.grpc_status);
+    if (step.serving_status >= 0) o.Set("servingStatus", step.serving_status);
+    if (!step.grpc_message.empty()) o.Set("grpcMessage", step.grpc_message);
   }
   return o;
 }
@@ -199,20 +201,6 @@ int get_int(const Napi::Object& options, const char* name, int fallback) {
   return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
 }
 
-bool parse_backend(const std::string& name, sb::Backend* out) {
-  if (name == "auto")
-    *out = sb::Backend::kAuto;
-  else if (name == "epoll")
-    *out = sb::Backend::kEpoll;
-  else if (name == "kqueue")
-    *out = sb::Backend::kKqueue;
-  else if (name == "poll")
-    *out = sb::Backend::kPoll;
-  else
-    return false;
-  return true;
-}
-
 class Scan : public Napi::ObjectWrap<Scan> {
  public:
   static Napi::Function define(Napi::Env env) {
@@ -250,10 +238,10 @@ class Scan : public Napi::ObjectWrap<Scan> {
     if (grpc_service.IsString()) options.grpc_service = grpc_service.As<Napi::String>().Utf8Value();
     const Napi::Value rate = opts.Get("rate");
     if (rate.IsNumber()) options.rate = rate.As<Napi::Number>().DoubleValue();
-    const Napi::Value backend = opts.Get("backend");
-    if (backend.IsString() &&
-        !parse_backend(backend.As<Napi::String>().Utf8Value(), &options.backend)) {
-      make_error(env, sb::Status::kInvalidArgument, 0, "unknown backend")
+    const Napi::Value poller = opts.Get("poller");
+    if (poller.IsString() &&
+        !sb::parse_poller(poller.As<Napi::String>().Utf8Value().c_str(), &options.poller)) {
+      make_error(env, sb::Status::kInvalidArgument, 0, "unknown poller")
           .ThrowAsJavaScriptException();
       return;
     }
@@ -311,8 +299,8 @@ Napi::Value notify_datagram(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, error);
 }
 
-// The records and ids the JS side mirrors (lib/scan/addon/layout.ts): the loader compares them and
-// refuses a build that differs.
+// The records, ids and names the JS side mirrors (lib/scan/addon/layout.ts and the constants
+// load.ts gathers): the loader compares them and refuses a build that differs.
 Napi::Object layout(Napi::Env env) {
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("endpointRecordSize", static_cast<double>(sb::kEndpointRecordSize));
@@ -328,6 +316,31 @@ Napi::Object layout(Napi::Env env) {
     plans.Set(name, plan);
   }
   layout.Set("plans", plans);
+  // The names JS and the core exchange, each list read from the core's own table.
+  std::vector<const char*> names;
+  const auto name_list = [&env, &names]() {
+    Napi::Array list = Napi::Array::New(env, names.size());
+    for (uint32_t i = 0; i < names.size(); ++i) list.Set(i, names[i]);
+    names.clear();
+    return list;
+  };
+#define SB_LAYOUT_NAME(name, text) names.push_back(text);
+#define SB_LAYOUT_STATUS(name, code, message) names.push_back(code);
+  SB_PROBE_KIND_MAP(SB_LAYOUT_NAME)
+  layout.Set("probeKinds", name_list());
+  SB_PROBE_OUTCOME_MAP(SB_LAYOUT_NAME)
+  layout.Set("outcomes", name_list());
+  SB_POLLER_MAP(SB_LAYOUT_NAME)
+  layout.Set("pollers", name_list());
+  SB_STATUS_MAP(SB_LAYOUT_STATUS)
+  layout.Set("statuses", name_list());
+#undef SB_LAYOUT_STATUS
+#undef SB_LAYOUT_NAME
+  Napi::Object commands = Napi::Object::New(env);
+#define SB_LAYOUT_COMMAND(name, text, id) commands.Set(text, id);
+  SB_GGML_RPC_COMMAND_MAP(SB_LAYOUT_COMMAND)
+#undef SB_LAYOUT_COMMAND
+  layout.Set("ggmlRpcCommands", commands);
   return layout;
 }
 

@@ -5,9 +5,11 @@
 import type { ProbeSession, SessionAction } from './session.js';
 import type { ProbeStep, StepOutcome } from './types.js';
 
-const CMD_GET_DEVICE_MEMORY = 11;
-const CMD_HELLO = 14;
-const CMD_DEVICE_COUNT = 15;
+/**
+ * The commands the probe sends: llama.cpp's rpc_cmd ids. The loader compares them with the
+ * addon's (SB_GGML_RPC_COMMAND_MAP in native/core/probe_ggml_rpc.hh).
+ */
+export const GGML_RPC_COMMANDS = { GET_DEVICE_MEMORY: 11, HELLO: 14, DEVICE_COUNT: 15 } as const;
 const HEADER_SIZE = 8;
 const CONN_CAPS_SIZE = 24;
 const MAX_DEVICES = 256;
@@ -111,7 +113,7 @@ export class GgmlRpcSession implements ProbeSession {
     this.#nudged = false;
     this.#preview = '';
     // conn_caps all zero: a TCP-only client.
-    return this.#send(CMD_HELLO, this.#stage === 'hello-caps' ? Buffer.alloc(CONN_CAPS_SIZE) : undefined);
+    return this.#send(GGML_RPC_COMMANDS.HELLO, this.#stage === 'hello-caps' ? Buffer.alloc(CONN_CAPS_SIZE) : undefined);
   }
 
   /** Judges the declared size once the reply's 8 header bytes are in; a result ends the session. */
@@ -197,13 +199,13 @@ export class GgmlRpcSession implements ProbeSession {
         }
         if (major >= 3) {
           this.#stage = 'device-count';
-          return { action: 'continue', out: this.#send(CMD_DEVICE_COUNT) };
+          return { action: 'continue', out: this.#send(GGML_RPC_COMMANDS.DEVICE_COUNT) };
         }
         // 1.x/2.x: one device, and GET_DEVICE_MEMORY takes no index.
         this.#deviceCount = 1;
         this.#deviceIndex = 0;
         this.#stage = 'device-memory';
-        return { action: 'continue', out: this.#send(CMD_GET_DEVICE_MEMORY) };
+        return { action: 'continue', out: this.#send(GGML_RPC_COMMANDS.GET_DEVICE_MEMORY) };
       }
       case 'device-count': {
         this.#deviceCount = body.readUInt32LE(0);
@@ -216,7 +218,7 @@ export class GgmlRpcSession implements ProbeSession {
         if (this.#deviceCount === 0) return this.#finish('recognized', this.#withNote(''));
         this.#deviceIndex = 0;
         this.#stage = 'device-memory';
-        return { action: 'continue', out: this.#send(CMD_GET_DEVICE_MEMORY, deviceIndex(0)) };
+        return { action: 'continue', out: this.#send(GGML_RPC_COMMANDS.GET_DEVICE_MEMORY, deviceIndex(0)) };
       }
       case 'device-memory': {
         this.step.devices?.push({
@@ -225,7 +227,10 @@ export class GgmlRpcSession implements ProbeSession {
           totalBytes: Number(body.readBigUInt64LE(8)),
         });
         if (++this.#deviceIndex >= this.#deviceCount) return this.#finish('recognized', this.#withNote(''));
-        return { action: 'continue', out: this.#send(CMD_GET_DEVICE_MEMORY, deviceIndex(this.#deviceIndex)) };
+        return {
+          action: 'continue',
+          out: this.#send(GGML_RPC_COMMANDS.GET_DEVICE_MEMORY, deviceIndex(this.#deviceIndex)),
+        };
       }
       case 'done':
         return { action: 'done' };

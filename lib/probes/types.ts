@@ -8,13 +8,16 @@ export { PROBE_NAMES, type ProbeName } from '../common/options.js';
 export type ServiceName = 'ggml-rpc' | 'grpc' | 'ollama' | 'llama-server' | 'openai-compatible' | 'unknown';
 export type Health = 'serving' | 'not-serving' | 'busy' | 'incompatible' | 'unknown';
 
-export type StepOutcome =
-  | 'recognized' // answered in this protocol; details are filled
-  | 'not-recognized' // answered, or closed, but not in this protocol
-  | 'silent' // connected and asked; no byte before the deadline
-  | 'stalled' // some bytes, then none before the deadline
-  | 'protocol-error' // spoke the protocol, then broke it
-  | 'connect-failed'; // a connection the probe needed was not made
+/** Every step outcome, in the order of SB_PROBE_OUTCOME_MAP (the loader checks the addon's). */
+export const STEP_OUTCOMES = [
+  'recognized', // answered in this protocol; details are filled
+  'not-recognized', // answered, or closed, but not in this protocol
+  'silent', // connected and asked; no byte before the deadline
+  'stalled', // some bytes, then none before the deadline
+  'protocol-error', // spoke the protocol, then broke it
+  'connect-failed', // a connection the probe needed was not made
+] as const;
+export type StepOutcome = (typeof STEP_OUTCOMES)[number];
 
 export interface DeviceMemory {
   index: number;

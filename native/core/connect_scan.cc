@@ -55,9 +55,9 @@ class ScanWorker {
         bucket_capacity_(std::max(1.0, rate / 100)) {}
 
   // Creates the poller and the waker; returns 0 or an errno value.
-  int open(Backend backend) {
+  int open(PollerKind poller) {
     int err = 0;
-    poller_ = make_poller(backend, &err);
+    poller_ = make_poller(poller, &err);
     if (!poller_) return err;
     if ((err = waker_.open()) != 0) return err;
     return poller_->add(waker_.read_fd(), kWakeToken, Interest{true, false});
@@ -484,7 +484,7 @@ Status ConnectScan::start(EndpointList endpoints, const ScanOptions& options, Re
   const int window = std::max(1, (options.concurrency + threads - 1) / threads);
   for (int t = 0; t < threads; ++t) {
     auto worker = std::make_unique<ScanWorker>(scan.get(), options, window, options.rate / threads);
-    if ((*sys_error = worker->open(options.backend)) != 0) return Status::kPollerFailed;
+    if ((*sys_error = worker->open(options.poller)) != 0) return Status::kPollerFailed;
     scan->workers_.push_back(std::move(worker));
   }
   // Round-robin: each thread sweeps the whole range, so a slow region is shared.

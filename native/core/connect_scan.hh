@@ -36,7 +36,7 @@ struct ScanOptions {
   int retries = 0;         // extra attempts for targets that timed out
   double rate = 0;         // new connects per second over all threads; 0 = unlimited
   int threads = 1;         // scan threads; targets are dealt round-robin
-  Backend backend = Backend::kAuto;
+  PollerKind poller = PollerKind::kAuto;
   int probe_timeout_ms = 2000;  // per probe step, from its start to its last byte
   std::string grpc_service;     // the service the gRPC health probe asks about
 };

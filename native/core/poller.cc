@@ -1,48 +1,58 @@
 #include "poller.hh"
 
 #include <cerrno>
+#include <cstring>
 
 #include "poller_backends.hh"
 
 namespace sb {
 
-Backend native_backend() {
+PollerKind native_poller() {
 #if defined(__linux__)
-  return Backend::kEpoll;
+  return PollerKind::kEpoll;
 #elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
-  return Backend::kKqueue;
+  return PollerKind::kKqueue;
 #else
-  return Backend::kPoll;
+  return PollerKind::kPoll;
 #endif
 }
 
-const char* backend_name(Backend backend) {
-  switch (backend) {
-    case Backend::kAuto:
-      return backend_name(native_backend());
-    case Backend::kEpoll:
-      return "epoll";
-    case Backend::kKqueue:
-      return "kqueue";
-    case Backend::kPoll:
-      return "poll";
+const char* poller_name(PollerKind poller) {
+  if (poller == PollerKind::kAuto) poller = native_poller();
+  switch (poller) {
+#define SB_BACKEND_NAME(name, text) \
+  case PollerKind::name:            \
+    return text;
+    SB_POLLER_MAP(SB_BACKEND_NAME)
+#undef SB_BACKEND_NAME
   }
   return "unknown";
 }
 
-std::unique_ptr<Poller> make_poller(Backend backend, int* err) {
-  if (backend == Backend::kAuto) backend = native_backend();
-  switch (backend) {
+bool parse_poller(const char* name, PollerKind* out) {
+#define SB_BACKEND_PARSE(value, text) \
+  if (std::strcmp(name, text) == 0) { \
+    *out = PollerKind::value;         \
+    return true;                      \
+  }
+  SB_POLLER_MAP(SB_BACKEND_PARSE)
+#undef SB_BACKEND_PARSE
+  return false;
+}
+
+std::unique_ptr<Poller> make_poller(PollerKind poller, int* err) {
+  if (poller == PollerKind::kAuto) poller = native_poller();
+  switch (poller) {
 #if defined(__linux__)
-    case Backend::kEpoll:
+    case PollerKind::kEpoll:
       return make_epoll_poller(err);
 #endif
 #if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__) || \
     defined(SB_KQUEUE_EMULATION)
-    case Backend::kKqueue:
+    case PollerKind::kKqueue:
       return make_kqueue_poller(err);
 #endif
-    case Backend::kPoll:
+    case PollerKind::kPoll:
       return make_poll_poller(err);
     default:
       *err = ENOTSUP;

@@ -1,5 +1,5 @@
 // Readiness notification, one implementation per OS mechanism (epoll, kqueue, poll), chosen
-// by name so tests can run the same scan over every backend the platform has.
+// by name so tests can run the same scan over every poller the platform has.
 #pragma once
 
 #include <cstdint>
@@ -7,7 +7,19 @@
 
 namespace sb {
 
-enum class Backend { kAuto, kEpoll, kKqueue, kPoll };
+// Each poller and the name JS chooses it by (the scan's poller option); the binding parses
+// names and reports the list to the loader from this table alone.
+#define SB_POLLER_MAP(X) \
+  X(kAuto, "auto")       \
+  X(kEpoll, "epoll")     \
+  X(kKqueue, "kqueue")   \
+  X(kPoll, "poll")
+
+enum class PollerKind {
+#define SB_BACKEND_ENUM(name, text) name,
+  SB_POLLER_MAP(SB_BACKEND_ENUM)
+#undef SB_BACKEND_ENUM
+};
 
 struct Interest {
   bool read = false;
@@ -19,7 +31,7 @@ struct PollEvent {
   bool readable = false;
   bool writable = false;
   bool error = false;  // error or hang-up: the owner reads SO_ERROR to learn which
-  // The socket's error when the backend already has it (kqueue's EV_EOF carries it in fflags;
+  // The socket's error when the poller already has it (kqueue's EV_EOF carries it in fflags;
   // a kqueue emulation may even have read SO_ERROR, which clears it). 0: ask SO_ERROR.
   int socket_error = 0;
 };
@@ -36,12 +48,15 @@ class Poller {
   virtual int wait(int timeout_ms, PollEvent* events, int max_events) = 0;
 };
 
-// Returns nullptr and sets *err (an errno value, or ENOTSUP for a backend this platform
-// lacks) when the backend cannot be created.
-std::unique_ptr<Poller> make_poller(Backend backend, int* err);
+// Returns nullptr and sets *err (an errno value, or ENOTSUP for a poller this platform
+// lacks) when the poller cannot be created.
+std::unique_ptr<Poller> make_poller(PollerKind poller, int* err);
 
-// The backend kAuto resolves to on this platform.
-Backend native_backend();
-const char* backend_name(Backend backend);
+// The poller kAuto resolves to on this platform.
+PollerKind native_poller();
+// The poller's name; kAuto names the poller it resolves to.
+const char* poller_name(PollerKind poller);
+// The poller a name chooses ("auto" included); false for a name not in the table.
+bool parse_poller(const char* name, PollerKind* out);
 
 }  // namespace sb

@@ -1,4 +1,4 @@
-// epoll backend (Linux).
+// epoll poller (Linux).
 #include <sys/epoll.h>
 
 #include <cerrno>

@@ -1,4 +1,4 @@
-// kqueue backend (macOS and the BSDs).
+// kqueue poller (macOS and the BSDs).
 #include <sys/event.h>
 #include <sys/time.h>
 

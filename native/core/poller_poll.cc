@@ -1,4 +1,4 @@
-// poll(2) backend: the portable fallback. O(n) per wait, which is fine where it is the only
+// poll(2) poller: the portable fallback. O(n) per wait, which is fine where it is the only
 // choice; Linux and macOS use epoll and kqueue. Built everywhere so tests can run it too.
 #include <poll.h>
 

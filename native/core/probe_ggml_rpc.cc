@@ -7,9 +7,6 @@ namespace sb {
 
 namespace {
 
-constexpr uint8_t kCmdGetDeviceMemory = 11;
-constexpr uint8_t kCmdHello = 14;
-constexpr uint8_t kCmdDeviceCount = 15;
 constexpr size_t kHeaderSize = 8;         // reply: u64 size, then data
 constexpr size_t kConnCapsSize = 24;      // 4.x+ HELLO request and reply tail
 constexpr uint64_t kHelloReplySize = 28;  // 4.x+: major, minor, patch, pad, caps[24]
@@ -55,7 +52,7 @@ const char* GgmlRpcSession::stage_name() const {
   return "the end";
 }
 
-void GgmlRpcSession::send(uint8_t cmd, const std::string& payload, std::string* out) {
+void GgmlRpcSession::send(GgmlRpcCommand cmd, const std::string& payload, std::string* out) {
   out->push_back(static_cast<char>(cmd));
   append_le(out, payload.size(), 8);
   out->append(payload);
@@ -69,8 +66,8 @@ void GgmlRpcSession::on_connected(std::string* out) {
   nudged_ = false;
   preview_.clear();
   // conn_caps all zero: a TCP-only client.
-  send(kCmdHello, stage_ == Stage::kHelloCaps ? std::string(kConnCapsSize, '\0') : std::string(),
-       out);
+  send(GgmlRpcCommand::kHello,
+       stage_ == Stage::kHelloCaps ? std::string(kConnCapsSize, '\0') : std::string(), out);
 }
 
 uint64_t GgmlRpcSession::expected_size() const {
@@ -176,13 +173,13 @@ SessionAction GgmlRpcSession::on_reply(std::string* out) {
       }
       if (major >= 3) {
         stage_ = Stage::kDeviceCount;
-        send(kCmdDeviceCount, std::string(), out);
+        send(GgmlRpcCommand::kDeviceCount, std::string(), out);
       } else {
         // 1.x/2.x: one device, and GET_DEVICE_MEMORY takes no index.
         device_count_ = 1;
         device_index_ = 0;
         stage_ = Stage::kDeviceMemory;
-        send(kCmdGetDeviceMemory, std::string(), out);
+        send(GgmlRpcCommand::kGetDeviceMemory, std::string(), out);
       }
       return SessionAction::kContinue;
     }
@@ -198,7 +195,7 @@ SessionAction GgmlRpcSession::on_reply(std::string* out) {
       stage_ = Stage::kDeviceMemory;
       std::string index;
       append_le(&index, 0, 4);
-      send(kCmdGetDeviceMemory, index, out);
+      send(GgmlRpcCommand::kGetDeviceMemory, index, out);
       return SessionAction::kContinue;
     }
     case Stage::kDeviceMemory: {
@@ -206,7 +203,7 @@ SessionAction GgmlRpcSession::on_reply(std::string* out) {
       if (++device_index_ >= device_count_) return finish(ProbeOutcome::kRecognized, with_note(""));
       std::string index;
       append_le(&index, device_index_, 4);
-      send(kCmdGetDeviceMemory, index, out);
+      send(GgmlRpcCommand::kGetDeviceMemory, index, out);
       return SessionAction::kContinue;
     }
     case Stage::kDone:

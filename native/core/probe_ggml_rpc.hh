@@ -9,6 +9,19 @@
 
 namespace sb {
 
+// The commands the probe sends: llama.cpp's rpc_cmd ids (docs/ggml-rpc-wire.md). The addon
+// reports this table in its layout and the loader compares it with lib/probes/ggml-rpc.ts.
+#define SB_GGML_RPC_COMMAND_MAP(X)             \
+  X(kGetDeviceMemory, "GET_DEVICE_MEMORY", 11) \
+  X(kHello, "HELLO", 14)                       \
+  X(kDeviceCount, "DEVICE_COUNT", 15)
+
+enum class GgmlRpcCommand : uint8_t {
+#define SB_GGML_RPC_COMMAND_ENUM(name, text, id) name = id,
+  SB_GGML_RPC_COMMAND_MAP(SB_GGML_RPC_COMMAND_ENUM)
+#undef SB_GGML_RPC_COMMAND_ENUM
+};
+
 class GgmlRpcSession final : public ProbeSession {
  public:
   // More devices than this in a reply is taken as garbage, not as a server.
@@ -36,7 +49,7 @@ class GgmlRpcSession final : public ProbeSession {
   SessionAction on_reply(std::string* out);
   bool check_declared_size(SessionAction* action);
   std::string with_note(std::string detail) const;
-  void send(uint8_t cmd, const std::string& payload, std::string* out);
+  void send(GgmlRpcCommand cmd, const std::string& payload, std::string* out);
   uint64_t expected_size() const;
   bool awaiting_hello() const {
     return stage_ == Stage::kHelloCaps || stage_ == Stage::kHelloLegacy;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { NativeScanError } from '../../lib/common/errors.js';
+import { EXPECTED_LAYOUT } from '../../lib/scan/addon/load.js';
 import { scanAll } from '../../lib/scan/job.js';
 import { runCli } from '../helpers/cli.js';
 import { closedPort, countFds } from '../helpers/net.js';
@@ -39,8 +40,7 @@ describe('an addon built for another record layout', () => {
     writeFileSync(
       addon,
       `module.exports = { Scan: function () { throw new Error('must not be called'); }, fdLimit: () => 1024,
-        layout: { endpointRecordSize: 32, resultRecordSize: 16, timedOut: -1, newestKnownMajor: 7,
-          plans: { '': 0, 'ggml-rpc': 1, grpc: 2, 'ggml-rpc,grpc': 3, 'grpc,ggml-rpc': 4 } } };`,
+        layout: ${JSON.stringify({ ...EXPECTED_LAYOUT, endpointRecordSize: 32 })} };`,
     );
     const env = { SCAN_BACKENDS_ADDON_PATH: addon };
     const port = await closedPort('127.0.0.36');

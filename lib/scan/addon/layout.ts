@@ -1,6 +1,8 @@
-// What TypeScript and the C++ core share byte for byte. The addon reports its own values
-// (`layout` in native/binding.cc) and the loader refuses an addon whose values differ, so a
-// stale or foreign build fails loudly at load instead of misreading records.
+// What TypeScript and the C++ core share byte for byte, and the names they exchange. The addon
+// reports its own values (`layout` in native/binding.cc, read from the core's tables) and the
+// loader refuses an addon whose values differ, so a stale or foreign build fails loudly at load
+// instead of misreading records. Names that live beside their TS users (step outcomes, poller
+// names, ggml-rpc commands) are gathered by the loader (load.ts EXPECTED_LAYOUT).
 
 /** A packed target (native/core/endpoint.hh kEndpointRecordSize). */
 export const ENDPOINT_RECORD_SIZE = 24;
@@ -16,3 +18,13 @@ export const PROBE_PLANS: Readonly<Record<string, number>> = {
   'ggml-rpc,grpc': 3,
   'grpc,ggml-rpc': 4,
 };
+/** The probes the core itself runs (SB_PROBE_KIND_MAP in native/core/probe.hh); HTTP is TS's alone. */
+export const ENGINE_PROBES = ['ggml-rpc', 'grpc'] as const;
+/** The codes the core's errors carry (SB_STATUS_MAP in native/core/status.hh). */
+export const NATIVE_STATUS_CODES = [
+  'SB_OK',
+  'SB_INVALID_ARGUMENT',
+  'SB_INVALID_ENDPOINTS',
+  'SB_POLLER_FAILED',
+  'SB_THREAD_FAILED',
+] as const;

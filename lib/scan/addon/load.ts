@@ -4,27 +4,20 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 import { NativeUnavailableError } from '../../common/errors.js';
-import { ENDPOINT_RECORD_SIZE, PROBE_PLANS, RESULT_RECORD_SIZE, TIMED_OUT } from './layout.js';
-import { NEWEST_KNOWN_MAJOR } from '../../probes/ggml-rpc.js';
-import type { ProbeStep } from '../../probes/types.js';
+import { POLLERS, type Poller } from '../../common/options.js';
+import {
+  ENDPOINT_RECORD_SIZE,
+  ENGINE_PROBES,
+  NATIVE_STATUS_CODES,
+  PROBE_PLANS,
+  RESULT_RECORD_SIZE,
+  TIMED_OUT,
+} from './layout.js';
+import { GGML_RPC_COMMANDS, NEWEST_KNOWN_MAJOR } from '../../probes/ggml-rpc.js';
+import { STEP_OUTCOMES, type ProbeStep } from '../../probes/types.js';
 
 export interface NativeScanHandle {
   abort(): void;
-}
-
-export interface NativeProbeStep {
-  kind: 'ggml-rpc' | 'grpc';
-  outcome: ProbeStep['outcome'];
-  detail: string;
-  elapsedMs: number;
-  received: number;
-  version?: [number, number, number];
-  legacyHello?: boolean;
-  devices?: { index: number; freeBytes: number; totalBytes: number }[];
-  httpStatus?: number;
-  grpcStatus?: number;
-  servingStatus?: number;
-  grpcMessage?: string;
 }
 
 export interface NativeBinding {
@@ -36,7 +29,7 @@ export interface NativeBinding {
       retries: number;
       rate: number;
       threads: number;
-      backend: string;
+      poller: Poller;
       probeTimeoutMs: number;
       grpcService: string;
     },
@@ -44,37 +37,66 @@ export interface NativeBinding {
       records: ArrayBuffer | null,
       done: boolean,
       aborted: boolean,
-      reports: { index: number; steps: NativeProbeStep[] }[] | undefined,
+      reports: { index: number; steps: ProbeStep[] }[] | undefined,
     ) => void,
   ) => NativeScanHandle;
   fdLimit(): number | null;
   /** One datagram to an AF_UNIX socket (systemd's NOTIFY_SOCKET): 0 or the errno. */
   notifyDatagram?(path: string, message: string): number;
-  /** The addon's record sizes and ids, compared with scan/addon/layout.ts at load. */
-  layout?: NativeLayout;
+  /** The addon's record sizes, ids and names, compared with EXPECTED_LAYOUT at load. */
+  layout?: unknown;
 }
 
 export interface NativeLayout {
   endpointRecordSize: number;
   resultRecordSize: number;
   timedOut: number;
-  plans: Record<string, number>;
+  plans: Readonly<Record<string, number>>;
   newestKnownMajor: number;
+  /** The probes the core runs, by name (SB_PROBE_KIND_MAP). */
+  probeKinds: readonly string[];
+  /** Every probe step outcome (SB_PROBE_OUTCOME_MAP). */
+  outcomes: readonly string[];
+  /** The poller names a scan may choose (SB_BACKEND_MAP). */
+  pollers: readonly string[];
+  /** The codes of the core's errors (SB_STATUS_MAP). */
+  statuses: readonly string[];
+  /** The ggml-rpc command ids the probe sends, by name (SB_GGML_RPC_COMMAND_MAP). */
+  ggmlRpcCommands: Readonly<Record<string, number>>;
 }
 
-/** What this package expects of the addon; a difference names each field. */
-function layoutMismatch(layout: NativeLayout | undefined): string | undefined {
-  if (!layout) return 'it reports no record layout (an older build)';
-  const expected: NativeLayout = {
-    endpointRecordSize: ENDPOINT_RECORD_SIZE,
-    resultRecordSize: RESULT_RECORD_SIZE,
-    timedOut: TIMED_OUT,
-    plans: { ...PROBE_PLANS },
-    newestKnownMajor: NEWEST_KNOWN_MAJOR,
-  };
+/** What this package expects of the addon: each value is the TS constant it mirrors. */
+export const EXPECTED_LAYOUT: Readonly<NativeLayout> = {
+  endpointRecordSize: ENDPOINT_RECORD_SIZE,
+  resultRecordSize: RESULT_RECORD_SIZE,
+  timedOut: TIMED_OUT,
+  plans: PROBE_PLANS,
+  newestKnownMajor: NEWEST_KNOWN_MAJOR,
+  probeKinds: ENGINE_PROBES,
+  outcomes: STEP_OUTCOMES,
+  pollers: POLLERS,
+  statuses: NATIVE_STATUS_CODES,
+  ggmlRpcCommands: GGML_RPC_COMMANDS,
+};
+
+/** A value to compare: a list of names or an object's keys in any order are the same mirror. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value))
+    return JSON.stringify(value.every((v) => typeof v === 'string') ? [...value].sort() : value);
+  if (value !== null && typeof value === 'object') {
+    return JSON.stringify(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  }
+  return JSON.stringify(value);
+}
+
+/** Each field of the addon's layout that differs from EXPECTED_LAYOUT, named; undefined when none does. */
+export function layoutMismatch(layout: unknown): string | undefined {
+  const expected = EXPECTED_LAYOUT;
+  if (layout === null || typeof layout !== 'object') return 'it reports no record layout (an older build)';
+  const actual = layout as Partial<Record<keyof NativeLayout, unknown>>;
   const differences = (Object.keys(expected) as (keyof NativeLayout)[])
-    .filter((key) => JSON.stringify(layout[key]) !== JSON.stringify(expected[key]))
-    .map((key) => `${key} ${JSON.stringify(layout[key])}, expected ${JSON.stringify(expected[key])}`);
+    .filter((key) => canonical(actual[key]) !== canonical(expected[key]))
+    .map((key) => `${key} ${JSON.stringify(actual[key])}, expected ${JSON.stringify(expected[key])}`);
   return differences.length > 0 ? differences.join('; ') : undefined;
 }
 
@@ -82,7 +104,8 @@ export type BindingLoad = { binding: NativeBinding; error?: undefined } | { bind
 
 let cached: BindingLoad | undefined;
 
-// lib/scan/addon/ and dist/scan/addon/ sit three levels below the package root (binding.gyp, prebuilds/).
+// This file sits three levels below the package root (lib/scan/addon/, dist/scan/addon/), where
+// binding.gyp, build/ and prebuilds/ are.
 const packageRoot = fileURLToPath(new URL('../../..', import.meta.url));
 
 /**
