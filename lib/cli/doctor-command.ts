@@ -4,7 +4,8 @@
 import { loadBinding } from '../scan/addon/load.js';
 import { configCandidates, configSearchPath } from '../resolver/config-file.js';
 import { processCandidates } from '../resolver/process.js';
-import { describeRedisError, RedisRegistry, redactUrl, REDIS_TIMEOUT_MS } from '../resolver/redis-cache.js';
+import { describeRedisError, redactUrl, REDIS_TIMEOUT_MS } from '../redis/connection.js';
+import { RedisRegistry } from '../redis/registry.js';
 import { fdLimit } from '../scan/job.js';
 import { defaultConcurrency } from '../scan/engines/index.js';
 import { localSubnetTargets } from '../scan/targets/grammar.js';

@@ -15,11 +15,12 @@ import {
   ENGINES,
   rpcVersionOption,
 } from '../common/options.js';
+import { redactUrl } from '../redis/connection.js';
+import { DEFAULT_REDIS_TTL_SECONDS, RedisRegistry } from '../redis/registry.js';
 import { chooseCompatibleGroup, CLIENT_RULE, GROUP_RULE } from './compatibility.js';
 import { configCandidates, configSearchPath, type LoadedConfig } from './config-file.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates, type ProcessFindings } from './process.js';
-import { DEFAULT_REDIS_TTL_SECONDS, RedisRegistry, redactUrl } from './redis-cache.js';
 import {
   SOURCE_NAMES,
   type Backend,

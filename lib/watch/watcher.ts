@@ -21,7 +21,7 @@ import { configCandidates, type LoadedConfig } from '../resolver/config-file.js'
 import { establishedRemotes, heldKey } from '../resolver/held.js';
 import { checkResolveOptions, resolveBackends, type ResolveOptions } from '../resolver/index.js';
 import { processCandidates, type ProcessFindings } from '../resolver/process.js';
-import { DEFAULT_REDIS_TTL_SECONDS } from '../resolver/redis-cache.js';
+import { DEFAULT_REDIS_TTL_SECONDS } from '../redis/registry.js';
 import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
 import { addressOf, judge, verifyCandidates, Witnesses, type VerifyContext } from '../resolver/verify.js';
 import { ScanJob, type ScanResult } from '../scan/job.js';
@@ -29,7 +29,7 @@ import { checkIntegerOption, rpcVersionOption } from '../common/options.js';
 import type { Endpoint } from '../scan/targets/table.js';
 import { localSubnetTargets, splitList, systemLookup, targetScope, touchesLinkLocal } from '../scan/targets/grammar.js';
 import { EventRing } from './event-ring.js';
-import { Fleet, type RemoteEvent, type ScannerInfo } from './fleet.js';
+import { Fleet, type RemoteEvent, type ScannerInfo } from '../redis/fleet.js';
 import { observe, track, type HysteresisPolicy, type Observation, type Tracked, type Transition } from './tracker.js';
 import type {
   CheckKind,
