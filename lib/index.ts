@@ -52,3 +52,4 @@ export type {
   CheckKind,
   CheckRecord,
 } from './watch/types.js';
+export type { EventEnvelope, EventPayload, RegistryChange } from './redis/events.js';

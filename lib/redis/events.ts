@@ -1,7 +1,11 @@
-// The watchers' events channel, `<prefix>watch-events`: every message is an envelope,
-// {origin, at, event, sig?}, `event` a watcher's WatchEvent (schema 1), which the other
-// watchers take as a hint. The envelope says who sent it (a watcher leaves its own messages
-// alone) and when, and carries the signature with a fleet key.
+// The one event vocabulary on the Redis: every message on `<prefix>watch-events` is an
+// envelope, {origin, at, event | registry, sig?}. `event` is a watcher's WatchEvent (schema 1),
+// which the other watchers take as a hint; `registry` is a change of the registry ({type:
+// "added" | "updated" | "removed", host, port, sources?, reason?}), for whoever follows the
+// registry; watchers pass over it (they verify what they follow themselves). The envelope
+// says who sent it (a watcher leaves its own messages alone) and when, and carries the
+// signature with a fleet key, so one set of guards reads both. The registry's old channel,
+// `<prefix>events`, still gets its changes in the old shape for one release (registry.ts).
 import type { Redis } from 'ioredis';
 
 import type { SourceName } from '../resolver/types.js';
@@ -28,8 +32,8 @@ export interface RegistryChange {
   reason?: string;
 }
 
-/** What an envelope carries: a watcher's event. */
-export type EventPayload = { event: WatchEvent };
+/** What an envelope carries: a watcher's event, or a registry change. */
+export type EventPayload = { event: WatchEvent } | { registry: RegistryChange };
 
 /** One message on the events channel; `at` in ms since the epoch, `sig` with a fleet key. */
 export type EventEnvelope = { origin: string; at: number; sig?: string } & EventPayload;
@@ -58,7 +62,7 @@ export class EventChannel {
 /**
  * One message heard on the events channel, from anyone: another watcher's event reduced to
  * what is used, or undefined, with `ignore` told why when it is not of the right shape, size,
- * signature or age. Our own messages are passed over without a word.
+ * signature or age. Our own messages and registry changes are passed over without a word.
  */
 export function receiveMessage(
   raw: Buffer,
@@ -73,6 +77,8 @@ export function receiveMessage(
     return void ignore('not JSON');
   }
   if (isRecord(value) && value.origin === own.origin) return undefined;
+  // Not a hint to anyone: nothing is done with it, so nothing needs checking.
+  if (isRecord(value) && value.event === undefined && isRecord(value.registry)) return undefined;
   if (own.signer.keyed) {
     if (!isRecord(value) || value.sig === undefined) return void ignore('unsigned');
     const { sig, ...signed } = value;

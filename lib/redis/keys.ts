@@ -3,9 +3,10 @@
 //   <prefix>backend:<host>:<port>  the registry: one hash per verified backend (registry.ts)
 //   <prefix>scanner:<id>           a watcher's registration, JSON, heartbeat TTL (registration.ts)
 //   <prefix>lease:<subnet>         who scans a subnet: "<id>[ <sig>]", SET NX PX (leases.ts)
-//   <prefix>watch-events           pub/sub: watchers' events, {origin, at, event, sig?} (events.ts)
-//   <prefix>events                 pub/sub: registry changes, {type, host, port, sources?,
-//                                  reason?, at} (registry.ts)
+//   <prefix>watch-events           pub/sub: the one event channel, every message an envelope
+//                                  {origin, at, event | registry, sig?} (events.ts)
+//   <prefix>events                 pub/sub, deprecated: registry changes in their old shape
+//                                  {type, host, port, sources?, reason?, at}, still published
 import { formatHostPort } from '../common/host-port.js';
 
 export const DEFAULT_REDIS_PREFIX = 'scan-backends:';
@@ -39,12 +40,12 @@ export class RedisKeys {
     return `${this.prefix}lease:${subnet}`;
   }
 
-  /** The watchers' event channel. */
+  /** The one event channel: watchers' events and registry changes, in one envelope. */
   get events(): string {
     return `${this.prefix}watch-events`;
   }
 
-  /** The registry's change channel. */
+  /** @deprecated The registry's old channel, kept for coordinators that read it; use `events`. */
   get registryEvents(): string {
     return `${this.prefix}events`;
   }

@@ -7,8 +7,10 @@
 // An entry, `<prefix>backend:<host>:<port>` (keys.ts), is a hash: host, port, sources (JSON),
 // firstSeen, lastSeen, lastProven (ms since epoch: when it last answered HELLO), service,
 // health, protocol, rpc (JSON); it expires after the TTL unless seen again. Each change goes
-// out on `<prefix>events` as {"type":"added"|"updated"|"removed","host","port","sources"?,
-// "reason"?,"at"}.
+// out on the events channel in the envelope (events.ts) and, deprecated, on `<prefix>events`
+// as {"type":"added"|"updated"|"removed","host","port","sources"?,"reason"?,"at"}.
+import { hostname } from 'node:os';
+
 import type { Redis } from 'ioredis';
 
 import { parseHostPort } from '../common/host-port.js';
@@ -16,8 +18,9 @@ import { peerText } from '../common/peer-text.js';
 import { SOURCE_NAMES, type Backend, type Candidate, type Dropped, type SourceName } from '../resolver/types.js';
 import { readHashFields, scanKeys } from './bounded-read.js';
 import { closeBounded, connectOnce, redactUrl, REDIS_TIMEOUT_MS } from './connection.js';
-import type { RegistryChange } from './events.js';
+import { EventChannel, type RegistryChange } from './events.js';
 import { RedisKeys } from './keys.js';
+import { Signer } from './signing.js';
 
 export const DEFAULT_REDIS_TTL_SECONDS = 300;
 /** The most entries one resolve reads: a registry is a cluster's list, not a database. */
@@ -90,29 +93,47 @@ function entryOf(
   return typeof entry === 'string' ? `registry key ${key}: ${entry}` : entry;
 }
 
+/** How a registry's changes reach the events channel (the envelope): a fleet signs them as its own. */
+export type RegistryAnnouncer = (change: RegistryChange) => Promise<void>;
+
 export class RedisRegistry {
   readonly #redis: Redis;
   readonly #keys: RedisKeys;
   readonly #ttlSeconds: number;
+  readonly #announce: RegistryAnnouncer;
+  /** Whether the connection is this registry's own, to close with it. */
+  readonly #owned: boolean;
   readonly url: string;
 
-  private constructor(redis: Redis, options: RedisRegistryOptions) {
+  private constructor(redis: Redis, options: RedisRegistryOptions, announce: RegistryAnnouncer, owned: boolean) {
     this.#redis = redis;
     this.#keys = new RedisKeys(options.prefix);
     this.#ttlSeconds = options.ttlSeconds ?? DEFAULT_REDIS_TTL_SECONDS;
+    this.#announce = announce;
+    this.#owned = owned;
     this.url = redactUrl(options.url);
   }
 
-  /** Connects and checks that Redis answers (PING), failing fast (connection.ts). */
+  /**
+   * Connects a short connection of its own and checks that Redis answers (PING), failing fast
+   * (connection.ts). Its changes are announced unsigned, from `resolve@<host>:<pid>`.
+   */
   static async connect(options: RedisRegistryOptions): Promise<RedisRegistry> {
-    return new RedisRegistry(await connectOnce(options.url, options.timeoutMs ?? REDIS_TIMEOUT_MS), options);
+    const redis = await connectOnce(options.url, options.timeoutMs ?? REDIS_TIMEOUT_MS);
+    const channel = new EventChannel(
+      redis,
+      new RedisKeys(options.prefix),
+      new Signer(),
+      `resolve@${hostname()}:${process.pid}`,
+    );
+    return new RedisRegistry(redis, options, (registry) => channel.publish({ registry }), true);
   }
 
   get ttlSeconds(): number {
     return this.#ttlSeconds;
   }
 
-  /** The channel its changes are published on. */
+  /** @deprecated The registry's old channel; the events channel (RedisKeys.events) carries its changes too. */
   get channel(): string {
     return this.#keys.registryEvents;
   }
@@ -203,11 +224,14 @@ export class RedisRegistry {
     }
   }
 
+  /** A change on the deprecated channel in its old shape, then on the events channel. */
   async #publish(change: RegistryChange, at: number): Promise<void> {
     await this.#redis.publish(this.#keys.registryEvents, JSON.stringify({ ...change, at }));
+    await this.#announce(change);
   }
 
+  /** Closes the connection when it is this registry's own; a borrowed one stays open. */
   async close(): Promise<void> {
-    await closeBounded(this.#redis);
+    if (this.#owned) await closeBounded(this.#redis);
   }
 }
