@@ -1,7 +1,8 @@
 // Several watchers on one Redis. Each registers itself (registration.ts); the subnets the scan
 // source covers are leased so N watchers split them (leases.ts); events go out on the events
 // channel and come in from the others (events.ts). Health checks are not leased: each watcher
-// judges what it can reach.
+// judges what it can reach. The watcher's resolves use the same live connection for the
+// registry (registry()), instead of one connection per cycle.
 //
 // Whoever can write to the Redis is not trusted: every value read from it is size-capped
 // before it is read whole (on the server, by script), checked against its shape, and ignored
@@ -20,6 +21,7 @@ import { IgnoredValues, type FleetLog, type IgnoredKind } from './ignored.js';
 import { RedisKeys } from './keys.js';
 import { Leases } from './leases.js';
 import { Registrations, type OwnInfo } from './registration.js';
+import { RedisRegistry } from './registry.js';
 import type { RemoteEvent, ScannerInfo } from './shapes.js';
 import { Signer } from './signing.js';
 
@@ -123,6 +125,18 @@ export class Fleet {
   /** Counts a value that is ignored (see IgnoredValues.ignore). */
   ignore(kind: IgnoredKind, reason: string, key?: string): void {
     this.#ignored.ignore(kind, reason, key);
+  }
+
+  /**
+   * The registry over this fleet's live connection, for one resolve (never closes it), or why
+   * not while Redis is down. Its changes go out signed as this watcher's.
+   */
+  registry(ttlSeconds?: number): RedisRegistry | string {
+    const url = this.#options.url;
+    if (!this.connected || this.#closed) return `Redis unavailable at ${redactUrl(url)}: not connected (reconnecting)`;
+    return RedisRegistry.over(this.#redis, { url, prefix: this.#options.prefix, ttlSeconds }, (registry) =>
+      this.#events.publish({ registry }),
+    );
   }
 
   #ready(): void {

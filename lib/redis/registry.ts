@@ -9,6 +9,9 @@
 // health, protocol, rpc (JSON); it expires after the TTL unless seen again. Each change goes
 // out on the events channel in the envelope (events.ts) and, deprecated, on `<prefix>events`
 // as {"type":"added"|"updated"|"removed","host","port","sources"?,"reason"?,"at"}.
+//
+// A registry either owns a short connection of its own (connect(): one resolve, doctor) or
+// works over a watcher's live one (over(): the fleet's), which it never closes.
 import { hostname } from 'node:os';
 
 import type { Redis } from 'ioredis';
@@ -127,6 +130,11 @@ export class RedisRegistry {
       `resolve@${hostname()}:${process.pid}`,
     );
     return new RedisRegistry(redis, options, (registry) => channel.publish({ registry }), true);
+  }
+
+  /** A registry over a connection someone else owns and closes (a watcher's live one). */
+  static over(redis: Redis, options: RedisRegistryOptions, announce: RegistryAnnouncer): RedisRegistry {
+    return new RedisRegistry(redis, options, announce, false);
   }
 
   get ttlSeconds(): number {

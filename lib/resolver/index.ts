@@ -128,6 +128,11 @@ export interface ResolveHooks {
    * `compatibility` still says the client version, when one is known.
    */
   keepEveryProtocol?: boolean;
+  /**
+   * The registry over a connection that is already open (a watcher's live one), or why there
+   * is none now: used instead of connecting one for this resolve, and left open after it.
+   */
+  registry?: (ttlSeconds: number) => RedisRegistry | string;
 }
 
 export async function resolveBackends(options: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
@@ -148,11 +153,13 @@ export async function resolveBackends(options: ResolveOptions = {}, hooks: Resol
   }
   let registryPromise: Promise<RedisRegistry | string> | undefined;
   const registry = (): Promise<RedisRegistry | string> =>
-    (registryPromise ??= redisUrl
-      ? RedisRegistry.connect({ url: redisUrl, prefix: options.redisPrefix, ttlSeconds }).catch(
-          (error: Error) => `Redis unavailable at ${redactUrl(redisUrl)}: ${error.message}`,
-        )
-      : Promise.resolve('no Redis URL (--redis or $SCAN_BACKENDS_REDIS)'));
+    (registryPromise ??= !redisUrl
+      ? Promise.resolve('no Redis URL (--redis or $SCAN_BACKENDS_REDIS)')
+      : hooks.registry
+        ? Promise.resolve(hooks.registry(ttlSeconds))
+        : RedisRegistry.connect({ url: redisUrl, prefix: options.redisPrefix, ttlSeconds }).catch(
+            (error: Error) => `Redis unavailable at ${redactUrl(redisUrl)}: ${error.message}`,
+          ));
   let redisWarned = false;
   const redisProblem = (message: string) => {
     if (!redisWarned && redisUrl) warnings.push(message);
@@ -322,7 +329,7 @@ export async function resolveBackends(options: ResolveOptions = {}, hooks: Resol
     return resolution;
   } finally {
     const r = await registryPromise;
-    if (r && typeof r !== 'string') await r.close();
+    if (r && typeof r !== 'string') await r.close(); // a borrowed one stays open
   }
 }
 

@@ -590,6 +590,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         loadConfig: () => this.#loadConfig(),
         pruneRegistry: this.#fleet === undefined,
         keepEveryProtocol: true,
+        registry: this.#fleet?.registry.bind(this.#fleet),
       });
       this.#lastResolveAt = new Date();
       // What this resolve's scan covered: a backend elsewhere is not missed by it.
