@@ -57,3 +57,4 @@ export type {
   CheckKind,
   CheckRecord,
 } from './watch/types.js';
+export type { EventEnvelope, EventPayload, RegistryChange } from './redis/events.js';

@@ -4,11 +4,11 @@
 import { SourceUnavailableError } from '../common/errors.js';
 import { formatHostPort } from '../common/host-port.js';
 import { normalizeResolveOptions, redactUrl, type ResolveOptions } from '../common/options.js';
+import { RedisRegistry } from '../redis/registry.js';
 import { chooseCompatibleGroup, CLIENT_RULE, GROUP_RULE } from './compatibility.js';
 import { configCandidates, type LoadedConfig } from './config-file.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates, type ProcessFindings } from './process.js';
-import { RedisRegistry } from './redis-cache.js';
 import type { Backend, Dropped, Resolution, SourceReport } from './types.js';
 import { verifyCandidates, Witnesses, type VerifyContext } from './verify.js';
 
@@ -36,6 +36,11 @@ export interface ResolveHooks {
    * `compatibility` still says the client version, when one is known.
    */
   keepEveryProtocol?: boolean;
+  /**
+   * The registry over a connection that is already open (a watcher's live one), or why there
+   * is none now: used instead of connecting one for this resolve, and left open after it.
+   */
+  registry?: (ttlSeconds: number) => RedisRegistry | string;
 }
 
 export async function resolveBackends(given: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
@@ -49,11 +54,13 @@ export async function resolveBackends(given: ResolveOptions = {}, hooks: Resolve
   // once, with a deadline; a source that does not need it never waits for it.
   let registryPromise: Promise<RedisRegistry | string> | undefined;
   const registry = (): Promise<RedisRegistry | string> =>
-    (registryPromise ??= redisUrl
-      ? RedisRegistry.connect({ url: redisUrl, prefix: options.redisPrefix, ttlSeconds }).catch(
-          (error: Error) => `Redis unavailable at ${redactUrl(redisUrl)}: ${error.message}`,
-        )
-      : Promise.resolve('no Redis URL (--redis or $SCAN_BACKENDS_REDIS)'));
+    (registryPromise ??= !redisUrl
+      ? Promise.resolve('no Redis URL (--redis or $SCAN_BACKENDS_REDIS)')
+      : hooks.registry
+        ? Promise.resolve(hooks.registry(ttlSeconds))
+        : RedisRegistry.connect({ url: redisUrl, prefix: options.redisPrefix, ttlSeconds }).catch(
+            (error: Error) => `Redis unavailable at ${redactUrl(redisUrl)}: ${error.message}`,
+          ));
   let redisWarned = false;
   const redisProblem = (message: string) => {
     if (!redisWarned && redisUrl) warnings.push(message);
@@ -223,7 +230,7 @@ export async function resolveBackends(given: ResolveOptions = {}, hooks: Resolve
     return resolution;
   } finally {
     const r = await registryPromise;
-    if (r && typeof r !== 'string') await r.close();
+    if (r && typeof r !== 'string') await r.close(); // a borrowed one stays open
   }
 }
 

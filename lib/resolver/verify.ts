@@ -18,7 +18,7 @@ import {
 } from '../scan/targets/grammar.js';
 import { heldKey, heldServers } from './held.js';
 import type { ProcessFindings } from './process.js';
-import type { RegistryEntry } from './redis-cache.js';
+import type { RegistryEntry } from '../redis/registry.js';
 import type { Backend, Candidate, Dropped, SourceName } from './types.js';
 
 export type VerifyOptions = Pick<ScanOptions, 'timeoutMs' | 'probeTimeoutMs' | 'rpcVersion' | 'engine' | 'signal'>;

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 
 import { formatHostPort } from '../common/host-port.js';
-import type { ScannerInfo } from '../watch/fleet.js';
+import type { ScannerInfo } from '../redis/fleet.js';
 import type { WatchedBackend, WatchEvent, WatchSnapshot } from '../watch/types.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };

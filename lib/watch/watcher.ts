@@ -21,13 +21,13 @@ import { configCandidates, type LoadedConfig } from '../resolver/config-file.js'
 import { establishedRemotes, heldKey } from '../resolver/held.js';
 import { checkResolveOptions, resolveBackends, type ResolveOptions } from '../resolver/index.js';
 import { processCandidates, type ProcessFindings } from '../resolver/process.js';
-import { DEFAULT_REDIS_TTL_SECONDS } from '../resolver/redis-cache.js';
 import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
 import { addressOf, judge, verifyCandidates, Witnesses, type VerifyContext } from '../resolver/verify.js';
 import { ScanJob, type ScanResult } from '../scan/job.js';
 import {
   checkIntegerOption,
   DEFAULT_PROBE_TIMEOUT_MS,
+  DEFAULT_REDIS_TTL_SECONDS,
   DEFAULT_TIMEOUT_MS,
   rpcVersionOption,
 } from '../common/options.js';
@@ -35,7 +35,7 @@ import type { Endpoint } from '../scan/targets/table.js';
 import { systemLookup } from '../common/addresses.js';
 import { localSubnetTargets, splitList, targetScope, touchesLinkLocal } from '../scan/targets/grammar.js';
 import { EventRing } from './event-ring.js';
-import { Fleet, type RemoteEvent, type ScannerInfo } from './fleet.js';
+import { Fleet, type RemoteEvent, type ScannerInfo } from '../redis/fleet.js';
 import { observe, track, type HysteresisPolicy, type Observation, type Tracked, type Transition } from './tracker.js';
 import type {
   CheckKind,
@@ -596,6 +596,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
         loadConfig: () => this.#loadConfig(),
         pruneRegistry: this.#fleet === undefined,
         keepEveryProtocol: true,
+        registry: this.#fleet?.registry.bind(this.#fleet),
       });
       this.#lastResolveAt = new Date();
       // What this resolve's scan covered: a backend elsewhere is not missed by it.
