@@ -10,8 +10,7 @@ import { defaultConcurrency } from '../scan/engines/index.js';
 import { localSubnetTargets } from '../scan/targets/grammar.js';
 import { terminalSafe } from '../common/peer-text.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { parseFlags } from './flags.js';
-import { parseFormat } from './scan-command.js';
+import { parseFlags, parseFormat } from './flags.js';
 
 export const DOCTOR_USAGE = `Usage: scan-backends doctor [options]
 

@@ -4,9 +4,8 @@
 import { parseHostPort, type HostPort } from '../common/host-port.js';
 import { probe, selectEngine, type ScanReport, type ScanResult } from '../scan/job.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { parseFlags } from './flags.js';
+import { parseEngine, parseFlags, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable } from './output.js';
-import { parseEngine, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './scan-command.js';
 
 export const PROBE_USAGE = `Usage: scan-backends probe HOST[:PORT]... [options]
 

@@ -8,9 +8,8 @@ import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '..
 import type { IncomingMessage } from 'node:http';
 
 import { EnvironmentError, EXIT, UsageError } from './exit-codes.js';
-import { parseFlags, tokenOption } from './flags.js';
+import { parseEngine, parseFlags, parseFormat, parseInteger, tokenOption } from './flags.js';
 import { alignTable, formatRtt } from './output.js';
-import { parseEngine, parseFormat, parseInteger } from './scan-command.js';
 
 export const RESOLVE_USAGE = `Usage: scan-backends resolve [options]
 

@@ -19,9 +19,8 @@ import { DEFAULT_LISTEN, startServer, type ServeHandle } from '../serve/server.j
 import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from '../common/options.js';
 import { parsePorts } from '../scan/targets/grammar.js';
 import { EnvironmentError, UsageError } from './exit-codes.js';
-import { parseDuration, parseFlags, readSecretFile, tokenOption } from './flags.js';
+import { parseDuration, parseFlags, parseFormat, parseInteger, readSecretFile, tokenOption } from './flags.js';
 import { RESOLVE_FLAGS, resolveOptionsFromFlags } from './resolve-command.js';
-import { parseFormat, parseInteger } from './scan-command.js';
 import { shutdownPolicy } from './shutdown.js';
 
 export const WATCH_USAGE = `Usage: scan-backends watch [options]
