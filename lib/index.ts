@@ -52,3 +52,6 @@ export type {
   CheckKind,
   CheckRecord,
 } from './watch/types.js';
+// What the CLI uses, public so that lib/cli/ needs nothing below this file (test/unit/cli-imports.test.ts).
+export { PROBE_NAMES } from './probes/types.js';
+export { localSubnetTargets } from './scan/targets/grammar.js';

@@ -2,7 +2,7 @@
 // ggml-rpc servers (the test peer, speaking llama.cpp's protocol), one current and one of an
 // older protocol generation. It binds only 127.0.0.x and scans only 127.0.0.0/24, so it is safe
 // on any machine.
-import { GGML_RPC_PORT } from '../probes/plan.js';
+import { DEFAULT_PORT } from '../index.js';
 import { startGgmlRpcPeer, type GgmlRpcPeer, type PeerOptions } from '../demo/ggml-rpc-peer.js';
 
 import { EXIT, EnvironmentError } from './exit-codes.js';
@@ -10,7 +10,7 @@ import { parseFlags, parseFormat } from './flags.js';
 import type { OutputFormat } from './output.js';
 import { runScan } from './scan-command.js';
 
-export const DEMO_PORT = GGML_RPC_PORT;
+export const DEMO_PORT = DEFAULT_PORT;
 /** The demo plays a coordinator of protocol 5.1.0, so the 3.6.1 server shows as incompatible. */
 const DEMO_CLIENT = '5.1.0';
 

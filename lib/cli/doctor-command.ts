@@ -7,7 +7,7 @@ import { processCandidates } from '../resolver/process.js';
 import { describeRedisError, RedisRegistry, redactUrl, REDIS_TIMEOUT_MS } from '../resolver/redis-cache.js';
 import { fdLimit } from '../scan/job.js';
 import { defaultConcurrency } from '../scan/engines/index.js';
-import { localSubnetTargets } from '../scan/targets/grammar.js';
+import { localSubnetTargets } from '../index.js';
 import { terminalSafe } from '../common/peer-text.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseFlags, parseFormat } from './flags.js';

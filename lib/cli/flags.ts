@@ -5,12 +5,9 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-import { irregularFile } from '../resolver/config-file.js';
-import { checkIntegerOption, type IntegerOption } from '../common/options.js';
-import type { EngineChoice } from '../scan/engines/index.js';
-import type { ScanOptions } from '../scan/job.js';
-import { PROBE_NAMES, type ProbeName } from '../probes/types.js';
-import { parseVersion } from '../probes/verdict.js';
+import { checkIntegerOption, rpcVersionOption, type IntegerOption } from '../common/options.js';
+import { irregularFile } from '../common/regular-file.js';
+import { PROBE_NAMES, type EngineChoice, type ProbeName, type ScanOptions } from '../index.js';
 import { UsageError } from './exit-codes.js';
 
 /** Edit distance, for "did you mean": flags are short, so the quadratic table is nothing. */
@@ -179,8 +176,12 @@ export function parseProbeFlags(values: {
     throw new UsageError(`--service: expected auto or a list of ${PROBE_NAMES.join(', ')}; got "${service}"`);
   }
   const rpcVersion = values['rpc-version'];
-  if (rpcVersion !== undefined && !parseVersion(rpcVersion)) {
-    throw new UsageError(`--rpc-version: expected major.minor.patch, got "${rpcVersion}"`);
+  if (rpcVersion !== undefined) {
+    try {
+      rpcVersionOption({ rpcVersion }); // the library's own check; the message names the flag
+    } catch {
+      throw new UsageError(`--rpc-version: expected major.minor.patch, got "${rpcVersion}"`);
+    }
   }
   return {
     probe: names ? (names as ProbeName[]) : 'auto',

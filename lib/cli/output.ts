@@ -1,6 +1,6 @@
 // How scan results are printed: an aligned table for people, JSON and NDJSON for programs.
 import { terminalSafe } from '../common/peer-text.js';
-import type { ScanReport, ScanResult } from '../scan/job.js';
+import type { ScanReport, ScanResult } from '../index.js';
 
 export type OutputFormat = 'table' | 'json' | 'ndjson';
 

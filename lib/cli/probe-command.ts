@@ -2,7 +2,7 @@
 // worst: 4 a connection failed, 1 reachable but not healthy, 0 all serving.
 
 import { parseHostPort, type HostPort } from '../common/host-port.js';
-import { probe, selectEngine, type ScanReport, type ScanResult } from '../scan/job.js';
+import { probe, selectEngine, type ScanReport, type ScanResult } from '../index.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseEngine, parseFlags, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable } from './output.js';

@@ -3,8 +3,14 @@
 
 import { formatHostPort } from '../common/host-port.js';
 import { terminalSafe } from '../common/peer-text.js';
-import { resolveBackends, type ResolveOptions } from '../resolver/index.js';
-import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
+import {
+  resolveBackends,
+  SOURCE_NAMES,
+  type Backend,
+  type Resolution,
+  type ResolveOptions,
+  type SourceName,
+} from '../index.js';
 import type { IncomingMessage } from 'node:http';
 
 import { EnvironmentError, EXIT, UsageError } from './exit-codes.js';

@@ -1,7 +1,6 @@
 // `scan-backends scan`: parse flags, run the scan, print results, choose the exit code.
 
-import { scan, sortResults, type ScanOptions, type ScanReport, type ScanResult } from '../scan/job.js';
-import { localSubnetTargets } from '../scan/targets/grammar.js';
+import { localSubnetTargets, scan, sortResults, type ScanOptions, type ScanReport, type ScanResult } from '../index.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseEngine, parseFlags, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';
