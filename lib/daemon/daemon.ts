@@ -117,6 +117,7 @@ export class Daemon {
     const notifier = SystemdNotifier.fromEnvironment((message) => logger.error(message));
     [this.#runner, this.#notifier] = [runner, notifier];
     watcher.on('usable', () => {
+      if (!notifier && !runner) return;
       const snapshot = watcher.snapshot();
       notifier?.notify(`STATUS=${statusLine(snapshot)}`);
       runner?.update(snapshot.rpc, `${JSON.stringify(snapshot)}\n`);
