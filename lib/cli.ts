@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 
 import { EXIT, EnvironmentError, UsageError } from './cli/exit-codes.js';
-import { shutdownPolicy } from './cli/shutdown.js';
+import { shutdownPolicy } from './daemon/shutdown.js';
 import { InvalidOptionError, InvalidTargetError, ScanBackendsError } from './common/errors.js';
 
 const USAGE = `Usage: scan-backends <command> [options]
@@ -37,7 +37,7 @@ const USAGES: Record<string, () => Promise<string>> = {
   probe: async () => (await import('./cli/probe-command.js')).PROBE_USAGE,
   resolve: async () => (await import('./cli/resolve-command.js')).RESOLVE_USAGE,
   watch: async () => (await import('./cli/watch-command.js')).WATCH_USAGE,
-  serve: async () => (await import('./cli/watch-command.js')).SERVE_USAGE,
+  serve: async () => (await import('./cli/serve-command.js')).SERVE_USAGE,
   doctor: async () => (await import('./cli/doctor-command.js')).DOCTOR_USAGE,
   demo: async () => (await import('./cli/demo.js')).DEMO_USAGE,
   completion: async () => (await import('./cli/completion.js')).COMPLETION_USAGE,
@@ -70,7 +70,7 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
     case 'watch':
       return (await import('./cli/watch-command.js')).runWatchCommand(rest, signal);
     case 'serve':
-      return (await import('./cli/watch-command.js')).runWatchCommand(rest, signal, 'serve');
+      return (await import('./cli/serve-command.js')).runServeCommand(rest, signal);
     case 'doctor':
       return (await import('./cli/doctor-command.js')).runDoctorCommand(rest);
     case 'demo':

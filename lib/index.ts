@@ -1,5 +1,6 @@
-export { scan, scanAll, probe, selectEngine, sortResults, ScanJob } from './scan/job.js';
-export type { ScanResult, ScanReport, EngineSelection } from './scan/job.js';
+export { scan, scanAll, probe, sortResults, ScanJob } from './scan/job.js';
+export type { ScanResult, ScanReport } from './scan/job.js';
+export { selectEngine, type EngineSelection } from './scan/engines/choose.js';
 export type {
   ScanOptions,
   ProbeOptions,
@@ -58,3 +59,4 @@ export type {
   CheckRecord,
 } from './watch/types.js';
 export type { EventEnvelope, EventPayload, RegistryChange } from './redis/events.js';
+export { localSubnetTargets } from './scan/targets/grammar.js';

@@ -15,14 +15,21 @@ type FlagTable = Readonly<Record<string, { readonly type: string; readonly short
 
 /** Each command and its flags (long and short), from the tables the parsers use. */
 async function commandFlags(): Promise<Record<string, string[]>> {
-  const [{ PROBE_COMMAND_FLAGS }, { RESOLVE_FLAGS }, { WATCH_FLAGS, SERVE_FLAGS }, { DOCTOR_FLAGS }, { DEMO_FLAGS }] =
-    await Promise.all([
-      import('./probe-command.js'),
-      import('./resolve-command.js'),
-      import('./watch-command.js'),
-      import('./doctor-command.js'),
-      import('./demo.js'),
-    ]);
+  const [
+    { PROBE_COMMAND_FLAGS },
+    { RESOLVE_FLAGS },
+    { WATCH_FLAGS },
+    { SERVE_FLAGS },
+    { DOCTOR_FLAGS },
+    { DEMO_FLAGS },
+  ] = await Promise.all([
+    import('./probe-command.js'),
+    import('./resolve-command.js'),
+    import('./watch-command.js'),
+    import('./serve-command.js'),
+    import('./doctor-command.js'),
+    import('./demo.js'),
+  ]);
   const names = (table: FlagTable) =>
     Object.entries(table).flatMap(([name, o]) => [`--${name}`, ...(o.short ? [`-${o.short}`] : [])]);
   return {

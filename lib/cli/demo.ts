@@ -6,9 +6,9 @@ import { GGML_RPC_PORT } from '../common/options.js';
 import { startGgmlRpcPeer, type GgmlRpcPeer, type PeerOptions } from '../demo/ggml-rpc-peer.js';
 
 import { EXIT, EnvironmentError } from './exit-codes.js';
-import { parseFlags } from './flags.js';
+import { parseFlags, parseFormat } from './flags.js';
 import type { OutputFormat } from './output.js';
-import { parseFormat, runScan } from './scan-command.js';
+import { runScan } from './scan-command.js';
 
 export const DEMO_PORT = GGML_RPC_PORT;
 /** The demo plays a coordinator of protocol 5.1.0, so the 3.6.1 server shows as incompatible. */

@@ -2,10 +2,9 @@
 // ok, warn or fail with what to do about it; nothing here sends a packet except the Redis
 // PING to the URL the operator named.
 import { loadBinding } from '../scan/addon/load.js';
-import { configSearchPath } from '../common/options.js';
+import { configSearchPath, redactUrl } from '../common/options.js';
 import { configCandidates } from '../resolver/config-file.js';
 import { processCandidates } from '../resolver/process.js';
-import { redactUrl } from '../common/options.js';
 import { describeRedisError, REDIS_TIMEOUT_MS } from '../redis/connection.js';
 import { RedisRegistry } from '../redis/registry.js';
 import { fdLimit } from '../scan/job.js';
@@ -13,8 +12,7 @@ import { defaultConcurrency } from '../scan/engines/index.js';
 import { localSubnetTargets } from '../scan/targets/grammar.js';
 import { terminalSafe } from '../common/peer-text.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { parseFlags } from './flags.js';
-import { parseFormat } from './scan-command.js';
+import { parseFlags, parseFormat } from './flags.js';
 
 export const DOCTOR_USAGE = `Usage: scan-backends doctor [options]
 
@@ -48,7 +46,7 @@ export interface Finding {
 /** Below this many descriptors a /24 scan with probes runs in several windows. */
 const COMFORTABLE_FD_LIMIT = 4096;
 
-async function diagnose(configPath: string | undefined, redisUrl: string | undefined): Promise<Finding[]> {
+function addonFindings(): Finding[] {
   const findings: Finding[] = [];
   const load = loadBinding();
   findings.push(
@@ -61,7 +59,11 @@ async function diagnose(configPath: string | undefined, redisUrl: string | undef
           fix: 'install a C++ toolchain and run "npm rebuild scan-backends" (or "npm run build:native" in a checkout)',
         },
   );
+  return findings;
+}
 
+function fdLimitFindings(): Finding[] {
+  const findings: Finding[] = [];
   const limit = fdLimit();
   const concurrency = defaultConcurrency(limit);
   findings.push(
@@ -78,7 +80,11 @@ async function diagnose(configPath: string | undefined, redisUrl: string | undef
           detail: `RLIMIT_NOFILE ${limit ?? 'unknown'}: ${concurrency} connects in flight`,
         },
   );
+  return findings;
+}
 
+async function configFindings(configPath: string | undefined): Promise<Finding[]> {
+  const findings: Finding[] = [];
   try {
     const config = await configCandidates(configPath, false);
     if (!config) {
@@ -111,7 +117,11 @@ async function diagnose(configPath: string | undefined, redisUrl: string | undef
       fix: 'point --config or $SCAN_BACKENDS_CONFIG at a readable regular file',
     });
   }
+  return findings;
+}
 
+async function coordinatorFindings(): Promise<Finding[]> {
+  const findings: Finding[] = [];
   try {
     const found = await processCandidates();
     const byPid = new Map<number, string[]>();
@@ -139,7 +149,11 @@ async function diagnose(configPath: string | undefined, redisUrl: string | undef
       detail: `cannot list processes: ${(error as Error).message}`,
     });
   }
+  return findings;
+}
 
+async function redisFindings(redisUrl: string | undefined): Promise<Finding[]> {
+  const findings: Finding[] = [];
   if (redisUrl === undefined) {
     findings.push({ check: 'redis', status: 'ok', detail: 'not configured (--redis or $SCAN_BACKENDS_REDIS)' });
   } else {
@@ -161,7 +175,11 @@ async function diagnose(configPath: string | undefined, redisUrl: string | undef
       });
     }
   }
+  return findings;
+}
 
+function subnetFindings(): Finding[] {
+  const findings: Finding[] = [];
   const subnets = localSubnetTargets();
   findings.push(
     subnets.cidrs.length > 0
@@ -176,6 +194,18 @@ async function diagnose(configPath: string | undefined, redisUrl: string | undef
   return findings;
 }
 
+/** Every check in turn, one at a time (the order of the report). */
+async function diagnose(configPath: string | undefined, redisUrl: string | undefined): Promise<Finding[]> {
+  return [
+    ...addonFindings(),
+    ...fdLimitFindings(),
+    ...(await configFindings(configPath)),
+    ...(await coordinatorFindings()),
+    ...(await redisFindings(redisUrl)),
+    ...subnetFindings(),
+  ];
+}
+
 export async function runDoctorCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags({ args: argv, allowPositionals: false, options: { ...DOCTOR_FLAGS } });
   if (values.help) {
@@ -183,6 +213,8 @@ export async function runDoctorCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const format = parseFormat(values.format, ['text', 'json'], 'text');
+  // The library's default ($SCAN_BACKENDS_REDIS), read here as resolver/index.ts and the
+  // watcher read it: replaced by one exported redisUrl default at merge.
   const redisUrl = values.redis ?? (process.env.SCAN_BACKENDS_REDIS || undefined);
   if (redisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(redisUrl)) {
     throw new UsageError(`--redis: expected redis://host:port, got "${redactUrl(redisUrl)}"`);

@@ -1,11 +1,20 @@
 // Command-line flags through node's parseArgs, with errors in our words: an unknown flag
 // names the nearest known one, a missing value names its flag, and an argument that starts
-// with "-" but is no flag is named as the target it probably is.
+// with "-" but is no flag is named as the target it probably is. Also the value parsers the
+// commands share (whole numbers, durations, --format, --engine, the probe flags, secret files).
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-import { irregularFile } from '../resolver/config-file.js';
-import { checkIntegerOption, type IntegerOption } from '../common/options.js';
+import {
+  checkIntegerOption,
+  PROBE_NAMES,
+  rpcVersionOption,
+  type EngineChoice,
+  type IntegerOption,
+  type ProbeName,
+  type ScanOptions,
+} from '../common/options.js';
+import { irregularFile } from '../common/regular-file.js';
 import { UsageError } from './exit-codes.js';
 
 /** Edit distance, for "did you mean": flags are short, so the quadratic table is nothing. */
@@ -127,6 +136,66 @@ export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typ
     }
     throw error;
   }
+}
+
+/**
+ * A whole-number flag: digits, then the option's own range check (common/options.ts), with
+ * the flag as the name in the message.
+ */
+export function parseInteger(flag: string, text: string | undefined, option: IntegerOption): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^-?[0-9]+$/.test(text)) throw new UsageError(`${flag}: expected a whole number, got "${text}"`);
+  const value = Number(text);
+  checkIntegerOption(option, value, flag);
+  return value;
+}
+
+export function parseFormat(text: string | undefined, allowed: readonly string[], fallback: string): string {
+  const format = text ?? fallback;
+  if (!allowed.includes(format)) throw new UsageError(`--format: expected ${allowed.join(', ')}; got "${format}"`);
+  return format;
+}
+
+export function parseEngine(text: string | undefined): EngineChoice | undefined {
+  if (text !== undefined && text !== 'auto' && text !== 'native' && text !== 'js') {
+    throw new UsageError(`--engine: expected auto, native or js; got "${text}"`);
+  }
+  return text;
+}
+
+export const PROBE_FLAGS = {
+  service: { type: 'string' },
+  'grpc-service': { type: 'string' },
+  'probe-timeout': { type: 'string' },
+  'rpc-version': { type: 'string' },
+} as const;
+
+/** The probe options shared by `scan --probe` and `probe`. */
+export function parseProbeFlags(values: {
+  service?: string;
+  'grpc-service'?: string;
+  'probe-timeout'?: string;
+  'rpc-version'?: string;
+}): Pick<ScanOptions, 'probe' | 'grpcService' | 'probeTimeoutMs' | 'rpcVersion'> {
+  const service = values.service ?? 'auto';
+  const names = service === 'auto' ? null : service.split(',');
+  if (names && !names.every((n) => PROBE_NAMES.includes(n as ProbeName))) {
+    throw new UsageError(`--service: expected auto or a list of ${PROBE_NAMES.join(', ')}; got "${service}"`);
+  }
+  const rpcVersion = values['rpc-version'];
+  if (rpcVersion !== undefined) {
+    try {
+      rpcVersionOption({ rpcVersion }); // the library's own check; the message names the flag
+    } catch {
+      throw new UsageError(`--rpc-version: expected major.minor.patch, got "${rpcVersion}"`);
+    }
+  }
+  return {
+    probe: names ? (names as ProbeName[]) : 'auto',
+    grpcService: values['grpc-service'],
+    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout'], 'probeTimeoutMs'),
+    rpcVersion,
+  };
 }
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -2,11 +2,11 @@
 // worst: 4 a connection failed, 1 reachable but not healthy, 0 all serving.
 
 import { parseHostPort, type HostPort } from '../common/host-port.js';
-import { probe, selectEngine, type ScanReport, type ScanResult } from '../scan/job.js';
+import { selectEngine } from '../scan/engines/choose.js';
+import { probe, type ScanReport, type ScanResult } from '../scan/job.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { parseFlags } from './flags.js';
+import { parseEngine, parseFlags, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable } from './output.js';
-import { parseEngine, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './scan-command.js';
 
 export const PROBE_USAGE = `Usage: scan-backends probe HOST[:PORT]... [options]
 

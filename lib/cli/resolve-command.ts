@@ -3,14 +3,14 @@
 
 import { formatHostPort } from '../common/host-port.js';
 import { terminalSafe } from '../common/peer-text.js';
-import { resolveBackends, type ResolveOptions } from '../resolver/index.js';
-import { SOURCE_NAMES, type Backend, type Resolution, type SourceName } from '../resolver/types.js';
+import type { ResolveOptions, SourceName } from '../common/options.js';
+import { resolveBackends, SOURCE_NAMES } from '../resolver/index.js';
+import type { Backend, Resolution } from '../resolver/types.js';
 import type { IncomingMessage } from 'node:http';
 
 import { EnvironmentError, EXIT, UsageError } from './exit-codes.js';
-import { parseFlags, tokenOption } from './flags.js';
+import { parseEngine, parseFlags, parseFormat, parseInteger, tokenOption } from './flags.js';
 import { alignTable, formatRtt } from './output.js';
-import { parseEngine, parseFormat, parseInteger } from './scan-command.js';
 
 export const RESOLVE_USAGE = `Usage: scan-backends resolve [options]
 

@@ -1,13 +1,10 @@
 // `scan-backends scan`: parse flags, run the scan, print results, choose the exit code.
 
-import { scan, sortResults, type ScanOptions, type ScanReport, type ScanResult } from '../scan/job.js';
-import type { EngineChoice } from '../scan/engines/index.js';
-import { PROBE_NAMES, type ProbeName } from '../probes/types.js';
-import { parseVersion } from '../probes/verdict.js';
+import type { ScanOptions } from '../common/options.js';
+import { scan, sortResults, type ScanReport, type ScanResult } from '../scan/job.js';
 import { localSubnetTargets } from '../scan/targets/grammar.js';
-import { checkIntegerOption, type IntegerOption } from '../common/options.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { parseFlags } from './flags.js';
+import { parseEngine, parseFlags, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';
 import { startProgress } from './progress.js';
 
@@ -40,63 +37,6 @@ Options:
 
 Exit: 0 at least one open, 1 none open, 2 usage error, 3 environment error, 130 interrupted.
 `;
-
-/** A whole-number flag, checked against its range where it enters: the message names the flag. */
-/**
- * A whole-number flag: digits, then the option's own range check (common/options.ts), with
- * the flag as the name in the message.
- */
-export function parseInteger(flag: string, text: string | undefined, option: IntegerOption): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^-?[0-9]+$/.test(text)) throw new UsageError(`${flag}: expected a whole number, got "${text}"`);
-  const value = Number(text);
-  checkIntegerOption(option, value, flag);
-  return value;
-}
-
-export function parseFormat(text: string | undefined, allowed: readonly string[], fallback: string): string {
-  const format = text ?? fallback;
-  if (!allowed.includes(format)) throw new UsageError(`--format: expected ${allowed.join(', ')}; got "${format}"`);
-  return format;
-}
-
-export function parseEngine(text: string | undefined): EngineChoice | undefined {
-  if (text !== undefined && text !== 'auto' && text !== 'native' && text !== 'js') {
-    throw new UsageError(`--engine: expected auto, native or js; got "${text}"`);
-  }
-  return text;
-}
-
-export const PROBE_FLAGS = {
-  service: { type: 'string' },
-  'grpc-service': { type: 'string' },
-  'probe-timeout': { type: 'string' },
-  'rpc-version': { type: 'string' },
-} as const;
-
-/** The probe options shared by `scan --probe` and `probe`. */
-export function parseProbeFlags(values: {
-  service?: string;
-  'grpc-service'?: string;
-  'probe-timeout'?: string;
-  'rpc-version'?: string;
-}): Pick<ScanOptions, 'probe' | 'grpcService' | 'probeTimeoutMs' | 'rpcVersion'> {
-  const service = values.service ?? 'auto';
-  const names = service === 'auto' ? null : service.split(',');
-  if (names && !names.every((n) => PROBE_NAMES.includes(n as ProbeName))) {
-    throw new UsageError(`--service: expected auto or a list of ${PROBE_NAMES.join(', ')}; got "${service}"`);
-  }
-  const rpcVersion = values['rpc-version'];
-  if (rpcVersion !== undefined && !parseVersion(rpcVersion)) {
-    throw new UsageError(`--rpc-version: expected major.minor.patch, got "${rpcVersion}"`);
-  }
-  return {
-    probe: names ? (names as ProbeName[]) : 'auto',
-    grpcService: values['grpc-service'],
-    probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout'], 'probeTimeoutMs'),
-    rpcVersion,
-  };
-}
 
 export interface ScanRunRequest {
   targets: string[];

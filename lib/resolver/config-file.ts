@@ -1,11 +1,12 @@
 // Source "config": rpc_backends.conf, one host[:port] a line, # comments and blank lines.
-import { constants, type Stats } from 'node:fs';
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 import { InvalidTargetError } from '../common/errors.js';
 import { parseHostPort } from '../common/host-port.js';
 import { peerText } from '../common/peer-text.js';
 import { configSearchPath } from '../common/options.js';
+import { irregularFile } from '../common/regular-file.js';
 import { parseVersion } from '../common/version.js';
 import type { Candidate, Dropped } from './types.js';
 
@@ -54,19 +55,6 @@ export function parseConfig(text: string, file: string, strict = false): ParsedC
   });
   if (bad > MAX_WARNINGS) parsed.warnings.push(`${file}: ${bad - MAX_WARNINGS} more bad lines`);
   return parsed;
-}
-
-/** Why a file opened for its contents is none to read (a FIFO would block, /dev/zero never ends). */
-export function irregularFile(stat: Stats): string | undefined {
-  if (stat.isFile()) return undefined;
-  const kind = stat.isFIFO()
-    ? 'a FIFO'
-    : stat.isCharacterDevice()
-      ? 'a character device'
-      : stat.isDirectory()
-        ? 'a directory'
-        : 'not a file';
-  return `${kind}, not a regular file`;
 }
 
 /**

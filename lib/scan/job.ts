@@ -67,8 +67,6 @@ export interface ScanReport {
   interrupted?: true;
 }
 
-export { selectEngine, type EngineSelection } from './engines/choose.js';
-
 const THREADS_FROM_TARGETS = 4096;
 
 /** The engine's options: the settings, and the two defaults that wait for the job's size. */
