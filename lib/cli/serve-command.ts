@@ -3,12 +3,13 @@
 // HTTP discovery once the watcher runs. The server closes before the watcher does.
 
 import { formatHostPort, parseHostPort } from '../common/host-port.js';
+import { DEFAULT_HTTP_PORTS, DEFAULT_LISTEN } from '../common/options.js';
 import { isLoopbackAddress } from '../common/addresses.js';
 import { parsePorts } from '../scan/targets/grammar.js';
 import type { WatchOptions } from '../watch/watcher.js';
 import { normalizeHost } from '../serve/allowed-hosts.js';
-import { DEFAULT_HTTP_PORTS, HttpDiscovery } from '../serve/http-discovery.js';
-import { DEFAULT_LISTEN, startServer, type ServeHandle } from '../serve/server.js';
+import { HttpDiscovery } from '../serve/http-discovery.js';
+import { startServer, type ServeHandle } from '../serve/server.js';
 import { EnvironmentError, UsageError } from './exit-codes.js';
 import { parseFlags, tokenOption } from './flags.js';
 import { parseWatchFlags, runWatcher, WATCH_FLAGS, type Attachment } from './watch-command.js';
@@ -55,7 +56,7 @@ function parseServeFlags(values: Record<string, unknown>): {
   token?: string;
   allowHosts: string[];
   maxSseClients?: number;
-  httpPorts: number[];
+  httpPorts: readonly number[];
 } {
   const listen = parseHostPort(String(values.listen ?? DEFAULT_LISTEN));
   if (typeof listen === 'string' || values.listen === '') {

@@ -4,10 +4,15 @@
 // module maps the flags to the watcher's and the daemon's options; lib/daemon/ runs them.
 
 import { formatHostPort } from '../common/host-port.js';
-import { DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_TIMEOUT_MS, checkIntegerOption } from '../common/options.js';
+import {
+  checkIntegerOption,
+  DEFAULT_PROBE_TIMEOUT_MS,
+  DEFAULT_TIMEOUT_MS,
+  LOG_LEVELS,
+  type LogLevel,
+} from '../common/options.js';
 import { terminalSafe } from '../common/peer-text.js';
 import { startDaemon, type Daemon, type DaemonOptions } from '../daemon/daemon.js';
-import { LOG_LEVELS, type LogLevel } from '../daemon/log.js';
 import { splitCommand } from '../daemon/on-change.js';
 import type { WatchEvent } from '../watch/types.js';
 import { Watcher, WATCH_DEFAULTS, type WatchOptions } from '../watch/watcher.js';

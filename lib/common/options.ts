@@ -474,3 +474,78 @@ export function normalizeResolveOptions(options: ResolveOptions = {}): ResolveSe
     lookup: options.lookup ?? systemLookup,
   };
 }
+
+// ---- daemons (watch, serve) ----
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const DEFAULT_LOG_MAX_BYTES = 50 * 1024 * 1024;
+export const DEFAULT_LOG_FILES = 5;
+/** How long the usable set must hold still before --on-change runs. */
+export const DEFAULT_SETTLE_MS = 5000;
+export const DEFAULT_ON_CHANGE_TIMEOUT_MS = 60_000;
+/** How often a daemon logs that it is alive. */
+export const DEFAULT_HEARTBEAT_MS = 3_600_000;
+
+/** What the owner of a daemon tunes: its log, its --on-change command, its heartbeat, its end. */
+export interface DaemonTuning {
+  /** Log to this file, rotated by size; else JSON lines on stdout (on a terminal: text on stderr). */
+  logFile?: string;
+  logMaxBytes?: number;
+  logFiles?: number;
+  logLevel?: LogLevel;
+  /** Run this command (no shell) when the usable set changes, once it has settled. */
+  onChange?: { argv: readonly string[]; settleMs?: number; timeoutMs?: number };
+  heartbeatMs?: number;
+  /** Stop at this time, as a signal does. */
+  until?: Date;
+}
+
+export interface DaemonSettings extends DaemonTuning {
+  logMaxBytes: number;
+  logFiles: number;
+  logLevel: LogLevel;
+  onChange?: { argv: readonly string[]; settleMs: number; timeoutMs: number };
+  heartbeatMs: number;
+}
+
+/** A daemon's tuning with every default filled. */
+export function normalizeDaemonOptions<T extends DaemonTuning>(options: T): T & DaemonSettings {
+  const { onChange } = options;
+  return {
+    ...options,
+    logMaxBytes: options.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
+    logFiles: options.logFiles ?? DEFAULT_LOG_FILES,
+    logLevel: options.logLevel ?? 'info',
+    onChange: onChange && {
+      argv: onChange.argv,
+      settleMs: onChange.settleMs ?? DEFAULT_SETTLE_MS,
+      timeoutMs: onChange.timeoutMs ?? DEFAULT_ON_CHANGE_TIMEOUT_MS,
+    },
+    heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+  };
+}
+
+// ---- serve ----
+
+export const DEFAULT_LISTEN = '127.0.0.1:8765';
+export const DEFAULT_MAX_SSE_CLIENTS = 100;
+/** The ports HTTP discovery probes for llama-server and vLLM endpoints. */
+export const DEFAULT_HTTP_PORTS: readonly number[] = [8080, 8000];
+
+export interface ServeTuning {
+  /** Host names answered besides loopback's and the listen host (--allow-host). */
+  allowHosts?: readonly string[];
+  maxSseClients?: number;
+}
+
+/** serve's tuning with every default filled. */
+export function normalizeServeOptions<T extends ServeTuning>(
+  options: T,
+): T & { allowHosts: readonly string[]; maxSseClients: number } {
+  return {
+    ...options,
+    allowHosts: options.allowHosts ?? [],
+    maxSseClients: options.maxSseClients ?? DEFAULT_MAX_SSE_CLIENTS,
+  };
+}

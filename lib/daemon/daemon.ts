@@ -10,8 +10,9 @@ import type { Logger } from 'pino';
 
 import type { WatchEvent, WatchSnapshot } from '../watch/types.js';
 import { PACKAGE_VERSION, type Watcher } from '../watch/watcher.js';
-import { createDaemonLog, DEFAULT_LOG_FILES, DEFAULT_LOG_MAX_BYTES, type DaemonLog, type LogLevel } from './log.js';
-import { DEFAULT_ON_CHANGE_TIMEOUT_MS, DEFAULT_SETTLE_MS, OnChangeRunner } from './on-change.js';
+import { normalizeDaemonOptions, type DaemonSettings, type DaemonTuning } from '../common/options.js';
+import { createDaemonLog, type DaemonLog } from './log.js';
+import { OnChangeRunner } from './on-change.js';
 import { shutdownPolicy } from './shutdown.js';
 import { StdoutWriter } from './stdout-writer.js';
 import { SystemdNotifier, watchdogIntervalMs } from './systemd.js';
@@ -20,23 +21,12 @@ import { SystemdNotifier, watchdogIntervalMs } from './systemd.js';
 export const SHUTDOWN_BOUND_MS = 10_000;
 /** The part of it a stalled stdout reader may take before its lines are given up. */
 const STDOUT_FLUSH_MS = 1000;
-export const DEFAULT_HEARTBEAT_MS = 3_600_000;
 
-export interface DaemonOptions {
+export interface DaemonOptions extends DaemonTuning {
   /** Stops the daemon when it aborts (the CLI's SIGTERM/SIGINT); its reason's message is logged. */
   signal: AbortSignal;
   /** One watcher event as its stdout line (NDJSON, or a line a person reads). */
   eventLine: (event: WatchEvent) => string;
-  /** Log to this file, rotated by size; else JSON lines on stdout (on a terminal: text on stderr). */
-  logFile?: string;
-  logMaxBytes?: number;
-  logFiles?: number;
-  logLevel?: LogLevel;
-  /** Run this command (no shell) when the usable set changes, once it has settled. */
-  onChange?: { argv: readonly string[]; settleMs?: number; timeoutMs?: number };
-  heartbeatMs?: number;
-  /** Stop at this time, as a signal does. */
-  until?: Date;
 }
 
 /** What the start line says of the watcher's settings. */
@@ -60,7 +50,7 @@ function statusLine(snapshot: WatchSnapshot): string {
 
 export class Daemon {
   readonly logger: Logger;
-  readonly #options: DaemonOptions;
+  readonly #options: DaemonOptions & DaemonSettings;
   readonly #stdout: StdoutWriter;
   readonly #log: DaemonLog;
   readonly #stopReason: Promise<string>;
@@ -73,7 +63,7 @@ export class Daemon {
   readonly #timers: NodeJS.Timeout[] = [];
 
   constructor(options: DaemonOptions) {
-    this.#options = options;
+    this.#options = normalizeDaemonOptions(options);
     // One stdout for event lines and log lines, so they stay in order; it never waits for a
     // reader that stopped reading (lines are dropped and counted instead).
     this.#stdout = new StdoutWriter();
@@ -83,11 +73,11 @@ export class Daemon {
     this.#stdoutGone = new Promise((resolve) => this.#stdout.once('gone', resolve));
     this.#log = createDaemonLog({
       file: options.logFile,
-      maxBytes: options.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
-      files: options.logFiles ?? DEFAULT_LOG_FILES,
+      maxBytes: this.#options.logMaxBytes,
+      files: this.#options.logFiles,
       human: options.logFile === undefined && process.stdout.isTTY === true,
       stdout: this.#stdout,
-      level: options.logLevel ?? 'info',
+      level: this.#options.logLevel,
     });
     this.logger = this.#log.logger;
     this.#stdout.on('drained', (told) => this.logger.warn(told, 'stdout: its reader stalled; lines were dropped'));
@@ -109,8 +99,8 @@ export class Daemon {
     const runner = onChange
       ? new OnChangeRunner({
           argv: onChange.argv,
-          settleMs: onChange.settleMs ?? DEFAULT_SETTLE_MS,
-          timeoutMs: onChange.timeoutMs ?? DEFAULT_ON_CHANGE_TIMEOUT_MS,
+          settleMs: onChange.settleMs,
+          timeoutMs: onChange.timeoutMs,
           log: (level, msg, fields) => logger[level](fields, msg),
         })
       : undefined;
@@ -209,7 +199,7 @@ export class Daemon {
           },
           'heartbeat',
         );
-      }, this.#options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS),
+      }, this.#options.heartbeatMs),
     );
     const watchdogMs = notifier ? watchdogIntervalMs() : undefined;
     if (notifier && watchdogMs !== undefined) {

@@ -6,12 +6,8 @@ import { closeSync, existsSync, fstatSync, openSync, renameSync, writeSync } fro
 
 import { pino, type DestinationStream, type Logger } from 'pino';
 
+import type { LogLevel } from '../common/options.js';
 import { terminalSafe } from '../common/peer-text.js';
-
-export const DEFAULT_LOG_MAX_BYTES = 50 * 1024 * 1024;
-export const DEFAULT_LOG_FILES = 5;
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Reopens tried after a failed write before only SIGHUP tries again: 1 s, 2 s … 128 s apart. */
 const REOPEN_ATTEMPTS = 8;
@@ -40,7 +36,7 @@ export class RotatingFile implements DestinationStream {
   /** Set from the first failure until a line is written again. */
   #failure: Failure | undefined;
 
-  constructor(path: string, maxBytes = DEFAULT_LOG_MAX_BYTES, files = DEFAULT_LOG_FILES) {
+  constructor(path: string, maxBytes: number, files: number) {
     this.#path = path;
     this.#maxBytes = maxBytes;
     this.#files = files;
@@ -167,13 +163,13 @@ export interface DaemonLog {
  */
 export function createDaemonLog(options: {
   file?: string;
-  maxBytes?: number;
-  files?: number;
+  maxBytes: number;
+  files: number;
   human: boolean;
   stdout: DestinationStream;
-  level?: LogLevel;
+  level: LogLevel;
 }): DaemonLog {
-  const settings = { base: { pid: process.pid }, level: options.level ?? 'info' };
+  const settings = { base: { pid: process.pid }, level: options.level };
   if (options.file !== undefined) {
     const file = new RotatingFile(options.file, options.maxBytes, options.files);
     return {

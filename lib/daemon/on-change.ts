@@ -5,8 +5,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 
-export const DEFAULT_SETTLE_MS = 5000;
-export const DEFAULT_ON_CHANGE_TIMEOUT_MS = 60_000;
 /** How much of the command's stderr the log keeps: its end, where the error usually is. */
 const STDERR_TAIL_BYTES = 2048;
 /**

@@ -10,7 +10,6 @@ import { scanAll } from '../scan/job.js';
 import type { Watcher } from '../watch/watcher.js';
 
 /** llama-server's default port, and vLLM's. */
-export const DEFAULT_HTTP_PORTS = [8080, 8000];
 const METRICS_BUDGET_BYTES = 64 * 1024;
 
 export interface MetricsTarget {

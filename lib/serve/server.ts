@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 
 import { isLoopbackAddress } from '../common/addresses.js';
+import { normalizeServeOptions, type ServeTuning } from '../common/options.js';
 import type { WatchEvent, WatchSnapshot } from '../watch/types.js';
 import type { Watcher } from '../watch/watcher.js';
 import { hostCheck } from './allowed-hosts.js';
@@ -27,8 +28,6 @@ import { EventStream } from './event-stream.js';
 import type { HttpDiscovery } from './http-discovery.js';
 import { ServeMetrics } from './metrics.js';
 
-export const DEFAULT_LISTEN = '127.0.0.1:8765';
-export const DEFAULT_MAX_SSE_CLIENTS = 100;
 const MAX_CONNECTIONS = 512;
 /**
  * One client's share of MAX_CONNECTIONS: above the default 100 event streams, so that a reverse
@@ -42,14 +41,11 @@ const MAX_HEADERS = 64;
 const RECENT_EVENTS = 50;
 const COOKIE = 'sb_token';
 
-export interface ServeOptions {
+export interface ServeOptions extends ServeTuning {
   host: string;
   port: number;
   /** Required unless `host` is a loopback address. */
   token?: string;
-  /** Host names answered besides loopback's and `host` (--allow-host). */
-  allowHosts?: readonly string[];
-  maxSseClients?: number;
   discovery?: HttpDiscovery;
 }
 
@@ -80,17 +76,18 @@ export function backendsDocument(snapshot: WatchSnapshot, lastEvents: Map<number
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
-export async function startServer(watcher: Watcher, options: ServeOptions): Promise<ServeHandle> {
+export async function startServer(watcher: Watcher, given: ServeOptions): Promise<ServeHandle> {
+  const options = normalizeServeOptions(given);
   if (!isLoopbackAddress(options.host) && !options.token) {
     throw new Error(
       `listening on ${options.host} (not loopback) needs a token: --token-file FILE or $SCAN_BACKENDS_TOKEN`,
     );
   }
   const expected = options.token === undefined ? undefined : digest(options.token);
-  const hostAllowed = hostCheck(options.host, options.allowHosts ?? []);
+  const hostAllowed = hostCheck(options.host, options.allowHosts);
   const metrics = new ServeMetrics(watcher);
   const stream = new EventStream(watcher, {
-    maxClients: options.maxSseClients ?? DEFAULT_MAX_SSE_CLIENTS,
+    maxClients: options.maxSseClients,
     onCount: (n) => metrics.setSseClients(n),
     onDrop: () => metrics.droppedEvents.inc({ reason: 'slow-client' }),
   });
