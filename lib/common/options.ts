@@ -153,3 +153,190 @@ export function checkScanOptions(options: unknown): void {
   checkStringOption('grpcService', o.grpcService, 1024);
   rpcVersionOption(o);
 }
+
+// ---- watch ----
+// The watcher's options (watchBackends, the watch and serve commands) and the resolver's they
+// extend: types and defaults. normalizeWatchOptions() is the watcher's one normaliser: the
+// Watcher runs it once, in its constructor, after the resolver's own checks
+// (checkResolveOptions), and keeps what it returns as `watcher.settings`. Every default is
+// filled there, the environment read there; nothing below applies one or reads it again.
+// This section imports nothing outside lib/common/ (its import sits here, to keep it whole).
+import { systemLookup, type LookupFn } from './addresses.js';
+
+/** The resolver's sources, in the default chain order. */
+export type SourceName = 'process' | 'config' | 'scan' | 'redis';
+export const SOURCE_NAMES: readonly SourceName[] = ['process', 'config', 'scan', 'redis'];
+
+export interface ResolveOptions {
+  /** Sources in order. Default: process, config, scan, redis. */
+  sources?: readonly SourceName[];
+  /** Union of all sources instead of the first that yields a live backend. */
+  merge?: boolean;
+  /** Default true; false returns candidates marked `verified: false`. */
+  verify?: boolean;
+  /** Config file; default $SCAN_BACKENDS_CONFIG, ./rpc_backends.conf, $XDG_CONFIG_HOME/…, /etc/…. */
+  configPath?: string;
+  /** A bad config line is an error instead of a warning. */
+  strict?: boolean;
+  /** What the scan source scans (target grammar); default the local private subnets. */
+  subnet?: string | readonly string[];
+  /** Ports for the scan source; default 50052. */
+  ports?: number | readonly number[] | string;
+  /** Redis URL; default $SCAN_BACKENDS_REDIS. Without one the redis source is skipped. */
+  redisUrl?: string;
+  redisPrefix?: string;
+  redisTtlSeconds?: number;
+  /** Redis down is an error (SourceUnavailableError) instead of a note. */
+  requireRedis?: boolean;
+  /** Connect to candidates outside private, loopback, link-local, CGNAT and ULA space. */
+  allowPublic?: boolean;
+  /**
+   * Connect to link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10,
+   * fd00:ec2::254): never a candidate from any source without it.
+   */
+  allowLinkLocal?: boolean;
+  /** Keep a silent port that no witness vouches for, marked unverified (a guess). */
+  acceptSilent?: boolean;
+  /** Count coordinators of every user, not only this user's and root's. */
+  trustAllUsers?: boolean;
+  timeoutMs?: number;
+  probeTimeoutMs?: number;
+  /**
+   * The coordinator's ggml-rpc protocol: servers are judged against it exactly as llama.cpp
+   * does. Default $SCAN_BACKENDS_RPC_VERSION, then the config file's `rpc-version` line;
+   * without any, the servers one client can use together are kept (see `compatibility`).
+   */
+  rpcVersion?: string;
+  engine?: (typeof ENGINES)[number];
+  signal?: AbortSignal;
+  /** Name resolution for candidates; default the system resolver. */
+  lookup?: LookupFn;
+}
+
+export const WATCH_DEFAULTS = {
+  intervalMs: 30_000,
+  healthIntervalMs: 5_000,
+  failAfter: 3,
+  recoverAfter: 2,
+  forgetAfterMs: 600_000,
+  eventRingSize: 1000,
+  freeMemoryFraction: 0.1,
+} as const;
+
+export interface WatchOptions extends ResolveOptions {
+  /** Re-resolve through the chain this often, ms. Default 30 s. */
+  intervalMs?: number;
+  /** Health-check every followed backend this often between resolves, ms. Default 5 s. */
+  healthIntervalMs?: number;
+  /** Failed checks in a row that make a backend `down`. Default 3. */
+  failAfter?: number;
+  /** Good checks in a row that bring it back `up`. Default 2. */
+  recoverAfter?: number;
+  /** A backend down this long leaves the view (`removed`), ms. Default 10 min. */
+  forgetAfterMs?: number;
+  /** Events kept for consumers that resume from an id. Default 1000. */
+  eventRingSize?: number;
+  /** A device's free memory moving by this fraction of its total is a `changed`. Default 0.1. */
+  freeMemoryFraction?: number;
+  /**
+   * The shared secret of the watchers on one Redis (at least 16 bytes): what they write is
+   * signed with it, and what is not signed with it is ignored.
+   */
+  fleetKey?: Buffer;
+  /** Aborting it closes the watcher. */
+  signal?: AbortSignal;
+}
+
+/** The options normalizeWatchOptions fills; the rest pass through as given. */
+type FilledWatchOption =
+  | keyof typeof WATCH_DEFAULTS
+  | 'sources'
+  | 'merge'
+  | 'verify'
+  | 'strict'
+  | 'requireRedis'
+  | 'allowPublic'
+  | 'allowLinkLocal'
+  | 'acceptSilent'
+  | 'trustAllUsers'
+  | 'timeoutMs'
+  | 'probeTimeoutMs'
+  | 'redisUrl'
+  | 'rpcVersion'
+  | 'lookup';
+
+/** A watcher's options with every default filled in: what the watcher and its rooms read. */
+export type WatchSettings = Readonly<Omit<WatchOptions, FilledWatchOption>> & {
+  readonly [K in keyof typeof WATCH_DEFAULTS]: number;
+} & {
+  readonly sources: readonly SourceName[];
+  readonly merge: boolean;
+  readonly verify: boolean;
+  readonly strict: boolean;
+  readonly requireRedis: boolean;
+  readonly allowPublic: boolean;
+  readonly allowLinkLocal: boolean;
+  readonly acceptSilent: boolean;
+  readonly trustAllUsers: boolean;
+  readonly timeoutMs: number;
+  readonly probeTimeoutMs: number;
+  /** The option, else $SCAN_BACKENDS_REDIS; undefined: no Redis (no fleet, no redis source). */
+  readonly redisUrl: string | undefined;
+  /**
+   * The client version: the option, else $SCAN_BACKENDS_RPC_VERSION; null when neither names
+   * one (the config file's `rpc-version` line may, on each read).
+   */
+  readonly rpcVersion: string | null;
+  readonly lookup: LookupFn;
+};
+
+/** The watcher's integer options (the resolver checks its own). */
+const WATCH_INTEGER_OPTIONS = [
+  'intervalMs',
+  'healthIntervalMs',
+  'failAfter',
+  'recoverAfter',
+  'forgetAfterMs',
+  'eventRingSize',
+] as const;
+
+/**
+ * The watcher's own checks, then every default filled once. Runs after checkResolveOptions
+ * (the resolver's checks, which also refuse a non-object), before any I/O; a bad option
+ * fails here, not every cycle.
+ */
+export function normalizeWatchOptions(options: WatchOptions): WatchSettings {
+  for (const name of WATCH_INTEGER_OPTIONS) checkIntegerOption(name, options[name]);
+  if (options.fleetKey !== undefined && !(Buffer.isBuffer(options.fleetKey) && options.fleetKey.length >= 16)) {
+    throw new InvalidOptionError('fleetKey: must be a Buffer of at least 16 bytes');
+  }
+  const fraction = options.freeMemoryFraction;
+  if (fraction !== undefined && !(typeof fraction === 'number' && fraction > 0 && fraction <= 1)) {
+    throw new InvalidOptionError(`freeMemoryFraction: must be a number in (0, 1], got ${String(fraction)}`);
+  }
+  const rpcVersion = rpcVersionOption(options) ?? null;
+  return Object.freeze({
+    ...options,
+    intervalMs: options.intervalMs ?? WATCH_DEFAULTS.intervalMs,
+    healthIntervalMs: options.healthIntervalMs ?? WATCH_DEFAULTS.healthIntervalMs,
+    failAfter: options.failAfter ?? WATCH_DEFAULTS.failAfter,
+    recoverAfter: options.recoverAfter ?? WATCH_DEFAULTS.recoverAfter,
+    forgetAfterMs: options.forgetAfterMs ?? WATCH_DEFAULTS.forgetAfterMs,
+    eventRingSize: options.eventRingSize ?? WATCH_DEFAULTS.eventRingSize,
+    freeMemoryFraction: options.freeMemoryFraction ?? WATCH_DEFAULTS.freeMemoryFraction,
+    sources: options.sources ?? SOURCE_NAMES,
+    merge: options.merge === true,
+    verify: options.verify ?? true,
+    strict: options.strict === true,
+    requireRedis: options.requireRedis === true,
+    allowPublic: options.allowPublic === true,
+    allowLinkLocal: options.allowLinkLocal === true,
+    acceptSilent: options.acceptSilent === true,
+    trustAllUsers: options.trustAllUsers === true,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+    redisUrl: options.redisUrl ?? (process.env.SCAN_BACKENDS_REDIS || undefined),
+    rpcVersion,
+    lookup: options.lookup ?? systemLookup,
+  });
+}

@@ -3,8 +3,7 @@
 // `merge`, all are unioned). Verified backends are recorded in Redis when one is configured.
 import { InvalidOptionError, SourceUnavailableError } from '../common/errors.js';
 import { formatHostPort } from '../common/host-port.js';
-import type { EngineChoice } from '../scan/engines/index.js';
-import { systemLookup, type LookupFn } from '../common/addresses.js';
+import { systemLookup } from '../common/addresses.js';
 import {
   checkBooleanOption,
   checkChoiceOption,
@@ -14,70 +13,21 @@ import {
   checkTargetListOption,
   ENGINES,
   rpcVersionOption,
+  type ResolveOptions,
 } from '../common/options.js';
 import { chooseCompatibleGroup, CLIENT_RULE, GROUP_RULE } from './compatibility.js';
 import { configCandidates, configSearchPath, type LoadedConfig } from './config-file.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates, type ProcessFindings } from './process.js';
 import { DEFAULT_REDIS_TTL_SECONDS, RedisRegistry, redactUrl } from './redis-cache.js';
-import {
-  SOURCE_NAMES,
-  type Backend,
-  type Dropped,
-  type Resolution,
-  type SourceName,
-  type SourceReport,
-} from './types.js';
+import { SOURCE_NAMES, type Backend, type Dropped, type Resolution, type SourceReport } from './types.js';
 import { verifyCandidates, Witnesses, type VerifyContext } from './verify.js';
 
 /** llama.cpp's coordinator takes at most this many RPC servers (GGML_RPC_MAX_SERVERS). */
 export const MAX_COORDINATOR_BACKENDS = 16;
 
-export interface ResolveOptions {
-  /** Sources in order. Default: process, config, scan, redis. */
-  sources?: readonly SourceName[];
-  /** Union of all sources instead of the first that yields a live backend. */
-  merge?: boolean;
-  /** Default true; false returns candidates marked `verified: false`. */
-  verify?: boolean;
-  /** Config file; default $SCAN_BACKENDS_CONFIG, ./rpc_backends.conf, $XDG_CONFIG_HOME/…, /etc/…. */
-  configPath?: string;
-  /** A bad config line is an error instead of a warning. */
-  strict?: boolean;
-  /** What the scan source scans (target grammar); default the local private subnets. */
-  subnet?: string | readonly string[];
-  /** Ports for the scan source; default 50052. */
-  ports?: number | readonly number[] | string;
-  /** Redis URL; default $SCAN_BACKENDS_REDIS. Without one the redis source is skipped. */
-  redisUrl?: string;
-  redisPrefix?: string;
-  redisTtlSeconds?: number;
-  /** Redis down is an error (SourceUnavailableError) instead of a note. */
-  requireRedis?: boolean;
-  /** Connect to candidates outside private, loopback, link-local, CGNAT and ULA space. */
-  allowPublic?: boolean;
-  /**
-   * Connect to link-local and cloud-metadata addresses (169.254.0.0/16, fe80::/10,
-   * fd00:ec2::254): never a candidate from any source without it.
-   */
-  allowLinkLocal?: boolean;
-  /** Keep a silent port that no witness vouches for, marked unverified (a guess). */
-  acceptSilent?: boolean;
-  /** Count coordinators of every user, not only this user's and root's. */
-  trustAllUsers?: boolean;
-  timeoutMs?: number;
-  probeTimeoutMs?: number;
-  /**
-   * The coordinator's ggml-rpc protocol: servers are judged against it exactly as llama.cpp
-   * does. Default $SCAN_BACKENDS_RPC_VERSION, then the config file's `rpc-version` line;
-   * without any, the servers one client can use together are kept (see `compatibility`).
-   */
-  rpcVersion?: string;
-  engine?: EngineChoice;
-  signal?: AbortSignal;
-  /** Name resolution for candidates; default the system resolver. */
-  lookup?: LookupFn;
-}
+// ResolveOptions lives with the watcher's options, which extend it (lib/common/options.ts).
+export type { ResolveOptions } from '../common/options.js';
 
 /** The resolver's own options, through the same checks as a scan's; the scan options reach the scan. */
 export function checkResolveOptions(options: ResolveOptions): void {

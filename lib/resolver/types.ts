@@ -1,9 +1,10 @@
 // The resolver's result: the live backends, each with where it came from, and what every
 // source did.
 import type { Health, RpcDetails, ServiceName } from '../probes/types.js';
+import type { SourceName } from '../common/options.js';
 
-export type SourceName = 'process' | 'config' | 'scan' | 'redis';
-export const SOURCE_NAMES: readonly SourceName[] = ['process', 'config', 'scan', 'redis'];
+// The source names live with the options that list them (lib/common/options.ts).
+export { SOURCE_NAMES, type SourceName } from '../common/options.js';
 
 export interface Candidate {
   host: string;
