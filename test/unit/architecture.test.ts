@@ -1,6 +1,7 @@
 // The layering ARCHITECTURE.md describes, checked on the source: lib/ has no import cycle
-// (static or dynamic), and probes are leaves — nothing under lib/probes/ imports the scanner,
-// the resolver, the CLI or the scan orchestration.
+// (static or dynamic), probes are leaves — nothing under lib/probes/ imports the scanner,
+// the resolver, the CLI or the scan orchestration — and the watcher reaches the resolver only
+// through resolver/for-watcher.ts (and its result types).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,5 +56,16 @@ describe('the import graph of lib/', () => {
       .flatMap(([file, targets]) => targets.filter((t) => !t.startsWith('probes/')).map((t) => `${file} -> ${t}`))
       .filter((edge) => !/-> (common\/(peer-text|errors|addresses)|scan\/addon\/layout)\.ts$/.test(edge));
     expect(upward).toEqual([]);
+  });
+
+  it('lets the watcher reach the resolver through its one door', () => {
+    const door = /^resolver\/(for-watcher|types)\.ts$/;
+    const around = [...graph]
+      // fleet.ts reads the registry's keys; it leaves lib/watch/ for lib/redis/.
+      .filter(([file]) => file.startsWith('watch/') && file !== 'watch/fleet.ts')
+      .flatMap(([file, targets]) =>
+        targets.filter((t) => t.startsWith('resolver/') && !door.test(t)).map((t) => `${file} -> ${t}`),
+      );
+    expect(around).toEqual([]);
   });
 });
