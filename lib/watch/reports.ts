@@ -85,12 +85,8 @@ export class PeerReports {
     }
     const fromOrigin = this.#from.get(origin) ?? 0;
     if (this.#taken >= REPORT_BUDGET.total || fromOrigin >= REPORT_BUDGET.perOrigin) {
-      this.#ctx
-        .fleet()
-        ?.ignore(
-          'event',
-          `over the report budget (${REPORT_BUDGET.total} per interval, ${REPORT_BUDGET.perOrigin} per watcher): ${key} from ${origin}`,
-        );
+      const budget = `${REPORT_BUDGET.total} per interval, ${REPORT_BUDGET.perOrigin} per watcher`;
+      this.#ctx.fleet()?.ignore('event', `over the report budget (${budget}): ${key} from ${origin}`);
       return;
     }
     this.#taken += 1;
@@ -113,9 +109,8 @@ export class PeerReports {
       if (this.#ctx.followed.has(formatHostPort(r))) continue;
       const source = r.source ?? this.#ctx.scope.of(r.host, r.port);
       if (typeof source === 'object') {
-        this.#ctx
-          .fleet()
-          ?.ignore('event', `outside this watcher's scope: ${formatHostPort(r)} from ${r.origin} (${source.why})`);
+        const why = `outside this watcher's scope: ${formatHostPort(r)} from ${r.origin} (${source.why})`;
+        this.#ctx.fleet()?.ignore('event', why);
       } else reported.push({ ...r, source });
     }
     this.#pending.clear();

@@ -24,10 +24,8 @@ export interface ResolveRoundContext {
 
 export class ResolveRound {
   readonly #ctx: ResolveRoundContext;
-  /** When a resolve last returned. */
-  lastResolveAt?: Date;
-  /** The subnets this watcher scanned last (its leases, or all of them). */
-  scanning?: string[];
+  #lastResolveAt?: Date;
+  #scanning?: string[];
   #leaseNote = '';
   #warned = new Set<string>();
 
@@ -35,8 +33,18 @@ export class ResolveRound {
     this.#ctx = ctx;
   }
 
-  /** One round; false when there was nothing to ask (every subnet another watcher's, no other source). */
-  async run(signal: AbortSignal, started: number): Promise<boolean> {
+  /** When a resolve last returned. */
+  get lastResolveAt(): Date | undefined {
+    return this.#lastResolveAt;
+  }
+
+  /** The subnets this watcher scanned last (its leases, or all of them). */
+  get scanning(): readonly string[] | undefined {
+    return this.#scanning;
+  }
+
+  /** One round; `started` is its performance.now(). */
+  async run(signal: AbortSignal, started: number): Promise<void> {
     const { settings, fleet } = this.#ctx;
     const options: ResolveOptions = { ...settings, rpcVersion: settings.rpcVersion ?? undefined, signal };
     const leased = await this.#leaseScans();
@@ -44,13 +52,13 @@ export class ResolveRound {
       if (leased.length > 0) options.subnet = leased;
       else options.sources = settings.sources.filter((s) => s !== 'scan');
     }
-    if (options.sources?.length === 0) return false; // every subnet is another watcher's, and nothing else to ask
+    if (options.sources?.length === 0) return; // every subnet is another watcher's, and nothing else to ask
     const resolution = await resolveWithHooks(options, {
       loadConfig: this.#ctx.loadConfig,
       pruneRegistry: fleet() === undefined,
       keepEveryProtocol: true,
     });
-    this.lastResolveAt = new Date();
+    this.#lastResolveAt = new Date();
     await takeResolution(this.#ctx.followed, resolution, await this.#scannedBy(leased));
     this.#countIgnoredEntries(resolution);
     this.#sayWarnings(resolution);
@@ -63,7 +71,6 @@ export class ResolveRound {
       backends: resolution.backends.length,
       ...(scan ? { scanned: [options.subnet ?? scanSubnets(settings) ?? []].flat() } : {}),
     });
-    return true;
   }
 
   /** What this resolve's scan covered: a backend elsewhere is not missed by it. */
@@ -97,7 +104,7 @@ export class ResolveRound {
       }
     }
     this.#leaseNote = note;
-    this.scanning = leased ?? subnets;
+    this.#scanning = leased ?? subnets;
     return leased;
   }
 
