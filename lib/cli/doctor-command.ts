@@ -2,7 +2,7 @@
 // ok, warn or fail with what to do about it; nothing here sends a packet except the Redis
 // PING to the URL the operator named.
 import { loadBinding } from '../scan/addon/load.js';
-import { configSearchPath, redactUrl } from '../common/options.js';
+import { configSearchPath, DEFAULT_REDIS_TTL_SECONDS, redactUrl, redisUrlOption } from '../common/options.js';
 import { configCandidates } from '../resolver/config-file.js';
 import { processCandidates } from '../resolver/process.js';
 import { describeRedisError, REDIS_TIMEOUT_MS } from '../redis/connection.js';
@@ -158,7 +158,7 @@ async function redisFindings(redisUrl: string | undefined): Promise<Finding[]> {
     findings.push({ check: 'redis', status: 'ok', detail: 'not configured (--redis or $SCAN_BACKENDS_REDIS)' });
   } else {
     try {
-      const registry = await RedisRegistry.connect({ url: redisUrl });
+      const registry = await RedisRegistry.connect({ url: redisUrl, ttlSeconds: DEFAULT_REDIS_TTL_SECONDS });
       const { entries } = await registry.entries();
       await registry.close();
       findings.push({
@@ -213,9 +213,7 @@ export async function runDoctorCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const format = parseFormat(values.format, ['text', 'json'], 'text');
-  // The library's default ($SCAN_BACKENDS_REDIS), read here as resolver/index.ts and the
-  // watcher read it: replaced by one exported redisUrl default at merge.
-  const redisUrl = values.redis ?? (process.env.SCAN_BACKENDS_REDIS || undefined);
+  const redisUrl = values.redis ?? redisUrlOption(undefined);
   if (redisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(redisUrl)) {
     throw new UsageError(`--redis: expected redis://host:port, got "${redactUrl(redisUrl)}"`);
   }

@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import {
   checkIntegerOption,
+  environmentToken,
   PROBE_NAMES,
   rpcVersionOption,
   type EngineChoice,
@@ -239,7 +240,7 @@ export function readSecretFile(flag: string, file: string): Buffer {
  * empty or oversized file is a usage error naming it), else $SCAN_BACKENDS_TOKEN.
  */
 export function tokenOption(file: string | undefined): string | undefined {
-  if (file === undefined) return process.env.SCAN_BACKENDS_TOKEN || undefined;
+  if (file === undefined) return environmentToken();
   const token = readSecretFile('--token-file', file).toString('utf8').trim();
   if (token === '') throw new UsageError(`--token-file: ${file} is empty`);
   return token;

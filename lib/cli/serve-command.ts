@@ -97,7 +97,8 @@ type ServeSettings = ReturnType<typeof parseServeFlags>;
 
 /** The server and its HTTP discovery over the running watcher; an address in use ends the daemon. */
 function serveOver(serve: ServeSettings, watchOptions: WatchOptions): Attachment {
-  return async (watcher, daemon, settings) => {
+  return async (watcher, daemon) => {
+    const { settings } = watcher;
     const discovery = new HttpDiscovery(watcher, {
       subnet: watchOptions.subnet,
       ports: serve.httpPorts,

@@ -4,18 +4,12 @@
 // module maps the flags to the watcher's and the daemon's options; lib/daemon/ runs them.
 
 import { formatHostPort } from '../common/host-port.js';
-import {
-  checkIntegerOption,
-  DEFAULT_PROBE_TIMEOUT_MS,
-  DEFAULT_TIMEOUT_MS,
-  LOG_LEVELS,
-  type LogLevel,
-} from '../common/options.js';
+import { checkIntegerOption, LOG_LEVELS, type LogLevel } from '../common/options.js';
 import { terminalSafe } from '../common/peer-text.js';
 import { startDaemon, type Daemon, type DaemonOptions } from '../daemon/daemon.js';
 import { splitCommand } from '../daemon/on-change.js';
 import type { WatchEvent } from '../watch/types.js';
-import { Watcher, WATCH_DEFAULTS, type WatchOptions } from '../watch/watcher.js';
+import { Watcher, type WatchOptions } from '../watch/watcher.js';
 import { UsageError } from './exit-codes.js';
 import { parseDuration, parseFlags, parseFormat, parseInteger, readSecretFile } from './flags.js';
 import { RESOLVE_FLAGS, resolveOptionsFromFlags } from './resolve-command.js';
@@ -206,24 +200,8 @@ export function parseWatchFlags(values: WatchFlagValues): WatchRequest {
   };
 }
 
-/**
- * The watcher's settings with the library's defaults in place: what the start line says and
- * what serve's HTTP discovery runs with.
- */
-// replaced by watcher.settings at merge
-export function settingsOf(options: WatchOptions) {
-  return {
-    intervalMs: options.intervalMs ?? WATCH_DEFAULTS.intervalMs,
-    healthIntervalMs: options.healthIntervalMs ?? WATCH_DEFAULTS.healthIntervalMs,
-    failAfter: options.failAfter ?? WATCH_DEFAULTS.failAfter,
-    recoverAfter: options.recoverAfter ?? WATCH_DEFAULTS.recoverAfter,
-    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
-  };
-}
-
 /** What serve (or another command) adds to the daemon once the watcher has started. */
-export type Attachment = (watcher: Watcher, daemon: Daemon, settings: ReturnType<typeof settingsOf>) => Promise<void>;
+export type Attachment = (watcher: Watcher, daemon: Daemon) => Promise<void>;
 
 /** Runs a watcher as a daemon until it is stopped; returns the exit code (0). */
 export async function runWatcher(request: WatchRequest, signal: AbortSignal, attach?: Attachment): Promise<number> {
@@ -234,9 +212,8 @@ export async function runWatcher(request: WatchRequest, signal: AbortSignal, att
     throw new UsageError(`--log-file: ${(error as Error).message}`);
   }
   const watcher = new Watcher(request.watchOptions);
-  const settings = settingsOf(request.watchOptions);
-  daemon.follow(watcher, settings);
-  if (attach) await attach(watcher, daemon, settings);
+  daemon.follow(watcher);
+  if (attach) await attach(watcher, daemon);
   await daemon.run();
   return 0;
 }

@@ -14,11 +14,11 @@ import { parseVersion } from './version.js';
 
 /** llama.cpp's rpc-server port: the default port of every target, list and probe. */
 export const GGML_RPC_PORT = 50052;
-export const DEFAULT_TIMEOUT_MS = 1000;
-export const DEFAULT_PROBE_TIMEOUT_MS = 2000;
+const DEFAULT_TIMEOUT_MS = 1000;
+const DEFAULT_PROBE_TIMEOUT_MS = 2000;
 
 /** The whole-number options and their ranges. */
-export const INTEGER_OPTIONS = {
+const INTEGER_OPTIONS = {
   timeoutMs: [1, 3_600_000],
   concurrency: [1, 1_000_000],
   retries: [0, 10],
@@ -50,14 +50,12 @@ const SCAN_INTEGER_OPTIONS = [
 ] as const;
 export type IntegerOption = keyof typeof INTEGER_OPTIONS;
 
-export const ENGINES = ['auto', 'native', 'js'] as const;
+const ENGINES = ['auto', 'native', 'js'] as const;
 export type EngineName = 'native' | 'js';
 export type EngineChoice = (typeof ENGINES)[number];
 /** The native engine's readiness mechanisms ('auto': epoll on Linux, kqueue on macOS/BSD, else poll). */
 export const POLLERS = ['auto', 'epoll', 'kqueue', 'poll'] as const;
 export type Poller = (typeof POLLERS)[number];
-/** @deprecated The old name of POLLERS (the option was called `backend`). */
-export const BACKENDS = POLLERS;
 /** @deprecated The old name of Poller. */
 export type PollerBackend = Poller;
 
@@ -89,13 +87,13 @@ export function checkIntegerOption(name: IntegerOption, value: unknown, label: s
 }
 
 /** A safety switch or flag: unless undefined, a real boolean (the string 'false' opens nothing). */
-export function checkBooleanOption(name: string, value: unknown): void {
+function checkBooleanOption(name: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'boolean') {
     throw new InvalidOptionError(`${name}: must be true or false, got ${shown(value)}`);
   }
 }
 
-export function checkStringOption(name: string, value: unknown, maxBytes = 4096): void {
+function checkStringOption(name: string, value: unknown, maxBytes = 4096): void {
   if (value === undefined) return;
   if (typeof value !== 'string') throw new InvalidOptionError(`${name}: must be a string, got ${shown(value)}`);
   if (Buffer.byteLength(value) > maxBytes) throw new InvalidOptionError(`${name}: at most ${maxBytes} bytes`);
@@ -108,7 +106,7 @@ export function checkChoiceOption(name: string, value: unknown, choices: readonl
   }
 }
 
-export function checkSignalOption(value: unknown): void {
+function checkSignalOption(value: unknown): void {
   if (value !== undefined && !(value instanceof AbortSignal)) {
     throw new InvalidOptionError(`signal: must be an AbortSignal, got ${shown(value)}`);
   }
@@ -131,7 +129,7 @@ function checkPortsOption(value: unknown): void {
   }
 }
 
-export function checkProbeOption(option: unknown): asserts option is ProbeOption | undefined {
+function checkProbeOption(option: unknown): asserts option is ProbeOption | undefined {
   if (option === undefined || option === false || option === 'auto') return;
   if (!Array.isArray(option) || option.length === 0) {
     throw new InvalidOptionError(`probe: must be 'auto', false or a list of ${PROBE_NAMES.join(', ')}`);
@@ -158,7 +156,7 @@ export function rpcVersionOption(options: { rpcVersion?: unknown }): string | un
 }
 
 /** The options every target expansion takes (resolveTargets, scan). */
-export function checkTargetOptions(options: unknown): void {
+function checkTargetOptions(options: unknown): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError(`options: must be an object, got ${shown(options)}`);
@@ -176,7 +174,7 @@ export function checkTargetOptions(options: unknown): void {
 }
 
 /** Every scan option, types and ranges; run when a scan is created, before any DNS. */
-export function checkScanOptions(options: unknown): void {
+function checkScanOptions(options: unknown): void {
   checkTargetOptions(options);
   if (options === undefined) return;
   const o = options as Record<string, unknown>;
@@ -335,7 +333,7 @@ export function normalizeScanOptions(options: ScanOptions = {}): ScanSettings {
 // ---- the resolver ----
 
 export const DEFAULT_REDIS_TTL_SECONDS = 300;
-export const CONFIG_NAME = 'rpc_backends.conf';
+const CONFIG_NAME = 'rpc_backends.conf';
 
 export interface ResolveOptions {
   /** Sources in order. Default: process, config, scan, redis. */
@@ -475,17 +473,140 @@ export function normalizeResolveOptions(options: ResolveOptions = {}): ResolveSe
   };
 }
 
+// ---- watch ----
+// The watcher's options (watchBackends, the watch and serve commands) extend the resolver's.
+// The Watcher runs normalizeWatchOptions() once, in its constructor, and keeps what it returns
+// as `watcher.settings`.
+
+export const WATCH_DEFAULTS = {
+  intervalMs: 30_000,
+  healthIntervalMs: 5_000,
+  failAfter: 3,
+  recoverAfter: 2,
+  forgetAfterMs: 600_000,
+  eventRingSize: 1000,
+  freeMemoryFraction: 0.1,
+} as const;
+
+export interface WatchOptions extends ResolveOptions {
+  /** Re-resolve through the chain this often, ms. Default 30 s. */
+  intervalMs?: number;
+  /** Health-check every followed backend this often between resolves, ms. Default 5 s. */
+  healthIntervalMs?: number;
+  /** Failed checks in a row that make a backend `down`. Default 3. */
+  failAfter?: number;
+  /** Good checks in a row that bring it back `up`. Default 2. */
+  recoverAfter?: number;
+  /** A backend down this long leaves the view (`removed`), ms. Default 10 min. */
+  forgetAfterMs?: number;
+  /** Events kept for consumers that resume from an id. Default 1000. */
+  eventRingSize?: number;
+  /** A device's free memory moving by this fraction of its total is a `changed`. Default 0.1. */
+  freeMemoryFraction?: number;
+  /**
+   * The shared secret of the watchers on one Redis (at least 16 bytes): what they write is
+   * signed with it, and what is not signed with it is ignored.
+   */
+  fleetKey?: Buffer;
+  /** Aborting it closes the watcher. */
+  signal?: AbortSignal;
+}
+
+/** The options normalizeWatchOptions fills; the rest pass through as given. */
+type FilledWatchOption =
+  | keyof typeof WATCH_DEFAULTS
+  | 'sources'
+  | 'merge'
+  | 'verify'
+  | 'strict'
+  | 'requireRedis'
+  | 'allowPublic'
+  | 'allowLinkLocal'
+  | 'acceptSilent'
+  | 'trustAllUsers'
+  | 'timeoutMs'
+  | 'probeTimeoutMs'
+  | 'redisUrl'
+  | 'rpcVersion'
+  | 'lookup';
+
+/** A watcher's options with every default filled in: what the watcher and its rooms read. */
+export type WatchSettings = Readonly<Omit<WatchOptions, FilledWatchOption>> & {
+  readonly [K in keyof typeof WATCH_DEFAULTS]: number;
+} & {
+  readonly sources: readonly SourceName[];
+  readonly merge: boolean;
+  readonly verify: boolean;
+  readonly strict: boolean;
+  readonly requireRedis: boolean;
+  readonly allowPublic: boolean;
+  readonly allowLinkLocal: boolean;
+  readonly acceptSilent: boolean;
+  readonly trustAllUsers: boolean;
+  readonly timeoutMs: number;
+  readonly probeTimeoutMs: number;
+  /** The option, else $SCAN_BACKENDS_REDIS; undefined: no Redis (no fleet, no redis source). */
+  readonly redisUrl: string | undefined;
+  /**
+   * The client version: the option, else $SCAN_BACKENDS_RPC_VERSION; null when neither names
+   * one (the config file's `rpc-version` line may, on each read).
+   */
+  readonly rpcVersion: string | null;
+  readonly lookup: LookupFn;
+};
+
+/** The watcher's integer options (the resolver checks its own). */
+/** The watcher's integer options (the resolver checks its own). */
+const WATCH_INTEGER_OPTIONS = [
+  'intervalMs',
+  'healthIntervalMs',
+  'failAfter',
+  'recoverAfter',
+  'forgetAfterMs',
+  'eventRingSize',
+] as const;
+
+/** The resolver's checks and defaults, then the watcher's own: every default filled once. */
+export function normalizeWatchOptions(options: WatchOptions): WatchSettings {
+  const resolve = normalizeResolveOptions(options);
+  for (const name of WATCH_INTEGER_OPTIONS) checkIntegerOption(name, options[name]);
+  if (options.fleetKey !== undefined && !(Buffer.isBuffer(options.fleetKey) && options.fleetKey.length >= 16)) {
+    throw new InvalidOptionError('fleetKey: must be a Buffer of at least 16 bytes');
+  }
+  const fraction = options.freeMemoryFraction;
+  if (fraction !== undefined && !(typeof fraction === 'number' && fraction > 0 && fraction <= 1)) {
+    throw new InvalidOptionError(`freeMemoryFraction: must be a number in (0, 1], got ${String(fraction)}`);
+  }
+  return Object.freeze({
+    ...resolve,
+    intervalMs: options.intervalMs ?? WATCH_DEFAULTS.intervalMs,
+    healthIntervalMs: options.healthIntervalMs ?? WATCH_DEFAULTS.healthIntervalMs,
+    failAfter: options.failAfter ?? WATCH_DEFAULTS.failAfter,
+    recoverAfter: options.recoverAfter ?? WATCH_DEFAULTS.recoverAfter,
+    forgetAfterMs: options.forgetAfterMs ?? WATCH_DEFAULTS.forgetAfterMs,
+    eventRingSize: options.eventRingSize ?? WATCH_DEFAULTS.eventRingSize,
+    freeMemoryFraction: options.freeMemoryFraction ?? WATCH_DEFAULTS.freeMemoryFraction,
+    merge: options.merge === true,
+    requireRedis: options.requireRedis === true,
+    allowPublic: options.allowPublic === true,
+    allowLinkLocal: options.allowLinkLocal === true,
+    acceptSilent: options.acceptSilent === true,
+    trustAllUsers: options.trustAllUsers === true,
+    rpcVersion: resolve.rpcVersion ?? null,
+  });
+}
+
 // ---- daemons (watch, serve) ----
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
-export const DEFAULT_LOG_MAX_BYTES = 50 * 1024 * 1024;
-export const DEFAULT_LOG_FILES = 5;
+const DEFAULT_LOG_MAX_BYTES = 50 * 1024 * 1024;
+const DEFAULT_LOG_FILES = 5;
 /** How long the usable set must hold still before --on-change runs. */
-export const DEFAULT_SETTLE_MS = 5000;
-export const DEFAULT_ON_CHANGE_TIMEOUT_MS = 60_000;
+const DEFAULT_SETTLE_MS = 5000;
+const DEFAULT_ON_CHANGE_TIMEOUT_MS = 60_000;
 /** How often a daemon logs that it is alive. */
-export const DEFAULT_HEARTBEAT_MS = 3_600_000;
+const DEFAULT_HEARTBEAT_MS = 3_600_000;
 
 /** What the owner of a daemon tunes: its log, its --on-change command, its heartbeat, its end. */
 export interface DaemonTuning {
@@ -529,7 +650,7 @@ export function normalizeDaemonOptions<T extends DaemonTuning>(options: T): T & 
 // ---- serve ----
 
 export const DEFAULT_LISTEN = '127.0.0.1:8765';
-export const DEFAULT_MAX_SSE_CLIENTS = 100;
+const DEFAULT_MAX_SSE_CLIENTS = 100;
 /** The ports HTTP discovery probes for llama-server and vLLM endpoints. */
 export const DEFAULT_HTTP_PORTS: readonly number[] = [8080, 8000];
 
@@ -537,6 +658,11 @@ export interface ServeTuning {
   /** Host names answered besides loopback's and the listen host (--allow-host). */
   allowHosts?: readonly string[];
   maxSseClients?: number;
+}
+
+/** serve's token when none is given in a file: $SCAN_BACKENDS_TOKEN. */
+export function environmentToken(): string | undefined {
+  return process.env.SCAN_BACKENDS_TOKEN || undefined;
 }
 
 /** serve's tuning with every default filled. */

@@ -3,7 +3,7 @@
 // watchdog, a heartbeat, SIGHUP, and a stop that always ends within SHUTDOWN_BOUND_MS.
 //
 //   const daemon = startDaemon({ signal, eventLine });  // throws only if the log file won't open
-//   daemon.follow(watcher, settings);                    // says 'watch started', starts it
+//   daemon.follow(watcher);                              // says 'watch started', starts it
 //   daemon.beforeStop(() => server.close());             // closed before the watcher, in order
 //   await daemon.run();                                  // until a signal, --until, stdout gone
 import type { Logger } from 'pino';
@@ -27,14 +27,6 @@ export interface DaemonOptions extends DaemonTuning {
   signal: AbortSignal;
   /** One watcher event as its stdout line (NDJSON, or a line a person reads). */
   eventLine: (event: WatchEvent) => string;
-}
-
-/** What the start line says of the watcher's settings. */
-export interface FollowedSettings {
-  intervalMs: number;
-  healthIntervalMs: number;
-  failAfter: number;
-  recoverAfter: number;
 }
 
 /** Opens stdout and the log and takes the daemon's shutdown bound; throws if the log file cannot be opened. */
@@ -90,7 +82,8 @@ export class Daemon {
   };
 
   /** Follows `watcher`: its logs, events and usable set (--on-change, systemd STATUS); then starts it. */
-  follow(watcher: Watcher, settings: FollowedSettings): void {
+  follow(watcher: Watcher): void {
+    const { settings } = watcher;
     this.#watcher = watcher;
     const logger = this.logger;
     watcher.on('log', ({ level, msg, ...fields }) => logger[level](fields, msg));

@@ -132,7 +132,7 @@ export class Fleet {
    * The registry over this fleet's live connection, for one resolve (never closes it), or why
    * not while Redis is down. Its changes go out signed as this watcher's.
    */
-  registry(ttlSeconds?: number): RedisRegistry | string {
+  registry(ttlSeconds: number): RedisRegistry | string {
     const url = this.#options.url;
     if (!this.connected || this.#closed) return `Redis unavailable at ${redactUrl(url)}: not connected (reconnecting)`;
     return RedisRegistry.over(this.#redis, { url, prefix: this.#options.prefix, ttlSeconds }, (registry) =>

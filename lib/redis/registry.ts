@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 
 import { parseHostPort } from '../common/host-port.js';
-import { DEFAULT_REDIS_TTL_SECONDS, redactUrl } from '../common/options.js';
+import { redactUrl } from '../common/options.js';
 import { peerText } from '../common/peer-text.js';
 import { SOURCE_NAMES, type Backend, type Candidate, type Dropped, type SourceName } from '../resolver/types.js';
 import { readHashFields, scanKeys } from './bounded-read.js';
@@ -35,7 +35,7 @@ const MAX_FIELD_BYTES = 1024;
 export interface RedisRegistryOptions {
   url: string;
   prefix?: string;
-  ttlSeconds?: number;
+  ttlSeconds: number;
   timeoutMs?: number;
 }
 
@@ -111,7 +111,7 @@ export class RedisRegistry {
   private constructor(redis: Redis, options: RedisRegistryOptions, announce: RegistryAnnouncer, owned: boolean) {
     this.#redis = redis;
     this.#keys = new RedisKeys(options.prefix);
-    this.#ttlSeconds = options.ttlSeconds ?? DEFAULT_REDIS_TTL_SECONDS;
+    this.#ttlSeconds = options.ttlSeconds;
     this.#announce = announce;
     this.#owned = owned;
     this.url = redactUrl(options.url);

@@ -17,11 +17,6 @@ export const MAX_COORDINATOR_BACKENDS = 16;
 
 export type { ResolveOptions };
 
-/** The resolver's own options checked (the watcher checks its options before it starts). */
-export function checkResolveOptions(options: ResolveOptions): void {
-  normalizeResolveOptions(options);
-}
-
 /** For the watcher: it reads the config file itself, to keep the last good one over a bad edit. */
 export interface ResolveHooks {
   loadConfig?: () => Promise<LoadedConfig | null>;

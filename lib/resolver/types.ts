@@ -1,7 +1,6 @@
 // The resolver's result: the live backends, each with where it came from, and what every
 // source did.
 import type { Health, RpcDetails, ServiceName } from '../probes/types.js';
-
 import type { SourceName } from '../common/options.js';
 
 export { SOURCE_NAMES, type SourceName } from '../common/options.js';

@@ -120,3 +120,13 @@ export interface CycleNotice {
   /** host:port pairs the scan source connected to in a resolve. */
   scanned?: number;
 }
+
+/** A line for the watcher's log (the daemon writes it with pino). */
+export interface WatchLog {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** How the watcher's rooms write to its log. */
+export type WatchLogFn = (level: WatchLog['level'], msg: string, fields?: Record<string, unknown>) => void;
