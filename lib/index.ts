@@ -18,15 +18,10 @@ export { POLLERS, PROBE_NAMES } from './common/options.js';
 export type { LookupFn } from './common/addresses.js';
 export type { ServiceName, Health, RpcDetails, GrpcDetails, HttpFingerprint, DeviceMemory } from './probes/types.js';
 export { NEWEST_RPC_PROTOCOL, rpcCompatible } from './probes/verdict.js';
-export {
-  resolveTargets,
-  parsePorts,
-  chooseLocalSubnets,
-  DEFAULT_PORT,
-  LARGE_JOB_PAIRS,
-  MAX_JOB_PAIRS,
-} from './scan/targets/grammar.js';
-export type { Endpoint, LocalSubnet, LocalSubnetChoice } from './scan/targets/grammar.js';
+export { resolveTargets, parsePorts, DEFAULT_PORT, LARGE_JOB_PAIRS, MAX_JOB_PAIRS } from './scan/targets/grammar.js';
+export type { Endpoint } from './scan/targets/grammar.js';
+export { chooseLocalSubnets, localSubnetTargets } from './scan/targets/local-subnets.js';
+export type { LocalSubnet, LocalSubnetChoice } from './scan/targets/local-subnets.js';
 export type { PortState } from './scan/engines/index.js';
 export {
   ScanBackendsError,
@@ -59,4 +54,3 @@ export type {
   CheckRecord,
 } from './watch/types.js';
 export type { EventEnvelope, EventPayload, RegistryChange } from './redis/events.js';
-export { localSubnetTargets } from './scan/targets/grammar.js';

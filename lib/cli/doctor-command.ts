@@ -9,7 +9,7 @@ import { describeRedisError, REDIS_TIMEOUT_MS } from '../redis/connection.js';
 import { RedisRegistry } from '../redis/registry.js';
 import { fdLimit } from '../scan/job.js';
 import { defaultConcurrency } from '../scan/engines/index.js';
-import { localSubnetTargets } from '../scan/targets/grammar.js';
+import { localSubnetTargets } from '../scan/targets/local-subnets.js';
 import { terminalSafe } from '../common/peer-text.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseFlags, parseFormat } from './flags.js';

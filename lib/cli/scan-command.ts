@@ -2,7 +2,7 @@
 
 import type { ScanOptions } from '../common/options.js';
 import { scan, sortResults, type ScanReport, type ScanResult } from '../scan/job.js';
-import { localSubnetTargets } from '../scan/targets/grammar.js';
+import { localSubnetTargets } from '../scan/targets/local-subnets.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseEngine, parseFlags, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';

@@ -1,6 +1,7 @@
 // Source "scan": the network scan, probing every open port for ggml-rpc.
 import { scanAll, ScanJob, type ScanOptions, type ScanResult } from '../scan/job.js';
-import { localSubnetTargets, resolveTargets } from '../scan/targets/grammar.js';
+import { localSubnetTargets } from '../scan/targets/local-subnets.js';
+import { resolveTargets } from '../scan/targets/grammar.js';
 import { parseAddress } from '../common/addresses.js';
 import { heldKey } from './held.js';
 import type { Backend, Dropped } from './types.js';

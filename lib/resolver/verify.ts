@@ -9,13 +9,8 @@ import { formatHostPort } from '../common/host-port.js';
 import { silentReason } from '../probes/verdict.js';
 import { ScanJob, type ScanOptions, type ScanResult } from '../scan/job.js';
 import type { Endpoint } from '../scan/targets/table.js';
-import {
-  isNonPublicRange,
-  LARGE_JOB_PAIRS,
-  LINK_LOCAL_REFUSAL,
-  touchesLinkLocal,
-  type LookupFn,
-} from '../scan/targets/grammar.js';
+import { isNonPublicRange, LINK_LOCAL_REFUSAL, touchesLinkLocal } from '../scan/targets/guards.js';
+import { LARGE_JOB_PAIRS, type LookupFn } from '../scan/targets/grammar.js';
 import { heldKey, heldServers } from './held.js';
 import type { ProcessFindings } from './process.js';
 import type { RegistryEntry } from '../redis/registry.js';

@@ -7,7 +7,9 @@ import { formatHostPort } from '../common/host-port.js';
 import type { WatchSettings } from '../common/options.js';
 import { namedByCoordinators, type LoadedConfig } from '../resolver/for-watcher.js';
 import type { SourceName } from '../resolver/types.js';
-import { localSubnetTargets, splitList, targetScope, touchesLinkLocal } from '../scan/targets/grammar.js';
+import { localSubnetTargets } from '../scan/targets/local-subnets.js';
+import { splitList, targetScope } from '../scan/targets/grammar.js';
+import { touchesLinkLocal } from '../scan/targets/guards.js';
 
 /** Whether a scan covers an address and port. */
 export type Covers = (address: Pick<Address, 'family' | 'value'>, port: number) => boolean;

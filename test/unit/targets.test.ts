@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { formatAddress, parseAddress } from '../../lib/common/addresses.js';
 import { InvalidTargetError } from '../../lib/common/errors.js';
 import { TargetTable } from '../../lib/scan/targets/table.js';
-import { chooseLocalSubnets, parsePorts, resolveTargets, type LookupFn } from '../../lib/scan/targets/grammar.js';
+import { chooseLocalSubnets } from '../../lib/scan/targets/local-subnets.js';
+import { parsePorts, resolveTargets, type LookupFn } from '../../lib/scan/targets/grammar.js';
 
 // No test here resolves a real name or touches an interface: names come from this table.
 const names: Record<string, string[]> = {
