@@ -4,7 +4,6 @@ import { parseVersion } from '../common/version.js';
 import type { GrpcDetails, ProbeStep, ProbeVerdict, RpcDetails } from './types.js';
 
 export { NEWEST_RPC_PROTOCOL } from './ggml-rpc.js';
-export { parseVersion };
 
 export interface VerdictContext {
   /**
