@@ -16,16 +16,16 @@ describe('seed scenario: two backends, one closed host, 251 silent hosts', () =>
   });
   afterAll(() => clearFirewall());
 
-  for (const [engine, backend] of [
+  for (const [engine, poller] of [
     ['native', 'auto'],
     ['native', 'poll'],
     ['js', 'auto'],
   ] as const) {
-    it(`${engine}${backend === 'poll' ? ' (poll backend)' : ''}: finds exactly .45 and .48, .154 closed, the rest filtered, with all targets in flight at once`, async () => {
+    it(`${engine}${poller === 'poll' ? ' (poll poller)' : ''}: finds exactly .45 and .48, .154 closed, the rest filtered, with all targets in flight at once`, async () => {
       for (const host of OPEN) await listen(host, 50052);
       const before = countFds();
       const started = performance.now();
-      const report = await scanAll('127.0.0.0/24', { engine, backend, timeoutMs: 1000 });
+      const report = await scanAll('127.0.0.0/24', { engine, poller, timeoutMs: 1000 });
       const elapsed = performance.now() - started;
 
       const byState = (state: string) => report.results.filter((r) => r.state === state).map((r) => r.host);

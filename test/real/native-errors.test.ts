@@ -12,10 +12,10 @@ import { closedPort, countFds } from '../helpers/net.js';
 
 describe('native engine start-up errors', () => {
   it.runIf(process.platform === 'linux')(
-    'a poller backend this OS lacks rejects with SB_POLLER_FAILED and opens nothing',
+    'a poller this OS lacks rejects with SB_POLLER_FAILED and opens nothing',
     async () => {
       const before = countFds();
-      const error = await scanAll('127.0.0.1', { engine: 'native', backend: 'kqueue' }).catch((e: unknown) => e);
+      const error = await scanAll('127.0.0.1', { engine: 'native', poller: 'kqueue' }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(NativeScanError);
       expect(error).toMatchObject({ code: 'SB_POLLER_FAILED' });
       expect((error as Error).message).toContain('could not create the event poller');

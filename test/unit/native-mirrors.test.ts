@@ -4,7 +4,7 @@
 // and check the addon built from this tree against the constants. The build files' one list
 // of core sources (native/core-sources.txt) is checked here too.
 import { execSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,14 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EXPECTED_LAYOUT, layoutMismatch, type NativeLayout } from '../../lib/scan/addon/load.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BUILT_ADDON = join(ROOT, 'build', 'Release', 'scan_backends.node');
+/** The addon node-gyp-build picks at the package root (build/Release, else prebuilds/), if any. */
+function packageAddon(): string | undefined {
+  try {
+    return (createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string }).path(ROOT);
+  } catch {
+    return undefined;
+  }
+}
 
 /** A copy of what the loader expects, with lists and keys in another order (still a match). */
 function reordered(): Record<string, unknown> {
@@ -111,20 +118,22 @@ describe('loadBinding refuses an addon whose names drifted', () => {
 });
 
 describe('the addon built from this tree', () => {
-  // scripts/test.sh builds before the unit tests; a bare checkout has no addon to ask.
-  const skip = !existsSync(BUILT_ADDON) && process.env.CI !== 'true';
+  // scripts/test.sh builds (npm pack: prebuilds/) before the unit tests; a bare checkout has
+  // no addon to ask.
+  const built = packageAddon();
+  const skip = built === undefined && process.env.CI !== 'true';
   it.skipIf(skip)('reports, from the C++ tables, exactly what TS expects', () => {
-    const addon = createRequire(import.meta.url)(BUILT_ADDON) as { layout?: unknown };
+    const addon = createRequire(import.meta.url)(built as string) as { layout?: unknown };
     expect(layoutMismatch(addon.layout)).toBeUndefined();
   });
 
-  it.skipIf(skip)('is what loadBinding finds from the package root (build/Release)', async () => {
+  it.skipIf(skip)('is what loadBinding finds from the package root (build/Release, else prebuilds/)', async () => {
     vi.stubEnv('SCAN_BACKENDS_ADDON_PATH', '');
     vi.resetModules();
     const { loadBinding } = await import('../../lib/scan/addon/load.js');
     const loaded = loadBinding();
     expect(loaded.error).toBeUndefined();
-    expect(loaded.binding?.layout).toEqual(createRequire(import.meta.url)(BUILT_ADDON).layout);
+    expect(loaded.binding?.layout).toEqual(createRequire(import.meta.url)(built as string).layout);
     vi.unstubAllEnvs();
     vi.resetModules();
   });
