@@ -384,8 +384,14 @@ export interface ResolveOptions {
 /** A resolve's options after normalizeResolveOptions. */
 export interface ResolveSettings extends ResolveOptions {
   sources: readonly SourceName[];
+  merge: boolean;
   verify: boolean;
   strict: boolean;
+  requireRedis: boolean;
+  allowPublic: boolean;
+  allowLinkLocal: boolean;
+  acceptSilent: boolean;
+  trustAllUsers: boolean;
   /** Where the config file is looked for, first match wins. */
   configSearch: string[];
   /** From the option or $SCAN_BACKENDS_REDIS; undefined: no Redis. */
@@ -461,8 +467,14 @@ export function normalizeResolveOptions(options: ResolveOptions = {}): ResolveSe
   return {
     ...options,
     sources,
+    merge: options.merge === true,
     verify: options.verify ?? true,
-    strict: options.strict ?? false,
+    strict: options.strict === true,
+    requireRedis: options.requireRedis === true,
+    allowPublic: options.allowPublic === true,
+    allowLinkLocal: options.allowLinkLocal === true,
+    acceptSilent: options.acceptSilent === true,
+    trustAllUsers: options.trustAllUsers === true,
     configSearch: configSearchPath(options.configPath),
     redisUrl: redisUrlOption(options.redisUrl),
     redisTtlSeconds: options.redisTtlSeconds ?? DEFAULT_REDIS_TTL_SECONDS,
@@ -586,12 +598,6 @@ export function normalizeWatchOptions(options: WatchOptions): WatchSettings {
     forgetAfterMs: options.forgetAfterMs ?? WATCH_DEFAULTS.forgetAfterMs,
     eventRingSize: options.eventRingSize ?? WATCH_DEFAULTS.eventRingSize,
     freeMemoryFraction: options.freeMemoryFraction ?? WATCH_DEFAULTS.freeMemoryFraction,
-    merge: options.merge === true,
-    requireRedis: options.requireRedis === true,
-    allowPublic: options.allowPublic === true,
-    allowLinkLocal: options.allowLinkLocal === true,
-    acceptSilent: options.acceptSilent === true,
-    trustAllUsers: options.trustAllUsers === true,
     rpcVersion: resolve.rpcVersion ?? null,
   });
 }

@@ -3,7 +3,13 @@
 // `merge`, all are unioned). Verified backends are recorded in Redis when one is configured.
 import { SourceUnavailableError } from '../common/errors.js';
 import { formatHostPort } from '../common/host-port.js';
-import { normalizeResolveOptions, redactUrl, type ResolveOptions } from '../common/options.js';
+import {
+  normalizeResolveOptions,
+  redactUrl,
+  type ResolveOptions,
+  type ResolveSettings,
+  type SourceName,
+} from '../common/options.js';
 import { RedisRegistry } from '../redis/registry.js';
 import { chooseCompatibleGroup, CLIENT_RULE, GROUP_RULE } from './compatibility.js';
 import { configCandidates, type LoadedConfig } from './config-file.js';
@@ -38,195 +44,259 @@ export interface ResolveHooks {
   registry?: (ttlSeconds: number) => RedisRegistry | string;
 }
 
-export async function resolveBackends(given: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
-  const options = normalizeResolveOptions(given);
-  const { sources: order, verify, lookup, redisUrl, redisTtlSeconds: ttlSeconds } = options;
-  const warnings: string[] = [];
-  const reports: SourceReport[] = [];
-  const backends = new Map<string, Backend>();
+export async function resolveBackends(options: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
+  return new Resolve(normalizeResolveOptions(options), hooks).run();
+}
 
-  // Redis is connected to only when something needs it (the redis source, a witness, a write),
-  // once, with a deadline; a source that does not need it never waits for it.
-  let registryPromise: Promise<RedisRegistry | string> | undefined;
-  const registry = (): Promise<RedisRegistry | string> =>
-    (registryPromise ??= !redisUrl
-      ? Promise.resolve('no Redis URL (--redis or $SCAN_BACKENDS_REDIS)')
-      : hooks.registry
-        ? Promise.resolve(hooks.registry(ttlSeconds))
-        : RedisRegistry.connect({ url: redisUrl, prefix: options.redisPrefix, ttlSeconds }).catch(
-            (error: Error) => `Redis unavailable at ${redactUrl(redisUrl)}: ${error.message}`,
-          ));
-  let redisWarned = false;
-  const redisProblem = (message: string) => {
-    if (!redisWarned && redisUrl) warnings.push(message);
-    redisWarned = true;
-  };
-  if (options.requireRedis) {
-    if (!redisUrl) throw new SourceUnavailableError('requireRedis: no Redis URL (redisUrl or $SCAN_BACKENDS_REDIS)');
-    const r = await registry();
-    if (typeof r === 'string') throw new SourceUnavailableError(r);
+/** What one source gave: the verified backends it keeps and the candidates it dropped. */
+interface SourceYield {
+  kept: Backend[];
+  dropped: Dropped[];
+}
+
+/** One resolve: the sources in order, then compatibility, then the registry's record. */
+class Resolve {
+  readonly #options: ResolveSettings;
+  readonly #hooks: ResolveHooks;
+  readonly #warnings: string[] = [];
+  readonly #reports: SourceReport[] = [];
+  readonly #backends = new Map<string, Backend>();
+  #config: Promise<LoadedConfig | null> = Promise.resolve(null);
+  readonly #ctx: VerifyContext;
+  #registry?: Promise<RedisRegistry | string>;
+  #coordinators?: Promise<ProcessFindings>;
+  #redisWarned = false;
+
+  constructor(options: ResolveSettings, hooks: ResolveHooks) {
+    this.#options = options;
+    this.#hooks = hooks;
+    const witnesses = new Witnesses({
+      coordinators: () => this.#findCoordinators(),
+      registry: async () => {
+        const r = await this.#openRegistry();
+        if (typeof r === 'string') {
+          this.#redisProblem(r);
+          return [];
+        }
+        return (await r.entries()).entries;
+      },
+      registryTtlSeconds: options.redisTtlSeconds,
+      lookup: options.lookup,
+    });
+    this.#ctx = {
+      timeoutMs: options.timeoutMs,
+      probeTimeoutMs: options.probeTimeoutMs,
+      rpcVersion: null, // set in run(), once the config file has said its version
+      engine: options.engine,
+      signal: options.signal,
+      verify: options.verify,
+      lookup: options.lookup,
+      allowPublic: options.allowPublic,
+      allowLinkLocal: options.allowLinkLocal,
+      acceptSilent: options.acceptSilent,
+      witnesses,
+    };
   }
 
-  let coordinators: Promise<ProcessFindings> | undefined;
-  const findCoordinators = () =>
-    (coordinators ??= processCandidates(options.trustAllUsers === true).catch((error: Error): ProcessFindings => ({
-      candidates: [],
-      dropped: [],
-      skipped: [],
-      message: `cannot list processes: ${error.message}`,
-    })));
-  const witnesses = new Witnesses({
-    coordinators: findCoordinators,
-    registry: async () => {
-      const r = await registry();
-      if (typeof r === 'string') {
-        redisProblem(r);
-        return [];
+  async run(): Promise<Resolution> {
+    const { requireRedis, redisUrl, signal } = this.#options;
+    try {
+      if (requireRedis) {
+        if (!redisUrl)
+          throw new SourceUnavailableError('requireRedis: no Redis URL (redisUrl or $SCAN_BACKENDS_REDIS)');
+        const r = await this.#openRegistry();
+        if (typeof r === 'string') throw new SourceUnavailableError(r);
       }
-      return (await r.entries()).entries;
-    },
-    registryTtlSeconds: ttlSeconds,
-    lookup,
-  });
+      if (this.#options.sources.includes('config')) {
+        const { loadConfig } = this.#hooks;
+        this.#config = loadConfig ? loadConfig() : configCandidates(this.#options.configPath, this.#options.strict);
+        this.#config.catch(() => {}); // reported by the config source
+      }
+      const rpcVersion = this.#options.rpcVersion ?? (await this.#config.catch(() => null))?.rpcVersion;
+      // null, not undefined: the probe must not fall back to $SCAN_BACKENDS_RPC_VERSION.
+      this.#ctx.rpcVersion = this.#hooks.keepEveryProtocol ? null : (rpcVersion ?? null);
+      for (const name of this.#options.sources) {
+        signal?.throwIfAborted();
+        await this.#runSource(name);
+      }
+      const resolution = this.#judgeCompatibility(rpcVersion);
+      await this.#record(resolution.backends);
+      const verified = resolution.backends.filter((b) => b.verified).length;
+      if (verified > MAX_COORDINATOR_BACKENDS) {
+        this.#warnings.push(
+          `${verified} live backends: llama.cpp's coordinator takes at most ${MAX_COORDINATOR_BACKENDS}`,
+        );
+      }
+      return resolution;
+    } finally {
+      const r = await this.#registry;
+      if (r && typeof r !== 'string') await r.close(); // a borrowed one stays open
+    }
+  }
 
-  const loadConfig = hooks.loadConfig ?? (() => configCandidates(options.configPath, options.strict));
-  const config = order.includes('config') ? loadConfig() : Promise.resolve(null);
-  config.catch(() => {}); // reported by the config source
-  let rpcVersion = options.rpcVersion;
-  if (rpcVersion === undefined) rpcVersion = (await config.catch(() => null))?.rpcVersion;
+  /** One source: its report, its verified backends merged into the result. */
+  async #runSource(name: SourceName): Promise<void> {
+    const report: SourceReport = { name, status: 'empty', found: 0, dropped: [] };
+    this.#reports.push(report);
+    if (!this.#options.merge && this.#backends.size > 0) {
+      report.status = 'skipped';
+      report.message = 'an earlier source found live backends (--merge asks every source)';
+      return;
+    }
+    try {
+      const found = await this.#fromSource(name, report);
+      if (!found) return;
+      report.dropped = found.dropped;
+      report.status = found.kept.length > 0 ? 'ok' : 'empty';
+      this.#add(found.kept);
+    } catch (error) {
+      if (this.#options.signal?.aborted) throw this.#options.signal.reason;
+      if ((error as { code?: string }).code === 'SB_INVALID_TARGET') throw error; // --strict, --subnet
+      report.status = 'error';
+      report.message = (error as Error).message;
+      if (name === 'redis') {
+        this.#redisProblem(`Redis unavailable at ${redactUrl(this.#options.redisUrl ?? '')}: ${report.message}`);
+      }
+    }
+  }
 
-  const ctx: VerifyContext = {
-    timeoutMs: options.timeoutMs,
-    probeTimeoutMs: options.probeTimeoutMs,
-    // null, not undefined: the probe must not fall back to $SCAN_BACKENDS_RPC_VERSION.
-    rpcVersion: hooks.keepEveryProtocol ? null : (rpcVersion ?? null),
-    engine: options.engine,
-    signal: options.signal,
-    verify,
-    lookup,
-    allowPublic: options.allowPublic === true,
-    allowLinkLocal: options.allowLinkLocal === true,
-    acceptSilent: options.acceptSilent === true,
-    witnesses,
-  };
+  /** Asks one source for candidates and verifies them; undefined when it could not be asked. */
+  async #fromSource(name: SourceName, report: SourceReport): Promise<SourceYield | undefined> {
+    const ctx = this.#ctx;
+    if (name === 'process') {
+      const found = await this.#findCoordinators();
+      report.found = found.candidates.length + found.dropped.length;
+      report.message = found.message;
+      if (found.skipped.length > 0) report.warnings = found.skipped;
+      return withDropped(await verifyCandidates(found.candidates, ctx), found.dropped);
+    }
+    if (name === 'config') {
+      const found = await this.#config;
+      if (!found) {
+        report.message = `no config file (looked for ${this.#options.configSearch.join(', ')})`;
+        return { kept: [], dropped: [] };
+      }
+      report.found = found.candidates.length + found.dropped.length;
+      report.message = found.file;
+      if (found.warnings.length > 0) report.warnings = found.warnings;
+      return withDropped(await verifyCandidates(found.candidates, ctx), found.dropped);
+    }
+    if (name === 'scan') {
+      const found = await scanSource({ ...ctx, subnet: this.#options.subnet, ports: this.#options.ports });
+      report.found = found.found;
+      report.scanned = found.scanned;
+      report.message = found.message;
+      return found;
+    }
+    return this.#fromRegistry(report);
+  }
 
-  const add = (kept: Backend[]) => {
+  async #fromRegistry(report: SourceReport): Promise<SourceYield | undefined> {
+    const { redisUrl, verify } = this.#options;
+    const r = await this.#openRegistry();
+    if (typeof r === 'string') {
+      report.status = redisUrl ? 'error' : 'skipped';
+      report.message = r;
+      if (redisUrl) this.#redisProblem(r);
+      return undefined;
+    }
+    const found = await r.entries();
+    report.found = found.entries.length + found.dropped.length;
+    report.message = r.url;
+    const checked = await verifyCandidates(found.entries, this.#ctx);
+    // Entries that were checked and did not answer leave the registry.
+    if (verify && this.#hooks.pruneRegistry !== false) await r.remove(checked.dropped);
+    return withDropped(checked, found.dropped);
+  }
+
+  /** Merges a source's backends into the result; a backend found again gains the source. */
+  #add(kept: Backend[]): void {
     for (const b of kept) {
       const key = formatHostPort(b);
-      const known = backends.get(key);
+      const known = this.#backends.get(key);
       if (!known) {
         // Keys in the documented order: host, port, sources, verified, then the details.
         const { host, port, sources, verified, ...details } = b;
-        backends.set(key, { host, port, sources: [...sources], verified, ...details });
+        this.#backends.set(key, { host, port, sources: [...sources], verified, ...details });
         continue;
       }
       for (const s of b.sources) if (!known.sources.includes(s)) known.sources.push(s);
     }
-  };
+  }
 
-  try {
-    for (const name of order) {
-      options.signal?.throwIfAborted();
-      const report: SourceReport = { name, status: 'empty', found: 0, dropped: [] };
-      reports.push(report);
-      if (!options.merge && backends.size > 0) {
-        report.status = 'skipped';
-        report.message = 'an earlier source found live backends (--merge asks every source)';
-        continue;
-      }
-      try {
-        let kept: Backend[] = [];
-        let dropped: Dropped[] = [];
-        if (name === 'process') {
-          const found = await findCoordinators();
-          report.found = found.candidates.length + found.dropped.length;
-          report.message = found.message;
-          if (found.skipped.length > 0) report.warnings = found.skipped;
-          ({ kept, dropped } = await verifyCandidates(found.candidates, ctx));
-          dropped.unshift(...found.dropped);
-        } else if (name === 'config') {
-          const found = await config;
-          if (!found) {
-            report.message = `no config file (looked for ${options.configSearch.join(', ')})`;
-          } else {
-            report.found = found.candidates.length + found.dropped.length;
-            report.message = found.file;
-            if (found.warnings.length > 0) report.warnings = found.warnings;
-            ({ kept, dropped } = await verifyCandidates(found.candidates, ctx));
-            dropped.unshift(...found.dropped);
-          }
-        } else if (name === 'scan') {
-          const found = await scanSource({ ...ctx, subnet: options.subnet, ports: options.ports });
-          report.found = found.found;
-          report.scanned = found.scanned;
-          report.message = found.message;
-          ({ kept, dropped } = found);
-        } else {
-          const r = await registry();
-          if (typeof r === 'string') {
-            report.status = redisUrl ? 'error' : 'skipped';
-            report.message = r;
-            if (redisUrl) redisProblem(r);
-            continue;
-          }
-          const found = await r.entries();
-          report.found = found.entries.length + found.dropped.length;
-          report.message = r.url;
-          ({ kept, dropped } = await verifyCandidates(found.entries, ctx));
-          // Entries that were checked and did not answer leave the registry.
-          if (verify && hooks.pruneRegistry !== false) await r.remove(dropped);
-          dropped.unshift(...found.dropped);
-        }
-        report.dropped = dropped;
-        report.status = kept.length > 0 ? 'ok' : 'empty';
-        add(kept);
-      } catch (error) {
-        if (options.signal?.aborted) throw options.signal.reason;
-        if ((error as { code?: string }).code === 'SB_INVALID_TARGET') throw error; // --strict, --subnet
-        report.status = 'error';
-        report.message = (error as Error).message;
-        if (name === 'redis') redisProblem(`Redis unavailable at ${redactUrl(redisUrl ?? '')}: ${report.message}`);
-      }
-    }
-
-    let live = [...backends.values()];
-    let compatibility: Resolution['compatibility'];
+  /** The result: against the client version, or the group one client can use (the rest dropped). */
+  #judgeCompatibility(rpcVersion: string | undefined): Resolution {
+    let live = [...this.#backends.values()];
+    const resolution: Resolution = { backends: live, sources: this.#reports, warnings: this.#warnings };
     if (rpcVersion !== undefined) {
-      compatibility = { client: rpcVersion, rule: CLIENT_RULE };
-    } else if (verify && !hooks.keepEveryProtocol) {
+      resolution.compatibility = { client: rpcVersion, rule: CLIENT_RULE };
+    } else if (this.#options.verify && !this.#hooks.keepEveryProtocol) {
       const group = chooseCompatibleGroup(live.filter((b) => b.verified));
       for (const { backend, reason } of group.drop) {
-        reports
+        this.#reports
           .find((r) => r.name === backend.sources[0])
           ?.dropped.push({ host: backend.host, port: backend.port, reason });
       }
       live = live.filter((b) => !group.drop.some((d) => d.backend === b));
-      if (group.warning) warnings.push(group.warning);
-      compatibility = { rule: GROUP_RULE };
-      if (group.usableBy) compatibility.usableBy = group.usableBy;
+      if (group.warning) this.#warnings.push(group.warning);
+      resolution.backends = live;
+      resolution.compatibility = { rule: GROUP_RULE };
+      if (group.usableBy) resolution.compatibility.usableBy = group.usableBy;
     }
-    if (redisUrl && live.some((b) => b.verified)) {
-      const r = await registry();
-      if (typeof r === 'string') redisProblem(r);
-      else {
-        try {
-          await r.record(live.map((b) => ({ ...b, proven: b.evidence === 'hello' })));
-        } catch (error) {
-          warnings.push(`Redis unavailable at ${r.url}: could not record backends: ${(error as Error).message}`);
-        }
-      }
-    }
-    const verified = live.filter((b) => b.verified).length;
-    if (verified > MAX_COORDINATOR_BACKENDS) {
-      warnings.push(`${verified} live backends: llama.cpp's coordinator takes at most ${MAX_COORDINATOR_BACKENDS}`);
-    }
-    const resolution: Resolution = { backends: live, sources: reports, warnings };
-    if (compatibility) resolution.compatibility = compatibility;
     return resolution;
-  } finally {
-    const r = await registryPromise;
-    if (r && typeof r !== 'string') await r.close(); // a borrowed one stays open
   }
+
+  /** Records the verified backends in the registry, when there is one. */
+  async #record(live: Backend[]): Promise<void> {
+    if (!this.#options.redisUrl || !live.some((b) => b.verified)) return;
+    const r = await this.#openRegistry();
+    if (typeof r === 'string') {
+      this.#redisProblem(r);
+      return;
+    }
+    try {
+      await r.record(live.map((b) => ({ ...b, proven: b.evidence === 'hello' })));
+    } catch (error) {
+      this.#warnings.push(`Redis unavailable at ${r.url}: could not record backends: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Redis is connected to only when something needs it (the redis source, a witness, a write),
+   * once, with a deadline; a source that does not need it never waits for it.
+   */
+  #openRegistry(): Promise<RedisRegistry | string> {
+    const { redisUrl, redisPrefix, redisTtlSeconds: ttlSeconds } = this.#options;
+    return (this.#registry ??= !redisUrl
+      ? Promise.resolve('no Redis URL (--redis or $SCAN_BACKENDS_REDIS)')
+      : this.#hooks.registry
+        ? Promise.resolve(this.#hooks.registry(ttlSeconds))
+        : RedisRegistry.connect({ url: redisUrl, prefix: redisPrefix, ttlSeconds }).catch(
+            (error: Error) => `Redis unavailable at ${redactUrl(redisUrl)}: ${error.message}`,
+          ));
+  }
+
+  /** A Redis problem is said once per resolve, and only when a Redis was asked for. */
+  #redisProblem(message: string): void {
+    if (!this.#redisWarned && this.#options.redisUrl) this.#warnings.push(message);
+    this.#redisWarned = true;
+  }
+
+  #findCoordinators(): Promise<ProcessFindings> {
+    return (this.#coordinators ??= processCandidates(this.#options.trustAllUsers).catch(
+      (error: Error): ProcessFindings => ({
+        candidates: [],
+        dropped: [],
+        skipped: [],
+        message: `cannot list processes: ${error.message}`,
+      }),
+    ));
+  }
+}
+
+/** A source's verified result, with the candidates it refused before verification first. */
+function withDropped(checked: SourceYield, refused: Dropped[]): SourceYield {
+  return { kept: checked.kept, dropped: [...refused, ...checked.dropped] };
 }
 
 export type { Backend, Candidate, Dropped, Resolution, SourceName, SourceReport } from './types.js';
