@@ -76,6 +76,185 @@ export function backendsDocument(snapshot: WatchSnapshot, lastEvents: Map<number
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
+const COMMON_HEADERS: Readonly<Record<string, string>> = {
+  'X-Content-Type-Options': 'nosniff',
+  'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+  'Referrer-Policy': 'no-referrer',
+  'Cache-Control': 'no-store',
+};
+
+/** The last event of each backend, and the recent ones, without walking the ring per request. */
+class RecentEvents {
+  readonly byId = new Map<number, WatchEvent>();
+  readonly recent: WatchEvent[] = [];
+
+  constructor(watcher: Watcher) {
+    watcher.on('event', (e) => {
+      this.recent.push(e);
+      if (this.recent.length > RECENT_EVENTS) this.recent.shift();
+      this.byId.set(e.id, e);
+      if (this.byId.size > 4 * RECENT_EVENTS) {
+        const live = new Set(watcher.view().backends.map((b) => b.lastEventId));
+        for (const id of this.byId.keys()) {
+          if (!live.has(id) && !this.recent.some((r) => r.id === id)) this.byId.delete(id);
+        }
+      }
+    });
+  }
+}
+
+/** The token a request carries: Bearer, else the page's cookie. */
+function tokenOf(req: IncomingMessage): string | undefined {
+  const auth = req.headers.authorization;
+  if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
+  const cookie = req.headers.cookie
+    ?.split(';')
+    .map((c) => c.trim())
+    .find((c) => c.startsWith(`${COOKIE}=`));
+  if (cookie === undefined) return undefined;
+  try {
+    return decodeURIComponent(cookie.slice(COOKIE.length + 1));
+  } catch {
+    return undefined; // malformed: no token, so 401 rather than a 500
+  }
+}
+
+/** Writes one answer: the common headers, Server-Timing, no body for HEAD. */
+type Send = (status: number, type: string, body: string, extra?: Record<string, string>) => void;
+
+/** What every request is answered from. */
+interface Served {
+  watcher: Watcher;
+  discovery: HttpDiscovery | undefined;
+  metrics: ServeMetrics;
+  stream: EventStream;
+  events: RecentEvents;
+  hostAllowed: (host: string | undefined) => boolean;
+  /** The token's digest; undefined: no token asked for. */
+  expected: Buffer | undefined;
+}
+
+function authorized(served: Served, given: string | undefined): boolean {
+  return served.expected === undefined || (given !== undefined && timingSafeEqual(digest(given), served.expected));
+}
+
+/**
+ * The checks before any route: a parsable URL, an allowed Host, GET or HEAD without a body,
+ * the one-time login, the token. Returns the URL to route, or the route name it answered as.
+ */
+function admit(served: Served, req: IncomingMessage, res: ServerResponse, send: Send): URL | string {
+  const target = req.url ?? '/';
+  let url: URL;
+  try {
+    url = new URL(target, 'http://serve.invalid');
+  } catch {
+    res.writeHead(400, { 'Content-Length': '0', Connection: 'close' }).end();
+    return 'other';
+  }
+  // An absolute URL's authority is the one the request names (RFC 9112, 3.2.2), not Host.
+  if (!served.hostAllowed(target.startsWith('/') ? req.headers.host : url.host)) {
+    res.writeHead(421, { 'Content-Length': '0' }).end();
+    return 'misdirected';
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(405, 'text/plain; charset=utf-8', 'GET or HEAD only\n', { Allow: 'GET, HEAD' });
+    return 'other';
+  }
+  if (Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding']) {
+    send(413, 'text/plain; charset=utf-8', 'no request body is taken\n', { Connection: 'close' });
+    return 'other';
+  }
+  // The page's one-time login: a valid ?token= becomes the HttpOnly cookie, and the token
+  // leaves the address bar.
+  const fromQuery = url.pathname === '/' ? url.searchParams.get('token') : null;
+  if (fromQuery !== null && served.expected !== undefined && authorized(served, fromQuery)) {
+    res.writeHead(303, {
+      ...COMMON_HEADERS,
+      Location: '/',
+      'Set-Cookie': `${COOKIE}=${encodeURIComponent(fromQuery)}; HttpOnly; SameSite=Strict; Path=/`,
+    });
+    res.end();
+    return 'login';
+  }
+  if (!authorized(served, tokenOf(req))) {
+    res.writeHead(401, { 'WWW-Authenticate': 'Bearer', 'Content-Length': '0' });
+    res.end();
+    return 'unauthorized';
+  }
+  return url;
+}
+
+/** Answers an admitted request; returns its route name (the metric's label). */
+async function route(served: Served, url: URL, req: IncomingMessage, res: ServerResponse, send: Send) {
+  const { watcher, events } = served;
+  const json = (status: number, value: unknown) =>
+    send(status, 'application/json; charset=utf-8', `${JSON.stringify(value)}\n`);
+  const html = (body: string) => send(200, 'text/html; charset=utf-8', body);
+  switch (url.pathname) {
+    case '/healthz': {
+      // Alive: the process answers and the watcher's loop is not stuck in one step.
+      const stuck = watcher.busyForMs() > 5 * 60_000;
+      json(stuck ? 503 : 200, { status: stuck ? 'stuck' : 'ok', busyForMs: Math.round(watcher.busyForMs()) });
+      return 'healthz';
+    }
+    case '/readyz': {
+      const ready = watcher.view().watcher.ready;
+      json(ready ? 200 : 503, { status: ready ? 'ready' : 'starting' });
+      return 'readyz';
+    }
+    case '/api/backends':
+      json(200, backendsDocument(watcher.view(), events.byId));
+      return 'backends';
+    case '/api/scanners':
+      json(200, { schema: 1, scanners: await watcher.scanners() });
+      return 'scanners';
+    case '/api/prometheus-sd':
+      json(200, served.discovery?.serviceDiscovery() ?? []);
+      return 'prometheus-sd';
+    case '/metrics':
+      send(200, served.metrics.registry.contentType, await served.metrics.render());
+      return 'metrics';
+    case '/api/events':
+      if (!served.stream.accept(req, res, url, COMMON_HEADERS)) {
+        send(503, 'text/plain; charset=utf-8', 'too many event-stream clients\n', { 'Retry-After': '10' });
+      }
+      return 'events';
+    case '/fragments/backends':
+      html(backendsFragment(watcher.view(), events.byId));
+      return 'fragments';
+    case '/fragments/summary':
+      html(summaryFragment(watcher.view()));
+      return 'fragments';
+    case '/fragments/events':
+      html(eventsFragment(events.recent));
+      return 'fragments';
+    case '/fragments/scanners':
+      html(scannersFragment(await watcher.scanners()));
+      return 'fragments';
+    case '/favicon.ico':
+      res.writeHead(204, COMMON_HEADERS).end(); // no icon, and no 404 in the browser's console
+      return 'other';
+    case '/':
+      html(renderPage(watcher.view(), events.byId, events.recent, await watcher.scanners()));
+      return 'page';
+    default:
+      send(404, 'text/plain; charset=utf-8', 'not found\n');
+      return 'other';
+  }
+}
+
+async function handle(served: Served, req: IncomingMessage, res: ServerResponse): Promise<string> {
+  const started = performance.now();
+  // Server-Timing: how long the answer took to make, for the bench and for curious operators.
+  const send: Send = (status, type, body, extra = {}) => {
+    const timing = { 'Server-Timing': `app;dur=${(performance.now() - started).toFixed(2)}` };
+    res.writeHead(status, { ...COMMON_HEADERS, 'Content-Type': type, ...timing, ...extra });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+  const url = admit(served, req, res, send);
+  return typeof url === 'string' ? url : route(served, url, req, res, send);
+}
+
 export async function startServer(watcher: Watcher, given: ServeOptions): Promise<ServeHandle> {
   const options = normalizeServeOptions(given);
   if (!isLoopbackAddress(options.host) && !options.token) {
@@ -83,153 +262,20 @@ export async function startServer(watcher: Watcher, given: ServeOptions): Promis
       `listening on ${options.host} (not loopback) needs a token: --token-file FILE or $SCAN_BACKENDS_TOKEN`,
     );
   }
-  const expected = options.token === undefined ? undefined : digest(options.token);
-  const hostAllowed = hostCheck(options.host, options.allowHosts);
   const metrics = new ServeMetrics(watcher);
-  const stream = new EventStream(watcher, {
-    maxClients: options.maxSseClients,
-    onCount: (n) => metrics.setSseClients(n),
-    onDrop: () => metrics.droppedEvents.inc({ reason: 'slow-client' }),
-  });
-  // The last event of each backend, and the recent ones, without walking the ring per request.
-  const byId = new Map<number, WatchEvent>();
-  const recent: WatchEvent[] = [];
-  watcher.on('event', (e) => {
-    recent.push(e);
-    if (recent.length > RECENT_EVENTS) recent.shift();
-    byId.set(e.id, e);
-    if (byId.size > 4 * RECENT_EVENTS) {
-      const live = new Set(watcher.view().backends.map((b) => b.lastEventId));
-      for (const id of byId.keys()) if (!live.has(id) && !recent.some((r) => r.id === id)) byId.delete(id);
-    }
-  });
-
-  const common: Record<string, string> = {
-    'X-Content-Type-Options': 'nosniff',
-    'Content-Security-Policy': CONTENT_SECURITY_POLICY,
-    'Referrer-Policy': 'no-referrer',
-    'Cache-Control': 'no-store',
+  const served: Served = {
+    watcher,
+    discovery: options.discovery,
+    metrics,
+    stream: new EventStream(watcher, {
+      maxClients: options.maxSseClients,
+      onCount: (n) => metrics.setSseClients(n),
+      onDrop: () => metrics.droppedEvents.inc({ reason: 'slow-client' }),
+    }),
+    events: new RecentEvents(watcher),
+    hostAllowed: hostCheck(options.host, options.allowHosts),
+    expected: options.token === undefined ? undefined : digest(options.token),
   };
-
-  const tokenOf = (req: IncomingMessage): string | undefined => {
-    const auth = req.headers.authorization;
-    if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
-    const cookie = req.headers.cookie
-      ?.split(';')
-      .map((c) => c.trim())
-      .find((c) => c.startsWith(`${COOKIE}=`));
-    if (cookie === undefined) return undefined;
-    try {
-      return decodeURIComponent(cookie.slice(COOKIE.length + 1));
-    } catch {
-      return undefined; // malformed: no token, so 401 rather than a 500
-    }
-  };
-  const authorized = (given: string | undefined) =>
-    expected === undefined || (given !== undefined && timingSafeEqual(digest(given), expected));
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<string> => {
-    const started = performance.now();
-    const target = req.url ?? '/';
-    let url: URL;
-    try {
-      url = new URL(target, 'http://serve.invalid');
-    } catch {
-      res.writeHead(400, { 'Content-Length': '0', Connection: 'close' }).end();
-      return 'other';
-    }
-    // An absolute URL's authority is the one the request names (RFC 9112, 3.2.2), not Host.
-    if (!hostAllowed(target.startsWith('/') ? req.headers.host : url.host)) {
-      res.writeHead(421, { 'Content-Length': '0' }).end();
-      return 'misdirected';
-    }
-    // Server-Timing: how long the answer took to make, for the bench and for curious operators.
-    const send = (status: number, type: string, body: string, extra: Record<string, string> = {}) => {
-      const timing = { 'Server-Timing': `app;dur=${(performance.now() - started).toFixed(2)}` };
-      res.writeHead(status, { ...common, 'Content-Type': type, ...timing, ...extra });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    };
-    const json = (status: number, value: unknown) =>
-      send(status, 'application/json; charset=utf-8', `${JSON.stringify(value)}\n`);
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(405, 'text/plain; charset=utf-8', 'GET or HEAD only\n', { Allow: 'GET, HEAD' });
-      return 'other';
-    }
-    if (Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding']) {
-      send(413, 'text/plain; charset=utf-8', 'no request body is taken\n', { Connection: 'close' });
-      return 'other';
-    }
-    // The page's one-time login: a valid ?token= becomes the HttpOnly cookie, and the token
-    // leaves the address bar.
-    const fromQuery = url.pathname === '/' ? url.searchParams.get('token') : null;
-    if (fromQuery !== null && expected !== undefined && authorized(fromQuery)) {
-      res.writeHead(303, {
-        ...common,
-        Location: '/',
-        'Set-Cookie': `${COOKIE}=${encodeURIComponent(fromQuery)}; HttpOnly; SameSite=Strict; Path=/`,
-      });
-      res.end();
-      return 'login';
-    }
-    if (!authorized(tokenOf(req))) {
-      res.writeHead(401, { 'WWW-Authenticate': 'Bearer', 'Content-Length': '0' });
-      res.end();
-      return 'unauthorized';
-    }
-    const snapshot = () => watcher.view();
-    switch (url.pathname) {
-      case '/healthz': {
-        // Alive: the process answers and the watcher's loop is not stuck in one step.
-        const stuck = watcher.busyForMs() > 5 * 60_000;
-        json(stuck ? 503 : 200, { status: stuck ? 'stuck' : 'ok', busyForMs: Math.round(watcher.busyForMs()) });
-        return 'healthz';
-      }
-      case '/readyz': {
-        const ready = snapshot().watcher.ready;
-        json(ready ? 200 : 503, { status: ready ? 'ready' : 'starting' });
-        return 'readyz';
-      }
-      case '/api/backends':
-        json(200, backendsDocument(snapshot(), byId));
-        return 'backends';
-      case '/api/scanners':
-        json(200, { schema: 1, scanners: await watcher.scanners() });
-        return 'scanners';
-      case '/api/prometheus-sd':
-        json(200, options.discovery?.serviceDiscovery() ?? []);
-        return 'prometheus-sd';
-      case '/metrics':
-        send(200, metrics.registry.contentType, await metrics.render());
-        return 'metrics';
-      case '/api/events':
-        if (!stream.accept(req, res, url, common)) {
-          send(503, 'text/plain; charset=utf-8', 'too many event-stream clients\n', { 'Retry-After': '10' });
-        }
-        return 'events';
-      case '/fragments/backends':
-        send(200, 'text/html; charset=utf-8', backendsFragment(snapshot(), byId));
-        return 'fragments';
-      case '/fragments/summary':
-        send(200, 'text/html; charset=utf-8', summaryFragment(snapshot()));
-        return 'fragments';
-      case '/fragments/events':
-        send(200, 'text/html; charset=utf-8', eventsFragment(recent));
-        return 'fragments';
-      case '/fragments/scanners':
-        send(200, 'text/html; charset=utf-8', scannersFragment(await watcher.scanners()));
-        return 'fragments';
-      case '/favicon.ico':
-        res.writeHead(204, common).end(); // no icon, and no 404 in the browser's console
-        return 'other';
-      case '/':
-        send(200, 'text/html; charset=utf-8', renderPage(snapshot(), byId, recent, await watcher.scanners()));
-        return 'page';
-      default:
-        send(404, 'text/plain; charset=utf-8', 'not found\n');
-        return 'other';
-    }
-  };
-
   const server: Server = createServer(
     {
       maxHeaderSize: MAX_HEADER_BYTES,
@@ -240,10 +286,10 @@ export async function startServer(watcher: Watcher, given: ServeOptions): Promis
       connectionsCheckingInterval: 1000,
     },
     (req, res) => {
-      handle(req, res).then(
-        (route) => metrics.requests.inc({ route, status: String(res.statusCode) }),
+      handle(served, req, res).then(
+        (name) => metrics.requests.inc({ route: name, status: String(res.statusCode) }),
         () => {
-          if (!res.headersSent) res.writeHead(500, common).end();
+          if (!res.headersSent) res.writeHead(500, COMMON_HEADERS).end();
           else res.destroy();
         },
       );
@@ -263,7 +309,7 @@ export async function startServer(watcher: Watcher, given: ServeOptions): Promis
     url: `http://${host}:${address.port}`,
     metrics,
     close: async () => {
-      stream.closeAll();
+      served.stream.closeAll();
       options.discovery?.close();
       // A browser keeps its connections alive and reconnects its event stream at once: idle
       // ones close now, busy ones get a second to finish, then every one is closed, so a
