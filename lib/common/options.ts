@@ -1,7 +1,7 @@
 // Every option of the library in one leaf: its type, its range, its default. Each entry point
-// (scan, probe, resolveTargets, resolveBackends, watchBackends) calls its normalize…() once,
-// before any name is resolved or socket opened; below that nothing reads an environment
-// variable or applies a default again. Plain JavaScript callers get an InvalidOptionError
+// (scan, probe, resolveTargets, resolveBackends, watchBackends, startDaemon, startServer) calls
+// its normalize…() once, before any name is resolved or socket opened; below that nothing
+// reads an environment variable or applies a default again. Plain JavaScript callers get an InvalidOptionError
 // naming the option for a wrong type too (a Symbol, an object, null), never a TypeError from
 // deep inside; the CLI passes its flag's name as the label, so each caller reads its own words.
 // This module imports nothing outside lib/common/.
