@@ -289,7 +289,20 @@ export interface ScanSettings extends TargetSettings {
 /** Checks target options and fills their defaults (resolveTargets, and every scan). */
 export function normalizeTargetOptions(options: TargetOptions = {}): TargetSettings {
   checkTargetOptions(options);
-  return { ...options, lookup: options.lookup ?? systemLookup };
+  return { ...options, lookup: lookupOption(options.lookup) };
+}
+
+/** Name resolution: the one given, else the system's (scans and resolves alike). */
+function lookupOption(lookup: LookupFn | undefined): LookupFn {
+  return lookup ?? systemLookup;
+}
+
+/** The connect and probe deadlines every scan and resolve runs with. */
+function deadlineOptions(options: { timeoutMs?: number; probeTimeoutMs?: number }) {
+  return {
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+  };
 }
 
 /** The engine asked for: the option, else $SCAN_BACKENDS_ENGINE, else 'auto'; checked. */
@@ -317,10 +330,9 @@ export function normalizeScanOptions(options: ScanOptions = {}): ScanSettings {
   const { engine, label } = engineOption(options.engine);
   return {
     ...normalizeTargetOptions(options),
-    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    ...deadlineOptions(options),
     retries: options.retries ?? 0,
     rate: options.rate ?? 0,
-    probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
     grpcService: options.grpcService ?? '',
     engine,
     engineLabel: label,
@@ -478,10 +490,9 @@ export function normalizeResolveOptions(options: ResolveOptions = {}): ResolveSe
     configSearch: configSearchPath(options.configPath),
     redisUrl: redisUrlOption(options.redisUrl),
     redisTtlSeconds: options.redisTtlSeconds ?? DEFAULT_REDIS_TTL_SECONDS,
-    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
+    ...deadlineOptions(options),
     rpcVersion: rpcVersionOption(options),
-    lookup: options.lookup ?? systemLookup,
+    lookup: lookupOption(options.lookup),
   };
 }
 
