@@ -3,6 +3,8 @@ export type { ScanResult, ScanReport } from './scan/job.js';
 export { selectEngine, type EngineSelection } from './scan/engines/choose.js';
 export type {
   ScanOptions,
+  ScanSettings,
+  WatchSettings,
   ProbeOptions,
   TargetOptions,
   ResolveOptions,

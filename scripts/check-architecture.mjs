@@ -56,6 +56,10 @@ export function forbiddenArrows(graph, rules) {
     }
     for (const target of targets) {
       const to = roomOf(target, rules);
+      if (to === undefined) {
+        problems.push(`${file} -> ${target}: in no room of architecture.json`);
+        continue;
+      }
       const rule = rules.never.find((r) => r.from.includes(from) && r.to.includes(to));
       if (rule) problems.push(`${file} -> ${target} (${from} -> ${to}: ${rule.why})`);
     }
@@ -103,7 +107,8 @@ export function namedImports(file, lib = join(ROOT, 'lib')) {
       : null;
     found.push({ module: relative(lib, resolve(dirname(join(lib, file)), `${m[2]}.ts`)), names });
   }
-  for (const m of text.matchAll(/import\(\s*'(\.{1,2}\/[^']+)\.js'/g)) {
+  // Dynamic, default and side-effect imports take nothing by name.
+  for (const m of text.matchAll(/import(?:\(\s*|\s+[\w$]+\s+from\s*|\s*)'(\.{1,2}\/[^']+)\.js'/g)) {
     found.push({ module: relative(lib, resolve(dirname(join(lib, file)), `${m[1]}.ts`)), names: null });
   }
   return found;

@@ -159,8 +159,7 @@ async function redisFindings(redisUrl: string | undefined): Promise<Finding[]> {
   } else {
     try {
       const registry = await RedisRegistry.connect({ url: redisUrl, ttlSeconds: DEFAULT_REDIS_TTL_SECONDS });
-      const { entries } = await registry.entries();
-      await registry.close();
+      const { entries } = await registry.entries().finally(() => registry.close());
       findings.push({
         check: 'redis',
         status: 'ok',

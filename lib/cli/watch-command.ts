@@ -205,13 +205,16 @@ export type Attachment = (watcher: Watcher, daemon: Daemon) => Promise<void>;
 
 /** Runs a watcher as a daemon until it is stopped; returns the exit code (0). */
 export async function runWatcher(request: WatchRequest, signal: AbortSignal, attach?: Attachment): Promise<number> {
+  // The watcher first: it starts nothing, and its options (and the environment's) are refused
+  // before the daemon opens a log file or takes stdout.
+  const watcher = new Watcher(request.watchOptions);
   let daemon: Daemon;
   try {
     daemon = startDaemon({ ...request.daemon, signal });
   } catch (error) {
+    await watcher.close();
     throw new UsageError(`--log-file: ${(error as Error).message}`);
   }
-  const watcher = new Watcher(request.watchOptions);
   daemon.follow(watcher);
   if (attach) await attach(watcher, daemon);
   await daemon.run();

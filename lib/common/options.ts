@@ -273,8 +273,6 @@ export interface ScanSettings extends TargetSettings {
   probeTimeoutMs: number;
   grpcService: string;
   engine: EngineChoice;
-  /** What to call the engine choice in an error: the option, or the variable it came from. */
-  engineLabel: string;
   poller: Poller;
   probe: ProbeOption;
   /** The client version, from the option or the environment; undefined: no client. */
@@ -306,12 +304,12 @@ function deadlineOptions(options: { timeoutMs?: number; probeTimeoutMs?: number 
 }
 
 /** The engine asked for: the option, else $SCAN_BACKENDS_ENGINE, else 'auto'; checked. */
-export function engineOption(choice: unknown): { engine: EngineChoice; label: string } {
+export function engineOption(choice: unknown): EngineChoice {
   const fromEnv = choice === undefined && Boolean(process.env.SCAN_BACKENDS_ENGINE);
   const label = fromEnv ? '$SCAN_BACKENDS_ENGINE' : 'engine';
   const engine = fromEnv ? process.env.SCAN_BACKENDS_ENGINE : (choice ?? 'auto');
   checkChoiceOption(label, engine, ENGINES);
-  return { engine: engine as EngineChoice, label };
+  return engine as EngineChoice;
 }
 
 let backendWarned = false;
@@ -327,7 +325,7 @@ function deprecatedBackend(backend: Poller | undefined): Poller | undefined {
 /** Checks every scan option and fills every default; the scan's only reader of options. */
 export function normalizeScanOptions(options: ScanOptions = {}): ScanSettings {
   checkScanOptions(options);
-  const { engine, label } = engineOption(options.engine);
+  const engine = engineOption(options.engine);
   return {
     ...normalizeTargetOptions(options),
     ...deadlineOptions(options),
@@ -335,7 +333,6 @@ export function normalizeScanOptions(options: ScanOptions = {}): ScanSettings {
     rate: options.rate ?? 0,
     grpcService: options.grpcService ?? '',
     engine,
-    engineLabel: label,
     poller: options.poller ?? deprecatedBackend(options.backend) ?? 'auto',
     probe: options.probe ?? false,
     rpcVersion: rpcVersionOption(options),
@@ -411,6 +408,8 @@ export interface ResolveSettings extends ResolveOptions {
   redisTtlSeconds: number;
   timeoutMs: number;
   probeTimeoutMs: number;
+  /** The option, else $SCAN_BACKENDS_ENGINE, else 'auto'. */
+  engine: EngineChoice;
   /** From the option or $SCAN_BACKENDS_RPC_VERSION (the config file's line comes later). */
   rpcVersion: string | undefined;
   lookup: LookupFn;
@@ -473,7 +472,6 @@ export function normalizeResolveOptions(options: ResolveOptions = {}): ResolveSe
     checkIntegerOption(name, options[name]);
   for (const name of ['configPath', 'redisUrl', 'redisPrefix', 'rpcVersion'] as const)
     checkStringOption(name, options[name]);
-  checkChoiceOption('engine', options.engine, ENGINES);
   checkSignalOption(options.signal);
   checkTargetListOption('subnet', options.subnet);
   return {
@@ -491,6 +489,7 @@ export function normalizeResolveOptions(options: ResolveOptions = {}): ResolveSe
     redisUrl: redisUrlOption(options.redisUrl),
     redisTtlSeconds: options.redisTtlSeconds ?? DEFAULT_REDIS_TTL_SECONDS,
     ...deadlineOptions(options),
+    engine: engineOption(options.engine),
     rpcVersion: rpcVersionOption(options),
     lookup: lookupOption(options.lookup),
   };
@@ -578,7 +577,6 @@ export type WatchSettings = Readonly<Omit<WatchOptions, FilledWatchOption>> & {
   readonly lookup: LookupFn;
 };
 
-/** The watcher's integer options (the resolver checks its own). */
 /** The watcher's integer options (the resolver checks its own). */
 const WATCH_INTEGER_OPTIONS = [
   'intervalMs',

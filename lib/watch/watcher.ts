@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
-import { normalizeWatchOptions, type WatchOptions, type WatchSettings } from '../common/options.js';
+import { normalizeWatchOptions, redactUrl, type WatchOptions, type WatchSettings } from '../common/options.js';
 import { WatchVerifier } from '../resolver/for-watcher.js';
 import { ConfigWatch } from './config-watch.js';
 import { EventFeed } from './event-feed.js';
@@ -63,8 +63,12 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   readonly id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   /** Settles when the first resolve is done (whatever it found). */
   readonly ready: Promise<void>;
-  /** The options with every default filled in (normalizeWatchOptions), as this watcher runs. */
-  readonly settings: WatchSettings;
+  /**
+   * The options with every default filled in (normalizeWatchOptions), as this watcher runs:
+   * the Redis URL with its password hidden, and no fleet key.
+   */
+  readonly settings: Readonly<Omit<WatchSettings, 'fleetKey'>>;
+  readonly #settings: WatchSettings;
 
   readonly #feed: EventFeed;
   readonly #followed: FollowedSet;
@@ -96,7 +100,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     super();
     // The resolver's checks, then the watcher's own: a bad option fails here, not every cycle.
     const settings = normalizeWatchOptions(options);
-    this.settings = settings;
+    this.#settings = settings;
+    // What anyone may read and log: the URL's password hidden, the fleet's key left out.
+    const { fleetKey, ...shown } = settings;
+    this.settings = Object.freeze({ ...shown, redisUrl: shown.redisUrl && redactUrl(shown.redisUrl) });
     const log: WatchLogFn = (level, msg, fields) => this.#log(level, msg, fields);
     this.#feed = new EventFeed(settings.eventRingSize, (event) => {
       this.#fleet?.publish(event);
@@ -257,13 +264,13 @@ export class Watcher extends EventEmitter<WatcherEvents> {
 
   /** With a Redis URL: join the watchers sharing it (registration, scan leases, events). */
   async #startFleet(): Promise<void> {
-    const url = this.settings.redisUrl;
+    const url = this.#settings.redisUrl;
     if (!url) return;
     const subnets = scanSubnets(this.settings);
-    const intervalMs = this.settings.intervalMs;
+    const intervalMs = this.#settings.intervalMs;
     this.#fleet = await Fleet.start({
       url,
-      prefix: this.settings.redisPrefix,
+      prefix: this.#settings.redisPrefix,
       info: {
         id: this.id,
         host: hostname(),
@@ -274,7 +281,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       },
       leaseMs: 2 * intervalMs + 1000,
       heartbeatMs: Math.min(intervalMs, 10_000),
-      key: this.settings.fleetKey,
+      key: this.#settings.fleetKey,
       log: (level, msg, fields) => this.#log(level, msg, fields),
       onRemote: (remote) => this.#reports.offer(remote),
       onReconnect: () => this.reload(),
@@ -293,7 +300,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
    * option or $SCAN_BACKENDS_RPC_VERSION, then the config file's.
    */
   #publishUsable(): void {
-    const client = this.settings.rpcVersion ?? this.#config.lastGood?.rpcVersion;
+    const client = this.#settings.rpcVersion ?? this.#config.lastGood?.rpcVersion;
     const usable = this.#usable.update(
       this.#followed.sorted().map((f) => f.view),
       client,
@@ -304,7 +311,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   async #resolveCycle(): Promise<void> {
     this.#resolveRequested = false;
     const started = performance.now();
-    this.#nextResolve = started + this.settings.intervalMs;
+    this.#nextResolve = started + this.#settings.intervalMs;
     this.#cycles += 1;
     this.#reports.newInterval();
     try {
@@ -314,14 +321,14 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       await this.#scope.update(this.#config.lastGood).catch(() => {});
       this.#followed.forgetLongDown();
       this.#publishUsable();
-      this.#nextHealth = performance.now() + this.settings.healthIntervalMs;
+      this.#nextHealth = performance.now() + this.#settings.healthIntervalMs;
     }
   }
 
   /** Backends other watchers reported, within this watcher's scope, verified and followed. */
   async #checkReported(): Promise<void> {
     const started = performance.now();
-    await this.#reports.check(new WatchVerifier(this.settings, this.#stepSignal()), () => {
+    await this.#reports.check(new WatchVerifier(this.#settings, this.#stepSignal()), () => {
       this.emit('cycle', { kind: 'reported', elapsedMs: performance.now() - started });
       this.#publishUsable();
     });
@@ -330,10 +337,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   /** Health checks between resolves: witnesses first, a connection only when needed. */
   async #healthRound(): Promise<void> {
     const started = performance.now();
-    this.#nextHealth = started + this.settings.healthIntervalMs;
+    this.#nextHealth = started + this.#settings.healthIntervalMs;
     this.#healthRounds += 1;
-    const verifier = new WatchVerifier(this.settings, this.#stepSignal());
-    const round = { started, intervalMs: this.settings.intervalMs };
+    const verifier = new WatchVerifier(this.#settings, this.#stepSignal());
+    const round = { started, intervalMs: this.#settings.intervalMs };
     await healthRound(this.#followed, verifier, round, (connected) => {
       if (connected) this.emit('cycle', { kind: 'health', elapsedMs: performance.now() - started });
       this.#followed.forgetLongDown();

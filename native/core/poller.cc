@@ -17,26 +17,14 @@ PollerKind native_poller() {
 #endif
 }
 
-const char* poller_name(PollerKind poller) {
-  if (poller == PollerKind::kAuto) poller = native_poller();
-  switch (poller) {
-#define SB_BACKEND_NAME(name, text) \
-  case PollerKind::name:            \
-    return text;
-    SB_POLLER_MAP(SB_BACKEND_NAME)
-#undef SB_BACKEND_NAME
-  }
-  return "unknown";
-}
-
 bool parse_poller(const char* name, PollerKind* out) {
-#define SB_BACKEND_PARSE(value, text) \
+#define SB_POLLER_PARSE(value, text)  \
   if (std::strcmp(name, text) == 0) { \
     *out = PollerKind::value;         \
     return true;                      \
   }
-  SB_POLLER_MAP(SB_BACKEND_PARSE)
-#undef SB_BACKEND_PARSE
+  SB_POLLER_MAP(SB_POLLER_PARSE)
+#undef SB_POLLER_PARSE
   return false;
 }
 

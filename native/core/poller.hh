@@ -16,9 +16,9 @@ namespace sb {
   X(kPoll, "poll")
 
 enum class PollerKind {
-#define SB_BACKEND_ENUM(name, text) name,
-  SB_POLLER_MAP(SB_BACKEND_ENUM)
-#undef SB_BACKEND_ENUM
+#define SB_POLLER_ENUM(name, text) name,
+  SB_POLLER_MAP(SB_POLLER_ENUM)
+#undef SB_POLLER_ENUM
 };
 
 struct Interest {
@@ -54,8 +54,6 @@ std::unique_ptr<Poller> make_poller(PollerKind poller, int* err);
 
 // The poller kAuto resolves to on this platform.
 PollerKind native_poller();
-// The poller's name; kAuto names the poller it resolves to.
-const char* poller_name(PollerKind poller);
 // The poller a name chooses ("auto" included); false for a name not in the table.
 bool parse_poller(const char* name, PollerKind* out);
 

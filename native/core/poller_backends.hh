@@ -1,4 +1,4 @@
-// Constructors of the backends compiled on this platform (see binding.gyp conditions).
+// Constructors of the pollers compiled on this platform (see binding.gyp conditions).
 #pragma once
 
 #include <memory>

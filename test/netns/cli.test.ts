@@ -13,10 +13,14 @@ describe('CLI in an isolated namespace', () => {
   afterAll(() => clearFirewall());
 
   it('SIGINT prints what was found so far and exits 130', async () => {
-    await listen('127.0.0.45', 50052);
-    await listen('127.0.0.48', 50052);
+    const listeners = [await listen('127.0.0.45', 50052), await listen('127.0.0.48', 50052)];
+    // Both servers connected to: the scan is running (a slow start, as under ASan, is not a
+    // SIGINT before the handler), and the silent hosts still wait out their 10 s.
+    const reached = listeners.map(({ server }) => new Promise((resolve) => server.once('connection', resolve)));
     const { child, done } = startCli(['scan', '127.0.0.0/24', '--timeout', '10000', '--format', 'json']);
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await Promise.race([Promise.all(reached), done]);
+    // The server sees the handshake before the scan's poller reports it: a moment to take it in.
+    await new Promise((resolve) => setTimeout(resolve, 300));
     child.kill('SIGINT');
     const run = await done;
     expect(run.code).toBe(130);

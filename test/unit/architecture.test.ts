@@ -44,7 +44,7 @@ describe('the import graph of lib/', () => {
       write('scan/job.ts', 'export const scan = 1, ScanJob = 2;\n');
       write(
         'cli/a.ts',
-        "import { scan, ScanJob, type ScanResult } from '../scan/job.js';\nconst r = import('../resolver/index.js');\n",
+        "import { scan, ScanJob, type ScanResult } from '../scan/job.js';\nimport '../scan/side.js';\nconst r = import('../resolver/index.js');\n",
       );
       const planted = new Map([['cli/a.ts', ['scan/job.ts', 'resolver/index.ts']]]);
       const withException = {
@@ -56,6 +56,7 @@ describe('the import graph of lib/', () => {
       };
       expect(nonPublicImports(planted, withException, lib)).toEqual([
         'cli/a.ts -> scan/job.ts: ScanJob not in the public API (index.ts)',
+        'cli/a.ts -> scan/side.ts: (not by name) not in the public API (index.ts)',
         'cli/a.ts -> resolver/index.ts: (not by name) not in the public API (index.ts)',
         'cli/b.ts -> scan/job.ts: an exception nothing uses any more',
       ]);

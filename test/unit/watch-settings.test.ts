@@ -14,6 +14,7 @@ describe('normalizeWatchOptions', () => {
   it('fills every default once', () => {
     vi.stubEnv('SCAN_BACKENDS_REDIS', '');
     vi.stubEnv('SCAN_BACKENDS_RPC_VERSION', '');
+    vi.stubEnv('SCAN_BACKENDS_ENGINE', '');
     expect(normalizeWatchOptions({})).toEqual({
       ...WATCH_DEFAULTS,
       sources: SOURCE_NAMES,
@@ -29,6 +30,7 @@ describe('normalizeWatchOptions', () => {
       probeTimeoutMs: 2000,
       redisUrl: undefined,
       redisTtlSeconds: 300,
+      engine: 'auto',
       rpcVersion: null,
       lookup: systemLookup,
       configSearch: expect.arrayContaining(['/etc/scan-backends/rpc_backends.conf']),
@@ -80,6 +82,17 @@ describe('Watcher.settings', () => {
       sources: ['config'],
     });
     expect(Object.isFrozen(watcher.settings)).toBe(true);
+  });
+
+  it('hides the Redis password and leaves the fleet key out', () => {
+    const watcher = new Watcher({
+      redisUrl: 'redis://:s3cret@127.0.0.1:1',
+      fleetKey: Buffer.alloc(16, 7),
+      sources: ['config'],
+    });
+    expect(watcher.settings.redisUrl).toBe('redis://:***@127.0.0.1:1');
+    expect('fleetKey' in watcher.settings).toBe(false);
+    expect(JSON.stringify(watcher.settings)).not.toContain('s3cret');
   });
 
   it('runs the resolver’s checks first', () => {

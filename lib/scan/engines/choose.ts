@@ -15,7 +15,7 @@ export interface EngineSelection {
 /** Picks the engine: the addon when it loads, else (for 'auto') the JS twin, saying why. */
 export function selectEngine(choice?: EngineChoice, poller: Poller = 'auto'): EngineSelection {
   checkChoiceOption('poller', poller, POLLERS);
-  const { engine } = engineOption(choice);
+  const engine = engineOption(choice);
   if (engine === 'js') return { scanner: createJsScanner() };
   const load = loadBinding();
   if (load.binding) return { scanner: createNativeScanner(load.binding, poller) };
