@@ -56,3 +56,6 @@ export type {
   CheckRecord,
 } from './watch/types.js';
 export type { EventEnvelope, EventPayload, RegistryChange } from './redis/events.js';
+export { planFor, planModel, leftOutOf, llamaCppAssignment, MAX_PLAN_DEVICES, MAX_PLAN_SERVERS } from './plan/index.js';
+export type { CacheType, LeftOut, ModelMemory, PlannedDevice, PlanInput, PlanResult } from './plan/index.js';
+export { CACHE_TYPES, DEFAULT_RESERVE_BYTES, parseSize, type PlanOptions } from './common/options.js';

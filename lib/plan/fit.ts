@@ -226,7 +226,8 @@ function candidateOf(b: Backend, reserve: number): Candidate | LeftOut {
   return { name, rttMs: b.rttMs ?? Number.MAX_SAFE_INTEGER, devices: [...devices], room };
 }
 
-function bytes(n: number): string {
+/** Bytes as a plan prints them: MiB to a tenth, GiB to a hundredth. */
+export function formatBytes(n: number): string {
   return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
 }
 
@@ -313,10 +314,10 @@ function notFitting(
   model: ModelMemory,
 ): string {
   if (candidates.length === 0) return 'no usable ggml-rpc server reported its memory';
-  const what = `${bytes(modelBytes)} of weights and KV cache at ctx ${model.ctx} plus ${bytes(reserve)} reserve per device`;
+  const what = `${formatBytes(modelBytes)} of weights and KV cache at ctx ${model.ctx} plus ${formatBytes(reserve)} reserve per device`;
   if (needed > available) {
-    return `needs ${bytes(needed)} (${what}); the usable servers have ${bytes(available)} free`;
+    return `needs ${formatBytes(needed)} (${what}); the usable servers have ${formatBytes(available)} free`;
   }
   const largest = Math.max(0, ...layerCosts(model), model.outputBytes);
-  return `needs ${bytes(needed)} (${what}) and the usable servers have ${bytes(available)} free, but not in pieces whole layers fit in (the largest is ${bytes(largest)}) within ${MAX_PLAN_SERVERS} servers and ${MAX_PLAN_DEVICES} devices`;
+  return `needs ${formatBytes(needed)} (${what}) and the usable servers have ${formatBytes(available)} free, but not in pieces whole layers fit in (the largest is ${formatBytes(largest)}) within ${MAX_PLAN_SERVERS} servers and ${MAX_PLAN_DEVICES} devices`;
 }
