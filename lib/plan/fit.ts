@@ -18,8 +18,8 @@ export const MAX_PLAN_SERVERS = 16;
 export const MAX_PLAN_DEVICES = 15;
 /** Subsets of one size tried at most: past it, only the servers with the most room are combined. */
 const MAX_SUBSETS_PER_SIZE = 2000;
-/** Bisection steps of the balanced fill: the share used is found to 2^-40. */
-const BALANCE_STEPS = 40;
+/** Bisection steps of the balanced fill: the share used is found to 2^-30. */
+const BALANCE_STEPS = 30;
 
 /** What llama.cpp does with `--tensor-split split -ngl 999`: the device of each of the n_layer + 1 slots. */
 export function llamaCppAssignment(split: readonly number[], layers: number): number[] {

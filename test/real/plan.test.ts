@@ -132,6 +132,7 @@ describe('scan-backends plan', () => {
     const run = await runCli(['plan', file, '--sources', 'config', '--config', config, '--format', 'args']);
     expect(run.code).toBe(3);
     expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(`scan-backends: ${file}: `);
     expect(run.stderr).toMatch(/GGUF/);
     expect(peer.connections).toBe(0);
   });
