@@ -71,6 +71,7 @@ export interface GgufTensor {
 }
 
 export interface GgufHeader {
+  path: string;
   version: 2 | 3;
   metadata: Map<string, GgufMetadataEntry>;
   tensors: GgufTensor[];
@@ -353,7 +354,7 @@ async function parseHeader(reader: HeaderReader): Promise<GgufHeader> {
       );
     }
   }
-  return { version, metadata, tensors, alignment, dataOffset, fileBytes: reader.fileBytes };
+  return { path: reader.path, version, metadata, tensors, alignment, dataOffset, fileBytes: reader.fileBytes };
 }
 
 async function readTensorInfo(reader: HeaderReader, i: number, names: Set<string>): Promise<GgufTensor> {
