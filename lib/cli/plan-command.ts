@@ -60,7 +60,7 @@ function renderPlan(plan: PlanResult): string {
   const name = m.name === undefined ? '' : `${peerText(m.name)} `;
   const lines = [
     `Model: ${terminalSafe(`${name}(${peerText(m.architecture)})`)}, ${m.layerBytes.length} layers, ` +
-      `${formatBytes(m.totalWeightBytes)} of weights (${formatBytes(m.hostBytes)} stay on the host), ` +
+      `weights ${formatBytes(m.totalWeightBytes - m.hostBytes)} on the devices and ${formatBytes(m.hostBytes)} on the host, ` +
       `KV cache ${m.cacheType} at ctx ${m.ctx}`,
   ];
   for (const a of m.assumptions) lines.push(`  assumed: ${terminalSafe(peerText(a, 256))}`);

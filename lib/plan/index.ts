@@ -13,6 +13,8 @@ function kindOf(reason: string): string {
   if (/^busy\b/.test(reason)) return reason;
   if (/does not match client|no single client can use it/.test(reason)) return `other protocol: ${reason}`;
   if (/^(closed|no answer|filtered|unreachable|timeout)\b/.test(reason)) return `down: ${reason}`;
+  // A ggml-rpc server serves one client at a time: a silent port is most often a busy one.
+  if (/^accepted the connection and answered neither/.test(reason)) return `silent (busy?): ${reason}`;
   return reason;
 }
 
