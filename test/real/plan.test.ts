@@ -151,4 +151,19 @@ describe('scan-backends plan', () => {
       expect(run.stderr).toContain('scan-backends plan --help');
     }
   });
+
+  it('has its help, its line in the command list and its flags in shell completion', async () => {
+    for (const args of [
+      ['plan', '--help'],
+      ['help', 'plan'],
+    ]) {
+      const run = await runCli(args);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('Usage: scan-backends plan MODEL.gguf');
+      expect(run.stdout).toContain('needs flash attention: add -fa on');
+    }
+    expect((await runCli(['--help'])).stdout).toContain('plan MODEL.gguf');
+    const bash = (await runCli(['completion', 'bash'])).stdout;
+    expect(bash).toMatch(/ {4}plan\) words="[^"]*--cache-type[^"]*--reserve/);
+  });
 });
