@@ -99,11 +99,8 @@ class HeaderReader {
 
   /** Makes bytes [pos, pos + n) readable, or says which cap or end of file stops them. */
   async need(n: number, what: string): Promise<void> {
+    this.check(n, what);
     const end = this.pos + n;
-    if (end > MAX_HEADER_BYTES) {
-      this.fail(`${what} (${n} bytes) would end past the ${MAX_HEADER_BYTES / 1024 / 1024} MiB header cap`);
-    }
-    if (end > this.fileBytes) this.fail(`the file ends at byte ${this.fileBytes}, inside ${what}`);
     if (this.pos >= this.bufferStart && end <= this.bufferStart + this.buffer.length) return;
     const length = Math.min(Math.max(n, CHUNK_BYTES), this.fileBytes - this.pos, MAX_HEADER_BYTES - this.pos);
     const chunk = Buffer.alloc(length);
@@ -118,13 +115,18 @@ class HeaderReader {
     this.bufferStart = this.pos;
   }
 
-  /** Moves past n bytes without reading them (their end still within the file and the cap). */
-  skip(n: number, what: string): void {
+  /** Says whether n bytes from here would end within the file and the header cap. */
+  check(n: number, what: string): void {
     const end = this.pos + n;
     if (end > MAX_HEADER_BYTES)
       this.fail(`${what} would end past the ${MAX_HEADER_BYTES / 1024 / 1024} MiB header cap`);
     if (end > this.fileBytes) this.fail(`the file ends at byte ${this.fileBytes}, inside ${what}`);
-    this.pos = end;
+  }
+
+  /** Moves past n bytes without reading them. */
+  skip(n: number, what: string): void {
+    this.check(n, what);
+    this.pos += n;
   }
 
   private at(n: number): number {
@@ -245,10 +247,11 @@ async function readValue(reader: HeaderReader, type: GgufType, key: string): Pro
     reader.fail(`${key}: unknown array element type ${elementType}`, typeAt);
   }
   const length = await reader.count(`the length of ${key}`, MAX_ARRAY_LENGTH);
+  const size = SCALAR_BYTES[elementType];
+  if (size !== undefined) reader.check(length * size, `the ${length} elements of ${key}`);
   const kept = Math.min(length, KEPT_ARRAY_ELEMENTS);
   const values: GgufScalar[] = [];
   for (let i = 0; i < kept; i++) values.push(await readScalar(reader, elementType, `${key}[${i}]`));
-  const size = SCALAR_BYTES[elementType];
   if (size !== undefined) {
     reader.skip((length - kept) * size, `the ${length} elements of ${key}`);
   } else {
