@@ -47,4 +47,5 @@ export async function planModel(
 }
 
 export { planFor, llamaCppAssignment, MAX_PLAN_DEVICES, MAX_PLAN_SERVERS, type PlanInput } from './fit.js';
+export { readModelMemory, type ModelMemoryOptions } from './model-memory.js';
 export type { CacheType, LeftOut, ModelMemory, PlannedDevice, PlanResult } from './types.js';
