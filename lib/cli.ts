@@ -15,6 +15,8 @@ Commands:
                       scan and Redis (resolve --help)
   watch               keep that list current: a daemon that health-checks the backends,
                       reports every change and can restart the coordinator (watch --help)
+  plan MODEL.gguf     which usable RPC servers a model fits on, and the llama-server
+                      arguments that split it over them (plan --help)
   serve               watch, shown over HTTP: dashboard, API, event stream, Prometheus
                       metrics and service discovery (serve --help)
   doctor              check this machine before running watch: addon, limits, config,
@@ -39,6 +41,7 @@ const USAGES: Record<string, () => Promise<string>> = {
   watch: async () => (await import('./cli/watch-command.js')).WATCH_USAGE,
   serve: async () => (await import('./cli/serve-command.js')).SERVE_USAGE,
   doctor: async () => (await import('./cli/doctor-command.js')).DOCTOR_USAGE,
+  plan: async () => (await import('./cli/plan-command.js')).PLAN_USAGE,
   demo: async () => (await import('./cli/demo.js')).DEMO_USAGE,
   completion: async () => (await import('./cli/completion.js')).COMPLETION_USAGE,
 };
@@ -73,6 +76,8 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       return (await import('./cli/serve-command.js')).runServeCommand(rest, signal);
     case 'doctor':
       return (await import('./cli/doctor-command.js')).runDoctorCommand(rest);
+    case 'plan':
+      return (await import('./cli/plan-command.js')).runPlanCommand(rest, signal);
     case 'demo':
       return (await import('./cli/demo.js')).runDemoCommand(rest, signal);
     case 'completion':

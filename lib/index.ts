@@ -33,6 +33,7 @@ export {
   NativeScanError,
   ScanAbortedError,
   SourceUnavailableError,
+  GgufError,
 } from './common/errors.js';
 export {
   resolveBackends,
@@ -56,3 +57,14 @@ export type {
   CheckRecord,
 } from './watch/types.js';
 export type { EventEnvelope, EventPayload, RegistryChange } from './redis/events.js';
+export {
+  planFor,
+  planModel,
+  leftOutOf,
+  readModelMemory,
+  llamaCppAssignment,
+  MAX_PLAN_DEVICES,
+  MAX_PLAN_SERVERS,
+} from './plan/index.js';
+export type { CacheType, LeftOut, ModelMemory, PlannedDevice, PlanInput, PlanResult } from './plan/index.js';
+export { CACHE_TYPES, DEFAULT_RESERVE_BYTES, parseSize, type PlanOptions } from './common/options.js';

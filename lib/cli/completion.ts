@@ -22,6 +22,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     { SERVE_FLAGS },
     { DOCTOR_FLAGS },
     { DEMO_FLAGS },
+    { PLAN_FLAGS },
   ] = await Promise.all([
     import('./probe-command.js'),
     import('./resolve-command.js'),
@@ -29,6 +30,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     import('./serve-command.js'),
     import('./doctor-command.js'),
     import('./demo.js'),
+    import('./plan-command.js'),
   ]);
   const names = (table: FlagTable) =>
     Object.entries(table).flatMap(([name, o]) => [`--${name}`, ...(o.short ? [`-${o.short}`] : [])]);
@@ -40,6 +42,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     serve: names(SERVE_FLAGS),
     doctor: names(DOCTOR_FLAGS),
     demo: names(DEMO_FLAGS),
+    plan: names(PLAN_FLAGS),
     help: [],
     completion: [],
   };

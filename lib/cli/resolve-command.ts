@@ -129,7 +129,7 @@ const FROM_TIMEOUT_MS = 5000;
  * An instance that is not there, refuses the token or answers something else is an
  * environment error naming the URL.
  */
-async function fromServe(base: string, tokenFile: string | undefined, signal: AbortSignal): Promise<Resolution> {
+export async function fromServe(base: string, tokenFile: string | undefined, signal: AbortSignal): Promise<Resolution> {
   let url: URL;
   try {
     url = new URL('/api/backends', base);

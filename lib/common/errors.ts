@@ -72,3 +72,20 @@ export class ScanAbortedError extends ScanBackendsError {
     this.name = 'AbortError';
   }
 }
+
+/**
+ * A GGUF file that cannot be read as a model: not GGUF, truncated, a version or tensor type
+ * llama.cpp does not load, a count or size past a cap. `offset` is the byte where it went
+ * wrong, when there is one.
+ */
+export class GgufError extends ScanBackendsError {
+  readonly path: string;
+  readonly offset: number | undefined;
+
+  constructor(path: string, offset: number | undefined, what: string) {
+    super(offset === undefined ? `${path}: ${what}` : `${path}: byte ${offset}: ${what}`, 'SB_GGUF');
+    this.name = 'GgufError';
+    this.path = path;
+    this.offset = offset;
+  }
+}

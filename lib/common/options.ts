@@ -1,5 +1,5 @@
 // Every option of the library in one leaf: its type, its range, its default. Each entry point
-// (scan, probe, resolveTargets, resolveBackends, watchBackends, startDaemon, startServer) calls
+// (scan, probe, resolveTargets, resolveBackends, watchBackends, startDaemon, startServer, planFor) calls
 // its normalize…() once, before any name is resolved or socket opened; below that nothing
 // reads an environment variable or applies a default again. Plain JavaScript callers get an InvalidOptionError
 // naming the option for a wrong type too (a Symbol, an object, null), never a TypeError from
@@ -38,6 +38,9 @@ const INTEGER_OPTIONS = {
   heartbeatMs: [1000, 86_400_000],
   logMaxBytes: [1024, 1_000_000_000_000],
   logFiles: [1, 100],
+  // A plan's (planFor, `plan`): 0 is the model's own context length, or no reserve.
+  ctx: [0, 4_294_967_295],
+  reserveBytes: [0, 2 ** 50],
 } as const;
 /** The integer options a scan itself takes (the rest belong to the resolver and the watcher). */
 const SCAN_INTEGER_OPTIONS = [
@@ -689,4 +692,68 @@ export function normalizeServeOptions<T extends ServeTuning>(
     allowHosts: options.allowHosts ?? [],
     maxSseClients: options.maxSseClients ?? DEFAULT_MAX_SSE_CLIENTS,
   };
+}
+
+// ---- plan ----
+
+/** The KV cache types a plan knows, as llama-server's --cache-type-k/-v name them. */
+export const CACHE_TYPES = ['f16', 'q8_0', 'q4_0'] as const;
+/**
+ * Kept free on each device that gets layers, for what the plan does not count: llama.cpp's
+ * compute buffer (13-19 MiB for a tiny model at -c 2048, growing with context and model width).
+ */
+export const DEFAULT_RESERVE_BYTES = 512 * 2 ** 20;
+
+export interface PlanOptions {
+  /** Context size; 0 or undefined: the model's context_length, as llama-server without -c. */
+  ctx?: number;
+  /** KV cache type. Default f16. */
+  cacheType?: (typeof CACHE_TYPES)[number];
+  /** Bytes kept free on each device that gets layers. Default 512 MiB. */
+  reserveBytes?: number;
+}
+
+export type PlanSettings = Required<PlanOptions>;
+
+/** A plan's options, checked, with every default filled. */
+export function normalizePlanOptions(options: PlanOptions = {}): PlanSettings {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options: must be an object');
+  checkIntegerOption('ctx', options.ctx);
+  checkIntegerOption('reserveBytes', options.reserveBytes);
+  checkChoiceOption('cacheType', options.cacheType, CACHE_TYPES);
+  return {
+    ctx: options.ctx ?? 0,
+    cacheType: options.cacheType ?? 'f16',
+    reserveBytes: options.reserveBytes ?? DEFAULT_RESERVE_BYTES,
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 2 ** 10,
+  kib: 2 ** 10,
+  kb: 1e3,
+  m: 2 ** 20,
+  mib: 2 ** 20,
+  mb: 1e6,
+  g: 2 ** 30,
+  gib: 2 ** 30,
+  gb: 1e9,
+  t: 2 ** 40,
+  tib: 2 ** 40,
+  tb: 1e12,
+};
+
+/**
+ * A size as people write it: "512MiB", "1GiB", "1.5G" (binary), "2GB" (decimal), "0"; a bare
+ * number is bytes. `label` names it in the message.
+ */
+export function parseSize(label: string, text: string): number {
+  const match = /^([0-9]{1,16}(?:\.[0-9]{1,6})?) ?([a-z]{0,3})$/i.exec(text.trim());
+  const unit = match ? SIZE_UNITS[(match[2] as string).toLowerCase()] : undefined;
+  if (!match || unit === undefined) {
+    throw new InvalidOptionError(`${label}: expected a size such as 512MiB, 1GiB or 0, got ${shown(text)}`);
+  }
+  return Math.round(Number(match[1]) * unit);
 }

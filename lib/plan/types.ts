@@ -59,7 +59,7 @@ export interface PlanResult {
   model: ModelMemory & { path: string; totalWeightBytes: number };
   /** Bytes the model needs in all (weights on devices + KV + a reserve per device used). */
   neededBytes: number;
-  /** Free bytes of every usable device, minus their reserves. */
+  /** Free bytes of every usable device (the reserves are in neededBytes). */
   availableBytes: number;
   /** The servers in --rpc order (empty when it does not fit). */
   rpc: string[];

@@ -8,6 +8,7 @@ import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { llmHttpServer } from '../helpers/llm-http.js';
 import { closedPort, eventually } from '../helpers/net.js';
 import { ajv, valid } from '../helpers/schemas.js';
+import { llamaTensors, writeGguf } from '../helpers/gguf-writer.js';
 import { watchBackends } from '../../lib/watch/watcher.js';
 
 describe('the shipped JSON Schemas', () => {
@@ -78,5 +79,36 @@ describe('the shipped JSON Schemas', () => {
     for (const e of events) expect(valid('watch-event', JSON.parse(JSON.stringify(e)))).toBe('valid');
     const check = ajv.getSchema('watch-event.schema.json#/definitions/watchedBackend');
     for (const backend of watcher.snapshot().backends) expect(check?.(backend)).toBe(true);
+  });
+
+  it('describe plan JSON, fitting or not, and refuse a plan with a negative headroom', async () => {
+    const peer = await ggmlRpcPeer({
+      generation: '5.x',
+      host: '127.0.1.82',
+      devices: [{ freeBytes: 2 ** 30, totalBytes: 2 ** 31 }],
+    });
+    const config = configFile([`127.0.1.82:${peer.port}`]);
+    const dims = { layers: 4, embd: 256, heads: 4, kvHeads: 4, ff: 512, vocab: 1000 };
+    const file = writeGguf('tiny.gguf', {
+      kv: {
+        'general.architecture': 'llama',
+        'llama.context_length': 2048,
+        'llama.block_count': dims.layers,
+        'llama.embedding_length': dims.embd,
+        'llama.feed_forward_length': dims.ff,
+        'llama.attention.head_count': dims.heads,
+        'llama.attention.head_count_kv': dims.kvHeads,
+      },
+      tensors: llamaTensors({ ...dims, type: 'F32' }),
+    });
+    const source = ['--sources', 'config', '--config', config, '--format', 'json'];
+    const fits = JSON.parse((await runCli(['plan', file, ...source])).stdout);
+    expect(fits.fits).toBe(true);
+    expect(valid('plan', fits)).toBe('valid');
+    const tooBig = JSON.parse((await runCli(['plan', file, ...source, '--reserve', '2GiB'])).stdout);
+    expect(tooBig.fits).toBe(false);
+    expect(valid('plan', tooBig)).toBe('valid');
+    const broken = { ...fits, devices: [{ ...fits.devices[0], headroomBytes: -1 }] };
+    expect(valid('plan', broken)).toContain('must be >= 0');
   });
 });
