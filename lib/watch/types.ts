@@ -95,7 +95,7 @@ export interface WatchSnapshot {
     redis?: {
       connected: boolean;
       /** Values read from Redis and ignored (misshapen, too large, stale, unsigned, out of scope), by kind. */
-      ignored?: Record<'event' | 'scanner' | 'lease' | 'registry', number>;
+      ignored?: Record<'event' | 'scanner' | 'lease' | 'registry' | 'claim', number>;
     };
   };
   backends: WatchedBackend[];
