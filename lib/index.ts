@@ -33,6 +33,7 @@ export {
   NativeScanError,
   ScanAbortedError,
   SourceUnavailableError,
+  ClaimTakenError,
 } from './common/errors.js';
 export {
   resolveBackends,
@@ -56,3 +57,5 @@ export type {
   CheckRecord,
 } from './watch/types.js';
 export type { EventEnvelope, EventPayload, RegistryChange } from './redis/events.js';
+export { CoordinatorClaims, MAX_CLAIMED_SERVERS } from './redis/claims.js';
+export type { Claim, ClaimHolder, ClaimsLost } from './redis/claims.js';
