@@ -34,6 +34,7 @@ export {
   ScanAbortedError,
   SourceUnavailableError,
   GgufError,
+  ClaimTakenError,
 } from './common/errors.js';
 export {
   resolveBackends,
@@ -68,3 +69,5 @@ export {
 } from './plan/index.js';
 export type { CacheType, LeftOut, ModelMemory, PlannedDevice, PlanInput, PlanResult } from './plan/index.js';
 export { CACHE_TYPES, DEFAULT_RESERVE_BYTES, parseSize, type PlanOptions } from './common/options.js';
+export { CoordinatorClaims, MAX_CLAIMED_SERVERS } from './redis/claims.js';
+export type { Claim, ClaimHolder, ClaimsLost } from './redis/claims.js';

@@ -89,3 +89,19 @@ export class GgufError extends ScanBackendsError {
     this.offset = offset;
   }
 }
+
+/**
+ * A server a coordinator was to be given is claimed by another watcher's coordinator (a
+ * ggml-rpc server serves one client at a time); `holder` is who, as its claim says.
+ */
+export class ClaimTakenError extends ScanBackendsError {
+  readonly server: string;
+  readonly holder: { watcher: string; host: string } | undefined;
+
+  constructor(server: string, holder: { watcher: string; host: string } | undefined, message: string) {
+    super(message, 'SB_CLAIM_TAKEN');
+    this.name = 'ClaimTakenError';
+    this.server = server;
+    this.holder = holder;
+  }
+}

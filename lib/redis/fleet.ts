@@ -1,7 +1,8 @@
 // Several watchers on one Redis. Each registers itself (registration.ts); the subnets the scan
 // source covers are leased so N watchers split them (leases.ts); events go out on the events
 // channel and come in from the others (events.ts). Health checks are not leased: each watcher
-// judges what it can reach. The watcher's resolves use the same live connection for the
+// judges what it can reach. The servers a supervised coordinator uses are claimed, and the
+// others' claims read (claims.ts). The watcher's resolves use the same live connection for the
 // registry (registry()), instead of one connection per cycle.
 //
 // Whoever can write to the Redis is not trusted: every value read from it is size-capped
@@ -15,7 +16,10 @@
 import type { Redis } from 'ioredis';
 
 import type { WatchEvent } from '../watch/types.js';
+import type { LookupFn } from '../common/addresses.js';
+import type { HostPort } from '../common/host-port.js';
 import { redactUrl } from '../common/options.js';
+import { ClaimReader, CoordinatorClaims, type Claim } from './claims.js';
 import { liveConnection, REDIS_TIMEOUT_MS } from './connection.js';
 import { EventChannel, receiveMessage } from './events.js';
 import { IgnoredValues, type FleetLog, type IgnoredKind } from './ignored.js';
@@ -57,6 +61,9 @@ export class Fleet {
   readonly #registrations: Registrations;
   readonly #leases: Leases;
   readonly #events: EventChannel;
+  readonly #claims: ClaimReader;
+  /** Every CoordinatorClaims made here: released on close. */
+  readonly #claimSets = new Set<CoordinatorClaims>();
   readonly #heartbeat: NodeJS.Timeout;
   #scanning: string[] = [];
   #lost = false;
@@ -78,6 +85,7 @@ export class Fleet {
       registrations: this.#registrations,
     });
     this.#events = new EventChannel(redis, this.#keys, this.#signer, id);
+    this.#claims = new ClaimReader(redis, this.#keys, this.#signer, this.#ignored);
     redis.on('ready', () => this.#ready());
     redis.on('error', (error: Error) => this.#trouble(error));
     redis.on('close', () => this.#trouble(new Error('connection closed')));
@@ -178,6 +186,25 @@ export class Fleet {
     return outcome;
   }
 
+  /** Claims for a coordinator this watcher supervises, renewed every `renewMs` (clamped to 1-10 s). */
+  coordinatorClaims(renewMs: number, lookup?: LookupFn): CoordinatorClaims {
+    const { id, host, pid } = this.#options.info;
+    const claims = new CoordinatorClaims(this.#redis, this.#keys, this.#signer, this.#claims, {
+      watcher: id,
+      host,
+      pid,
+      renewMs,
+      lookup,
+    });
+    this.#claimSets.add(claims);
+    return claims;
+  }
+
+  /** The claims on `servers` (canonical addresses), and with `list` every other one (bounded). */
+  claims(servers: readonly HostPort[], list: boolean): Promise<Claim[]> {
+    return this.#claims.read(servers, list);
+  }
+
   /** Tells the other watchers; a Redis that is down loses the message (they check for themselves). */
   publish(event: WatchEvent): void {
     if (!this.connected) return;
@@ -188,8 +215,14 @@ export class Fleet {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#heartbeat);
+    // Claims stop renewing at once; while Redis is down they expire on their own.
+    const released = [...this.#claimSets].map((c) => c.release().catch(() => {}));
     if (this.connected) {
-      const work = Promise.all([this.#leases.releaseAll(this.#scanning), this.#registrations.remove()]).catch(() => {});
+      const work = Promise.all([
+        this.#leases.releaseAll(this.#scanning),
+        this.#registrations.remove(),
+        ...released,
+      ]).catch(() => {});
       await Promise.race([work, new Promise((r) => setTimeout(r, REDIS_TIMEOUT_MS))]);
     }
     this.#redis.disconnect();

@@ -3,7 +3,7 @@
 import { peerText } from '../common/peer-text.js';
 
 /** The kinds of Redis value that can be ignored, each counted. */
-export type IgnoredKind = 'event' | 'scanner' | 'lease' | 'registry';
+export type IgnoredKind = 'event' | 'scanner' | 'lease' | 'registry' | 'claim';
 
 export type FleetLog = (level: 'info' | 'warn' | 'debug', msg: string, fields?: Record<string, unknown>) => void;
 
@@ -14,7 +14,7 @@ const IGNORED_LOG_EVERY_MS = 10_000;
 
 export class IgnoredValues {
   readonly #log: FleetLog;
-  readonly counts: Record<IgnoredKind, number> = { event: 0, scanner: 0, lease: 0, registry: 0 };
+  readonly counts: Record<IgnoredKind, number> = { event: 0, scanner: 0, lease: 0, registry: 0, claim: 0 };
   readonly #saidAt: Partial<Record<IgnoredKind, number>> = {};
   /** The stored values (kind and key) already counted: read again each cycle, counted once. */
   readonly #keys = new Set<string>();

@@ -3,6 +3,8 @@
 //   <prefix>backend:<host>:<port>  the registry: one hash per verified backend (registry.ts)
 //   <prefix>scanner:<id>           a watcher's registration, JSON, heartbeat TTL (registration.ts)
 //   <prefix>lease:<subnet>         who scans a subnet: "<id>[ <sig>]", SET NX PX (leases.ts)
+//   <prefix>claim:<address>:<port> the coordinator using a server: JSON {watcher, host, pid, at,
+//                                  sig?}, SET NX PX, renewed while it runs (claims.ts)
 //   <prefix>watch-events           pub/sub: the one event channel, every message an envelope
 //                                  {origin, at, event | registry, sig?} (events.ts)
 //   <prefix>events                 pub/sub, deprecated: registry changes in their old shape
@@ -38,6 +40,16 @@ export class RedisKeys {
 
   lease(subnet: string): string {
     return `${this.prefix}lease:${subnet}`;
+  }
+
+  /** A server's claim: its address as printed canonically (RFC 5952), IPv6 in brackets. */
+  claim(address: string, port: number): string {
+    return `${this.prefix}claim:${formatHostPort({ host: address, port })}`;
+  }
+
+  /** The SCAN pattern of every claim. */
+  get claims(): string {
+    return `${this.prefix}claim:*`;
   }
 
   /** The one event channel: watchers' events and registry changes, in one envelope. */

@@ -19,6 +19,16 @@ export interface ScannerInfo {
   heartbeatMs?: number;
 }
 
+/** Who holds a claim on a server (claims.ts): the watcher whose coordinator uses it. */
+export interface ClaimHolder {
+  watcher: string;
+  /** The holder's host name, as it says. */
+  host: string;
+  pid: number;
+  /** ISO time of the claim. */
+  at: string;
+}
+
 /** What another watcher's event says, reduced to what is used: a hint, never a verdict. */
 export interface RemoteEvent {
   origin: string;
@@ -74,4 +84,15 @@ export function parseRemote(value: unknown): RemoteEvent | string {
       cause: { saw: peerText(cause.saw, 300) },
     },
   };
+}
+
+/** A claim's value of the right shape (its signature checked apart), or why not. */
+export function parseClaim(value: unknown): ClaimHolder | string {
+  if (!isRecord(value)) return 'not an object';
+  const { watcher, host, pid, at } = value;
+  if (!isText(watcher, 256) || watcher === '') return 'no watcher';
+  if (!isText(host, 256) || !isText(at, 64)) return 'host or at is missing or not text';
+  if (!Number.isSafeInteger(pid)) return 'pid is not a number';
+  if (Number.isNaN(Date.parse(at))) return 'at is not a time';
+  return { watcher, host, pid: pid as number, at };
 }

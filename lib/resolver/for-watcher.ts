@@ -13,10 +13,10 @@ import { establishedRemotes, heldKey } from './held.js';
 import { resolveBackends, type ResolveHooks, type ResolveOptions } from './index.js';
 import { processCandidates, type ProcessFindings } from './process.js';
 import type { Backend, Candidate, Dropped, Resolution } from './types.js';
-import { addressOf, judge, verifyCandidates, Witnesses, type VerifyContext } from './verify.js';
+import { addressOf, judge, verifyCandidates, Witnesses, type HeldElsewhere, type VerifyContext } from './verify.js';
 
 export { applyCompatibility } from './compatibility.js';
-export type { LoadedConfig, ResolveHooks };
+export type { HeldElsewhere, LoadedConfig, ResolveHooks };
 
 /** One resolve through the chain, with the watcher's hooks. */
 export function resolveWithHooks(options: ResolveOptions, hooks: ResolveHooks): Promise<Resolution> {
@@ -70,13 +70,14 @@ export type Verdict = { backend: Omit<Backend, 'sources'> } | { reason: string }
 export class WatchVerifier {
   readonly #ctx: VerifyContext;
 
-  constructor(settings: VerifySettings, signal: AbortSignal) {
+  constructor(settings: VerifySettings, signal: AbortSignal, heldElsewhere?: HeldElsewhere) {
     let coordinators: Promise<ProcessFindings> | undefined;
     const witnesses = new Witnesses({
       coordinators: () => (coordinators ??= processCandidates(settings.trustAllUsers)),
       registry: async () => [],
       registryTtlSeconds: 0, // no registry, so no entry to age
       lookup: settings.lookup,
+      heldElsewhere,
     });
     this.#ctx = {
       timeoutMs: settings.timeoutMs,
@@ -99,15 +100,15 @@ export class WatchVerifier {
   }
 
   /**
-   * The servers among `keys` a trusted coordinator holds → why that is known. Listing
-   * processes costs a read of every /proc entry; one read of /proc/net/tcp first says whether
-   * anything here holds a connection to any of them at all.
+   * The servers among `keys` a trusted coordinator holds, or held elsewhere → why that is
+   * known. Listing processes costs a read of every /proc entry; one read of /proc/net/tcp
+   * first says whether anything here holds a connection to any of them at all.
    */
   async heldAmong(keys: Iterable<string>): Promise<Map<string, string>> {
     const established = await establishedRemotes();
     const anyHeld = [...keys].some((key) => established.has(key));
-    if (!anyHeld) return new Map();
-    return this.#ctx.witnesses.held().catch(() => new Map<string, string>());
+    if (!anyHeld) return new Map(this.#ctx.witnesses.heldElsewhere());
+    return this.#ctx.witnesses.held().catch(() => new Map(this.#ctx.witnesses.heldElsewhere()));
   }
 
   /** Who vouches that the server at `key` is alive and in use, and why; or undefined. */

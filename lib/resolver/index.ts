@@ -16,7 +16,7 @@ import { configCandidates, type LoadedConfig } from './config-file.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates, type ProcessFindings } from './process.js';
 import type { Backend, Dropped, Resolution, SourceReport } from './types.js';
-import { verifyCandidates, Witnesses, type VerifyContext } from './verify.js';
+import { verifyCandidates, Witnesses, type HeldElsewhere, type VerifyContext } from './verify.js';
 
 /** llama.cpp's coordinator takes at most this many RPC servers (GGML_RPC_MAX_SERVERS). */
 export const MAX_COORDINATOR_BACKENDS = 16;
@@ -42,6 +42,8 @@ export interface ResolveHooks {
    * is none now: used instead of connecting one for this resolve, and left open after it.
    */
   registry?: (ttlSeconds: number) => RedisRegistry | string;
+  /** Servers held by a client this host cannot see (another watcher's coordinator's claims). */
+  heldElsewhere?: HeldElsewhere;
 }
 
 export async function resolveBackends(options: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
@@ -82,6 +84,7 @@ class Resolve {
       },
       registryTtlSeconds: options.redisTtlSeconds,
       lookup: options.lookup,
+      heldElsewhere: hooks.heldElsewhere,
     });
     this.#ctx = {
       timeoutMs: options.timeoutMs,

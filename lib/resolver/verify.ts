@@ -39,6 +39,12 @@ export async function addressOf(host: string, lookup: LookupFn): Promise<Address
   }
 }
 
+/**
+ * Servers held by a client this host cannot see (heldKey → why): another watcher's coordinator
+ * claims them in the shared Redis. Kept busy, never connected to.
+ */
+export type HeldElsewhere = () => ReadonlyMap<string, string>;
+
 /** A witness's word for a silent port: which kind of witness, and what it saw. */
 export interface Vouch {
   evidence: 'coordinator' | 'registry';
@@ -54,6 +60,7 @@ export class Witnesses {
   readonly #registry: () => Promise<RegistryEntry[]>;
   readonly #ttlMs: number;
   readonly #lookup: LookupFn;
+  readonly #heldElsewhere: HeldElsewhere;
   #named?: Promise<Map<string, Vouch>>;
   #proven?: Promise<Map<string, Vouch>>;
 
@@ -62,11 +69,13 @@ export class Witnesses {
     registry: () => Promise<RegistryEntry[]>;
     registryTtlSeconds: number;
     lookup: LookupFn;
+    heldElsewhere?: HeldElsewhere;
   }) {
     this.#coordinators = options.coordinators;
     this.#registry = options.registry;
     this.#ttlMs = options.registryTtlSeconds * 1000;
     this.#lookup = options.lookup;
+    this.#heldElsewhere = options.heldElsewhere ?? (() => new Map());
   }
 
   async #keyOf(host: string, port: number): Promise<string | undefined> {
@@ -74,15 +83,27 @@ export class Witnesses {
     return typeof address === 'string' ? undefined : heldKey(address.family, address.value, port);
   }
 
-  /** Servers a trusted coordinator holds an established connection to → why that is known. */
+  /**
+   * Servers a trusted coordinator holds an established connection to, and those held
+   * elsewhere (heldElsewhere) → why that is known.
+   */
   async held(): Promise<Map<string, string>> {
     const found = await this.#coordinators();
     const pids = [...new Set(found.candidates.map((c) => c.coordinator.pid))];
     const names = new Map(found.candidates.map((c) => [c.coordinator.pid, c.coordinator.name]));
     const held = await heldServers(pids);
-    return new Map(
-      [...held].map(([key, pid]) => [key, `pid ${pid} (${names.get(pid) ?? '?'}) holds a connection to it`]),
-    );
+    return new Map([
+      ...this.#heldElsewhere(),
+      ...[...held].map(([key, pid]): [string, string] => [
+        key,
+        `pid ${pid} (${names.get(pid) ?? '?'}) holds a connection to it`,
+      ]),
+    ]);
+  }
+
+  /** The servers held elsewhere alone (no /proc read). */
+  heldElsewhere(): ReadonlyMap<string, string> {
+    return this.#heldElsewhere();
   }
 
   /** Who vouches that a silent port at `key` is a ggml-rpc server, and why; or undefined. */

@@ -3,7 +3,7 @@
 // then the resolution taken into the followed set (intake.ts). Its warnings are said once
 // while they last, the registry values it could not use counted as ignored.
 import type { ResolveOptions, WatchSettings } from '../common/options.js';
-import { resolveWithHooks, type LoadedConfig } from '../resolver/for-watcher.js';
+import { resolveWithHooks, type HeldElsewhere, type LoadedConfig } from '../resolver/for-watcher.js';
 import type { Resolution } from '../resolver/types.js';
 import { targetScope } from '../scan/targets/grammar.js';
 import type { Fleet } from '../redis/fleet.js';
@@ -18,6 +18,8 @@ export interface ResolveRoundContext {
   scope: WatchScope;
   fleet: () => Fleet | undefined;
   loadConfig: () => Promise<LoadedConfig | null>;
+  /** Servers other watchers' coordinators claim: held, never connected to. */
+  heldElsewhere: HeldElsewhere;
   log: WatchLogFn;
   cycle: (notice: CycleNotice) => void;
 }
@@ -60,6 +62,7 @@ export class ResolveRound {
       keepEveryProtocol: true,
       // The fleet's own connection: a resolve opens none of its own.
       registry: live && ((ttlSeconds) => live.registry(ttlSeconds)),
+      heldElsewhere: this.#ctx.heldElsewhere,
     });
     this.#lastResolveAt = new Date();
     await takeResolution(this.#ctx.followed, resolution, await this.#scannedBy(leased));

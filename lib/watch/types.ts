@@ -53,8 +53,13 @@ export interface WatchedBackend {
    * client version given, or else resolve's rule: the most servers, then the newest major).
    */
   usable?: boolean;
-  /** Why a backend that is up is not in the usable list: its protocol. */
+  /** Why a backend that is up is not in the usable list: its protocol, or another's claim. */
   leftOut?: string;
+  /**
+   * Another watcher's coordinator (sharing the Redis) claims it: held for this watcher, never
+   * connected to, not usable here. The holder's words, made safe and bounded.
+   */
+  claimedBy?: { watcher: string; host: string };
 }
 
 export interface FieldChange {
@@ -95,7 +100,7 @@ export interface WatchSnapshot {
     redis?: {
       connected: boolean;
       /** Values read from Redis and ignored (misshapen, too large, stale, unsigned, out of scope), by kind. */
-      ignored?: Record<'event' | 'scanner' | 'lease' | 'registry', number>;
+      ignored?: Record<'event' | 'scanner' | 'lease' | 'registry' | 'claim', number>;
     };
   };
   backends: WatchedBackend[];

@@ -1,8 +1,9 @@
-// The usable set: the followed backends that are up and verified, and of the protocol one
-// client can use, by resolve's rule (against the client version, or the group resolve would
-// choose). Every backend is marked (`usable`, and `leftOut` with why); the set as an --rpc
+// The usable set: the followed backends that are up and verified, not claimed by another
+// watcher's coordinator, and of the protocol one client can use, by resolve's rule (against
+// the client version, or the group resolve would choose). Every backend is marked (`usable`, and `leftOut` with why); the set as an --rpc
 // list says whether it changed.
 import { formatHostPort } from '../common/host-port.js';
+import { heldByText } from '../redis/claims.js';
 import { applyCompatibility } from '../resolver/for-watcher.js';
 import type { WatchedBackend } from './types.js';
 
@@ -20,8 +21,13 @@ export class UsableSet {
    */
   update(sorted: readonly WatchedBackend[], clientVersion: string | undefined): WatchedBackend[] | undefined {
     const up = sorted.filter((b) => b.state === 'up' && b.verified);
-    const { keep: usable, drop } = applyCompatibility(up, clientVersion);
+    // Another's servers are not this client's: they choose no protocol group either.
+    const { keep: usable, drop } = applyCompatibility(
+      up.filter((b) => !b.claimedBy),
+      clientVersion,
+    );
     const leftOut = new Map(drop.map((d) => [d.backend, d.reason]));
+    for (const b of up) if (b.claimedBy) leftOut.set(b, heldByText(b.claimedBy));
     const kept = new Set(usable);
     for (const view of sorted) {
       view.usable = kept.has(view);

@@ -18,8 +18,11 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
+import { InvalidOptionError } from '../common/errors.js';
 import { normalizeWatchOptions, redactUrl, type WatchOptions, type WatchSettings } from '../common/options.js';
 import { WatchVerifier } from '../resolver/for-watcher.js';
+import { claimRenewMs, type CoordinatorClaims } from '../redis/claims.js';
+import { ClaimedByOthers } from './claimed.js';
 import { ConfigWatch } from './config-watch.js';
 import { EventFeed } from './event-feed.js';
 import { Fleet, type ScannerInfo } from '../redis/fleet.js';
@@ -77,6 +80,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   readonly #resolveRound: ResolveRound;
   readonly #config: ConfigWatch;
   readonly #usable = new UsableSet();
+  readonly #claimed: ClaimedByOthers;
   readonly #startedAt = new Date();
   #cycles = 0;
   #healthRounds = 0;
@@ -95,6 +99,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   #busySince?: number;
 
   #fleet?: Fleet;
+  #fleetStarting?: Promise<void>;
 
   constructor(options: WatchOptions = {}) {
     super();
@@ -114,6 +119,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       event: (type, followed, cause, t) => this.#feed.publish(type, followed.view, cause, t),
     });
     this.#scope = new WatchScope(settings);
+    this.#claimed = new ClaimedByOthers(this.id, settings.lookup);
     this.#reports = new PeerReports({
       followed: this.#followed,
       scope: this.#scope,
@@ -134,6 +140,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       scope: this.#scope,
       fleet: () => this.#fleet,
       loadConfig: () => this.#config.load(),
+      heldElsewhere: () => this.#claimed.held(),
       log,
       cycle: (notice) => this.emit('cycle', notice),
     });
@@ -187,6 +194,18 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     return this.#fleet.scanners().catch(() => []);
   }
 
+  /**
+   * Claims for a coordinator this watcher supervises (`run`), over its Redis connection: other
+   * watchers sharing the Redis leave the claimed servers alone. Renewed every health interval
+   * (clamped to 1-10 s). Needs a Redis URL and a started watcher.
+   */
+  async coordinatorClaims(): Promise<CoordinatorClaims> {
+    if (!this.#fleetStarting) throw new Error('coordinatorClaims: start the watcher first');
+    await this.#fleetStarting;
+    if (!this.#fleet) throw new InvalidOptionError('coordinatorClaims: the watcher has no Redis (redisUrl)');
+    return this.#fleet.coordinatorClaims(claimRenewMs(this.#settings.healthIntervalMs), this.#settings.lookup);
+  }
+
   /** How long the current step has run, ms (0 while the loop sleeps): the watchdog asks. */
   busyForMs(): number {
     return this.#busySince === undefined ? 0 : performance.now() - this.#busySince;
@@ -220,7 +239,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   }
 
   async #run(): Promise<void> {
-    await this.#startFleet();
+    await (this.#fleetStarting = this.#startFleet());
     while (!this.#closing) {
       const now = performance.now();
       this.#busySince = now;
@@ -301,6 +320,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
    */
   #publishUsable(): void {
     const client = this.#settings.rpcVersion ?? this.#config.lastGood?.rpcVersion;
+    this.#claimed.mark(this.#followed.values());
     const usable = this.#usable.update(
       this.#followed.sorted().map((f) => f.view),
       client,
@@ -315,6 +335,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#cycles += 1;
     this.#reports.newInterval();
     try {
+      await this.#claimed.refresh(this.#fleet, this.#followed.values(), true);
       await this.#resolveRound.run(this.#stepSignal(), started);
     } finally {
       // Also when every subnet is another watcher's: its reports are what this one follows.
@@ -328,7 +349,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   /** Backends other watchers reported, within this watcher's scope, verified and followed. */
   async #checkReported(): Promise<void> {
     const started = performance.now();
-    await this.#reports.check(new WatchVerifier(this.#settings, this.#stepSignal()), () => {
+    const verifier = new WatchVerifier(this.#settings, this.#stepSignal(), () => this.#claimed.held());
+    await this.#reports.check(verifier, () => {
       this.emit('cycle', { kind: 'reported', elapsedMs: performance.now() - started });
       this.#publishUsable();
     });
@@ -339,7 +361,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     const started = performance.now();
     this.#nextHealth = started + this.#settings.healthIntervalMs;
     this.#healthRounds += 1;
-    const verifier = new WatchVerifier(this.#settings, this.#stepSignal());
+    await this.#claimed.refresh(this.#fleet, this.#followed.values(), false);
+    const verifier = new WatchVerifier(this.#settings, this.#stepSignal(), () => this.#claimed.held());
     const round = { started, intervalMs: this.#settings.intervalMs };
     await healthRound(this.#followed, verifier, round, (connected) => {
       if (connected) this.emit('cycle', { kind: 'health', elapsedMs: performance.now() - started });

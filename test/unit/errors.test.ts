@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import {
+  ClaimTakenError,
   InvalidOptionError,
   InvalidTargetError,
   NativeScanError,
@@ -49,6 +50,16 @@ const table: [error: ScanBackendsError, name: string, code: string, message: str
     'SourceUnavailableError',
     'SB_SOURCE_UNAVAILABLE',
     'Redis unavailable at redis://127.0.0.1:1',
+  ],
+  [
+    new ClaimTakenError(
+      '127.0.0.1:50052',
+      { watcher: 'w', host: 'h' },
+      '127.0.0.1:50052 is held by the coordinator of watcher w on host h',
+    ),
+    'ClaimTakenError',
+    'SB_CLAIM_TAKEN',
+    '127.0.0.1:50052 is held by the coordinator of watcher w on host h',
   ],
 ];
 
