@@ -15,6 +15,7 @@ Commands:
                       scan and Redis (resolve --help)
   watch               keep that list current: a daemon that health-checks the backends,
                       reports every change and can restart the coordinator (watch --help)
+  run -- COMMAND      watch, feeding a coordinator it starts and restarts (run --help)
   serve               watch, shown over HTTP: dashboard, API, event stream, Prometheus
                       metrics and service discovery (serve --help)
   doctor              check this machine before running watch: addon, limits, config,
@@ -38,6 +39,7 @@ const USAGES: Record<string, () => Promise<string>> = {
   resolve: async () => (await import('./cli/resolve-command.js')).RESOLVE_USAGE,
   watch: async () => (await import('./cli/watch-command.js')).WATCH_USAGE,
   serve: async () => (await import('./cli/serve-command.js')).SERVE_USAGE,
+  run: async () => (await import('./cli/run-command.js')).RUN_USAGE,
   doctor: async () => (await import('./cli/doctor-command.js')).DOCTOR_USAGE,
   demo: async () => (await import('./cli/demo.js')).DEMO_USAGE,
   completion: async () => (await import('./cli/completion.js')).COMPLETION_USAGE,
@@ -71,6 +73,8 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       return (await import('./cli/watch-command.js')).runWatchCommand(rest, signal);
     case 'serve':
       return (await import('./cli/serve-command.js')).runServeCommand(rest, signal);
+    case 'run':
+      return (await import('./cli/run-command.js')).runRunCommand(rest, signal);
     case 'doctor':
       return (await import('./cli/doctor-command.js')).runDoctorCommand(rest);
     case 'demo':

@@ -22,6 +22,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     { SERVE_FLAGS },
     { DOCTOR_FLAGS },
     { DEMO_FLAGS },
+    { RUN_FLAGS },
   ] = await Promise.all([
     import('./probe-command.js'),
     import('./resolve-command.js'),
@@ -29,6 +30,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     import('./serve-command.js'),
     import('./doctor-command.js'),
     import('./demo.js'),
+    import('./run-command.js'),
   ]);
   const names = (table: FlagTable) =>
     Object.entries(table).flatMap(([name, o]) => [`--${name}`, ...(o.short ? [`-${o.short}`] : [])]);
@@ -38,6 +40,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     resolve: names(RESOLVE_FLAGS),
     watch: names(WATCH_FLAGS),
     serve: names(SERVE_FLAGS),
+    run: names(RUN_FLAGS),
     doctor: names(DOCTOR_FLAGS),
     demo: names(DEMO_FLAGS),
     help: [],

@@ -735,7 +735,7 @@ export const RUN_DEFAULTS: Readonly<Omit<RunSettings, 'healthUrl'>> = Object.fre
   grow: 'idle',
   readyTimeoutMs: 600_000,
   unhealthyMs: 30_000,
-  stopGraceMs: 10_000,
+  stopGraceMs: 5_000,
   maxRestarts: 5,
   stableMs: 60_000,
   backoffMaxMs: 30_000,
