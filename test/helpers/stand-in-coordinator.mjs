@@ -3,7 +3,9 @@
 // holds the connection (HELLO sent, as a coordinator does), serves /health (503 until every
 // server is connected and --load-ms passed, then 200) and /slots (is_processing while the file
 // --busy-file names exists). When a server connection closes it exits 134, as llama.cpp's
-// abort does; --exit-after MS makes it exit 1 on its own (a crash). SIGTERM ends it (0).
+// abort does, or with --on-loss stay lives on (llama-server aborts only at its next request);
+// --exit-after MS makes it exit 1 on its own (a crash); --connect-delay MS waits before it
+// connects (a slow start). SIGTERM ends it (0).
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
@@ -23,10 +25,12 @@ const port = Number(flag('--port') ?? 8080);
 const loadMs = Number(flag('--load-ms') ?? 100);
 const busyFile = flag('--busy-file');
 const exitAfter = flag('--exit-after');
+const stayOnLoss = flag('--on-loss') === 'stay';
 let connected = 0;
 let loadedAt = Infinity;
 
 console.log(`stand-in: rpc ${list.join(',') || 'none'}`);
+await new Promise((resolve) => setTimeout(resolve, Number(flag('--connect-delay') ?? 0)));
 for (const entry of list) {
   const colon = entry.lastIndexOf(':');
   const socket = connect({ host: entry.slice(0, colon), port: Number(entry.slice(colon + 1)) });
@@ -41,6 +45,7 @@ for (const entry of list) {
   socket.on('data', () => {});
   socket.on('error', () => {});
   socket.on('close', () => {
+    if (stayOnLoss) return console.error(`stand-in: lost ${entry}; going on`);
     console.error(`stand-in: lost ${entry}; aborting`);
     process.exit(134);
   });
