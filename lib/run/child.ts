@@ -46,12 +46,10 @@ export class CoordinatorChild {
   /** Whether the kernel kills it when we die (setpriv --pdeathsig). */
   readonly diesWithUs: boolean;
   readonly exited: Promise<ChildExit>;
-  readonly #child: ChildProcess;
   #exit?: ChildExit;
   readonly #killOnExit = () => this.#signalGroup('SIGKILL');
 
   private constructor(child: ChildProcess, argv: readonly string[], diesWithUs: boolean) {
-    this.#child = child;
     this.pid = child.pid as number;
     this.argv = argv;
     this.diesWithUs = diesWithUs;

@@ -168,11 +168,12 @@ export class Supervisor {
       }
       this.#waitingSaid = undefined;
       this.#claimLost = undefined;
-      if (restartReason !== undefined) this.#event('coordinator-restarting', { reason: restartReason, servers: choice.rpc });
+      if (restartReason !== undefined)
+        this.#event('coordinator-restarting', { reason: restartReason, servers: choice.rpc });
       const end = await this.#runOne(choice);
-      await this.#options.claims?.release().catch((error: Error) =>
-        this.#log('warn', 'releasing the claims failed', { error: error.message }),
-      );
+      await this.#options.claims
+        ?.release()
+        .catch((error: Error) => this.#log('warn', 'releasing the claims failed', { error: error.message }));
       if (this.#stopping) break;
       if (end.stable) failures = 0;
       if (end.failed) failures += 1;

@@ -77,7 +77,7 @@ export function startWatch(
           waiters.delete(check);
           reject(
             new Error(
-              `no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(events.map((e) => [e.id, e.type, e.backend ? `${e.backend.host}:${e.backend.port}` : ""]))}; logs: ${logs.map((l) => l.msg).join(' | ')}; stderr: ${stderr}`,
+              `no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(events.map((e) => [e.id, e.type, e.backend ? `${e.backend.host}:${e.backend.port}` : '']))}; logs: ${logs.map((l) => l.msg).join(' | ')}; stderr: ${stderr}`,
             ),
           );
         }, timeoutMs);

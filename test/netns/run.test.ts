@@ -34,14 +34,21 @@ function coordinatorEvents(run: WatchProcess, type?: CoordinatorEvent['type']): 
   );
 }
 
-const isCoordinator =
-  (type: CoordinatorEvent['type'], after = 0) =>
-  (line: unknown): boolean => {
-    const e = line as CoordinatorEvent;
-    return e.type === type && e.id > after;
-  };
+/** The first coordinator event of `type` after the id `after`, waited for. */
+async function coordinatorEvent(
+  run: WatchProcess,
+  type: CoordinatorEvent['type'],
+  after = 0,
+): Promise<CoordinatorEvent> {
+  const matches = (line: unknown) => (line as CoordinatorEvent).type === type && (line as CoordinatorEvent).id > after;
+  return (await run.waitFor(type, matches, 20_000)) as unknown as CoordinatorEvent;
+}
 
-async function startRun(config: string, runFlags: string[], standInArgs: string[]): Promise<{ run: WatchProcess; port: number }> {
+async function startRun(
+  config: string,
+  runFlags: string[],
+  standInArgs: string[],
+): Promise<{ run: WatchProcess; port: number }> {
   const port = await freePort();
   const args = [...WATCH, ...WATCH_TIMING, '--config', config, ...runFlags];
   const command = ['--', process.execPath, STAND_IN, '--port', String(port), ...standInArgs];
@@ -58,28 +65,35 @@ describe('scan-backends run', () => {
     const listA = `127.0.0.61:${a.port}`;
     const listB = `127.0.0.62:${b.port}`;
     const listC = `127.0.0.60:${c.port}`;
-    const { run } = await startRun(configFile([listA, listB, listC]), ['--min-servers', '2'], [
-      '--rpc',
-      '{rpc}',
-      // Five health rounds between the hand-over and its connections: none may connect.
-      '--connect-delay',
-      '1000',
-    ]);
-    const ready = await run.waitFor('coordinator-ready', isCoordinator('coordinator-ready'), 20_000);
+    const { run } = await startRun(
+      configFile([listA, listB, listC]),
+      ['--min-servers', '2'],
+      [
+        '--rpc',
+        '{rpc}',
+        // Five health rounds between the hand-over and its connections: none may connect.
+        '--connect-delay',
+        '1000',
+      ],
+    );
+    const ready = await coordinatorEvent(run, 'coordinator-ready');
     const starting = coordinatorEvents(run, 'coordinator-starting')[0] as CoordinatorEvent;
     expect(starting.coordinator.servers).toEqual([listC, listA, listB]);
     const firstPid = starting.coordinator.pid as number;
     expect(alive(firstPid)).toBe(true);
     // Its output reaches the log with the prefix.
-    await run.waitFor('the child line in the log', (l) => (l as { msg?: string }).msg === `coordinator: stand-in: rpc ${listC},${listA},${listB}`);
+    await run.waitFor(
+      'the child line in the log',
+      (l) => (l as { msg?: string }).msg === `coordinator: stand-in: rpc ${listC},${listA},${listB}`,
+    );
     // Each peer served the child and no one else: nothing of ours connected after the hand-over.
     const connectionsAtReady = [a.connections, b.connections, c.connections];
 
     const killedAt = performance.now();
     await b.close();
-    const restarted = await run.waitFor('restarting', isCoordinator('coordinator-restarting'), 20_000);
+    const restarted = await coordinatorEvent(run, 'coordinator-restarting');
     expect(restarted.coordinator.servers).toEqual([listC, listA]);
-    const readyAgain = await run.waitFor('ready again', isCoordinator('coordinator-ready', ready.id), 20_000);
+    const readyAgain = await coordinatorEvent(run, 'coordinator-ready', ready.id);
     const deathToReadyMs = Math.round(performance.now() - killedAt);
     console.log(`death-to-ready: ${deathToReadyMs} ms; msToReady ${readyAgain.coordinator.msToReady} ms`);
     expect(alive(firstPid)).toBe(false);
@@ -97,11 +111,11 @@ describe('scan-backends run', () => {
     const b = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.68' });
     const listA = `127.0.0.67:${a.port}`;
     const { run } = await startRun(configFile([listA, `127.0.0.68:${b.port}`]), [], ['--on-loss', 'stay']);
-    const ready = await run.waitFor('ready', isCoordinator('coordinator-ready'), 20_000);
+    const ready = await coordinatorEvent(run, 'coordinator-ready');
     await b.close();
-    const restarted = await run.waitFor('restarting', isCoordinator('coordinator-restarting'), 20_000);
+    const restarted = await coordinatorEvent(run, 'coordinator-restarting');
     expect(restarted.coordinator).toMatchObject({ servers: [listA], reason: `lost 127.0.0.68:${b.port}` });
-    await run.waitFor('ready again', isCoordinator('coordinator-ready', ready.id), 20_000);
+    await coordinatorEvent(run, 'coordinator-ready', ready.id);
     expect(alive(ready.coordinator.pid as number)).toBe(false);
     run.signal('SIGTERM');
     expect((await run.exited).code).toBe(0);
@@ -109,7 +123,11 @@ describe('scan-backends run', () => {
 
   it('gives up after --max-restarts failed starts in a row: exit 5, an event, a line on stderr', async () => {
     const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.63' });
-    const { run } = await startRun(configFile([`127.0.0.63:${a.port}`]), ['--max-restarts', '3'], ['--exit-after', '100']);
+    const { run } = await startRun(
+      configFile([`127.0.0.63:${a.port}`]),
+      ['--max-restarts', '3'],
+      ['--exit-after', '100'],
+    );
     expect((await run.exited).code).toBe(5);
     expect(coordinatorEvents(run, 'coordinator-crash-loop')).toHaveLength(1);
     expect(coordinatorEvents(run, 'coordinator-starting')).toHaveLength(3);
@@ -119,7 +137,7 @@ describe('scan-backends run', () => {
   it('a SIGKILL of run kills the coordinator too', async () => {
     const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.64' });
     const { run } = await startRun(configFile([`127.0.0.64:${a.port}`]), [], []);
-    const ready = await run.waitFor('ready', isCoordinator('coordinator-ready'), 20_000);
+    const ready = await coordinatorEvent(run, 'coordinator-ready');
     const pid = ready.coordinator.pid as number;
     run.signal('SIGKILL');
     await run.exited;
@@ -139,11 +157,17 @@ describe('scan-backends run', () => {
         ['--grow', grow, '--settle', '1h', '--interval', '1s'],
         ['--busy-file', busyFile],
       );
-      await run.waitFor('ready', isCoordinator('coordinator-ready'), 20_000);
+      await coordinatorEvent(run, 'coordinator-ready');
       await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.66', port: portB });
-      await run.waitFor('b up', (l) => (l as { type?: string; backend?: { host: string } }).type === 'added' && (l as { backend: { host: string } }).backend.host === '127.0.0.66', 20_000);
+      await run.waitFor(
+        'b up',
+        (l) =>
+          (l as { type?: string; backend?: { host: string } }).type === 'added' &&
+          (l as { backend: { host: string } }).backend.host === '127.0.0.66',
+        20_000,
+      );
       if (grow === 'always') {
-        const r = await run.waitFor('restarting', isCoordinator('coordinator-restarting'), 20_000);
+        const r = await coordinatorEvent(run, 'coordinator-restarting');
         expect(r.coordinator.servers).toHaveLength(2);
       } else {
         // Ten health rounds (200 ms each) with the coordinator busy (idle), or at all (never): no restart.
@@ -151,7 +175,7 @@ describe('scan-backends run', () => {
         expect(coordinatorEvents(run, 'coordinator-restarting')).toHaveLength(0);
         if (grow === 'idle') {
           rmSync(busyFile);
-          const r = await run.waitFor('restarting', isCoordinator('coordinator-restarting'), 20_000);
+          const r = await coordinatorEvent(run, 'coordinator-restarting');
           expect(r.coordinator.reason).toMatch(/idle/);
           expect(existsSync(busyFile)).toBe(false);
         }
