@@ -235,7 +235,8 @@ export class Supervisor {
     const current = new Set(choice.rpc);
     const stopWith = async (reason: string, failed: boolean): Promise<RunEnd> => {
       await child.stop(settings.stopGraceMs);
-      return this.#ended(child, { reason, failed, stable: stableFor(readyAt, settings.stableMs) });
+      this.#ended(child);
+      return { reason, failed, stable: stableFor(readyAt, settings.stableMs) };
     };
     for (;;) {
       if (this.#stopping) return stopWith('stopped', false);
@@ -286,7 +287,7 @@ export class Supervisor {
   async #exitedOnItsOwn(child: CoordinatorChild, current: Set<string>, readyAt: number | undefined): Promise<RunEnd> {
     const { watcher } = this.#options;
     const exit = child.exit as ChildExit;
-    this.#ended(child, { reason: '', failed: false, stable: false });
+    this.#ended(child);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       watcher.checkNow(),
@@ -307,15 +308,12 @@ export class Supervisor {
   }
 
   /** Its exit said, its servers handed back. */
-  #ended(child: CoordinatorChild, end: RunEnd): RunEnd {
+  #ended(child: CoordinatorChild): void {
     this.#options.watcher.handBack();
-    if (this.#child === child) {
-      const exit = child.exit as ChildExit;
-      this.#event('coordinator-exited', { pid: child.pid, code: exit.code, signal: exit.signal });
-      this.#log('info', 'coordinator exited', { pid: child.pid, code: exit.code, signal: exit.signal });
-      this.#child = undefined;
-    }
-    return end;
+    const exit = child.exit as ChildExit;
+    this.#event('coordinator-exited', { pid: child.pid, code: exit.code, signal: exit.signal });
+    this.#log('info', 'coordinator exited', { pid: child.pid, code: exit.code, signal: exit.signal });
+    this.#child = undefined;
   }
 
   /** The --rpc list a start would take now, when it holds every current server and more. */

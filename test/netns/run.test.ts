@@ -14,6 +14,7 @@ import { alive } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { eventually } from '../helpers/net.js';
 import { enterIsolatedNamespace } from '../helpers/netns.js';
+import { valid } from '../helpers/schemas.js';
 import { startWatch, type WatchProcess } from '../helpers/watch.js';
 
 const STAND_IN = fileURLToPath(new URL('../helpers/stand-in-coordinator.mjs', import.meta.url));
@@ -104,6 +105,17 @@ describe('scan-backends run', () => {
     run.signal('SIGTERM');
     expect(await run.exited).toEqual({ code: 0, signal: null });
     expect(alive(secondPid)).toBe(false);
+    // Every line on stdout, backend or coordinator event, is what schemas/watch-event says.
+    expect(coordinatorEvents(run).map((e) => e.type)).toEqual([
+      'coordinator-starting',
+      'coordinator-ready',
+      'coordinator-exited',
+      'coordinator-restarting',
+      'coordinator-starting',
+      'coordinator-ready',
+      'coordinator-exited',
+    ]);
+    for (const e of run.events) expect(valid('watch-event', e)).toBe('valid');
   }, 60_000);
 
   it('restarts with the survivors when a lost server goes down while the coordinator lives on (llama-server between requests)', async () => {
@@ -112,10 +124,12 @@ describe('scan-backends run', () => {
     const listA = `127.0.0.67:${a.port}`;
     const { run } = await startRun(configFile([listA, `127.0.0.68:${b.port}`]), [], ['--on-loss', 'stay']);
     const ready = await coordinatorEvent(run, 'coordinator-ready');
+    const killedAt = performance.now();
     await b.close();
     const restarted = await coordinatorEvent(run, 'coordinator-restarting');
     expect(restarted.coordinator).toMatchObject({ servers: [listA], reason: `lost 127.0.0.68:${b.port}` });
     await coordinatorEvent(run, 'coordinator-ready', ready.id);
+    console.log(`death-to-ready, through the watcher's hysteresis: ${Math.round(performance.now() - killedAt)} ms`);
     expect(alive(ready.coordinator.pid as number)).toBe(false);
     run.signal('SIGTERM');
     expect((await run.exited).code).toBe(0);
@@ -132,6 +146,25 @@ describe('scan-backends run', () => {
     expect(coordinatorEvents(run, 'coordinator-crash-loop')).toHaveLength(1);
     expect(coordinatorEvents(run, 'coordinator-starting')).toHaveLength(3);
     expect(run.stderr()).toMatch(/crash loop/);
+  }, 60_000);
+
+  it('restarts a coordinator that is not ready within --ready-timeout (its health answers 503)', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.69' });
+    const { run } = await startRun(
+      configFile([`127.0.0.69:${a.port}`]),
+      ['--ready-timeout', '500ms', '--max-restarts', '2'],
+      ['--load-ms', '600000'],
+    );
+    expect((await run.exited).code).toBe(5);
+    expect(coordinatorEvents(run, 'coordinator-ready')).toHaveLength(0);
+    const [restarting] = coordinatorEvents(run, 'coordinator-restarting');
+    expect(restarting?.coordinator.reason).toMatch(
+      /^not ready within 500 ms \(http:\/\/127\.0\.0\.1:\d+\/health: loading\)$/,
+    );
+    // Stopped before the next start: never two at once.
+    const exits = coordinatorEvents(run, 'coordinator-exited');
+    expect(exits).toHaveLength(2);
+    expect(exits[0]?.coordinator.code).toBe(0);
   }, 60_000);
 
   it('a SIGKILL of run kills the coordinator too', async () => {
