@@ -17,6 +17,7 @@ Commands:
                       reports every change and can restart the coordinator (watch --help)
   plan MODEL.gguf     which usable RPC servers a model fits on, and the llama-server
                       arguments that split it over them (plan --help)
+  run -- COMMAND      watch, feeding a coordinator it starts and restarts (run --help)
   serve               watch, shown over HTTP: dashboard, API, event stream, Prometheus
                       metrics and service discovery (serve --help)
   doctor              check this machine before running watch: addon, limits, config,
@@ -40,6 +41,7 @@ const USAGES: Record<string, () => Promise<string>> = {
   resolve: async () => (await import('./cli/resolve-command.js')).RESOLVE_USAGE,
   watch: async () => (await import('./cli/watch-command.js')).WATCH_USAGE,
   serve: async () => (await import('./cli/serve-command.js')).SERVE_USAGE,
+  run: async () => (await import('./cli/run-command.js')).RUN_USAGE,
   doctor: async () => (await import('./cli/doctor-command.js')).DOCTOR_USAGE,
   plan: async () => (await import('./cli/plan-command.js')).PLAN_USAGE,
   demo: async () => (await import('./cli/demo.js')).DEMO_USAGE,
@@ -74,6 +76,8 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       return (await import('./cli/watch-command.js')).runWatchCommand(rest, signal);
     case 'serve':
       return (await import('./cli/serve-command.js')).runServeCommand(rest, signal);
+    case 'run':
+      return (await import('./cli/run-command.js')).runRunCommand(rest, signal);
     case 'doctor':
       return (await import('./cli/doctor-command.js')).runDoctorCommand(rest);
     case 'plan':

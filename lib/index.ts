@@ -56,7 +56,13 @@ export type {
   FieldChange,
   CheckKind,
   CheckRecord,
+  CoordinatorEvent,
+  CoordinatorEventType,
+  CoordinatorDetails,
 } from './watch/types.js';
+export { Supervisor, superviseCoordinator, wholeUsableSet, commandLine, RPC_PLACEHOLDER } from './run/supervisor.js';
+export type { Choice, Chooser, Claims, SupervisorOptions, SupervisorOutcome } from './run/supervisor.js';
+export { RUN_DEFAULTS, GROW_POLICIES, type RunTuning, type GrowPolicy } from './common/options.js';
 export type { EventEnvelope, EventPayload, RegistryChange } from './redis/events.js';
 export {
   planFor,

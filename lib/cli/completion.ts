@@ -23,6 +23,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     { DOCTOR_FLAGS },
     { DEMO_FLAGS },
     { PLAN_FLAGS },
+    { RUN_FLAGS },
   ] = await Promise.all([
     import('./probe-command.js'),
     import('./resolve-command.js'),
@@ -31,6 +32,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     import('./doctor-command.js'),
     import('./demo.js'),
     import('./plan-command.js'),
+    import('./run-command.js'),
   ]);
   const names = (table: FlagTable) =>
     Object.entries(table).flatMap(([name, o]) => [`--${name}`, ...(o.short ? [`-${o.short}`] : [])]);
@@ -40,6 +42,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     resolve: names(RESOLVE_FLAGS),
     watch: names(WATCH_FLAGS),
     serve: names(SERVE_FLAGS),
+    run: names(RUN_FLAGS),
     doctor: names(DOCTOR_FLAGS),
     demo: names(DEMO_FLAGS),
     plan: names(PLAN_FLAGS),

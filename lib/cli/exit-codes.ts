@@ -8,6 +8,8 @@ export const EXIT = {
   environment: 3,
   /** probe: a connection failed. */
   connectionFailed: 4,
+  /** run: the coordinator kept failing (--max-restarts in a row); the supervisor gave up. */
+  crashLoop: 5,
   /** A bug: an error the CLI does not expect. */
   internal: 70,
   interrupted: 130,

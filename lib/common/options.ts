@@ -41,6 +41,14 @@ const INTEGER_OPTIONS = {
   // A plan's (planFor, `plan`): 0 is the model's own context length, or no reserve.
   ctx: [0, 4_294_967_295],
   reserveBytes: [0, 2 ** 50],
+  // The supervisor's (`run`): durations in ms, counts.
+  minServers: [1, 10_000],
+  readyTimeoutMs: [100, 86_400_000],
+  unhealthyMs: [100, 86_400_000],
+  stopGraceMs: [0, 600_000],
+  maxRestarts: [1, 1000],
+  stableMs: [0, 86_400_000],
+  backoffMaxMs: [0, 3_600_000],
 } as const;
 /** The integer options a scan itself takes (the rest belong to the resolver and the watcher). */
 const SCAN_INTEGER_OPTIONS = [
@@ -756,4 +764,73 @@ export function parseSize(label: string, text: string): number {
     throw new InvalidOptionError(`${label}: expected a size such as 512MiB, 1GiB or 0, got ${shown(text)}`);
   }
   return Math.round(Number(match[1]) * unit);
+}
+
+// ---- run (the coordinator supervisor) ----
+
+export const GROW_POLICIES = ['idle', 'always', 'never'] as const;
+/** When a coordinator is restarted to take servers that returned or appeared. */
+export type GrowPolicy = (typeof GROW_POLICIES)[number];
+
+/** The supervisor's tuning; the watcher's options are its own. */
+export interface RunTuning {
+  /** Start once this many servers are usable (without a plan to say what fits). */
+  minServers?: number;
+  grow?: GrowPolicy;
+  /** The coordinator's health endpoint; undefined: from its --host/--port (llama-server's). */
+  healthUrl?: string;
+  /** Not ready this long after its start: restarted. */
+  readyTimeoutMs?: number;
+  /** Unhealthy this long, once it was ready: restarted. */
+  unhealthyMs?: number;
+  /** SIGTERM, then SIGKILL this long after. */
+  stopGraceMs?: number;
+  /** Failed starts in a row (no ready child that lasted stableMs between) before giving up. */
+  maxRestarts?: number;
+  /** Ready this long: its failures are forgotten. */
+  stableMs?: number;
+  /** The longest wait between failed starts (they double from 1 s). */
+  backoffMaxMs?: number;
+  /** With grow 'idle', when idleness cannot be told: restart after the set held still this long. */
+  settleMs?: number;
+}
+
+export type RunSettings = Required<Omit<RunTuning, 'healthUrl'>> & Pick<RunTuning, 'healthUrl'>;
+
+export const RUN_DEFAULTS: Readonly<Omit<RunSettings, 'healthUrl'>> = Object.freeze({
+  minServers: 1,
+  grow: 'idle',
+  readyTimeoutMs: 600_000,
+  unhealthyMs: 30_000,
+  stopGraceMs: 5_000,
+  maxRestarts: 5,
+  stableMs: 60_000,
+  backoffMaxMs: 30_000,
+  settleMs: DEFAULT_SETTLE_MS,
+});
+
+const RUN_INTEGER_OPTIONS = [
+  'minServers',
+  'readyTimeoutMs',
+  'unhealthyMs',
+  'stopGraceMs',
+  'maxRestarts',
+  'stableMs',
+  'backoffMaxMs',
+  'settleMs',
+] as const;
+
+/** The supervisor's tuning with every default filled; an http(s) health URL or none. */
+export function normalizeRunOptions(options: RunTuning): RunSettings {
+  for (const name of RUN_INTEGER_OPTIONS) checkIntegerOption(name, options[name]);
+  checkChoiceOption('grow', options.grow, GROW_POLICIES);
+  checkStringOption('healthUrl', options.healthUrl);
+  if (options.healthUrl !== undefined && !/^https?:\/\/[^/\s]+(\/\S*)?$/.test(options.healthUrl)) {
+    throw new InvalidOptionError(`healthUrl: must be an http:// or https:// URL, got ${shown(options.healthUrl)}`);
+  }
+  const settings: RunSettings = { ...RUN_DEFAULTS };
+  for (const name of RUN_INTEGER_OPTIONS) settings[name] = options[name] ?? RUN_DEFAULTS[name];
+  settings.grow = options.grow ?? RUN_DEFAULTS.grow;
+  if (options.healthUrl !== undefined) settings.healthUrl = options.healthUrl;
+  return Object.freeze(settings);
 }

@@ -81,6 +81,11 @@ export class Daemon {
     this.#stdout.write(this.#options.eventLine(event));
   };
 
+  /** Writes one line of another kind (run's coordinator events) to the same stdout, in order. */
+  writeLine(line: string): void {
+    this.#stdout.write(line);
+  }
+
   /** Follows `watcher`: its logs, events and usable set (--on-change, systemd STATUS); then starts it. */
   follow(watcher: Watcher): void {
     const { settings } = watcher;

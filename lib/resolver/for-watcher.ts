@@ -16,6 +16,7 @@ import type { Backend, Candidate, Dropped, Resolution } from './types.js';
 import { addressOf, judge, verifyCandidates, Witnesses, type HeldElsewhere, type VerifyContext } from './verify.js';
 
 export { applyCompatibility } from './compatibility.js';
+export { heldServers } from './held.js';
 export type { HeldElsewhere, LoadedConfig, ResolveHooks };
 
 /** One resolve through the chain, with the watcher's hooks. */

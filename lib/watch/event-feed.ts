@@ -3,7 +3,15 @@
 // listeners and to every async iterator until the watcher closes.
 import { EventRing } from './event-ring.js';
 import type { Transition } from './tracker.js';
-import type { CheckKind, WatchedBackend, WatchEvent, WatchEventType } from './types.js';
+import type {
+  CheckKind,
+  CoordinatorDetails,
+  CoordinatorEvent,
+  CoordinatorEventType,
+  WatchedBackend,
+  WatchEvent,
+  WatchEventType,
+} from './types.js';
 
 type Pusher = { push: (e: WatchEvent | null) => void };
 
@@ -12,6 +20,7 @@ export class EventFeed {
   readonly #deliver: (event: WatchEvent) => void;
   readonly #iterators = new Set<Pusher>();
   #nextId = 1;
+  #nextCoordinatorId = 1;
   #ended = false;
 
   /** `deliver` gets each event after the ring and before the iterators. */
@@ -50,6 +59,21 @@ export class EventFeed {
     this.#ring.push(frozen);
     this.#deliver(frozen);
     for (const it of this.#iterators) it.push(frozen);
+  }
+
+  /**
+   * A supervised coordinator's event, numbered apart from the backends' (the ring and its
+   * replay are theirs) and frozen; returned for the watcher to hand on.
+   */
+  coordinator(type: CoordinatorEventType, coordinator: CoordinatorDetails): CoordinatorEvent {
+    const event: CoordinatorEvent = {
+      schema: 1,
+      id: this.#nextCoordinatorId++,
+      time: new Date().toISOString(),
+      type,
+      coordinator,
+    };
+    return structuredClone(event);
   }
 
   /** Ends every iterator; later ones end at once. */

@@ -14,13 +14,15 @@ import type { Followed, FollowedSet } from './followed.js';
 export async function healthRound(
   followedSet: FollowedSet,
   verifier: WatchVerifier,
-  { started, intervalMs }: { started: number; intervalMs: number },
+  { started, intervalMs, alsoHeld }: { started: number; intervalMs: number; alsoHeld?: ReadonlyMap<string, string> },
   end: (connected: boolean) => void,
 ): Promise<void> {
   let connected = false;
   try {
     if (followedSet.size === 0) return;
     const held = await verifier.heldAmong([...followedSet.values()].map((f) => f.heldKey));
+    // The supervised child's servers, whatever its command line (run's hand-over).
+    for (const [key, why] of alsoHeld ?? []) held.set(key, why);
     const toProbe: Followed[] = [];
     for (const followed of followedSet.values()) {
       const holder = held.get(followed.heldKey);

@@ -84,6 +84,37 @@ export interface WatchEvent {
   changes?: FieldChange[];
 }
 
+/** What a supervised coordinator (`run`) did: started, ready, exited, restarted, gave up. */
+export type CoordinatorEventType =
+  | 'coordinator-starting'
+  | 'coordinator-ready'
+  | 'coordinator-exited'
+  | 'coordinator-restarting'
+  | 'coordinator-crash-loop';
+
+export interface CoordinatorDetails {
+  pid?: number;
+  /** The servers it was (or will be) given, as its --rpc list. */
+  servers?: string[];
+  /** From its start to its health endpoint's first 200. */
+  msToReady?: number;
+  code?: number | null;
+  signal?: string | null;
+  /** Why it restarts, or why the supervisor gave up. */
+  reason?: string;
+  /** Failed starts in a row. */
+  failures?: number;
+}
+
+export interface CoordinatorEvent {
+  schema: 1;
+  /** Monotonic among one watcher's coordinator events, from 1 (backend events count apart). */
+  id: number;
+  time: string;
+  type: CoordinatorEventType;
+  coordinator: CoordinatorDetails;
+}
+
 export interface WatchSnapshot {
   schema: 1;
   watcher: {

@@ -27,6 +27,7 @@ import { ConfigWatch } from './config-watch.js';
 import { EventFeed } from './event-feed.js';
 import { Fleet, type ScannerInfo } from '../redis/fleet.js';
 import { FollowedSet } from './followed.js';
+import { HandedServers } from './handed.js';
 import { healthRound } from './health-round.js';
 import { PeerReports } from './reports.js';
 import { ResolveRound } from './resolve-round.js';
@@ -34,6 +35,9 @@ import { scanSubnets, WatchScope } from './scope.js';
 import { UsableSet } from './usable.js';
 import type {
   CheckNotice,
+  CoordinatorDetails,
+  CoordinatorEvent,
+  CoordinatorEventType,
   CycleNotice,
   WatchedBackend,
   WatchEvent,
@@ -59,7 +63,12 @@ type WatcherEvents = {
   cycle: [CycleNotice];
   /** The usable backends (up and verified) changed; in --rpc order. */
   usable: [WatchedBackend[]];
+  /** A supervised coordinator's event (`run`). */
+  coordinator: [CoordinatorEvent];
 };
+
+/** While a child coordinator has yet to connect to its servers: how often to look again. */
+const HAND_OVER_POLL_MS = 50;
 
 export class Watcher extends EventEmitter<WatcherEvents> {
   /** This watcher's id: host, pid and a random tag (a restarted watcher is a new one). */
@@ -82,6 +91,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   readonly #usable = new UsableSet();
   readonly #claimed: ClaimedByOthers;
   readonly #startedAt = new Date();
+  readonly #handed = new HandedServers();
+  #healthWaiters: (() => void)[] = [];
   #cycles = 0;
   #healthRounds = 0;
   #lastError?: string;
@@ -217,6 +228,36 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#wake?.();
   }
 
+  /**
+   * Hands `servers` (followed backends, host:port) to the child coordinator `pid`: from now on
+   * they are judged by its connections, never connected to; nothing at all is connected to
+   * until it holds each of them, or `awaitMs` passed. handBack() ends it.
+   */
+  handOver(pid: number, servers: readonly string[], awaitMs: number): void {
+    const keys = servers.flatMap((key) => this.#followed.get(key)?.heldKey ?? []);
+    this.#handed.set(pid, keys, awaitMs);
+  }
+
+  /** The child is gone: its servers are checked as any others. */
+  handBack(): void {
+    this.#handed.clear();
+  }
+
+  /** Resolves after the next health round (one is started now): what the watcher sees since. */
+  checkNow(): Promise<void> {
+    const done = new Promise<void>((resolve) => this.#healthWaiters.push(resolve));
+    this.#nextHealth = 0;
+    this.#wake?.();
+    return done;
+  }
+
+  /** Publishes a supervised coordinator's event to the 'coordinator' listeners; returns it. */
+  coordinatorEvent(type: CoordinatorEventType, details: CoordinatorDetails): CoordinatorEvent {
+    const event = this.#feed.coordinator(type, details);
+    this.emit('coordinator', event);
+    return event;
+  }
+
   /** Stops: aborts the step in flight, ends every iterator. Resolves when the loop is done. */
   async close(): Promise<void> {
     if (!this.#closing) {
@@ -241,6 +282,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   async #run(): Promise<void> {
     await (this.#fleetStarting = this.#startFleet());
     while (!this.#closing) {
+      if (await this.#awaitingHandOver()) continue;
       const now = performance.now();
       this.#busySince = now;
       const resolving = this.#resolveRequested || now >= this.#nextResolve;
@@ -265,6 +307,22 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     }
     await this.#fleet?.close();
     this.#markReady();
+  }
+
+  /** While a child has yet to connect to the servers handed to it: wait a little, connect to nothing. */
+  async #awaitingHandOver(): Promise<boolean> {
+    if (!this.#handed.active) return false;
+    await this.#handed.refresh();
+    if (!this.#handed.awaiting) return false;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, HAND_OVER_POLL_MS);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#wake = undefined;
+    return true;
   }
 
   /** Until the next step is due, or something wakes the loop (a reload, a report, close). */
@@ -363,12 +421,17 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#healthRounds += 1;
     await this.#claimed.refresh(this.#fleet, this.#followed.values(), false);
     const verifier = new WatchVerifier(this.#settings, this.#stepSignal(), () => this.#claimed.held());
-    const round = { started, intervalMs: this.#settings.intervalMs };
-    await healthRound(this.#followed, verifier, round, (connected) => {
-      if (connected) this.emit('cycle', { kind: 'health', elapsedMs: performance.now() - started });
-      this.#followed.forgetLongDown();
-      this.#publishUsable();
-    });
+    const round = { started, intervalMs: this.#settings.intervalMs, alsoHeld: this.#handed.held() };
+    const waiters = this.#healthWaiters.splice(0);
+    try {
+      await healthRound(this.#followed, verifier, round, (connected) => {
+        if (connected) this.emit('cycle', { kind: 'health', elapsedMs: performance.now() - started });
+        this.#followed.forgetLongDown();
+        this.#publishUsable();
+      });
+    } finally {
+      for (const done of waiters) done();
+    }
   }
 }
 

@@ -29,7 +29,7 @@ export interface WatchProcess {
 export function startWatch(
   args: string[],
   env: NodeJS.ProcessEnv = {},
-  command: 'watch' | 'serve' = 'watch',
+  command: 'watch' | 'serve' | 'run' = 'watch',
   stdout?: number,
 ): WatchProcess {
   const { child } = startCli([command, '--format', 'ndjson', ...args], { env, stdout });
@@ -77,7 +77,7 @@ export function startWatch(
           waiters.delete(check);
           reject(
             new Error(
-              `no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(events.map((e) => [e.id, e.type, `${e.backend.host}:${e.backend.port}`]))}; logs: ${logs.map((l) => l.msg).join(' | ')}; stderr: ${stderr}`,
+              `no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(events.map((e) => [e.id, e.type, e.backend ? `${e.backend.host}:${e.backend.port}` : '']))}; logs: ${logs.map((l) => l.msg).join(' | ')}; stderr: ${stderr}`,
             ),
           );
         }, timeoutMs);

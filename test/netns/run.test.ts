@@ -1,0 +1,220 @@
+// `scan-backends run` against real ggml-rpc peers (lib/demo) on 127.0.0.x and a real stand-in
+// coordinator process (test/helpers/stand-in-coordinator.mjs), in a namespace of its own.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import type { CoordinatorEvent } from '../../lib/watch/types.js';
+import { configFile } from '../helpers/config.js';
+import { alive } from '../helpers/coordinator.js';
+import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
+import { eventually } from '../helpers/net.js';
+import { enterIsolatedNamespace } from '../helpers/netns.js';
+import { valid } from '../helpers/schemas.js';
+import { startWatch, type WatchProcess } from '../helpers/watch.js';
+
+const STAND_IN = fileURLToPath(new URL('../helpers/stand-in-coordinator.mjs', import.meta.url));
+const WATCH = ['--sources', 'config', '--health-interval', '200ms', '--interval', '1h', '--fail-after', '2'];
+const WATCH_TIMING = ['--recover-after', '1', '--timeout', '300', '--probe-timeout', '500'];
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function coordinatorEvents(run: WatchProcess, type?: CoordinatorEvent['type']): CoordinatorEvent[] {
+  return (run.events as unknown as CoordinatorEvent[]).filter(
+    (e) => e.type.startsWith('coordinator-') && (type === undefined || e.type === type),
+  );
+}
+
+/** The first coordinator event of `type` after the id `after`, waited for. */
+async function coordinatorEvent(
+  run: WatchProcess,
+  type: CoordinatorEvent['type'],
+  after = 0,
+): Promise<CoordinatorEvent> {
+  const matches = (line: unknown) => (line as CoordinatorEvent).type === type && (line as CoordinatorEvent).id > after;
+  return (await run.waitFor(type, matches, 20_000)) as unknown as CoordinatorEvent;
+}
+
+async function startRun(
+  config: string,
+  runFlags: string[],
+  standInArgs: string[],
+): Promise<{ run: WatchProcess; port: number }> {
+  const port = await freePort();
+  const args = [...WATCH, ...WATCH_TIMING, '--config', config, ...runFlags];
+  const command = ['--', process.execPath, STAND_IN, '--port', String(port), ...standInArgs];
+  return { run: startWatch([...args, ...command], {}, 'run'), port };
+}
+
+describe('scan-backends run', () => {
+  beforeAll(() => enterIsolatedNamespace());
+
+  it('starts once usable ({rpc} substituted), restarts with the survivors when a peer dies, stops on SIGTERM', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.61' });
+    const b = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.62' });
+    const c = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.60' });
+    const listA = `127.0.0.61:${a.port}`;
+    const listB = `127.0.0.62:${b.port}`;
+    const listC = `127.0.0.60:${c.port}`;
+    const { run } = await startRun(
+      configFile([listA, listB, listC]),
+      ['--min-servers', '2'],
+      [
+        '--rpc',
+        '{rpc}',
+        // Five health rounds between the hand-over and its connections: none may connect.
+        '--connect-delay',
+        '1000',
+      ],
+    );
+    const ready = await coordinatorEvent(run, 'coordinator-ready');
+    const starting = coordinatorEvents(run, 'coordinator-starting')[0] as CoordinatorEvent;
+    expect(starting.coordinator.servers).toEqual([listC, listA, listB]);
+    const firstPid = starting.coordinator.pid as number;
+    expect(alive(firstPid)).toBe(true);
+    // Its output reaches the log with the prefix.
+    await run.waitFor(
+      'the child line in the log',
+      (l) => (l as { msg?: string }).msg === `coordinator: stand-in: rpc ${listC},${listA},${listB}`,
+    );
+    // Each peer served the child and no one else: nothing of ours connected after the hand-over.
+    const connectionsAtReady = [a.connections, b.connections, c.connections];
+
+    const killedAt = performance.now();
+    await b.close();
+    const restarted = await coordinatorEvent(run, 'coordinator-restarting');
+    expect(restarted.coordinator.servers).toEqual([listC, listA]);
+    const readyAgain = await coordinatorEvent(run, 'coordinator-ready', ready.id);
+    const deathToReadyMs = Math.round(performance.now() - killedAt);
+    console.log(`death-to-ready: ${deathToReadyMs} ms; msToReady ${readyAgain.coordinator.msToReady} ms`);
+    expect(alive(firstPid)).toBe(false);
+    // Each peer: the watcher's HELLO before the hand-over, then the child's connection, no more.
+    expect(connectionsAtReady).toEqual([2, 2, 2]);
+
+    const secondPid = readyAgain.coordinator.pid as number;
+    run.signal('SIGTERM');
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+    expect(alive(secondPid)).toBe(false);
+    // Every line on stdout, backend or coordinator event, is what schemas/watch-event says.
+    expect(coordinatorEvents(run).map((e) => e.type)).toEqual([
+      'coordinator-starting',
+      'coordinator-ready',
+      'coordinator-exited',
+      'coordinator-restarting',
+      'coordinator-starting',
+      'coordinator-ready',
+      'coordinator-exited',
+    ]);
+    for (const e of run.events) expect(valid('watch-event', e)).toBe('valid');
+  }, 60_000);
+
+  it('restarts with the survivors when a lost server goes down while the coordinator lives on (llama-server between requests)', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.67' });
+    const b = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.68' });
+    const listA = `127.0.0.67:${a.port}`;
+    const { run } = await startRun(configFile([listA, `127.0.0.68:${b.port}`]), [], ['--on-loss', 'stay']);
+    const ready = await coordinatorEvent(run, 'coordinator-ready');
+    const killedAt = performance.now();
+    await b.close();
+    const restarted = await coordinatorEvent(run, 'coordinator-restarting');
+    expect(restarted.coordinator).toMatchObject({ servers: [listA], reason: `lost 127.0.0.68:${b.port}` });
+    await coordinatorEvent(run, 'coordinator-ready', ready.id);
+    console.log(`death-to-ready, through the watcher's hysteresis: ${Math.round(performance.now() - killedAt)} ms`);
+    expect(alive(ready.coordinator.pid as number)).toBe(false);
+    run.signal('SIGTERM');
+    expect((await run.exited).code).toBe(0);
+  }, 60_000);
+
+  it('gives up after --max-restarts failed starts in a row: exit 5, an event, a line on stderr', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.63' });
+    const { run } = await startRun(
+      configFile([`127.0.0.63:${a.port}`]),
+      ['--max-restarts', '3'],
+      ['--exit-after', '100'],
+    );
+    expect((await run.exited).code).toBe(5);
+    expect(coordinatorEvents(run, 'coordinator-crash-loop')).toHaveLength(1);
+    expect(coordinatorEvents(run, 'coordinator-starting')).toHaveLength(3);
+    expect(run.stderr()).toMatch(/crash loop/);
+  }, 60_000);
+
+  it('restarts a coordinator that is not ready within --ready-timeout (its health answers 503)', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.69' });
+    const { run } = await startRun(
+      configFile([`127.0.0.69:${a.port}`]),
+      ['--ready-timeout', '500ms', '--max-restarts', '2'],
+      ['--load-ms', '600000'],
+    );
+    expect((await run.exited).code).toBe(5);
+    expect(coordinatorEvents(run, 'coordinator-ready')).toHaveLength(0);
+    const [restarting] = coordinatorEvents(run, 'coordinator-restarting');
+    expect(restarting?.coordinator.reason).toMatch(
+      /^not ready within 500 ms \(http:\/\/127\.0\.0\.1:\d+\/health: loading\)$/,
+    );
+    // Stopped before the next start: never two at once.
+    const exits = coordinatorEvents(run, 'coordinator-exited');
+    expect(exits).toHaveLength(2);
+    expect(exits[0]?.coordinator.code).toBe(0);
+  }, 60_000);
+
+  it('a SIGKILL of run kills the coordinator too', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.64' });
+    const { run } = await startRun(configFile([`127.0.0.64:${a.port}`]), [], []);
+    const ready = await coordinatorEvent(run, 'coordinator-ready');
+    const pid = ready.coordinator.pid as number;
+    run.signal('SIGKILL');
+    await run.exited;
+    expect(await eventually(() => !alive(pid), 5000)).toBe(true);
+  }, 60_000);
+
+  for (const grow of ['always', 'never', 'idle'] as const) {
+    it(`--grow ${grow}: a server that appears is taken ${grow === 'never' ? 'never' : grow === 'always' ? 'at once' : 'once the coordinator is idle'}`, async () => {
+      const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.65' });
+      // The second server's port is taken now and served later.
+      const portB = await freePort();
+      const dir = mkdtempSync(join(tmpdir(), 'sb-run-'));
+      const busyFile = join(dir, 'busy');
+      writeFileSync(busyFile, '');
+      const { run } = await startRun(
+        configFile([`127.0.0.65:${a.port}`, `127.0.0.66:${portB}`]),
+        ['--grow', grow, '--settle', '1h', '--interval', '1s'],
+        ['--busy-file', busyFile],
+      );
+      await coordinatorEvent(run, 'coordinator-ready');
+      await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.66', port: portB });
+      await run.waitFor(
+        'b up',
+        (l) =>
+          (l as { type?: string; backend?: { host: string } }).type === 'added' &&
+          (l as { backend: { host: string } }).backend.host === '127.0.0.66',
+        20_000,
+      );
+      if (grow === 'always') {
+        const r = await coordinatorEvent(run, 'coordinator-restarting');
+        expect(r.coordinator.servers).toHaveLength(2);
+      } else {
+        // Ten health rounds (200 ms each) with the coordinator busy (idle), or at all (never): no restart.
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        expect(coordinatorEvents(run, 'coordinator-restarting')).toHaveLength(0);
+        if (grow === 'idle') {
+          rmSync(busyFile);
+          const r = await coordinatorEvent(run, 'coordinator-restarting');
+          expect(r.coordinator.reason).toMatch(/idle/);
+          expect(existsSync(busyFile)).toBe(false);
+        }
+      }
+      run.signal('SIGTERM');
+      expect((await run.exited).code).toBe(0);
+    }, 60_000);
+  }
+});
