@@ -1,7 +1,9 @@
 // `scan-backends run [watch flags] [run flags] -- COMMAND [ARGS…]`: a watcher and the
 // coordinator it feeds, as one daemon. This module maps the flags to the watcher's, the
 // daemon's and the supervisor's options; lib/run/ supervises, lib/daemon/ runs the rest.
-import { normalizeRunOptions, type RunTuning } from '../common/options.js';
+import { normalizeRunOptions, parseSize, type RunTuning } from '../common/options.js';
+import { readModelMemory } from '../plan/model-memory.js';
+import { commandPlanOptions, fleetClaims, plannedChoice } from '../run/planned.js';
 import { Supervisor, type SupervisorOutcome } from '../run/supervisor.js';
 import type { CoordinatorEvent } from '../watch/types.js';
 import { Watcher } from '../watch/watcher.js';
@@ -26,9 +28,11 @@ stderr and into the log ("coordinator: ..."); it never outlives run (setpriv --p
 where util-linux has it, and an exit handler).
 
 Run options:
-  -m, --model PATH         the model, for the planner that chooses which servers fit (parsed
-                           and kept; until the planner is wired in, the whole set is used).
-                           Read from COMMAND's own -m/--model when not given
+  -m, --model PATH         the GGUF model: COMMAND starts on the fewest usable servers it fits
+                           on (as \`plan\` chooses, at COMMAND's own -c and --cache-type-k),
+                           with the plan's --tensor-split (and -ngl 999 unless COMMAND sets
+                           it). Read from COMMAND's own -m/--model when not given
+      --reserve SIZE       kept free per device for llama.cpp's compute buffers (default 512MiB)
       --no-plan            hand on the whole usable set, without a plan
       --min-servers N      start once N servers are usable (default 1)
       --grow P             idle | always | never (default idle): restart to take servers that
@@ -56,6 +60,7 @@ Exit: 0 stopped, 2 usage error, 3 environment error, 5 crash loop.
 export const RUN_FLAGS = {
   ...WATCH_FLAGS,
   model: { type: 'string', short: 'm' },
+  reserve: { type: 'string' },
   'no-plan': { type: 'boolean', default: false },
   'min-servers': { type: 'string' },
   grow: { type: 'string' },
@@ -82,6 +87,7 @@ export interface RunRequest {
   command: string[];
   /** The model the planner will read; undefined with --no-plan or none named. */
   model?: string;
+  reserveBytes?: number;
 }
 
 /** run's argv (flags, then `--`, then the command) as options; nothing starts. */
@@ -93,6 +99,7 @@ export function parseRunArgs(argv: string[]): RunRequest | 'help' {
   const command = dash === -1 ? [] : argv.slice(dash + 1);
   if (command.length === 0) throw new UsageError('run: the command to run is missing; put it after --');
   if (values.model !== undefined && values['no-plan']) throw new UsageError('--model and --no-plan: choose one');
+  const reserveBytes = values.reserve === undefined ? undefined : parseSize('--reserve', values.reserve);
   const run: RunTuning = {
     minServers: parseInteger('--min-servers', values['min-servers'], 'minServers'),
     grow: values.grow as RunTuning['grow'],
@@ -105,7 +112,13 @@ export function parseRunArgs(argv: string[]): RunRequest | 'help' {
   };
   normalizeRunOptions(run); // refused here, before anything starts
   const model = values['no-plan'] ? undefined : (values.model ?? commandModel(command));
-  return { watch: parseWatchFlags(values), run, command, ...(model === undefined ? {} : { model }) };
+  return {
+    watch: parseWatchFlags(values),
+    run,
+    command,
+    ...(model === undefined ? {} : { model }),
+    ...(reserveBytes === undefined ? {} : { reserveBytes }),
+  };
 }
 
 export async function runRunCommand(argv: string[], signal: AbortSignal): Promise<number> {
@@ -114,6 +127,15 @@ export async function runRunCommand(argv: string[], signal: AbortSignal): Promis
     process.stdout.write(RUN_USAGE);
     return 0;
   }
+  // The model first: a file that is no model is refused before anything starts.
+  const choose =
+    request.model === undefined
+      ? undefined
+      : plannedChoice(
+          { ...(await readModelMemory(request.model, commandPlanOptions(request.command))), path: request.model },
+          request.command,
+          request.reserveBytes,
+        );
   const watcher = new Watcher(request.watch.watchOptions);
   let daemon: Daemon;
   try {
@@ -129,11 +151,11 @@ export async function runRunCommand(argv: string[], signal: AbortSignal): Promis
     ...request.run,
     watcher,
     command: request.command,
+    ...(choose ? { choose } : {}),
+    ...(watcher.settings.redisUrl ? { claims: fleetClaims(watcher) } : {}),
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
     passThrough: process.stderr,
   });
-  if (request.model !== undefined)
-    logger.info({ model: request.model }, 'model noted; the planner is not wired in yet: the whole usable set is used');
   daemon.beforeStop(() => supervisor.stop());
   let outcome = 'stopped' as SupervisorOutcome;
   void supervisor.run().then((ended) => {
