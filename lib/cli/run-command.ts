@@ -130,7 +130,6 @@ export async function runRunCommand(argv: string[], signal: AbortSignal): Promis
     watcher,
     command: request.command,
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
-    passThrough: process.stderr,
   });
   if (request.model !== undefined)
     logger.info({ model: request.model }, 'model noted; the planner is not wired in yet: the whole usable set is used');
