@@ -154,7 +154,6 @@ export async function runRunCommand(argv: string[], signal: AbortSignal): Promis
     ...(choose ? { choose } : {}),
     ...(watcher.settings.redisUrl ? { claims: fleetClaims(watcher) } : {}),
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
-    passThrough: process.stderr,
   });
   daemon.beforeStop(() => supervisor.stop());
   let outcome = 'stopped' as SupervisorOutcome;

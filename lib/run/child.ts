@@ -4,6 +4,7 @@
 // we die, even of SIGKILL (PR_SET_PDEATHSIG, kept across its exec); and an exit handler kills
 // its group when we exit any other way.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { write } from 'node:fs';
 
 import { peerText } from '../common/peer-text.js';
 
@@ -11,6 +12,10 @@ import { peerText } from '../common/peer-text.js';
 const MAX_LINE_BYTES = 8192;
 /** A log line carries at most this much of the child's line. */
 const LOGGED_CHARS = 2000;
+/** Output a stalled reader of the pass-through may hold back; past it, output is dropped. */
+const PASS_THROUGH_BUFFER_BYTES = 256 * 1024;
+/** How soon a descriptor that answered EAGAIN (a full non-blocking pipe) is tried again. */
+const PASS_THROUGH_RETRY_MS = 50;
 
 let setprivChecked: boolean | undefined;
 
@@ -36,8 +41,8 @@ export interface ChildExit {
 export interface ChildOptions {
   /** Each line of its output (without the line end), made safe to print and bounded. */
   onLine: (stream: 'stdout' | 'stderr', line: string) => void;
-  /** Where its raw output goes too (default: our stderr: our stdout is the event stream). */
-  passThrough?: NodeJS.WritableStream | null;
+  /** The descriptor its raw output goes to too (default 2: our stdout is the event stream); null: none. */
+  passThroughFd?: number | null;
 }
 
 export class CoordinatorChild {
@@ -78,14 +83,14 @@ export class CoordinatorChild {
       child.once('error', reject);
     });
     const started = new CoordinatorChild(child, argv, diesWithUs);
-    const out = options.passThrough === undefined ? process.stderr : options.passThrough;
+    const fd = options.passThroughFd === undefined ? 2 : options.passThroughFd;
+    const out = fd === null ? undefined : new PassThrough(fd);
     for (const stream of ['stdout', 'stderr'] as const) {
       const readable = child[stream];
       if (!readable) continue;
       const lines = new LineSplitter((line) => options.onLine(stream, line));
       readable.on('data', (chunk: Buffer) => {
-        // A reader of our stderr that stalls drops the child's output, never blocks the child.
-        if (out && out.writable !== false) out.write(chunk);
+        out?.push(chunk);
         lines.push(chunk);
       });
       readable.on('end', () => lines.flush());
@@ -122,6 +127,50 @@ export class CoordinatorChild {
     } catch {
       // the group is gone already
     }
+  }
+}
+
+/**
+ * The child's raw output on to a descriptor, one write in flight at a time off the event loop:
+ * a reader that stalls (a full stderr pipe) costs a bounded buffer, then output is dropped;
+ * it never blocks us (process.stderr writes a pipe synchronously) nor the child.
+ */
+class PassThrough {
+  readonly #fd: number;
+  #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  #writing = false;
+  #gone = false;
+
+  constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#gone || this.#queuedBytes + chunk.length > PASS_THROUGH_BUFFER_BYTES) return;
+    this.#queue.push(chunk);
+    this.#queuedBytes += chunk.length;
+    this.#next();
+  }
+
+  #next(): void {
+    if (this.#writing || this.#queue.length === 0) return;
+    const buffer = Buffer.concat(this.#queue);
+    this.#queue = [];
+    this.#writing = true;
+    write(this.#fd, buffer, (error, written) => {
+      this.#writing = false;
+      if (error && error.code !== 'EAGAIN') {
+        // The reader is gone for good (EPIPE, a closed descriptor): nothing more is written.
+        [this.#gone, this.#queue, this.#queuedBytes] = [true, [], 0];
+        return;
+      }
+      const done = error ? 0 : written;
+      this.#queuedBytes -= done;
+      if (done < buffer.length) this.#queue.unshift(buffer.subarray(done));
+      if (error) setTimeout(() => this.#next(), PASS_THROUGH_RETRY_MS).unref();
+      else this.#next();
+    });
   }
 }
 

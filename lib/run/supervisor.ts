@@ -40,8 +40,8 @@ export interface SupervisorOptions extends RunTuning {
   choose?: Chooser;
   claims?: Claims;
   log?: WatchLogFn;
-  /** Where the child's raw output goes too (default our stderr; null: only the log). */
-  passThrough?: NodeJS.WritableStream | null;
+  /** The descriptor the child's raw output goes to too (default 2, our stderr; null: only the log). */
+  passThroughFd?: number | null;
 }
 
 /** How run() ended: stopped (stop()), or a crash loop (it gave up). */
@@ -213,7 +213,7 @@ export class Supervisor {
     try {
       child = await CoordinatorChild.start(argv, {
         onLine: (stream, line) => this.#log('info', `coordinator: ${line}`, { stream }),
-        passThrough: this.#options.passThrough,
+        passThroughFd: this.#options.passThroughFd,
       });
     } catch (error) {
       const reason = `cannot start ${argv[0]}: ${(error as Error).message}`;

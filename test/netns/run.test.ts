@@ -6,9 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
+import { Supervisor, type Claims } from '../../lib/run/supervisor.js';
 import type { CoordinatorEvent } from '../../lib/watch/types.js';
+import { watchBackends } from '../../lib/watch/watcher.js';
 import { configFile } from '../helpers/config.js';
 import { alive } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
@@ -217,4 +219,68 @@ describe('scan-backends run', () => {
       expect((await run.exited).code).toBe(0);
     }, 60_000);
   }
+
+  it('library: a server another supervisor claims is waited for; a lost claim restarts; stop releases', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.70' });
+    const server = `127.0.0.70:${a.port}`;
+    // The shared registry as the claims see it: server → holder.
+    const registry = new Map<string, string>();
+    const claimsOf = (me: string): Claims & { lose: (why: string) => void } => {
+      let lost: (why: string) => void = () => {};
+      return {
+        claim: async (servers) => {
+          const taken = servers.find((s) => (registry.get(s) ?? me) !== me);
+          if (taken) throw new Error(`${taken} is ${registry.get(taken)}'s`);
+          for (const s of servers) registry.set(s, me);
+        },
+        release: async () => {
+          for (const [s, holder] of registry) if (holder === me) registry.delete(s);
+        },
+        onLost: (cb) => (lost = cb),
+        lose: (why) => lost(why),
+      };
+    };
+    const supervise = async (me: string) => {
+      const watcher = watchBackends({ sources: ['config'], configPath: configFile([server]), healthIntervalMs: 200 });
+      onTestFinished(() => watcher.close());
+      const events: CoordinatorEvent[] = [];
+      watcher.on('coordinator', (e) => events.push(e));
+      const claims = claimsOf(me);
+      const port = await freePort();
+      const supervisor = new Supervisor({
+        watcher,
+        command: [process.execPath, STAND_IN, '--port', String(port)],
+        claims,
+        passThroughFd: null,
+      });
+      onTestFinished(() => supervisor.stop());
+      void supervisor.run();
+      return { events, claims, supervisor };
+    };
+    const first = await supervise('first');
+    expect(await eventually(() => first.events.some((e) => e.type === 'coordinator-ready'), 10_000)).toBe(true);
+    expect(registry.get(server)).toBe('first');
+
+    const second = await supervise('second');
+    // Two health rounds of the second watcher: it has the server usable and must not start.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(second.events).toEqual([]);
+
+    first.claims.lose('lease expired');
+    expect(
+      await eventually(
+        () =>
+          first.events.some(
+            (e) => e.type === 'coordinator-restarting' && e.coordinator.reason === 'claim lost: lease expired',
+          ),
+        10_000,
+      ),
+    ).toBe(true);
+    await first.supervisor.stop();
+    expect(registry.get(server)).not.toBe('first');
+    expect(await eventually(() => second.events.some((e) => e.type === 'coordinator-ready'), 10_000)).toBe(true);
+    expect(registry.get(server)).toBe('second');
+    await second.supervisor.stop();
+    expect(registry.size).toBe(0);
+  }, 60_000);
 });
