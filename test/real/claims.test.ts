@@ -24,10 +24,10 @@ const HOLDER = new URL('../helpers/claim-holder.mjs', import.meta.url);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A supervisor's claims over a client of the test's own (renewed every `renewMs`, clamped). */
-function claimer(redis: RedisServer, watcher: string, host = `host-of-${watcher}`, renewMs = 1000) {
+function claimer(redis: RedisServer, watcher: string, host = `host-of-${watcher}`, renewMs = 1000, key?: Buffer) {
   const client = redis.client();
   const keys = new RedisKeys();
-  const signer = new Signer();
+  const signer = new Signer(key);
   const ignored = new IgnoredValues(() => {});
   const reader = new ClaimReader(client, keys, signer, ignored);
   const claims = new CoordinatorClaims(client, keys, signer, reader, { watcher, host, pid: process.pid, renewMs });
@@ -220,6 +220,25 @@ describe('coordinator claims', () => {
     expect(many.some((c) => c.holder.watcher === 'fine')).toBe(true);
     expect(a.ignored.counts.claim - 9).toBeGreaterThan(3000);
     expect(a.ignored.counts.claim - 9).toBeLessThanOrEqual(4096);
+  });
+
+  it('with a fleet key, counts only claims signed for their own server', async () => {
+    const redis = await startRedis();
+    const client = redis.client();
+    const key = Buffer.alloc(32, 7);
+    const signed = claimer(redis, 'watcher-a', 'host-a', 1000, key);
+    const reader = claimer(redis, 'watcher-b', 'host-b', 1000, key);
+    await signed.claims.claimAll(['127.0.29.41:1']);
+    const value = (await client.get(`${KEY}127.0.29.41:1`)) as string;
+    expect(JSON.parse(value).sig).toMatch(/^[0-9a-f]{64}$/);
+    // The same signed value on another server's key, and an unsigned claim: neither counts.
+    await client.set(`${KEY}127.0.29.42:1`, value, 'PX', 20_000);
+    await client.set(`${KEY}127.0.29.43:1`, claimValue(), 'PX', 20_000);
+    const claims = await reader.reader.read([], true);
+    expect(claims.map((c) => `${c.server.host} ${c.holder.watcher}`)).toEqual(['127.0.29.41 watcher-a']);
+    expect(reader.ignored.counts.claim).toBe(2);
+    await expect(reader.claims.claimAll(['127.0.29.41:1'])).rejects.toMatchObject({ code: 'SB_CLAIM_TAKEN' });
+    await reader.claims.claimAll(['127.0.29.42:1', '127.0.29.43:1']);
   });
 
   it('a watcher leaves a server another coordinator claims alone: claimedBy, held, never probed, not usable', async () => {
