@@ -179,6 +179,19 @@ describe('coordinator claims', () => {
     expect(lost).toHaveLength(2);
   });
 
+  it('onLost says when Redis has not answered a renewal for a whole TTL', async () => {
+    const redis = await startRedis();
+    const a = claimer(redis, 'watcher-a', 'host-a', 1000);
+    const lost: [string, string[]][] = [];
+    a.claims.onLost((why, servers) => lost.push([why, servers]));
+    await a.claims.claimAll(['127.0.29.1:50052']);
+    await redis.kill();
+    expect(await eventually(() => lost.length === 1, 8000)).toBe(true);
+    expect(lost[0]?.[0]).toMatch(/^not renewed for [3-7] s \(.+\)$/);
+    expect(lost[0]?.[1]).toEqual(['127.0.29.1:50052']);
+    expect(a.claims.servers).toEqual([]);
+  });
+
   it('ignores and counts hostile claims, reads none whole, takes them over, and lists 10k keys bounded', async () => {
     const redis = await startRedis();
     const client = redis.client();
