@@ -242,6 +242,7 @@ export class CoordinatorClaims {
     if (servers.length > MAX_CLAIMED_SERVERS)
       throw new InvalidOptionError(`servers: at most ${MAX_CLAIMED_SERVERS} per claim (${servers.length} given)`);
     const wanted = await this.#locate(servers);
+    if (wanted.length === 0) return this.release();
     const at = new Date().toISOString();
     const values = wanted.map(({ key, server }) => this.#held.get(key)?.value ?? this.#value(server, at));
     const keys = wanted.map((w) => w.key);

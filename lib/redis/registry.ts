@@ -21,8 +21,10 @@ import { redactUrl } from '../common/options.js';
 import { peerText } from '../common/peer-text.js';
 import { SOURCE_NAMES, type Backend, type Candidate, type Dropped, type SourceName } from '../resolver/types.js';
 import { readHashFields, scanKeys } from './bounded-read.js';
+import { ClaimReader, type Claim } from './claims.js';
 import { closeBounded, connectOnce, REDIS_TIMEOUT_MS } from './connection.js';
 import { EventChannel, type RegistryChange } from './events.js';
+import { IgnoredValues } from './ignored.js';
 import { RedisKeys } from './keys.js';
 import { Signer } from './signing.js';
 
@@ -239,6 +241,11 @@ export class RedisRegistry {
   }
 
   /** Closes the connection when it is this registry's own; a borrowed one stays open. */
+  /** Every coordinator claim on this Redis (claims.ts), read bounded; what is not one is left out. */
+  claims(): Promise<Claim[]> {
+    return new ClaimReader(this.#redis, this.#keys, new Signer(), new IgnoredValues(() => {})).read([], true);
+  }
+
   async close(): Promise<void> {
     if (this.#owned) await closeBounded(this.#redis);
   }

@@ -1,6 +1,7 @@
 // resolveBackends(): the priority chain. Each source names candidates; every candidate is
 // verified before it is returned; the first source with a live backend wins (or, with
 // `merge`, all are unioned). Verified backends are recorded in Redis when one is configured.
+import { parseAddress } from '../common/addresses.js';
 import { SourceUnavailableError } from '../common/errors.js';
 import { formatHostPort } from '../common/host-port.js';
 import {
@@ -10,9 +11,11 @@ import {
   type ResolveSettings,
   type SourceName,
 } from '../common/options.js';
+import { heldByText } from '../redis/claims.js';
 import { RedisRegistry } from '../redis/registry.js';
 import { chooseCompatibleGroup, CLIENT_RULE, GROUP_RULE } from './compatibility.js';
 import { configCandidates, type LoadedConfig } from './config-file.js';
+import { heldKey } from './held.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates, type ProcessFindings } from './process.js';
 import type { Backend, Dropped, Resolution, SourceReport } from './types.js';
@@ -68,6 +71,8 @@ class Resolve {
   #registry?: Promise<RedisRegistry | string>;
   #coordinators?: Promise<ProcessFindings>;
   #redisWarned = false;
+  /** Servers watchers' coordinators claim in the Redis (heldKey → why), read before any probe. */
+  readonly #claimed = new Map<string, string>();
 
   constructor(options: ResolveSettings, hooks: ResolveHooks) {
     this.#options = options;
@@ -84,7 +89,7 @@ class Resolve {
       },
       registryTtlSeconds: options.redisTtlSeconds,
       lookup: options.lookup,
-      heldElsewhere: hooks.heldElsewhere,
+      heldElsewhere: hooks.heldElsewhere ?? (() => this.#claimed),
     });
     this.#ctx = {
       timeoutMs: options.timeoutMs,
@@ -115,6 +120,7 @@ class Resolve {
         this.#config = loadConfig ? loadConfig() : configCandidates(this.#options.configPath, this.#options.strict);
         this.#config.catch(() => {}); // reported by the config source
       }
+      if (redisUrl && this.#options.verify && !this.#hooks.heldElsewhere) await this.#readClaims();
       const rpcVersion = this.#options.rpcVersion ?? (await this.#config.catch(() => null))?.rpcVersion;
       // null, not undefined: the probe must not fall back to $SCAN_BACKENDS_RPC_VERSION.
       this.#ctx.rpcVersion = this.#hooks.keepEveryProtocol ? null : (rpcVersion ?? null);
@@ -280,6 +286,16 @@ class Resolve {
   }
 
   /** A Redis problem is said once per resolve, and only when a Redis was asked for. */
+  /** The coordinators' claims in the Redis: servers held by a client elsewhere, never probed. */
+  async #readClaims(): Promise<void> {
+    const r = await this.#openRegistry();
+    if (typeof r === 'string') return this.#redisProblem(r);
+    for (const { server, holder } of await r.claims().catch(() => [])) {
+      const address = parseAddress(server.host);
+      if (address) this.#claimed.set(heldKey(address.family, address.value, server.port), heldByText(holder));
+    }
+  }
+
   #redisProblem(message: string): void {
     if (!this.#redisWarned && this.#options.redisUrl) this.#warnings.push(message);
     this.#redisWarned = true;
