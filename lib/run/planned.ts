@@ -41,6 +41,7 @@ export function plannedChoice(
 ): Chooser {
   const hasLayers = commandOption(command, ['-ngl', '--n-gpu-layers', '--gpu-layers']) !== undefined;
   return (usable) => {
+    if (usable.length === 0) return { wait: 'no usable server yet' };
     const backends = usable.map(({ health: _health, evidence: _evidence, ...b }) => b);
     const plan = planFor(model, backends, {
       ...commandPlanOptions(command),

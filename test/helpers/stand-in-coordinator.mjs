@@ -30,6 +30,8 @@ let connected = 0;
 let loadedAt = Infinity;
 
 console.log(`stand-in: rpc ${list.join(',') || 'none'}`);
+if (flag('--tensor-split') !== undefined)
+  console.log(`stand-in: tensor-split ${flag('--tensor-split')} ngl ${flag('-ngl')}`);
 await new Promise((resolve) => setTimeout(resolve, Number(flag('--connect-delay') ?? 0)));
 for (const entry of list) {
   const colon = entry.lastIndexOf(':');

@@ -15,6 +15,7 @@ import { configFile } from '../helpers/config.js';
 import { alive } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { eventually } from '../helpers/net.js';
+import { llamaTensors, writeGguf } from '../helpers/gguf-writer.js';
 import { enterIsolatedNamespace } from '../helpers/netns.js';
 import { valid } from '../helpers/schemas.js';
 import { startWatch, type WatchProcess } from '../helpers/watch.js';
@@ -283,4 +284,59 @@ describe('scan-backends run', () => {
     await second.supervisor.stop();
     expect(registry.size).toBe(0);
   }, 60_000);
+
+  it("--model starts on the servers the model fits on, with the plan's --tensor-split, and waits while it fits nowhere", async () => {
+    // A 7B-class replica (Q8_0, about 7 GiB of weights) and three servers of 4.5 GiB each:
+    // it needs two of them, and one alone is not enough.
+    const dims = { layers: 32, embd: 4096, heads: 32, kvHeads: 8, ff: 14336, vocab: 32000 };
+    const model = writeGguf('run-7b.gguf', {
+      kv: {
+        'general.architecture': 'llama',
+        'llama.context_length': 32768,
+        'llama.block_count': dims.layers,
+        'llama.embedding_length': dims.embd,
+        'llama.feed_forward_length': dims.ff,
+        'llama.attention.head_count': dims.heads,
+        'llama.attention.head_count_kv': dims.kvHeads,
+      },
+      tensors: llamaTensors({ ...dims, type: 'Q8_0' }),
+    });
+    const devices = [{ freeBytes: 4.5 * 2 ** 30, totalBytes: 8 * 2 ** 30 }];
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.71', devices });
+    const b = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.72', devices });
+    const listA = `127.0.0.71:${a.port}`;
+    const listB = `127.0.0.72:${b.port}`;
+    // The command's own -m and -c: the plan reads that model at that context.
+    const { run } = await startRun(configFile([listA, listB]), [], ['-m', model, '-c', '4096']);
+    await coordinatorEvent(run, 'coordinator-ready');
+    const starting = coordinatorEvents(run, 'coordinator-starting')[0] as CoordinatorEvent;
+    expect([...(starting.coordinator.servers ?? [])].sort()).toEqual([listA, listB]);
+    const split = (await run.waitFor('the split in the log', (l) =>
+      /^coordinator: stand-in: tensor-split /.test(String((l as { msg?: string }).msg)),
+    )) as { msg: string };
+    const [, slots, ngl] = /tensor-split ([0-9,]+) ngl (\S+)/.exec(split.msg) ?? [];
+    // 33 slots (32 layers and the output), spread over the two servers; -ngl 999 added.
+    expect(
+      slots
+        ?.split(',')
+        .map(Number)
+        .reduce((x, y) => x + y, 0),
+    ).toBe(33);
+    expect(slots?.split(',')).toHaveLength(2);
+    expect(ngl).toBe('999');
+
+    await b.close();
+    const waiting = (await run.waitFor(
+      'the wait',
+      (l) =>
+        (l as { msg?: string; reason?: string }).msg === 'coordinator waiting' &&
+        /^needs/.test(String((l as { reason?: string }).reason)),
+    )) as {
+      reason?: string;
+    };
+    expect(waiting.reason).toMatch(/^needs .* the usable servers have .* free/);
+    expect(coordinatorEvents(run, 'coordinator-starting')).toHaveLength(1);
+    run.signal('SIGTERM');
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+  });
 });
