@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 import {
   ClaimTakenError,
+  GgufError,
   InvalidOptionError,
   InvalidTargetError,
   NativeScanError,
@@ -61,6 +62,7 @@ const table: [error: ScanBackendsError, name: string, code: string, message: str
     'SB_CLAIM_TAKEN',
     '127.0.0.1:50052 is held by the coordinator of watcher w on host h',
   ],
+  [new GgufError('model.gguf', 4, 'GGUF version 1'), 'GgufError', 'SB_GGUF', 'model.gguf: byte 4: GGUF version 1'],
 ];
 
 describe('errors', () => {
