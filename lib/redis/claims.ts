@@ -16,8 +16,8 @@ import { peerText } from '../common/peer-text.js';
 import { readStrings, scanKeys, type StringRead } from './bounded-read.js';
 import type { IgnoredValues } from './ignored.js';
 import type { RedisKeys } from './keys.js';
-import { isRecord, parseClaim, type ClaimHolder } from './shapes.js';
-import { canonicalJson, type Signer } from './signing.js';
+import { parseClaim, type ClaimHolder } from './shapes.js';
+import { canonicalJson, signedJsonOf, type Signer } from './signing.js';
 
 export type { ClaimHolder } from './shapes.js';
 
@@ -119,27 +119,17 @@ export class ClaimReader {
   }
 
   /** The holder one claim key names when it counts; undefined (counted, if a value) when not. */
-  judge(rawKey: string, server: string, [length, pttl, value]: StringRead): ClaimHolder | undefined {
+  judge(rawKey: string, server: string, read: StringRead): ClaimHolder | undefined {
     const ignore = (reason: string): undefined => {
       this.#ignored.ignore('claim', `${peerText(rawKey, 100)}: ${reason}`, rawKey);
       return undefined;
     };
-    if (length === -1) return undefined; // expired since it was listed
-    if (length === -2) return ignore('not a string');
-    if (value === null) return ignore(`larger than ${MAX_CLAIM_BYTES} bytes`);
-    if (pttl < 0) return ignore('no expiry');
+    const pttl = read[1];
     if (pttl > MAX_CLAIM_TTL_MS) return ignore(`lives ${Math.round(pttl / 1000)} s, longer than any claim`);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(value);
-    } catch {
-      return ignore('not JSON');
-    }
-    if (this.#signer.keyed) {
-      const { sig, ...signed } = isRecord(parsed) ? parsed : { sig: undefined };
-      if (sig === undefined || !this.#signer.signs(this.signed(server, signed), sig))
-        return ignore(sig === undefined ? 'unsigned' : 'bad signature');
-    }
+    const json = signedJsonOf(read, MAX_CLAIM_BYTES, this.#signer, (signed) => this.signed(server, signed));
+    if (json === undefined) return undefined;
+    if ('ignored' in json) return ignore(json.ignored);
+    const parsed = json.value;
     const holder = parseClaim(parsed);
     return typeof holder === 'string' ? ignore(holder) : holder;
   }

@@ -9,8 +9,8 @@ import { readStrings, scanKeys, type StringRead } from './bounded-read.js';
 import { CLOCK_SKEW_MS } from './events.js';
 import type { IgnoredValues } from './ignored.js';
 import type { RedisKeys } from './keys.js';
-import { isRecord, parseScanner, type ScannerInfo } from './shapes.js';
-import { canonicalJson, type Signer } from './signing.js';
+import { parseScanner, type ScannerInfo } from './shapes.js';
+import { canonicalJson, signedJsonOf, type Signer } from './signing.js';
 
 /** Registrations kept at most: a fleet is a handful of watchers. */
 const MAX_SCANNERS = 256;
@@ -91,27 +91,17 @@ export class Registrations {
   }
 
   /** One scanner key read bounded: the registration when it counts, else undefined. */
-  #registration(rawKey: string, [length, pttl, value]: StringRead): ScannerInfo | undefined {
+  #registration(rawKey: string, read: StringRead): ScannerInfo | undefined {
     const ignore = (reason: string): undefined => {
       this.#ignored.ignore('scanner', `${peerText(rawKey, 100)}: ${reason}`, rawKey);
       return undefined;
     };
     const now = Date.now();
-    if (length === -1) return undefined; // expired since the SCAN, or a named holder not registered
-    if (length === -2) return ignore('not a string');
-    if (value === null) return ignore(`larger than ${MAX_SCANNER_BYTES} bytes`);
-    if (pttl < 0) return ignore('no expiry');
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(value);
-    } catch {
-      return ignore('not JSON');
-    }
-    if (this.#signer.keyed) {
-      const { sig, ...signed } = isRecord(parsed) ? parsed : { sig: undefined };
-      if (sig === undefined || !this.#signer.signs(canonicalJson(signed), sig))
-        return ignore(sig === undefined ? 'unsigned' : 'bad signature');
-    }
+    // Undefined: expired since the SCAN, or a named holder not registered.
+    const json = signedJsonOf(read, MAX_SCANNER_BYTES, this.#signer, canonicalJson);
+    if (json === undefined) return undefined;
+    if ('ignored' in json) return ignore(json.ignored);
+    const parsed = json.value;
     const info = parseScanner(parsed);
     if (typeof info === 'string') return ignore(info);
     if (rawKey !== this.#keys.scanner(info.id)) return ignore(`names another watcher (${peerText(info.id, 64)})`);

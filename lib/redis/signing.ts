@@ -3,6 +3,9 @@
 // nothing is signed and nothing is checked.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
+import type { StringRead } from './bounded-read.js';
+import { isRecord } from './shapes.js';
+
 /** JSON with object keys sorted at every level: one text per value, to sign and check. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
@@ -44,4 +47,34 @@ export class Signer {
   seal<T extends object>(value: T): T & { sig?: string } {
     return this.#key ? { ...value, sig: this.sign(canonicalJson(value)) } : value;
   }
+}
+
+/**
+ * A value read bounded (readStrings) as the JSON a watcher wrote: the parsed value; undefined
+ * when the key is gone; or why it is ignored (not a string, too large, no expiry, not JSON,
+ * unsigned or badly signed under a fleet key). `signedText` is what its signature covers.
+ */
+export function signedJsonOf(
+  [length, pttl, value]: StringRead,
+  maxBytes: number,
+  signer: Signer,
+  signedText: (signed: Record<string, unknown>) => string,
+): { value: unknown } | { ignored: string } | undefined {
+  if (length === -1) return undefined; // expired since it was listed
+  if (length === -2) return { ignored: 'not a string' };
+  if (value === null) return { ignored: `larger than ${maxBytes} bytes` };
+  if (pttl < 0) return { ignored: 'no expiry' };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return { ignored: 'not JSON' };
+  }
+  if (signer.keyed) {
+    const { sig, ...signed } = isRecord(parsed) ? parsed : { sig: undefined };
+    if (sig === undefined || !signer.signs(signedText(signed), sig)) {
+      return { ignored: sig === undefined ? 'unsigned' : 'bad signature' };
+    }
+  }
+  return { value: parsed };
 }

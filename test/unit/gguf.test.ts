@@ -9,6 +9,7 @@ import { GgufError, InvalidOptionError } from '../../lib/common/errors.js';
 import { GgufType, KEPT_ARRAY_ELEMENTS, readGgufHeader } from '../../lib/plan/gguf.js';
 import { modelMemory } from '../../lib/plan/model-memory.js';
 import { ggufImage, llamaTensors, T, tempPath, writeGguf, writeImage, type GgufSpec } from '../helpers/gguf-writer.js';
+import { rng } from '../helpers/rng.js';
 
 const MODEL_A = {
   kv: {
@@ -212,17 +213,6 @@ describe('hostile files', () => {
     expect(value.values.at(-1)).toBe('t4095');
   });
 });
-
-// xorshift32: the same mutations every run, so a failure replays from its seed.
-function rng(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 describe('parser fuzz (seeded, bounded)', () => {
   const SEED = 0x6775_6766;

@@ -4,17 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 import { parseScanArgs } from '../../lib/cli/scan-command.js';
 import { parseConfig } from '../../lib/resolver/config-file.js';
-
-// A fixed xorshift sequence: the same inputs every run, so a failure replays.
-function rng(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
+import { rng } from '../helpers/rng.js';
 
 const PIECES = [
   '--timeout',
