@@ -146,7 +146,14 @@ export async function runRunCommand(argv: string[], signal: AbortSignal): Promis
   }
   daemon.follow(watcher);
   const logger = daemon.logger;
-  watcher.on('coordinator', (event: CoordinatorEvent) => daemon.writeLine(`${JSON.stringify(event)}\n`));
+  watcher.on('coordinator', (event: CoordinatorEvent) => {
+    daemon.writeLine(`${JSON.stringify(event)}\n`);
+    if (event.type === 'coordinator-crash-loop') {
+      process.stderr.write(
+        `scan-backends run: the coordinator is in a crash loop (${event.coordinator.reason ?? ''}); giving up\n`,
+      );
+    }
+  });
   const supervisor = new Supervisor({
     ...request.run,
     watcher,

@@ -181,7 +181,6 @@ export class Supervisor {
         const reason = `${failures} failed starts in a row; the last: ${end.reason}`;
         this.#event('coordinator-crash-loop', { reason, failures });
         this.#log('error', 'coordinator crash loop: not restarting it', { reason });
-        process.stderr.write(`scan-backends run: the coordinator is in a crash loop (${reason}); giving up\n`);
         return 'crash-loop';
       }
       restartReason = end.reason;
