@@ -72,7 +72,7 @@ export interface FieldChange {
 
 export interface WatchEvent {
   schema: 1;
-  /** Monotonic within one watcher, from 1. */
+  /** Monotonic within one watcher, from 1: one count with its coordinator's events. */
   id: number;
   /** ISO time. */
   time: string;
@@ -108,12 +108,15 @@ export interface CoordinatorDetails {
 
 export interface CoordinatorEvent {
   schema: 1;
-  /** Monotonic among one watcher's coordinator events, from 1 (backend events count apart). */
+  /** Monotonic within one watcher, from 1: one count with the backends' events. */
   id: number;
   time: string;
   type: CoordinatorEventType;
   coordinator: CoordinatorDetails;
 }
+
+/** What a watcher's ring holds and its event stream carries: the backends' events and its coordinator's. */
+export type FeedEvent = WatchEvent | CoordinatorEvent;
 
 export interface WatchSnapshot {
   schema: 1;

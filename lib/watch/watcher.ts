@@ -39,6 +39,7 @@ import type {
   CoordinatorEvent,
   CoordinatorEventType,
   CycleNotice,
+  FeedEvent,
   WatchedBackend,
   WatchEvent,
   WatchLog,
@@ -121,7 +122,12 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     const { fleetKey, ...shown } = settings;
     this.settings = Object.freeze({ ...shown, redisUrl: shown.redisUrl && redactUrl(shown.redisUrl) });
     const log: WatchLogFn = (level, msg, fields) => this.#log(level, msg, fields);
+    // A coordinator's events are this watcher's own: never sent to the fleet.
     this.#feed = new EventFeed(settings.eventRingSize, (event) => {
+      if ('coordinator' in event) {
+        this.emit('coordinator', event);
+        return;
+      }
       this.#fleet?.publish(event);
       this.emit('event', event);
     });
@@ -194,8 +200,11 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     return { schema: 1, watcher, rpc: this.#usable.rpc, lastEventId: this.#feed.lastId };
   }
 
-  /** Events after `id` (oldest first), or null when some are gone from the ring. */
-  eventsSince(id: number): WatchEvent[] | null {
+  /**
+   * Events after `id` (oldest first; a supervised coordinator's among them), or null when
+   * some are gone from the ring.
+   */
+  eventsSince(id: number): FeedEvent[] | null {
     return this.#feed.since(id);
   }
 
@@ -251,11 +260,9 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     return done;
   }
 
-  /** Publishes a supervised coordinator's event to the 'coordinator' listeners; returns it. */
+  /** Publishes a supervised coordinator's event (ring, 'coordinator' listeners); returns it. */
   coordinatorEvent(type: CoordinatorEventType, details: CoordinatorDetails): CoordinatorEvent {
-    const event = this.#feed.coordinator(type, details);
-    this.emit('coordinator', event);
-    return event;
+    return this.#feed.coordinator(type, details);
   }
 
   /** Stops: aborts the step in flight, ends every iterator. Resolves when the loop is done. */

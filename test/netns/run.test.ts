@@ -118,6 +118,10 @@ describe('scan-backends run', () => {
       'coordinator-exited',
     ]);
     for (const e of run.events) expect(valid('watch-event', e)).toBe('valid');
+    // One count for both kinds: no id twice, none out of order, on stdout as in the ring.
+    const ids = run.events.map((e) => e.id);
+    expect(ids.every((id, i) => i === 0 || id > (ids[i - 1] as number))).toBe(true);
+    expect(ids.length).toBeGreaterThan(coordinatorEvents(run).length);
   }, 60_000);
 
   it('restarts with the survivors when a lost server goes down while the coordinator lives on (llama-server between requests)', async () => {
