@@ -63,6 +63,7 @@ export function backendsDocument(snapshot: WatchSnapshot, lastEvents: Map<number
     watcher: snapshot.watcher,
     rpc: snapshot.rpc,
     lastEventId: snapshot.lastEventId,
+    ...(snapshot.coordinator ? { coordinator: snapshot.coordinator } : {}),
     backends: snapshot.backends.map((b) => {
       const lastEvent = b.lastEventId === undefined ? undefined : lastEvents.get(b.lastEventId);
       return {

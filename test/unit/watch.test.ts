@@ -6,6 +6,7 @@ import { humanLine } from '../../lib/daemon/log.js';
 import { splitCommand } from '../../lib/daemon/on-change.js';
 import { watchdogIntervalMs } from '../../lib/daemon/systemd.js';
 import type { Backend } from '../../lib/resolver/types.js';
+import { CoordinatorStatusKeeper } from '../../lib/watch/coordinator-status.js';
 import { EventFeed } from '../../lib/watch/event-feed.js';
 import { EventRing } from '../../lib/watch/event-ring.js';
 import { observe, track, type Observation, type Tracked } from '../../lib/watch/tracker.js';
@@ -141,6 +142,29 @@ describe('event ring', () => {
     const seen: number[] = [];
     for (let r = await iterator.next(); !r.done; r = await iterator.next()) seen.push(r.value.id);
     expect(seen).toEqual([1, 3]);
+  });
+});
+
+describe("a coordinator's status", () => {
+  it('follows its events and its supervisor: pid only while a child runs, restarts counted, the last reason kept', () => {
+    const keeper = new CoordinatorStatusKeeper();
+    expect(keeper.view).toBeUndefined();
+    const feed = new EventFeed(10, (e) => 'coordinator' in e && keeper.apply(e));
+    keeper.set('waiting', '1 of 2 servers usable');
+    expect(keeper.view).toMatchObject({ state: 'waiting', restarts: 0, reason: '1 of 2 servers usable' });
+    feed.coordinator('coordinator-starting', { pid: 9, servers: ['a:1', 'b:2'] });
+    feed.coordinator('coordinator-ready', { pid: 9, servers: ['a:1', 'b:2'], msToReady: 40 });
+    const ready = keeper.view;
+    expect(ready).toMatchObject({ state: 'ready', pid: 9, servers: ['a:1', 'b:2'], lastMsToReady: 40 });
+    feed.coordinator('coordinator-exited', { pid: 9, code: null, signal: 'SIGABRT' });
+    expect(keeper.view).toMatchObject({ state: 'restarting', reason: 'exited (signal SIGABRT)' });
+    expect(keeper.view?.pid).toBeUndefined();
+    feed.coordinator('coordinator-restarting', { servers: ['a:1'], reason: 'lost b:2' });
+    feed.coordinator('coordinator-starting', { pid: 10, servers: ['a:1'] });
+    expect(keeper.view).toMatchObject({ state: 'starting', pid: 10, servers: ['a:1'], restarts: 1, lastMsToReady: 40 });
+    feed.coordinator('coordinator-crash-loop', { reason: 'gave up', failures: 5 });
+    expect(keeper.view).toMatchObject({ state: 'crash-loop', reason: 'gave up', restarts: 1 });
+    expect(keeper.view?.pid).toBeUndefined();
   });
 });
 
