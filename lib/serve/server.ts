@@ -18,6 +18,7 @@ import { guardConnections } from './connection-guard.js';
 import {
   backendsFragment,
   CONTENT_SECURITY_POLICY,
+  coordinatorFragment,
   displayState,
   eventsFragment,
   renderPage,
@@ -228,6 +229,9 @@ async function route(served: Served, url: URL, req: IncomingMessage, res: Server
       return 'fragments';
     case '/fragments/events':
       html(eventsFragment(events.recent));
+      return 'fragments';
+    case '/fragments/coordinator':
+      html(coordinatorFragment(watcher.view().coordinator));
       return 'fragments';
     case '/fragments/scanners':
       html(scannersFragment(await watcher.scanners()));
