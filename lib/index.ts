@@ -59,6 +59,9 @@ export type {
   CoordinatorEvent,
   CoordinatorEventType,
   CoordinatorDetails,
+  CoordinatorState,
+  CoordinatorStatus,
+  FeedEvent,
 } from './watch/types.js';
 export { Supervisor, superviseCoordinator, wholeUsableSet, commandLine, RPC_PLACEHOLDER } from './run/supervisor.js';
 export type { Choice, Chooser, Claims, SupervisorOptions, SupervisorOutcome } from './run/supervisor.js';

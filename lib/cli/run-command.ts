@@ -10,6 +10,7 @@ import { Watcher } from '../watch/watcher.js';
 import { startDaemon, type Daemon } from '../daemon/daemon.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { parseDuration, parseFlags, parseInteger } from './flags.js';
+import { parseServeFlags, serveOver, SERVER_FLAGS, type ServeSettings } from './serve-command.js';
 import { parseWatchFlags, WATCH_FLAGS } from './watch-command.js';
 
 export const RUN_USAGE = `Usage: scan-backends run [watch options] [run options] -- COMMAND [ARGS...]
@@ -48,6 +49,11 @@ Run options:
 
 Watch options: as \`scan-backends watch --help\` lists them (--settle is also run's).
 
+Serve options: with --listen, run shows itself as \`scan-backends serve\` does (the
+dashboard with a Coordinator section, the API, /metrics with scan_backends_coordinator_*):
+--listen, --token-file, --allow-host, --max-sse-clients, --http-ports, as \`serve --help\`
+lists them. Without --listen nothing listens.
+
 Events on stdout, besides the backends': coordinator-starting, coordinator-ready (msToReady),
 coordinator-exited (code, signal), coordinator-restarting (reason, servers),
 coordinator-crash-loop.
@@ -59,6 +65,7 @@ Exit: 0 stopped, 2 usage error, 3 environment error, 5 crash loop.
 
 export const RUN_FLAGS = {
   ...WATCH_FLAGS,
+  ...SERVER_FLAGS,
   model: { type: 'string', short: 'm' },
   reserve: { type: 'string' },
   'no-plan': { type: 'boolean', default: false },
@@ -85,6 +92,8 @@ export interface RunRequest {
   watch: ReturnType<typeof parseWatchFlags>;
   run: RunTuning;
   command: string[];
+  /** With --listen: the server over the watcher, as serve's. */
+  serve?: ServeSettings;
   /** The model the planner will read; undefined with --no-plan or none named. */
   model?: string;
   reserveBytes?: number;
@@ -116,9 +125,18 @@ export function parseRunArgs(argv: string[]): RunRequest | 'help' {
     watch: parseWatchFlags(values),
     run,
     command,
+    ...serveRequest(values),
     ...(model === undefined ? {} : { model }),
     ...(reserveBytes === undefined ? {} : { reserveBytes }),
   };
+}
+
+/** serve's settings when --listen is given; the server's other flags need it. */
+function serveRequest(values: Record<string, unknown>): { serve?: ServeSettings } {
+  if (values.listen !== undefined) return { serve: parseServeFlags(values) };
+  const orphan = Object.keys(SERVER_FLAGS).find((name) => values[name] !== undefined);
+  if (orphan) throw new UsageError(`--${orphan}: only with --listen (run serves nothing without it)`);
+  return {};
 }
 
 export async function runRunCommand(argv: string[], signal: AbortSignal): Promise<number> {
@@ -145,6 +163,7 @@ export async function runRunCommand(argv: string[], signal: AbortSignal): Promis
     throw new UsageError(`--log-file: ${(error as Error).message}`);
   }
   daemon.follow(watcher);
+  if (request.serve) await serveOver(request.serve, request.watch.watchOptions)(watcher, daemon);
   const logger = daemon.logger;
   watcher.on('coordinator', (event: CoordinatorEvent) => {
     daemon.writeLine(`${JSON.stringify(event)}\n`);

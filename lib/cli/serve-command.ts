@@ -40,8 +40,8 @@ Serve options:
 Exit: 0 stopped, 2 usage error, 3 environment error (the address is in use).
 `;
 
-export const SERVE_FLAGS = {
-  ...WATCH_FLAGS,
+/** The server's own flags (run takes them too). */
+export const SERVER_FLAGS = {
   listen: { type: 'string' },
   'token-file': { type: 'string' },
   'allow-host': { type: 'string', multiple: true },
@@ -49,8 +49,10 @@ export const SERVE_FLAGS = {
   'http-ports': { type: 'string' },
 } as const;
 
+export const SERVE_FLAGS = { ...WATCH_FLAGS, ...SERVER_FLAGS } as const;
+
 /** The serve command's own settings, checked before anything starts. */
-function parseServeFlags(values: Record<string, unknown>): {
+export function parseServeFlags(values: Record<string, unknown>): {
   host: string;
   port: number;
   token?: string;
@@ -93,10 +95,10 @@ function parseServeFlags(values: Record<string, unknown>): {
   return { host: listen.host, port: listen.port, token, allowHosts, maxSseClients, httpPorts };
 }
 
-type ServeSettings = ReturnType<typeof parseServeFlags>;
+export type ServeSettings = ReturnType<typeof parseServeFlags>;
 
 /** The server and its HTTP discovery over the running watcher; an address in use ends the daemon. */
-function serveOver(serve: ServeSettings, watchOptions: WatchOptions): Attachment {
+export function serveOver(serve: ServeSettings, watchOptions: WatchOptions): Attachment {
   return async (watcher, daemon) => {
     const { settings } = watcher;
     const discovery = new HttpDiscovery(watcher, {

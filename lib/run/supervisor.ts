@@ -150,6 +150,7 @@ export class Supervisor {
     const { maxRestarts, backoffMaxMs, settleMs } = this.#settings;
     let failures = 0;
     let restartReason: string | undefined;
+    this.#options.watcher.coordinatorState('waiting');
     while (!this.#stopping) {
       const choice = this.#choose(this.#usable());
       if ('wait' in choice) {
@@ -188,6 +189,7 @@ export class Supervisor {
       this.#log('info', 'coordinator restarting', { reason: end.reason, failures, backoffMs: backoff });
       if (backoff > 0) await this.#sleepUnlessStopped(backoff);
     }
+    this.#options.watcher.coordinatorState('stopped');
     return 'stopped';
   }
 
@@ -199,6 +201,7 @@ export class Supervisor {
   #sayWaiting(why: string): void {
     if (why === this.#waitingSaid) return;
     this.#waitingSaid = why;
+    this.#options.watcher.coordinatorState('waiting', why);
     this.#log('info', 'coordinator waiting', { reason: why });
   }
 

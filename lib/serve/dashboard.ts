@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 
 import { formatHostPort } from '../common/host-port.js';
 import type { ScannerInfo } from '../redis/fleet.js';
-import type { WatchedBackend, WatchEvent, WatchSnapshot } from '../watch/types.js';
+import type { CoordinatorStatus, WatchedBackend, WatchEvent, WatchSnapshot } from '../watch/types.js';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
@@ -98,6 +98,31 @@ export function scannersFragment(scanners: readonly ScannerInfo[]): string {
     .join('\n');
 }
 
+/** A coordinator state's badge colour: the backends' (the text says the state). */
+const COORDINATOR_BADGE: Record<CoordinatorStatus['state'], string> = {
+  ready: 'up',
+  starting: 'busy',
+  restarting: 'busy',
+  waiting: 'busy',
+  'crash-loop': 'down',
+  stopped: 'left-out',
+};
+
+/** `run`'s coordinator: its state, pid, --rpc list, time to ready, restarts, last reason. */
+export function coordinatorFragment(status: CoordinatorStatus | undefined): string {
+  if (!status) return '<p>No coordinator is supervised here.</p>';
+  const now = Date.now();
+  const item = (term: string, value: string) => `<dt>${term}</dt><dd>${value}</dd>`;
+  return `<dl>
+${item('State', `<span class="badge ${COORDINATOR_BADGE[status.state]}">${escapeHtml(status.state.replace('-', ' ').toUpperCase())}</span> <small>since ${escapeHtml(ago(status.since, now))}</small>`)}
+${item('PID', status.pid === undefined ? '<small>none running</small>' : escapeHtml(status.pid))}
+${item('Servers', status.servers?.length ? `<code>${escapeHtml(status.servers.join(','))}</code>` : '<small>none yet</small>')}
+${item('Time to ready', status.lastMsToReady === undefined ? '<small>not ready yet</small>' : `${escapeHtml((status.lastMsToReady / 1000).toFixed(1))} s`)}
+${item('Restarts', escapeHtml(status.restarts))}
+${item('Reason', status.reason === undefined ? '' : escapeHtml(status.reason))}
+</dl>`;
+}
+
 const STYLE = `
 :root { color-scheme: light dark; --up: #1a7f37; --busy: #9a6700; --down: #cf222e; --left-out: #6e7781; font-family: system-ui, sans-serif; }
 body { margin: 0 auto; padding: 1rem; max-width: 110rem; font-size: clamp(0.9rem, 0.8rem + 0.4vw, 1.3rem); }
@@ -112,6 +137,7 @@ tr[data-state="down"] th { text-decoration: line-through; }
 meter { width: 8em; } small { opacity: 0.75; }
 ol { padding-left: 1.2em; max-height: 30em; overflow-y: auto; }
 #live { font-size: 0.85em; opacity: 0.75; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.3em 1em; } dt { font-weight: 600; } dd { margin: 0; }
 `;
 
 const SCRIPT = `
@@ -121,6 +147,7 @@ const SCRIPT = `
     .then((html) => { document.getElementById(id).innerHTML = html; });
   const refresh = () => Promise.all([
     get('/fragments/backends', 'backends'), get('/fragments/summary', 'summary'), get('/fragments/events', 'events'),
+    document.getElementById('coordinator') && get('/fragments/coordinator', 'coordinator'),
   ]).catch(() => {});
   const live = document.getElementById('live');
   let poll;
@@ -171,7 +198,15 @@ export function renderPage(
 <p id="live">${snapshot.watcher.ready ? 'as of the page load' : 'first resolve running'}</p>
 </header>
 <main>
-<div class="scroll">
+${
+  snapshot.coordinator
+    ? `<h2>Coordinator</h2>
+<div id="coordinator" aria-live="polite">
+${coordinatorFragment(snapshot.coordinator)}
+</div>
+`
+    : ''
+}<div class="scroll">
 <table>
 <caption>RPC backends (watcher <code>${escapeHtml(snapshot.watcher.id)}</code>)</caption>
 <thead><tr><th scope="col">Backend</th><th scope="col">State</th><th scope="col">Protocol</th><th scope="col">Device memory</th><th scope="col">Sources</th><th scope="col">RTT</th><th scope="col">Flaps</th><th scope="col">Last change</th></tr></thead>

@@ -1,11 +1,12 @@
-// GET /api/events: the watcher's events as Server-Sent Events. Each event carries its `id:`;
-// a client that reconnects with Last-Event-ID gets what it missed from the ring, or a `reset`
-// event when that is gone (it reloads the view). A comment every 15 s keeps proxies from
+// GET /api/events: the watcher's events (a supervised coordinator's among them, `run`) as
+// Server-Sent Events. Each event carries its `id:`; a client that reconnects with
+// Last-Event-ID gets what it missed from the ring, or a `reset` event when that is gone (it
+// reloads the view). A comment every 15 s keeps proxies from
 // closing the stream; `X-Accel-Buffering: no` keeps them from holding it back. Clients are
 // counted and capped; one that stops reading is cut off (it reconnects and replays).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import type { WatchEvent } from '../watch/types.js';
+import type { FeedEvent } from '../watch/types.js';
 import type { Watcher } from '../watch/watcher.js';
 
 export const KEEP_ALIVE_MS = 15_000;
@@ -13,7 +14,7 @@ export const RETRY_MS = 3000;
 /** Bytes queued for one client before it counts as gone. */
 const MAX_QUEUED_BYTES = 1024 * 1024;
 
-function frame(event: WatchEvent): string {
+function frame(event: FeedEvent): string {
   return `id: ${event.id}\ndata: ${JSON.stringify(event)}\n\n`;
 }
 
@@ -30,10 +31,12 @@ export class EventStream {
     this.#maxClients = options.maxClients;
     this.#onCount = options.onCount;
     this.#onDrop = options.onDrop;
-    watcher.on('event', (event) => {
+    const broadcast = (event: FeedEvent) => {
       const text = frame(event);
       for (const res of this.#clients) this.#send(res, text);
-    });
+    };
+    watcher.on('event', broadcast);
+    watcher.on('coordinator', broadcast);
     this.#keepAlive = setInterval(() => {
       for (const res of this.#clients) this.#send(res, ': keep-alive\n\n');
     }, KEEP_ALIVE_MS);

@@ -4,6 +4,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 import { formatHostPort } from '../common/host-port.js';
+import type { CoordinatorStatus } from '../watch/types.js';
 import type { Watcher } from '../watch/watcher.js';
 
 export class ServeMetrics {
@@ -21,6 +22,25 @@ export class ServeMetrics {
   /** The watcher's ignored counts at the last scrape, so the counter grows by what is new. */
   readonly #redisIgnoredSeen: Record<string, number> = {};
   readonly #sseClients: Gauge;
+  /** Registered at the first scrape that sees a supervised coordinator (`run`): absent without one. */
+  readonly #coordinator = {
+    up: new Gauge({
+      name: 'scan_backends_coordinator_up',
+      help: 'The supervised coordinator is ready: 1, else 0.',
+      registers: [],
+    }),
+    restarts: new Counter({
+      name: 'scan_backends_coordinator_restarts_total',
+      help: 'Times the supervisor restarted the coordinator.',
+      registers: [],
+    }),
+    readySeconds: new Gauge({
+      name: 'scan_backends_coordinator_ready_seconds',
+      help: "The coordinator's last start-to-ready time.",
+      registers: [],
+    }),
+  };
+  #coordinatorRestartsSeen?: number;
   readonly droppedEvents: Counter;
   readonly requests: Counter;
   readonly closedConnections: Counter;
@@ -141,6 +161,23 @@ export class ServeMetrics {
         this.#redisIgnoredSeen[kind] = n;
       }
     }
+    if (snapshot.coordinator) this.#setCoordinator(snapshot.coordinator);
     return this.registry.metrics();
+  }
+
+  #setCoordinator(status: CoordinatorStatus): void {
+    const { up, restarts, readySeconds } = this.#coordinator;
+    if (this.#coordinatorRestartsSeen === undefined) {
+      for (const metric of [up, restarts]) this.registry.registerMetric(metric);
+      this.#coordinatorRestartsSeen = 0;
+    }
+    up.set(status.state === 'ready' ? 1 : 0);
+    restarts.inc(status.restarts - this.#coordinatorRestartsSeen);
+    this.#coordinatorRestartsSeen = status.restarts;
+    if (status.lastMsToReady === undefined) return;
+    // No time to ready before the first ready: absent rather than 0.
+    if (!this.registry.getSingleMetric('scan_backends_coordinator_ready_seconds'))
+      this.registry.registerMetric(readySeconds);
+    readySeconds.set(status.lastMsToReady / 1000);
   }
 }

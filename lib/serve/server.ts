@@ -18,6 +18,7 @@ import { guardConnections } from './connection-guard.js';
 import {
   backendsFragment,
   CONTENT_SECURITY_POLICY,
+  coordinatorFragment,
   displayState,
   eventsFragment,
   renderPage,
@@ -63,6 +64,7 @@ export function backendsDocument(snapshot: WatchSnapshot, lastEvents: Map<number
     watcher: snapshot.watcher,
     rpc: snapshot.rpc,
     lastEventId: snapshot.lastEventId,
+    ...(snapshot.coordinator ? { coordinator: snapshot.coordinator } : {}),
     backends: snapshot.backends.map((b) => {
       const lastEvent = b.lastEventId === undefined ? undefined : lastEvents.get(b.lastEventId);
       return {
@@ -227,6 +229,9 @@ async function route(served: Served, url: URL, req: IncomingMessage, res: Server
       return 'fragments';
     case '/fragments/events':
       html(eventsFragment(events.recent));
+      return 'fragments';
+    case '/fragments/coordinator':
+      html(coordinatorFragment(watcher.view().coordinator));
       return 'fragments';
     case '/fragments/scanners':
       html(scannersFragment(await watcher.scanners()));

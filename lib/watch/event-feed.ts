@@ -1,6 +1,7 @@
-// A watcher's events on their way out: numbered, frozen (a consumer cannot change what the
-// next one sees), kept in the ring for consumers that resume, handed to the watcher's
-// listeners and to every async iterator until the watcher closes.
+// A watcher's events on their way out: numbered (the backends' and a supervised
+// coordinator's from one counter), frozen (a consumer cannot change what the next one sees),
+// kept in the ring for consumers that resume, handed to the watcher's listeners, and the
+// backends' to every async iterator until the watcher closes.
 import { EventRing } from './event-ring.js';
 import type { Transition } from './tracker.js';
 import type {
@@ -8,6 +9,7 @@ import type {
   CoordinatorDetails,
   CoordinatorEvent,
   CoordinatorEventType,
+  FeedEvent,
   WatchedBackend,
   WatchEvent,
   WatchEventType,
@@ -17,14 +19,13 @@ type Pusher = { push: (e: WatchEvent | null) => void };
 
 export class EventFeed {
   readonly #ring: EventRing;
-  readonly #deliver: (event: WatchEvent) => void;
+  readonly #deliver: (event: FeedEvent) => void;
   readonly #iterators = new Set<Pusher>();
   #nextId = 1;
-  #nextCoordinatorId = 1;
   #ended = false;
 
   /** `deliver` gets each event after the ring and before the iterators. */
-  constructor(ringSize: number, deliver: (event: WatchEvent) => void) {
+  constructor(ringSize: number, deliver: (event: FeedEvent) => void) {
     this.#ring = new EventRing(ringSize);
     this.#deliver = deliver;
   }
@@ -34,7 +35,7 @@ export class EventFeed {
   }
 
   /** Events after `id` (oldest first), or null when some are gone from the ring. */
-  since(id: number): WatchEvent[] | null {
+  since(id: number): FeedEvent[] | null {
     return this.#ring.since(id);
   }
 
@@ -56,24 +57,27 @@ export class EventFeed {
     backend.lastEventId = event.id;
     if (transition?.type === 'changed') event.changes = transition.changes;
     const frozen = structuredClone(event);
-    this.#ring.push(frozen);
-    this.#deliver(frozen);
+    this.#send(frozen);
     for (const it of this.#iterators) it.push(frozen);
   }
 
-  /**
-   * A supervised coordinator's event, numbered apart from the backends' (the ring and its
-   * replay are theirs) and frozen; returned for the watcher to hand on.
-   */
+  /** Numbers a supervised coordinator's event and sends it to the ring and the listeners; returns it. */
   coordinator(type: CoordinatorEventType, coordinator: CoordinatorDetails): CoordinatorEvent {
     const event: CoordinatorEvent = {
       schema: 1,
-      id: this.#nextCoordinatorId++,
+      id: this.#nextId++,
       time: new Date().toISOString(),
       type,
       coordinator,
     };
-    return structuredClone(event);
+    const frozen = structuredClone(event);
+    this.#send(frozen);
+    return frozen;
+  }
+
+  #send(event: FeedEvent): void {
+    this.#ring.push(event);
+    this.#deliver(event);
   }
 
   /** Ends every iterator; later ones end at once. */

@@ -72,7 +72,7 @@ export interface FieldChange {
 
 export interface WatchEvent {
   schema: 1;
-  /** Monotonic within one watcher, from 1. */
+  /** Monotonic within one watcher, from 1: one count with its coordinator's events. */
   id: number;
   /** ISO time. */
   time: string;
@@ -108,12 +108,35 @@ export interface CoordinatorDetails {
 
 export interface CoordinatorEvent {
   schema: 1;
-  /** Monotonic among one watcher's coordinator events, from 1 (backend events count apart). */
+  /** Monotonic within one watcher, from 1: one count with the backends' events. */
   id: number;
   time: string;
   type: CoordinatorEventType;
   coordinator: CoordinatorDetails;
 }
+
+/** Where a supervised coordinator is: waiting for servers, started, ready, between runs, given up, stopped. */
+export type CoordinatorState = 'waiting' | 'starting' | 'ready' | 'restarting' | 'crash-loop' | 'stopped';
+
+/** A supervised coordinator, as its events and its supervisor left it (the snapshot's `coordinator`). */
+export interface CoordinatorStatus {
+  state: CoordinatorState;
+  /** ISO time it entered this state. */
+  since: string;
+  /** The running child's. */
+  pid?: number;
+  /** Its --rpc list: the running child's, or the next one's. */
+  servers?: string[];
+  /** Restarts since the supervisor started. */
+  restarts: number;
+  /** The last start's time to ready. */
+  lastMsToReady?: number;
+  /** The last reason given: why it waits, restarted, exited or gave up. */
+  reason?: string;
+}
+
+/** What a watcher's ring holds and its event stream carries: the backends' events and its coordinator's. */
+export type FeedEvent = WatchEvent | CoordinatorEvent;
 
 export interface WatchSnapshot {
   schema: 1;
@@ -138,6 +161,8 @@ export interface WatchSnapshot {
   /** The usable backends as llama-server's --rpc takes them ("" when none). */
   rpc: string;
   lastEventId: number;
+  /** Only while a supervisor (`run`) uses this watcher. */
+  coordinator?: CoordinatorStatus;
 }
 
 /** One look at one backend, for metrics: what kind, whether it was alive, how long it took. */

@@ -24,6 +24,7 @@ import { WatchVerifier } from '../resolver/for-watcher.js';
 import { claimRenewMs, type CoordinatorClaims } from '../redis/claims.js';
 import { ClaimedByOthers } from './claimed.js';
 import { ConfigWatch } from './config-watch.js';
+import { CoordinatorStatusKeeper } from './coordinator-status.js';
 import { EventFeed } from './event-feed.js';
 import { Fleet, type ScannerInfo } from '../redis/fleet.js';
 import { FollowedSet } from './followed.js';
@@ -39,6 +40,7 @@ import type {
   CoordinatorEvent,
   CoordinatorEventType,
   CycleNotice,
+  FeedEvent,
   WatchedBackend,
   WatchEvent,
   WatchLog,
@@ -92,6 +94,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   readonly #claimed: ClaimedByOthers;
   readonly #startedAt = new Date();
   readonly #handed = new HandedServers();
+  readonly #coordinator = new CoordinatorStatusKeeper();
   #healthWaiters: (() => void)[] = [];
   #cycles = 0;
   #healthRounds = 0;
@@ -121,7 +124,13 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     const { fleetKey, ...shown } = settings;
     this.settings = Object.freeze({ ...shown, redisUrl: shown.redisUrl && redactUrl(shown.redisUrl) });
     const log: WatchLogFn = (level, msg, fields) => this.#log(level, msg, fields);
+    // A coordinator's events are this watcher's own: never sent to the fleet.
     this.#feed = new EventFeed(settings.eventRingSize, (event) => {
+      if ('coordinator' in event) {
+        this.#coordinator.apply(event);
+        this.emit('coordinator', event);
+        return;
+      }
       this.#fleet?.publish(event);
       this.emit('event', event);
     });
@@ -191,11 +200,21 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     if (this.#lastError) watcher.lastError = this.#lastError;
     if (scanning) watcher.scanning = [...scanning];
     if (this.#fleet) watcher.redis = { connected: this.#fleet.connected, ignored: { ...this.#fleet.ignored } };
-    return { schema: 1, watcher, rpc: this.#usable.rpc, lastEventId: this.#feed.lastId };
+    const coordinator = this.#coordinator.view;
+    return {
+      schema: 1,
+      watcher,
+      rpc: this.#usable.rpc,
+      lastEventId: this.#feed.lastId,
+      ...(coordinator ? { coordinator } : {}),
+    };
   }
 
-  /** Events after `id` (oldest first), or null when some are gone from the ring. */
-  eventsSince(id: number): WatchEvent[] | null {
+  /**
+   * Events after `id` (oldest first; a supervised coordinator's among them), or null when
+   * some are gone from the ring.
+   */
+  eventsSince(id: number): FeedEvent[] | null {
     return this.#feed.since(id);
   }
 
@@ -251,11 +270,14 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     return done;
   }
 
-  /** Publishes a supervised coordinator's event to the 'coordinator' listeners; returns it. */
+  /** Publishes a supervised coordinator's event (ring, 'coordinator' listeners); returns it. */
   coordinatorEvent(type: CoordinatorEventType, details: CoordinatorDetails): CoordinatorEvent {
-    const event = this.#feed.coordinator(type, details);
-    this.emit('coordinator', event);
-    return event;
+    return this.#feed.coordinator(type, details);
+  }
+
+  /** A supervisor's word between its coordinator's events: waiting for servers (and why), or stopped. */
+  coordinatorState(state: 'waiting' | 'stopped', reason?: string): void {
+    this.#coordinator.set(state, reason);
   }
 
   /** Stops: aborts the step in flight, ends every iterator. Resolves when the loop is done. */

@@ -9,16 +9,17 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
 import { Supervisor, type Claims } from '../../lib/run/supervisor.js';
-import type { CoordinatorEvent } from '../../lib/watch/types.js';
+import type { CoordinatorEvent, CoordinatorStatus } from '../../lib/watch/types.js';
 import { watchBackends } from '../../lib/watch/watcher.js';
 import { configFile } from '../helpers/config.js';
 import { alive } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
+import { get, sse } from '../helpers/http.js';
 import { eventually } from '../helpers/net.js';
 import { llamaTensors, writeGguf } from '../helpers/gguf-writer.js';
 import { enterIsolatedNamespace } from '../helpers/netns.js';
 import { valid } from '../helpers/schemas.js';
-import { startWatch, type WatchProcess } from '../helpers/watch.js';
+import { isLog, startWatch, type LogLine, type WatchProcess } from '../helpers/watch.js';
 
 const STAND_IN = fileURLToPath(new URL('../helpers/stand-in-coordinator.mjs', import.meta.url));
 const WATCH = ['--sources', 'config', '--health-interval', '200ms', '--interval', '1h', '--fail-after', '2'];
@@ -119,6 +120,10 @@ describe('scan-backends run', () => {
       'coordinator-exited',
     ]);
     for (const e of run.events) expect(valid('watch-event', e)).toBe('valid');
+    // One count for both kinds: no id twice, none out of order, on stdout as in the ring.
+    const ids = run.events.map((e) => e.id);
+    expect(ids.every((id, i) => i === 0 || id > (ids[i - 1] as number))).toBe(true);
+    expect(ids.length).toBeGreaterThan(coordinatorEvents(run).length);
   }, 60_000);
 
   it('restarts with the survivors when a lost server goes down while the coordinator lives on (llama-server between requests)', async () => {
@@ -134,6 +139,53 @@ describe('scan-backends run', () => {
     await coordinatorEvent(run, 'coordinator-ready', ready.id);
     console.log(`death-to-ready, through the watcher's hysteresis: ${Math.round(performance.now() - killedAt)} ms`);
     expect(alive(ready.coordinator.pid as number)).toBe(false);
+    run.signal('SIGTERM');
+    expect((await run.exited).code).toBe(0);
+  }, 60_000);
+
+  it('--listen shows the coordinator: the Coordinator section, /api/backends, /metrics, SSE replay; restarts counted', async () => {
+    const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.73' });
+    const b = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.74' });
+    const listA = `127.0.0.73:${a.port}`;
+    const listB = `127.0.0.74:${b.port}`;
+    const { run } = await startRun(configFile([listA, listB]), ['--listen', '127.0.0.1:0'], []);
+    const url = (await run.waitFor<LogLine>('serving', isLog('serving'))).url as string;
+    const ready = await coordinatorEvent(run, 'coordinator-ready');
+    const pid = ready.coordinator.pid as number;
+
+    const page = await get(`${url}/`);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<h2>Coordinator</h2>');
+    expect(page.body).toContain('<span class="badge up">READY</span>');
+    expect(page.body).toContain(`<dt>PID</dt><dd>${pid}</dd>`);
+    expect(page.body).toContain(`<code>${listA},${listB}</code>`);
+    const fragment = await get(`${url}/fragments/coordinator`);
+    expect(fragment.body).toContain('READY');
+    const document = JSON.parse((await get(`${url}/api/backends`)).body) as { coordinator: CoordinatorStatus };
+    expect(valid('serve-backends', document)).toBe('valid');
+    expect(document.coordinator).toMatchObject({ state: 'ready', pid, servers: [listA, listB], restarts: 0 });
+    const metrics = (await get(`${url}/metrics`)).body;
+    expect(metrics).toMatch(/^scan_backends_coordinator_up 1$/m);
+    expect(metrics).toMatch(/^scan_backends_coordinator_restarts_total 0$/m);
+    expect(metrics).toMatch(/^scan_backends_coordinator_ready_seconds \d/m);
+
+    await b.close();
+    await coordinatorEvent(run, 'coordinator-ready', ready.id);
+    const after = (await get(`${url}/metrics`)).body;
+    const restarts = Number(/^scan_backends_coordinator_restarts_total (\d+)$/m.exec(after)?.[1]);
+    expect(restarts).toBeGreaterThanOrEqual(1);
+    expect(after).toMatch(/^scan_backends_coordinator_up 1$/m);
+    expect((await get(`${url}/`)).body).toContain(`<code>${listA}</code>`);
+
+    // The stream replays both kinds from one count: every id once, in order, none missing.
+    const stream = await sse(`${url}/api/events`, { 'Last-Event-ID': '0' });
+    await eventually(() => stream.events().length >= run.events.length, 5000);
+    stream.close();
+    const ids = stream.events().map((e) => Number(e.id));
+    expect(ids).toEqual(ids.map((_, i) => i + 1));
+    const types = stream.events().map((e) => (e.data as { type: string }).type);
+    expect(types).toContain('coordinator-restarting');
+    expect(types).toContain('down');
     run.signal('SIGTERM');
     expect((await run.exited).code).toBe(0);
   }, 60_000);

@@ -11,6 +11,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { resolveBackends } from '../../lib/resolver/index.js';
 import { probe } from '../../lib/scan/job.js';
 import { watchBackends } from '../../lib/watch/watcher.js';
+import type { WatchEvent } from '../../lib/watch/types.js';
 import { configFile } from '../helpers/config.js';
 import { runCli } from '../helpers/cli.js';
 import { fakeCoordinator, rpcHolder, stopOnFinish } from '../helpers/coordinator.js';
@@ -155,7 +156,7 @@ describe('coordinators as witnesses', () => {
     await stop();
     const served = await eventually(() => watcher.snapshot().backends[0]?.health === 'serving', 5000);
     expect(served).toBe(true);
-    expect(watcher.eventsSince(0)?.map((e) => [e.type, e.changes])).toEqual([
+    expect((watcher.eventsSince(0) as WatchEvent[] | null)?.map((e) => [e.type, e.changes])).toEqual([
       ['added', undefined],
       ['changed', [{ field: 'health', from: 'busy', to: 'serving' }]],
     ]);

@@ -373,7 +373,9 @@ describe('watchBackends, the library API', () => {
     // Several resolves: the silent port is dropped each time (a guess nothing vouches for).
     expect(await eventually(() => watcher.snapshot().watcher.cycles >= 4, 10_000)).toBe(true);
     expect(watcher.snapshot().backends.map((b) => b.host)).toEqual(['127.0.1.62']);
-    expect(watcher.eventsSince(0)?.map((e) => [e.type, e.backend.host])).toEqual([['added', '127.0.1.62']]);
+    expect((watcher.eventsSince(0) as WatchEvent[] | null)?.map((e) => [e.type, e.backend.host])).toEqual([
+      ['added', '127.0.1.62'],
+    ]);
     expect(watcher.snapshot().watcher.lastError).toBeUndefined();
   });
 });

@@ -6,9 +6,11 @@ import { humanLine } from '../../lib/daemon/log.js';
 import { splitCommand } from '../../lib/daemon/on-change.js';
 import { watchdogIntervalMs } from '../../lib/daemon/systemd.js';
 import type { Backend } from '../../lib/resolver/types.js';
+import { CoordinatorStatusKeeper } from '../../lib/watch/coordinator-status.js';
+import { EventFeed } from '../../lib/watch/event-feed.js';
 import { EventRing } from '../../lib/watch/event-ring.js';
 import { observe, track, type Observation, type Tracked } from '../../lib/watch/tracker.js';
-import type { WatchedBackend, WatchEvent } from '../../lib/watch/types.js';
+import type { FeedEvent, WatchedBackend, WatchEvent } from '../../lib/watch/types.js';
 
 const policy = { failAfter: 3, recoverAfter: 2, freeMemoryFraction: 0.1 };
 const GiB = 1024 ** 3;
@@ -118,6 +120,51 @@ describe('event ring', () => {
     expect(ring.since(99)).toEqual([]);
     expect(ring.since(1)).toBeNull();
     expect(ring.since(0)).toBeNull();
+  });
+
+  it("numbers the backends' and a coordinator's events from one count, all in the ring, only the backends' to iterators", async () => {
+    const delivered: FeedEvent[] = [];
+    const feed = new EventFeed(10, (e) => delivered.push(e));
+    const iterator = feed.iterator();
+    const cause = { check: 'health' as const, saw: 'answered HELLO' };
+    feed.publish('added', tracked().view, cause);
+    const ready = feed.coordinator('coordinator-ready', { pid: 7, msToReady: 5 });
+    feed.publish('down', tracked().view, cause);
+    expect(ready.id).toBe(2);
+    expect(delivered.map((e) => [e.id, e.type])).toEqual([
+      [1, 'added'],
+      [2, 'coordinator-ready'],
+      [3, 'down'],
+    ]);
+    expect(feed.since(0)).toEqual(delivered);
+    expect(feed.since(1)?.map((e) => e.id)).toEqual([2, 3]);
+    feed.end();
+    const seen: number[] = [];
+    for (let r = await iterator.next(); !r.done; r = await iterator.next()) seen.push(r.value.id);
+    expect(seen).toEqual([1, 3]);
+  });
+});
+
+describe("a coordinator's status", () => {
+  it('follows its events and its supervisor: pid only while a child runs, restarts counted, the last reason kept', () => {
+    const keeper = new CoordinatorStatusKeeper();
+    expect(keeper.view).toBeUndefined();
+    const feed = new EventFeed(10, (e) => 'coordinator' in e && keeper.apply(e));
+    keeper.set('waiting', '1 of 2 servers usable');
+    expect(keeper.view).toMatchObject({ state: 'waiting', restarts: 0, reason: '1 of 2 servers usable' });
+    feed.coordinator('coordinator-starting', { pid: 9, servers: ['a:1', 'b:2'] });
+    feed.coordinator('coordinator-ready', { pid: 9, servers: ['a:1', 'b:2'], msToReady: 40 });
+    const ready = keeper.view;
+    expect(ready).toMatchObject({ state: 'ready', pid: 9, servers: ['a:1', 'b:2'], lastMsToReady: 40 });
+    feed.coordinator('coordinator-exited', { pid: 9, code: null, signal: 'SIGABRT' });
+    expect(keeper.view).toMatchObject({ state: 'restarting', reason: 'exited (signal SIGABRT)' });
+    expect(keeper.view?.pid).toBeUndefined();
+    feed.coordinator('coordinator-restarting', { servers: ['a:1'], reason: 'lost b:2' });
+    feed.coordinator('coordinator-starting', { pid: 10, servers: ['a:1'] });
+    expect(keeper.view).toMatchObject({ state: 'starting', pid: 10, servers: ['a:1'], restarts: 1, lastMsToReady: 40 });
+    feed.coordinator('coordinator-crash-loop', { reason: 'gave up', failures: 5 });
+    expect(keeper.view).toMatchObject({ state: 'crash-loop', reason: 'gave up', restarts: 1 });
+    expect(keeper.view?.pid).toBeUndefined();
   });
 });
 
