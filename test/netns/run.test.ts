@@ -177,6 +177,8 @@ describe('scan-backends run', () => {
     expect(after).toMatch(/^scan_backends_coordinator_up 1$/m);
     expect((await get(`${url}/`)).body).toContain(`<code>${listA}</code>`);
 
+    // The lost server's own event comes after its hysteresis, which the restart does not wait for.
+    await run.waitFor('down', (e) => (e as { type?: string }).type === 'down');
     // The stream replays both kinds from one count: every id once, in order, none missing.
     const stream = await sse(`${url}/api/events`, { 'Last-Event-ID': '0' });
     await eventually(() => stream.events().length >= run.events.length, 5000);
