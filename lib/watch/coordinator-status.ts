@@ -47,6 +47,8 @@ export class CoordinatorStatusKeeper {
       if (value !== undefined) Object.assign(next, { [field]: value });
     }
     if (state !== 'starting' && state !== 'ready') delete next.pid;
+    // Why it waited no longer holds once it starts; why it restarted does.
+    if (state === 'starting' && before.state === 'waiting') delete next.reason;
     this.#status = next;
   }
 }

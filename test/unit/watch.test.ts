@@ -156,12 +156,21 @@ describe("a coordinator's status", () => {
     feed.coordinator('coordinator-ready', { pid: 9, servers: ['a:1', 'b:2'], msToReady: 40 });
     const ready = keeper.view;
     expect(ready).toMatchObject({ state: 'ready', pid: 9, servers: ['a:1', 'b:2'], lastMsToReady: 40 });
+    // Why it waited is over once it starts.
+    expect(ready?.reason).toBeUndefined();
     feed.coordinator('coordinator-exited', { pid: 9, code: null, signal: 'SIGABRT' });
     expect(keeper.view).toMatchObject({ state: 'restarting', reason: 'exited (signal SIGABRT)' });
     expect(keeper.view?.pid).toBeUndefined();
     feed.coordinator('coordinator-restarting', { servers: ['a:1'], reason: 'lost b:2' });
     feed.coordinator('coordinator-starting', { pid: 10, servers: ['a:1'] });
-    expect(keeper.view).toMatchObject({ state: 'starting', pid: 10, servers: ['a:1'], restarts: 1, lastMsToReady: 40 });
+    expect(keeper.view).toMatchObject({
+      state: 'starting',
+      pid: 10,
+      servers: ['a:1'],
+      restarts: 1,
+      lastMsToReady: 40,
+      reason: 'lost b:2',
+    });
     feed.coordinator('coordinator-crash-loop', { reason: 'gave up', failures: 5 });
     expect(keeper.view).toMatchObject({ state: 'crash-loop', reason: 'gave up', restarts: 1 });
     expect(keeper.view?.pid).toBeUndefined();
