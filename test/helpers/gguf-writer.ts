@@ -258,3 +258,34 @@ export function llamaTensors(o: {
   if (!o.tiedOutput) tensors.push({ name: 'output.weight', dims: [o.embd, o.vocab], type: o.type });
   return tensors;
 }
+
+/** The dimensions of a llama model, as llamaTensors and its metadata take them. */
+export interface LlamaDims {
+  layers: number;
+  embd: number;
+  heads: number;
+  kvHeads: number;
+  ff: number;
+  vocab: number;
+}
+
+/** Writes a header-only llama model of these dimensions (weights of `type`, norms F32). */
+export function writeLlamaModel(
+  file: string,
+  dims: LlamaDims,
+  o: { type: string; contextLength: number; name?: string },
+): string {
+  return writeGguf(file, {
+    kv: {
+      'general.architecture': 'llama',
+      ...(o.name === undefined ? {} : { 'general.name': o.name }),
+      'llama.context_length': o.contextLength,
+      'llama.block_count': dims.layers,
+      'llama.embedding_length': dims.embd,
+      'llama.feed_forward_length': dims.ff,
+      'llama.attention.head_count': dims.heads,
+      'llama.attention.head_count_kv': dims.kvHeads,
+    },
+    tensors: llamaTensors({ ...dims, type: o.type }),
+  });
+}

@@ -16,7 +16,7 @@ import { alive } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { get, sse } from '../helpers/http.js';
 import { eventually } from '../helpers/net.js';
-import { llamaTensors, writeGguf } from '../helpers/gguf-writer.js';
+import { writeLlamaModel } from '../helpers/gguf-writer.js';
 import { enterIsolatedNamespace } from '../helpers/netns.js';
 import { valid } from '../helpers/schemas.js';
 import { isLog, startWatch, type LogLine, type WatchProcess } from '../helpers/watch.js';
@@ -340,21 +340,10 @@ describe('scan-backends run', () => {
   }, 60_000);
 
   it("--model starts on the servers the model fits on, with the plan's --tensor-split, and waits while it fits nowhere", async () => {
-    // A 7B-class replica (Q8_0, about 7 GiB of weights) and three servers of 4.5 GiB each:
+    // A 7B-class replica (Q8_0, about 7 GiB of weights) and two servers of 4.5 GiB each:
     // it needs two of them, and one alone is not enough.
     const dims = { layers: 32, embd: 4096, heads: 32, kvHeads: 8, ff: 14336, vocab: 32000 };
-    const model = writeGguf('run-7b.gguf', {
-      kv: {
-        'general.architecture': 'llama',
-        'llama.context_length': 32768,
-        'llama.block_count': dims.layers,
-        'llama.embedding_length': dims.embd,
-        'llama.feed_forward_length': dims.ff,
-        'llama.attention.head_count': dims.heads,
-        'llama.attention.head_count_kv': dims.kvHeads,
-      },
-      tensors: llamaTensors({ ...dims, type: 'Q8_0' }),
-    });
+    const model = writeLlamaModel('run-7b.gguf', dims, { type: 'Q8_0', contextLength: 32768 });
     const devices = [{ freeBytes: 4.5 * 2 ** 30, totalBytes: 8 * 2 ** 30 }];
     const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.71', devices });
     const b = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.72', devices });

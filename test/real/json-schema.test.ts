@@ -8,7 +8,7 @@ import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { llmHttpServer } from '../helpers/llm-http.js';
 import { closedPort, eventually } from '../helpers/net.js';
 import { ajv, valid } from '../helpers/schemas.js';
-import { llamaTensors, writeGguf } from '../helpers/gguf-writer.js';
+import { writeLlamaModel } from '../helpers/gguf-writer.js';
 import { watchBackends } from '../../lib/watch/watcher.js';
 
 describe('the shipped JSON Schemas', () => {
@@ -89,18 +89,7 @@ describe('the shipped JSON Schemas', () => {
     });
     const config = configFile([`127.0.1.82:${peer.port}`]);
     const dims = { layers: 4, embd: 256, heads: 4, kvHeads: 4, ff: 512, vocab: 1000 };
-    const file = writeGguf('tiny.gguf', {
-      kv: {
-        'general.architecture': 'llama',
-        'llama.context_length': 2048,
-        'llama.block_count': dims.layers,
-        'llama.embedding_length': dims.embd,
-        'llama.feed_forward_length': dims.ff,
-        'llama.attention.head_count': dims.heads,
-        'llama.attention.head_count_kv': dims.kvHeads,
-      },
-      tensors: llamaTensors({ ...dims, type: 'F32' }),
-    });
+    const file = writeLlamaModel('tiny.gguf', dims, { type: 'F32', contextLength: 2048 });
     const source = ['--sources', 'config', '--config', config, '--format', 'json'];
     const fits = JSON.parse((await runCli(['plan', file, ...source])).stdout);
     expect(fits.fits).toBe(true);

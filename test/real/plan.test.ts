@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
-import { llamaTensors, tempPath, writeGguf } from '../helpers/gguf-writer.js';
+import { tempPath, writeLlamaModel } from '../helpers/gguf-writer.js';
 import { closedPort } from '../helpers/net.js';
 import { valid } from '../helpers/schemas.js';
 
@@ -29,19 +29,7 @@ const OUTPUT_BYTES = q8(DIMS.embd * DIMS.vocab) + DIMS.embd * 4;
 const MODEL_ON_DEVICES = DIMS.layers * (LAYER_BYTES + KV_BYTES) + OUTPUT_BYTES;
 
 function model7b(): string {
-  return writeGguf('model-7b.gguf', {
-    kv: {
-      'general.architecture': 'llama',
-      'general.name': 'Replica 7B',
-      'llama.context_length': CONTEXT,
-      'llama.block_count': DIMS.layers,
-      'llama.embedding_length': DIMS.embd,
-      'llama.feed_forward_length': DIMS.ff,
-      'llama.attention.head_count': DIMS.heads,
-      'llama.attention.head_count_kv': DIMS.kvHeads,
-    },
-    tensors: llamaTensors({ ...DIMS, type: 'Q8_0' }),
-  });
+  return writeLlamaModel('model-7b.gguf', DIMS, { type: 'Q8_0', contextLength: CONTEXT, name: 'Replica 7B' });
 }
 
 const device = (free: number) => ({ freeBytes: free, totalBytes: free + GiB });
