@@ -75,10 +75,12 @@ export class ServeMetrics {
       labelNames: ['kind'],
       registers,
     });
-    this.#redis = gauge(
-      'scan_backends_redis_connected',
-      'The shared Redis is connected: 1, 0 when lost; absent without one.',
-    );
+    // Registered at the first scrape that sees a Redis, so a watcher without one has no series.
+    this.#redis = new Gauge({
+      name: 'scan_backends_redis_connected',
+      help: 'The shared Redis is connected: 1, 0 when lost; absent without one.',
+      registers: [],
+    });
     this.#sseClients = gauge('scan_backends_sse_clients', 'Event-stream clients connected now.');
     this.droppedEvents = new Counter({
       name: 'scan_backends_events_dropped_total',
@@ -155,6 +157,7 @@ export class ServeMetrics {
       }
     }
     if (snapshot.watcher.redis) {
+      if (!this.registry.getSingleMetric('scan_backends_redis_connected')) this.registry.registerMetric(this.#redis);
       this.#redis.set(snapshot.watcher.redis.connected ? 1 : 0);
       for (const [kind, n] of Object.entries(snapshot.watcher.redis.ignored ?? {})) {
         this.#redisIgnored.inc({ kind }, n - (this.#redisIgnoredSeen[kind] ?? 0));

@@ -11,6 +11,7 @@ import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { get, sse } from '../helpers/http.js';
 import { eventually } from '../helpers/net.js';
+import { startRedis } from '../helpers/redis.js';
 import { valid } from '../helpers/schemas.js';
 import { isEvent, isLog, startWatch, type LogLine } from '../helpers/watch.js';
 
@@ -106,6 +107,7 @@ describe('serve', () => {
     expect(metrics.body).toMatch(/scan_backends_transitions_total\{type="down"\} 1/);
     expect(metrics.body).toMatch(/scan_backends_probe_duration_seconds_count\{check="health"\} \d+/);
     expect(metrics.body).toContain('scan_backends_sse_clients 2');
+    expect(metrics.body).not.toContain('scan_backends_redis_connected'); // no Redis given: no series
     expect(metrics.body).toMatch(/scan_backends_process_resident_memory_bytes \d+/);
 
     // resolve --from: the live view in one request.
@@ -149,5 +151,21 @@ describe('serve', () => {
     await eventually(() => /event: reset/.test(stream.text()), 3000);
     expect(stream.text()).toMatch(/^retry: 3000\n\nevent: reset\ndata: \{"lastEventId":2\}\n\n/);
     stream.close();
+  });
+
+  it('exports scan_backends_redis_connected once the watcher has a Redis: 1 while connected', async () => {
+    const redis = await startRedis();
+    onTestFinished(() => redis.kill());
+    const watcher = watchBackends({ sources: ['redis'], redisUrl: redis.url, healthIntervalMs: 200 });
+    onTestFinished(() => watcher.close());
+    const server = await startServer(watcher, { host: '127.0.0.1', port: 0 });
+    onTestFinished(() => server.close());
+    await watcher.ready;
+    expect(
+      await eventually(
+        async () => /^scan_backends_redis_connected 1$/m.test((await get(`${server.url}/metrics`)).body),
+        5000,
+      ),
+    ).toBe(true);
   });
 });
