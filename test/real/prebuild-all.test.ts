@@ -2,13 +2,13 @@
 // own, and the other architecture's with Debian's cross compiler), a line for each one it
 // cannot (musl, darwin), and a cross build that came out for the wrong architecture refused.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { layoutMismatch } from '../../lib/scan/addon/load.js';
 import { requireTools, skipWithout } from '../helpers/tools.js';
@@ -31,6 +31,13 @@ function elfArch(file: string): string {
   return ({ 62: 'x64', 183: 'arm64' } as Record<number, string>)[machine] ?? `e_machine ${machine}`;
 }
 
+/** A directory removed when the test ends. */
+function scratch(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 function prebuildAll(out: string, targets: string[] = [], env: NodeJS.ProcessEnv = process.env) {
   return spawnSync('sh', [SCRIPT, out, ...targets], { env, encoding: 'utf8', timeout: 300_000 });
 }
@@ -40,7 +47,7 @@ describe.skipIf(!glibcLinux || skipWithout(...TOOLS))('scripts/prebuild-all.sh o
     requireTools(...TOOLS);
     const release = join(ROOT, 'build', 'Release', 'scan_backends.node');
     const before = existsSync(release) ? statSync(release).mtimeMs : undefined;
-    const out = mkdtempSync(join(tmpdir(), 'sb-prebuilds-'));
+    const out = scratch('sb-prebuilds-');
     const run = prebuildAll(out);
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
@@ -68,7 +75,7 @@ describe.skipIf(!glibcLinux || skipWithout(...TOOLS))('scripts/prebuild-all.sh o
   it('refuses a cross build that came out for the wrong architecture', () => {
     requireTools(...TOOLS);
     // A "musl cross compiler" that is the host's own: its output is a host binary.
-    const bin = mkdtempSync(join(tmpdir(), 'sb-fakecross-'));
+    const bin = scratch('sb-fakecross-');
     const fake = other === 'arm64' ? 'aarch64-linux-musl' : 'x86_64-linux-musl';
     for (const [tool, real] of [
       ['gcc', 'gcc'],
@@ -78,7 +85,7 @@ describe.skipIf(!glibcLinux || skipWithout(...TOOLS))('scripts/prebuild-all.sh o
       writeFileSync(join(bin, `${fake}-${tool}`), `#!/bin/sh\nexec ${real} "$@"\n`);
       chmodSync(join(bin, `${fake}-${tool}`), 0o755);
     }
-    const out = mkdtempSync(join(tmpdir(), 'sb-prebuilds-'));
+    const out = scratch('sb-prebuilds-');
     const run = prebuildAll(out, [`linux-${other}-musl`], { ...process.env, PATH: `${bin}:${process.env.PATH}` });
     expect(run.stderr).toBe(
       `failed  linux-${other}-musl: ${out}/prebuilds/linux-${other}/scan-backends.musl.node is not an ${other} binary\n`,
@@ -88,7 +95,7 @@ describe.skipIf(!glibcLinux || skipWithout(...TOOLS))('scripts/prebuild-all.sh o
   }, 320_000);
 
   it('names the targets it knows when asked for another', () => {
-    const run = prebuildAll(mkdtempSync(join(tmpdir(), 'sb-prebuilds-')), ['linux-riscv64-glibc']);
+    const run = prebuildAll(scratch('sb-prebuilds-'), ['linux-riscv64-glibc']);
     expect(run.stderr).toBe(
       'prebuild-all: unknown target "linux-riscv64-glibc"; expected one of: linux-x64-glibc linux-arm64-glibc linux-x64-musl linux-arm64-musl darwin-arm64\n',
     );
