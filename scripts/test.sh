@@ -6,7 +6,10 @@ set -eu
 cd "$(dirname "$0")/.."
 
 packages=""
-for tool in unshare:util-linux ip:iproute2 nft:nftables clang-format:clang-format make:make g++:g++ cmake:cmake redis-server:redis-server chromium:chromium prometheus:prometheus faketime:faketime; do
+# The other architecture's compiler, for scripts/prebuild-all.sh's test.
+cross=aarch64-linux-gnu-g++:g++-aarch64-linux-gnu
+[ "$(uname -m)" = aarch64 ] && cross=x86_64-linux-gnu-g++:g++-x86-64-linux-gnu
+for tool in unshare:util-linux ip:iproute2 nft:nftables clang-format:clang-format make:make g++:g++ cmake:cmake redis-server:redis-server chromium:chromium prometheus:prometheus faketime:faketime $cross; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || packages="$packages ${tool#*:}"
 done
 if [ -n "$packages" ]; then

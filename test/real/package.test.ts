@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import { prebuildPlatform } from '../../lib/scan/addon/load.js';
 import { listen } from '../helpers/net.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -152,7 +153,10 @@ describe('the npm package with no prebuild and no compiler', () => {
     expect(JSON.parse(out.stdout)).toMatchObject({ engine: 'js', results: [{ state: 'open' }] });
     const lines = out.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^scan-backends: using the js engine: native addon unavailable \(/);
+    // Naming the prebuild it looked for (issue 22).
+    expect(lines[0]).toBe(
+      `scan-backends: using the js engine: native addon unavailable (no prebuild for ${prebuildPlatform()} in prebuilds/ and no source build in build/Release)`,
+    );
   });
 
   it('--engine native exits 3 saying why', () => {

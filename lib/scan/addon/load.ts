@@ -1,5 +1,6 @@
 // Loads the native addon: a prebuild matching this platform, else build/Release from a source
 // build (node-gyp-build decides). Loading happens once, on first use.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -109,6 +110,30 @@ let cached: BindingLoad | undefined;
 const packageRoot = fileURLToPath(new URL('../../..', import.meta.url));
 
 /**
+ * The prebuild node-gyp-build looks for on this machine, as prebuildify --tag-libc files it:
+ * `linux-arm64-musl`, `darwin-arm64`. The inputs are node-gyp-build's own (npm's platform and
+ * arch overrides, LIBC, and Alpine's release file for musl), so the name is the one it missed.
+ */
+export function prebuildPlatform(
+  env: NodeJS.ProcessEnv = process.env,
+  alpine: boolean = existsSync('/etc/alpine-release'),
+): string {
+  const platform = env.npm_config_platform || process.platform;
+  const arch = env.npm_config_arch || process.arch;
+  if (platform !== 'linux') return `${platform}-${arch}`;
+  return `${platform}-${arch}-${env.LIBC || (alpine ? 'musl' : 'glibc')}`;
+}
+
+/** node-gyp-build's "No native build was found for platform=… arch=… libc=…", in our words. */
+function noBuildFound(error: unknown): NativeUnavailableError | undefined {
+  if (!(error instanceof Error) || !error.message.startsWith('No native build was found')) return undefined;
+  return new NativeUnavailableError(
+    `no prebuild for ${prebuildPlatform()} in prebuilds/ and no source build in build/Release`,
+    { cause: error },
+  );
+}
+
+/**
  * SCAN_BACKENDS_ADDON_PATH names a .node file to load instead (the sanitizer build of
  * `npm run test:asan`); otherwise node-gyp-build picks build/Release, then prebuilds/.
  */
@@ -128,7 +153,7 @@ export function loadBinding(): BindingLoad {
           }
         : { binding };
     } catch (error) {
-      cached = { error: error instanceof Error ? error : new Error(String(error)) };
+      cached = { error: noBuildFound(error) ?? (error instanceof Error ? error : new Error(String(error))) };
     }
   }
   return cached;
