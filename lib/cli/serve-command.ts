@@ -11,7 +11,7 @@ import { normalizeHost } from '../serve/allowed-hosts.js';
 import { HttpDiscovery } from '../serve/http-discovery.js';
 import { startServer, type ServeHandle } from '../serve/server.js';
 import { EnvironmentError, UsageError } from './exit-codes.js';
-import { parseFlags, tokenOption } from './flags.js';
+import { FILE_FLAG, parseFlags, tokenOption } from './flags.js';
 import { parseWatchFlags, runWatcher, WATCH_FLAGS, type Attachment } from './watch-command.js';
 
 export const SERVE_USAGE = `Usage: scan-backends serve [--listen HOST:PORT] [--token-file FILE] [--allow-host NAME] [watch options]
@@ -43,11 +43,11 @@ Exit: 0 stopped, 2 usage error, 3 environment error (the address is in use).
 
 /** The server's own flags (run takes them too). */
 export const SERVER_FLAGS = {
-  listen: { type: 'string' },
-  'token-file': { type: 'string' },
+  listen: { type: 'string', hint: 'HOST:PORT, HOST or :PORT' },
+  'token-file': FILE_FLAG,
   'allow-host': { type: 'string', multiple: true },
   'max-sse-clients': { type: 'string' },
-  'http-ports': { type: 'string' },
+  'http-ports': { type: 'string', hint: 'a port list like 8080,8000' },
 } as const;
 
 export const SERVE_FLAGS = { ...WATCH_FLAGS, ...SERVER_FLAGS } as const;

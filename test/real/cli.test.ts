@@ -81,7 +81,7 @@ describe('scan-backends scan', () => {
     [['scan', '127.0.0.1', '--bogus'], 'unknown option --bogus'],
     [['scan', '8.8.8.8'], '8.8.8.8: outside private, loopback, link-local, CGNAT and ULA space; pass --allow-public'],
     [['scan', '10.0.0.0/8'], 'pass --allow-large'],
-    [['frobnicate'], 'unknown command "frobnicate"'],
+    [['frobnicate'], 'unknown command frobnicate'],
   ])('%j is a usage error: exit 2, nothing scanned, the bad token named', async (args, message) => {
     const run = await runCli(args);
     expect(run.code).toBe(2);
@@ -98,7 +98,7 @@ describe('scan-backends scan', () => {
 
 describe('scan-backends demo', () => {
   it('finds and identifies the two loopback ggml-rpc servers it starts, and exits 0', async () => {
-    const run = await runCli(['demo']);
+    const run = await runCli(['demo', '--format', 'table']);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(
       /127\.0\.0\.45\s+50052\s+open\s+ggml-rpc\s+serving\s+[\d.]+ ms\s+protocol 5\.0\.0, 2 dev/,
