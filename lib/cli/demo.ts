@@ -2,6 +2,9 @@
 // ggml-rpc servers (the test peer, speaking llama.cpp's protocol), one current and one of an
 // older protocol generation. It binds only 127.0.0.x and scans only 127.0.0.0/24, so it is safe
 // on any machine.
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
 import { GGML_RPC_PORT } from '../common/options.js';
 import { startGgmlRpcPeer, type GgmlRpcPeer, type PeerOptions } from '../demo/ggml-rpc-peer.js';
 
@@ -71,6 +74,18 @@ export async function runDemoCommand(argv: string[], signal: AbortSignal): Promi
   return runDemo(format, values.keep, signal);
 }
 
+/** Whether a shell would find `name`: the hints are written as a user types them. */
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir || '.', name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 async function runDemo(format: OutputFormat, keep: boolean, signal: AbortSignal): Promise<number> {
   const servers: GgmlRpcPeer[] = [];
   try {
@@ -101,6 +116,11 @@ async function runDemo(format: OutputFormat, keep: boolean, signal: AbortSignal)
       process.stderr.write(
         `demo: the servers keep running; try:\n${DEMO_TRY.map((line) => `  ${line}\n`).join('')}Ctrl-C stops them.\n`,
       );
+      if (!onPath('scan-backends')) {
+        process.stderr.write(
+          "demo: scan-backends is not on PATH: run `npm link --ignore-scripts` in the clone (the README's quick start), or write `npx scan-backends` there\n",
+        );
+      }
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
     }
     return EXIT.found;
