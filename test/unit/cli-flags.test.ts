@@ -17,6 +17,16 @@ describe('serve --listen', () => {
     expect(parseServeFlags({ listen })).toMatchObject({ host, port });
   });
 
+  it('run --listen reads it the same way', async () => {
+    const { parseRunArgs } = await import('../../lib/cli/run-command.js');
+    expect(parseRunArgs(['--listen', 'localhost', '--', 'true'])).toMatchObject({
+      serve: { host: 'localhost', port: 8765 },
+    });
+    expect(parseRunArgs(['--listen', ':9000', '--', 'true'])).toMatchObject({
+      serve: { host: '127.0.0.1', port: 9000 },
+    });
+  });
+
   it('without --listen it is 127.0.0.1:8765', () => {
     expect(parseServeFlags({})).toMatchObject({ host: '127.0.0.1', port: 8765 });
   });
