@@ -106,8 +106,10 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
     case '--help':
       process.stdout.write(USAGE);
       return command === undefined ? EXIT.usage : 0;
-    default:
-      throw new UsageError(`unknown command "${command}"`);
+    default: {
+      const near = (await import('./cli/flags.js')).nearestName(command, [...Object.keys(USAGES), 'help']);
+      throw new UsageError(`unknown command ${command}${near ? `; did you mean ${near}?` : ''}`);
+    }
   }
 }
 
@@ -157,7 +159,9 @@ main(process.argv.slice(2), controller.signal).then(
     const code = exitCodeFor(error);
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`scan-backends: ${message}\n`);
-    if (code === EXIT.usage) {
+    // The usage hint only when the command line is at fault: a bad line in a config file
+    // (--strict) is exit 2 too, and no help text would fix it.
+    if (code === EXIT.usage && !(error instanceof InvalidTargetError && error.file !== undefined)) {
       const command = process.argv[2] ?? '';
       const help = command in USAGES ? `scan-backends ${command} --help` : 'scan-backends --help';
       process.stderr.write(`Run "${help}" for usage.\n`);

@@ -24,9 +24,21 @@ fi
 [ -d node_modules ] || npm ci
 
 npm run --silent lint
-# Packing builds everything: prepare compiles dist/, prepack the prebuild (and build/Release).
-# The package test installs this tarball.
-rm -rf .pack && mkdir .pack && npm pack --silent --pack-destination .pack >/dev/null
+# The package, packed from a copy of the tree (scripts/pack.sh) so that a scan-backends in use
+# from this clone keeps its build/ and prebuilds/ (issue 22); the package test installs the
+# tarball, and checks that the addon recorded here is the one still there. The tests run the
+# copy's fresh addon (SCAN_BACKENDS_ADDON_PATH, the loader's test hook) and its dist/, which
+# replaces ours by rename: dist/ is never missing either.
+rm -rf .pack && mkdir .pack
+for addon in build/Release/*.node; do
+  if [ -f "$addon" ]; then stat -c '%i %Y %n' "$addon"; fi
+done >.pack/addon-before.txt
+sh scripts/pack.sh .pack .pack/built
+if [ -d dist ]; then mv dist .pack/dist-old; fi
+mv .pack/built/dist dist
+rm -rf .pack/dist-old
+SCAN_BACKENDS_ADDON_PATH="$PWD/.pack/built/addon.node"
+export SCAN_BACKENDS_ADDON_PATH
 
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT

@@ -1,6 +1,7 @@
 // `scan-backends completion bash|zsh|fish`: a completion script made from the commands'
 // own flag tables, so a new flag completes without anyone editing a script.
 import { UsageError } from './exit-codes.js';
+import type { FlagSpec, FlagTable } from './flags.js';
 import { SCAN_FLAGS } from './scan-command.js';
 
 export const COMPLETION_USAGE = `Usage: scan-backends completion bash|zsh|fish
@@ -11,10 +12,8 @@ Prints a shell completion script. Install it with, for example:
   scan-backends completion fish > ~/.config/fish/completions/scan-backends.fish
 `;
 
-type FlagTable = Readonly<Record<string, { readonly type: string; readonly short?: string }>>;
-
-/** Each command and its flags (long and short), from the tables the parsers use. */
-async function commandFlags(): Promise<Record<string, string[]>> {
+/** Each command's flag table, the one its parser reads (help and completion take none). */
+async function commandFlags(): Promise<Record<string, FlagTable>> {
   const [
     { PROBE_COMMAND_FLAGS },
     { RESOLVE_FLAGS },
@@ -34,56 +33,106 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     import('./plan-command.js'),
     import('./run-command.js'),
   ]);
-  const names = (table: FlagTable) =>
-    Object.entries(table).flatMap(([name, o]) => [`--${name}`, ...(o.short ? [`-${o.short}`] : [])]);
   return {
-    scan: names(SCAN_FLAGS),
-    probe: names(PROBE_COMMAND_FLAGS),
-    resolve: names(RESOLVE_FLAGS),
-    watch: names(WATCH_FLAGS),
-    serve: names(SERVE_FLAGS),
-    run: names(RUN_FLAGS),
-    doctor: names(DOCTOR_FLAGS),
-    demo: names(DEMO_FLAGS),
-    plan: names(PLAN_FLAGS),
-    help: [],
-    completion: [],
+    scan: SCAN_FLAGS,
+    probe: PROBE_COMMAND_FLAGS,
+    resolve: RESOLVE_FLAGS,
+    watch: WATCH_FLAGS,
+    serve: SERVE_FLAGS,
+    run: RUN_FLAGS,
+    doctor: DOCTOR_FLAGS,
+    demo: DEMO_FLAGS,
+    plan: PLAN_FLAGS,
+    help: {},
+    completion: {},
   };
 }
 
-function bash(flags: Record<string, string[]>): string {
-  const cases = Object.entries(flags)
-    .map(
-      ([cmd, list]) =>
-        `    ${cmd}) words="${cmd === 'help' ? Object.keys(flags).join(' ') : cmd === 'completion' ? 'bash zsh fish' : list.join(' ')}" ;;`,
+/** A flag's spellings: "--ports" and "-p". */
+function spellings(name: string, spec: FlagSpec): string[] {
+  return [`--${name}`, ...(spec.short ? [`-${spec.short}`] : [])];
+}
+
+function bash(tables: Record<string, FlagTable>): string {
+  const commands = Object.keys(tables);
+  const flagWords = Object.entries(tables)
+    .map(([cmd, table]) => {
+      const words =
+        cmd === 'help'
+          ? commands
+          : cmd === 'completion'
+            ? ['bash', 'zsh', 'fish']
+            : Object.entries(table).flatMap(([name, spec]) => spellings(name, spec));
+      return `    ${cmd}) words="${words.join(' ')}" ;;`;
+    })
+    .join('\n');
+  // The value after a flag: its words, a comma list's next word, or a file name.
+  const valueCases = Object.entries(tables)
+    .flatMap(([cmd, table]) =>
+      Object.entries(table).flatMap(([name, spec]) => {
+        const action = spec.choices
+          ? `words="${spec.choices.join(' ')}"`
+          : spec.list
+            ? `list="${spec.list.join(' ')}"`
+            : spec.file
+              ? 'files=1'
+              : spec.type === 'string'
+                ? 'return' // a free value: nothing to offer
+                : undefined;
+        if (action === undefined) return [];
+        return [
+          `    ${spellings(name, spec)
+            .map((f) => `"${cmd} ${f}"`)
+            .join('|')}) ${action} ;;`,
+        ];
+      }),
     )
     .join('\n');
   return `# bash completion for scan-backends (scan-backends completion bash)
 _scan_backends() {
-  local cur=\${COMP_WORDS[COMP_CWORD]} words
+  local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]} words="" list="" files=""
+  COMPREPLY=()
   if [ "$COMP_CWORD" -eq 1 ]; then
-    words="${Object.keys(flags).join(' ')} --help --version"
+    words="${commands.join(' ')} --help --version"
   else
-    case "\${COMP_WORDS[1]}" in
-${cases}
-    *) words="" ;;
+    case "\${COMP_WORDS[1]} $prev" in
+${valueCases}
+    *)
+      case "\${COMP_WORDS[1]}" in
+${flagWords}
+      esac ;;
     esac
   fi
-  COMPREPLY=($(compgen -W "$words" -- "$cur"))
+  if [ -n "$files" ]; then
+    COMPREPLY=($(compgen -f -- "$cur"))
+  elif [ -n "$list" ]; then
+    local done=""
+    case "$cur" in *,*) done="\${cur%,*}," ;; esac
+    COMPREPLY=($(compgen -P "$done" -W "$list" -- "\${cur##*,}"))
+  else
+    COMPREPLY=($(compgen -W "$words" -- "$cur"))
+  fi
 }
 complete -F _scan_backends scan-backends
 `;
 }
 
-function fish(flags: Record<string, string[]>): string {
+function fish(tables: Record<string, FlagTable>): string {
   const lines = [
     '# fish completion for scan-backends (scan-backends completion fish)',
-    `complete -c scan-backends -f -n __fish_use_subcommand -a '${Object.keys(flags).join(' ')}'`,
+    `complete -c scan-backends -f -n __fish_use_subcommand -a '${Object.keys(tables).join(' ')}'`,
   ];
-  for (const [cmd, list] of Object.entries(flags)) {
-    for (const flag of list) {
-      const option = flag.startsWith('--') ? `-l ${flag.slice(2)}` : `-s ${flag.slice(1)}`;
-      lines.push(`complete -c scan-backends -f -n '__fish_seen_subcommand_from ${cmd}' ${option}`);
+  for (const [cmd, table] of Object.entries(tables)) {
+    for (const [name, spec] of Object.entries(table)) {
+      const option = `-l ${name}${spec.short ? ` -s ${spec.short}` : ''}`;
+      const value = spec.file
+        ? ' -r -F'
+        : spec.choices || spec.list
+          ? ` -x -a '${(spec.choices ?? spec.list ?? []).join(' ')}'`
+          : spec.type === 'string'
+            ? ' -x'
+            : '';
+      lines.push(`complete -c scan-backends -f -n '__fish_seen_subcommand_from ${cmd}' ${option}${value}`);
     }
   }
   return `${lines.join('\n')}\n`;

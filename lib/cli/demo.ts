@@ -2,11 +2,14 @@
 // ggml-rpc servers (the test peer, speaking llama.cpp's protocol), one current and one of an
 // older protocol generation. It binds only 127.0.0.x and scans only 127.0.0.0/24, so it is safe
 // on any machine.
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
 import { GGML_RPC_PORT } from '../common/options.js';
 import { startGgmlRpcPeer, type GgmlRpcPeer, type PeerOptions } from '../demo/ggml-rpc-peer.js';
 
 import { EXIT, EnvironmentError } from './exit-codes.js';
-import { parseFlags, parseFormat } from './flags.js';
+import { formatFlag, parseFlags, parseFormat } from './flags.js';
 import type { OutputFormat } from './output.js';
 import { runScan } from './scan-command.js';
 
@@ -33,7 +36,7 @@ Starts two ggml-rpc servers on loopback (127.0.0.45:50052, protocol 5.0.0 with t
 127.0.0.0/24 as a ${DEMO_CLIENT} coordinator would, and stops them. It touches nothing but loopback.
 
 Options:
-      --format F   table | json | ndjson (default table)
+      --format F   table | json | ndjson (default: table on a terminal, else ndjson)
       --keep       leave the two servers running until Ctrl-C, to try probe and resolve on them:
 ${DEMO_TRY.map((line) => `                     ${line}\n`).join('')}`;
 const GiB = 2 ** 30;
@@ -53,7 +56,7 @@ export const DEMO_HOSTS = DEMO_PEERS.map((p) => p.host);
 
 /** The flags of this command: its parser and shell completion read this one table. */
 export const DEMO_FLAGS = {
-  format: { type: 'string' },
+  format: formatFlag(['table', 'json', 'ndjson']),
   keep: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
@@ -67,8 +70,20 @@ export async function runDemoCommand(argv: string[], signal: AbortSignal): Promi
     process.stdout.write(DEMO_USAGE);
     return 0;
   }
-  const format = parseFormat(values.format, ['table', 'json', 'ndjson'], 'table') as OutputFormat;
+  const format = parseFormat(values.format, DEMO_FLAGS.format.choices, 'ndjson') as OutputFormat;
   return runDemo(format, values.keep, signal);
+}
+
+/** Whether a shell would find `name`: the hints are written as a user types them. */
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir || '.', name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 async function runDemo(format: OutputFormat, keep: boolean, signal: AbortSignal): Promise<number> {
@@ -101,6 +116,11 @@ async function runDemo(format: OutputFormat, keep: boolean, signal: AbortSignal)
       process.stderr.write(
         `demo: the servers keep running; try:\n${DEMO_TRY.map((line) => `  ${line}\n`).join('')}Ctrl-C stops them.\n`,
       );
+      if (!onPath('scan-backends')) {
+        process.stderr.write(
+          "demo: scan-backends is not on PATH: run `npm link --ignore-scripts` in the clone (the README's quick start), or write `npx scan-backends` there\n",
+        );
+      }
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
     }
     return EXIT.found;

@@ -12,7 +12,7 @@ import { defaultConcurrency } from '../scan/engines/index.js';
 import { localSubnetTargets } from '../scan/targets/local-subnets.js';
 import { terminalSafe } from '../common/peer-text.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { parseFlags, parseFormat } from './flags.js';
+import { FILE_FLAG, formatFlag, parseFlags, parseFormat } from './flags.js';
 
 export const DOCTOR_USAGE = `Usage: scan-backends doctor [options]
 
@@ -24,15 +24,15 @@ subnets a scan would choose. Sends nothing on the network but a Redis PING.
 Options:
       --config FILE    the config file to check (default: the search path resolve uses)
       --redis URL      the Redis to check (default $SCAN_BACKENDS_REDIS)
-      --format F       text | json (default text)
+      --format F       text | json (default: text on a terminal, else json)
 
 Exit: 0 no failure, 1 something failed, 2 usage error.
 `;
 
 export const DOCTOR_FLAGS = {
-  config: { type: 'string' },
+  config: FILE_FLAG,
   redis: { type: 'string' },
-  format: { type: 'string' },
+  format: formatFlag(['text', 'json']),
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -211,7 +211,7 @@ export async function runDoctorCommand(argv: string[]): Promise<number> {
     process.stdout.write(DOCTOR_USAGE);
     return 0;
   }
-  const format = parseFormat(values.format, ['text', 'json'], 'text');
+  const format = parseFormat(values.format, DOCTOR_FLAGS.format.choices, 'json');
   const redisUrl = values.redis ?? redisUrlOption(undefined);
   if (redisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(redisUrl)) {
     throw new UsageError(`--redis: expected redis://host:port, got "${redactUrl(redisUrl)}"`);

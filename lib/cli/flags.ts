@@ -8,6 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   checkIntegerOption,
   environmentToken,
+  integerRange,
   PROBE_NAMES,
   rpcVersionOption,
   type EngineChoice,
@@ -17,6 +18,45 @@ import {
 } from '../common/options.js';
 import { irregularFile } from '../common/regular-file.js';
 import { UsageError } from './exit-codes.js';
+
+/**
+ * What a flag's value is, beside what parseArgs reads: one of some words (--format, --engine),
+ * a comma list of words (--sources, --service), a file (--config), or a hint for anything
+ * else. Shell completion offers the words and files; a missing value's message names the kind.
+ */
+export interface FlagSpec {
+  readonly type: 'string' | 'boolean';
+  readonly short?: string;
+  readonly multiple?: boolean;
+  readonly default?: boolean;
+  readonly choices?: readonly string[];
+  readonly list?: readonly string[];
+  readonly file?: boolean;
+  readonly hint?: string;
+}
+export type FlagTable = Readonly<Record<string, FlagSpec>>;
+
+/** --format's words; the first is the one a terminal gets (see parseFormat). */
+export function formatFlag<const T extends readonly string[]>(choices: T) {
+  return { type: 'string', choices } as const;
+}
+export const ENGINE_FLAG = { type: 'string', choices: ['auto', 'native', 'js'] } as const;
+export const FILE_FLAG = { type: 'string', file: true } as const;
+export const DURATION_FLAG = { type: 'string', hint: 'a duration such as 500ms, 5s, 10m or 1h' } as const;
+export const PORTS_FLAG = {
+  type: 'string',
+  short: 'p',
+  multiple: true,
+  hint: 'a port list like 50052 or 8000-8100',
+} as const;
+
+/** What a flag wants, as a message or a help line says it: "one of table, json". */
+export function valueKind(spec: FlagSpec | undefined): string | undefined {
+  if (spec?.choices) return `one of ${spec.choices.join(', ')}`;
+  if (spec?.list) return `a comma list of ${spec.list.join(', ')}`;
+  if (spec?.file) return 'a file';
+  return spec?.hint;
+}
 
 /** Edit distance, for "did you mean": flags are short, so the quadratic table is nothing. */
 function distance(a: string, b: string): number {
@@ -33,8 +73,8 @@ function distance(a: string, b: string): number {
   return row[b.length] as number;
 }
 
-/** The known flag nearest to `name` ("--timout" → "--timeout", "--port" → "--ports"), if any is close. */
-export function nearestFlag(name: string, known: readonly string[]): string | undefined {
+/** The known flag or command nearest to `name` ("--timout" → "--timeout", "scna" → "scan"), if any is close. */
+export function nearestName(name: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const flag of known) {
@@ -123,12 +163,18 @@ export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typ
         ...(o.short ? [`-${o.short}`] : []),
       ]);
       const flag = typed.replace(/=.*$/, '');
-      const near = nearestFlag(flag, known);
+      const near = nearestName(flag, known);
       throw new UsageError(`unknown option ${flag}${near ? ` (did you mean ${near}?)` : ''}`);
     }
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      const flag = /'(--?[^ ']+)/.exec(message)?.[1] ?? 'an option';
-      throw new UsageError(message.includes('argument missing') ? `${flag} needs a value` : `${flag}: ${message}`);
+      // "Option '-p, --ports <value>' argument missing": named as typed, with what it takes.
+      const name = /--([^\s'<]+)/.exec(message)?.[1] ?? '';
+      const spec = config.options?.[name] as FlagSpec | undefined;
+      const forms = [`--${name}`, ...(spec?.short ? [`-${spec.short}`] : [])];
+      const flag = args?.findLast((arg) => forms.includes(arg)) ?? `--${name}`;
+      if (!message.includes('argument missing')) throw new UsageError(`${flag}: ${message}`);
+      const kind = valueKind(spec);
+      throw new UsageError(`${flag} needs a value${kind ? ` (${kind})` : ''}`);
     }
     if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
       throw new UsageError(
@@ -151,24 +197,30 @@ export function parseInteger(flag: string, text: string | undefined, option: Int
   return value;
 }
 
-export function parseFormat(text: string | undefined, allowed: readonly string[], fallback: string): string {
-  const format = text ?? fallback;
+/**
+ * --format, with the one rule for its default: a terminal gets the first of `allowed` (the
+ * table or text people read); a pipe gets the command's machine format, NDJSON where results
+ * stream as they come (scan, watch, demo) and JSON where the command answers once (probe,
+ * resolve, plan, doctor).
+ */
+export function parseFormat(text: string | undefined, allowed: readonly string[], machine: 'json' | 'ndjson'): string {
+  const format = text ?? (process.stdout.isTTY ? (allowed[0] as string) : machine);
   if (!allowed.includes(format)) throw new UsageError(`--format: expected ${allowed.join(', ')}; got "${format}"`);
   return format;
 }
 
 export function parseEngine(text: string | undefined): EngineChoice | undefined {
-  if (text !== undefined && text !== 'auto' && text !== 'native' && text !== 'js') {
+  if (text !== undefined && !ENGINE_FLAG.choices.includes(text as EngineChoice)) {
     throw new UsageError(`--engine: expected auto, native or js; got "${text}"`);
   }
-  return text;
+  return text as EngineChoice | undefined;
 }
 
 export const PROBE_FLAGS = {
-  service: { type: 'string' },
+  service: { type: 'string', list: ['auto', ...PROBE_NAMES] },
   'grpc-service': { type: 'string' },
   'probe-timeout': { type: 'string' },
-  'rpc-version': { type: 'string' },
+  'rpc-version': { type: 'string', hint: 'a protocol version such as 3.0.0' },
 } as const;
 
 /** The probe options shared by `scan --probe` and `probe`. */
@@ -210,8 +262,19 @@ export function parseDuration(flag: string, text: string | undefined, option: In
   const match = /^([0-9]+)(ms|s|m|h|d)?$/.exec(text.trim());
   if (!match) throw new UsageError(`${flag}: expected a duration such as 500ms, 5s, 10m or 1h; got "${text}"`);
   const value = Number(match[1]) * (UNIT_MS[match[2] ?? 'ms'] as number);
-  checkIntegerOption(option, value, flag);
+  const [min, max] = integerRange(option);
+  if (!(value >= min && value <= max)) {
+    throw new UsageError(`${flag}: must be ${formatDuration(min)}..${formatDuration(max)}, got ${text}`);
+  }
   return value;
+}
+
+/** Milliseconds in the largest unit that says them whole: 100ms, 5s, 1d. */
+function formatDuration(ms: number): string {
+  const [unit, size] = Object.entries(UNIT_MS)
+    .reverse()
+    .find(([, size]) => ms % size === 0 && ms > 0) ?? ['ms', 1];
+  return `${ms / size}${unit}`;
 }
 
 /** A secret file's bytes (a token, a key): at most 4 KiB, a regular file, never read past that. */

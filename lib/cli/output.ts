@@ -71,11 +71,18 @@ export function alignTable(header: string[], body: string[][], footer: string[] 
   return `${[line(header), ...rows.map(line), ...footer].join('\n')}\n`;
 }
 
+/** "1 host:port pair", "254 host:port pairs". */
+export function pairs(n: number): string {
+  return `${n} host:port pair${n === 1 ? '' : 's'}`;
+}
+
+/** The scan in one line: what was scanned of the `targets` (an interrupted scan did not finish). */
 export function summarize(report: ScanReport, targets: number): string {
-  const counts = new Map<string, number>();
-  for (const r of report.results) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
-  const open = counts.get('open') ?? 0;
-  return `${targets} host:port pair${targets === 1 ? '' : 's'} scanned in ${(report.elapsedMs / 1000).toFixed(2)} s (${report.engine} engine): ${open} open`;
+  const open = report.results.filter((r) => r.state === 'open').length;
+  const scanned = report.results.length;
+  const what = scanned < targets ? `${scanned} of ${pairs(targets)}` : pairs(targets);
+  const pending = scanned < targets ? `; ${targets - scanned} still pending` : '';
+  return `${what} scanned in ${(report.elapsedMs / 1000).toFixed(2)} s (${report.engine} engine): ${open} open${pending}`;
 }
 
 export function renderJson(report: ScanReport): string {

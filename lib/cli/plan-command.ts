@@ -8,7 +8,7 @@ import type { PlanResult } from '../plan/types.js';
 import { resolveBackends } from '../resolver/index.js';
 
 import { EXIT, UsageError } from './exit-codes.js';
-import { parseFlags, parseFormat, parseInteger } from './flags.js';
+import { formatFlag, parseFlags, parseFormat, parseInteger } from './flags.js';
 import { alignTable } from './output.js';
 import { explain, fromServe, RESOLVE_FLAGS, resolveOptionsFromFlags } from './resolve-command.js';
 
@@ -47,6 +47,7 @@ export const PLAN_FLAGS = {
   ctx: { type: 'string' },
   'cache-type': { type: 'string' },
   reserve: { type: 'string' },
+  format: formatFlag(['table', 'json', 'args']),
 } as const;
 
 function layersText(d: PlanResult['devices'][number]): string {
@@ -110,7 +111,7 @@ export async function runPlanCommand(argv: string[], signal: AbortSignal): Promi
   if (positionals.length !== 1) {
     throw new UsageError(`expected one model file (MODEL.gguf), got ${positionals.length}`);
   }
-  const format = parseFormat(values.format, ['table', 'json', 'args'], process.stdout.isTTY ? 'table' : 'json');
+  const format = parseFormat(values.format, PLAN_FLAGS.format.choices, 'json');
   const {
     from,
     'token-file': tokenFile,

@@ -5,7 +5,16 @@ import { parseHostPort, type HostPort } from '../common/host-port.js';
 import { selectEngine } from '../scan/engines/choose.js';
 import { probe, type ScanReport, type ScanResult } from '../scan/job.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { parseEngine, parseFlags, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './flags.js';
+import {
+  ENGINE_FLAG,
+  formatFlag,
+  parseEngine,
+  parseFlags,
+  parseFormat,
+  parseInteger,
+  parseProbeFlags,
+  PROBE_FLAGS,
+} from './flags.js';
 import { renderJson, renderNdjsonLine, renderTable } from './output.js';
 
 export const PROBE_USAGE = `Usage: scan-backends probe HOST[:PORT]... [options]
@@ -25,7 +34,7 @@ Options:
       --probe-timeout MS each probe step's deadline (default 2000)
       --allow-public     probe addresses outside private/loopback/link-local/CGNAT/ULA space
       --engine E         auto | native | js
-      --format F         table | json | ndjson (default table)
+      --format F         table | json | ndjson (default: table on a terminal, else json)
 
 Exit: 0 all serving, 1 reachable but not healthy (busy, not-serving, incompatible, unknown),
 2 usage error, 3 environment error, 4 a connection failed.
@@ -49,8 +58,8 @@ export const PROBE_COMMAND_FLAGS = {
   ...PROBE_FLAGS,
   timeout: { type: 'string' },
   'allow-public': { type: 'boolean', default: false },
-  engine: { type: 'string' },
-  format: { type: 'string' },
+  engine: ENGINE_FLAG,
+  format: formatFlag(['table', 'json', 'ndjson']),
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -65,7 +74,7 @@ export async function runProbeCommand(argv: string[], signal: AbortSignal): Prom
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('probe: name at least one HOST[:PORT]');
-  const format = parseFormat(values.format, ['table', 'json', 'ndjson'], 'table');
+  const format = parseFormat(values.format, PROBE_COMMAND_FLAGS.format.choices, 'json');
   const targets = positionals.map(parseTarget);
   const { probe: service, ...probeOptions } = parseProbeFlags(values);
   const engine = parseEngine(values.engine);

@@ -9,7 +9,17 @@ import type { Backend, Resolution } from '../resolver/types.js';
 import type { IncomingMessage } from 'node:http';
 
 import { EnvironmentError, EXIT, UsageError } from './exit-codes.js';
-import { parseEngine, parseFlags, parseFormat, parseInteger, tokenOption } from './flags.js';
+import {
+  ENGINE_FLAG,
+  FILE_FLAG,
+  formatFlag,
+  parseEngine,
+  parseFlags,
+  parseFormat,
+  parseInteger,
+  PORTS_FLAG,
+  tokenOption,
+} from './flags.js';
 import { alignTable, formatRtt } from './output.js';
 
 export const RESOLVE_USAGE = `Usage: scan-backends resolve [options]
@@ -66,6 +76,7 @@ export function renderRpcList(backends: readonly Backend[]): string {
 }
 
 function renderTable(resolution: Resolution): string {
+  if (resolution.backends.length === 0) return ''; // no bare header: stderr says why (whyNone)
   const rows = resolution.backends.map((b) => [
     formatHostPort(b),
     b.health ? `${b.health}${b.guess ? '?' : ''}` : b.verified ? 'verified' : 'unverified',
@@ -92,15 +103,34 @@ export function explain(resolution: Resolution): string {
   return `${lines.map(terminalSafe).join('\n')}\n`;
 }
 
+/**
+ * Why a resolve found nothing, for stderr without --explain: a line per source with what it
+ * named and dropped, the first reason, and where the rest are told.
+ */
+export function whyNone(resolution: Resolution): string {
+  const lines = resolution.sources.map((s) => {
+    const [first, ...rest] = s.dropped;
+    let line = `  ${s.name}: ${s.status}, ${s.found} candidate${s.found === 1 ? '' : 's'}`;
+    if (first) {
+      const more = rest.length > 0 ? `; ${rest.length} more` : '';
+      line += `, ${s.dropped.length} dropped (${formatHostPort(first)}: ${first.reason}${more})`;
+    }
+    return s.message ? `${line}: ${s.message}` : line;
+  });
+  const head =
+    lines.length === 0 ? 'no live backend' : 'no live backend; each source (--explain tells every candidate):';
+  return `${[`scan-backends: ${head}`, ...lines].map(terminalSafe).join('\n')}\n`;
+}
+
 /** The flags of this command: its parser and shell completion read this one table. */
 export const RESOLVE_FLAGS = {
-  sources: { type: 'string' },
+  sources: { type: 'string', list: SOURCE_NAMES },
   merge: { type: 'boolean', default: false },
   'no-verify': { type: 'boolean', default: false },
-  config: { type: 'string' },
+  config: FILE_FLAG,
   strict: { type: 'boolean', default: false },
   subnet: { type: 'string', multiple: true },
-  ports: { type: 'string', short: 'p', multiple: true },
+  ports: PORTS_FLAG,
   redis: { type: 'string' },
   'redis-ttl': { type: 'string' },
   'redis-prefix': { type: 'string' },
@@ -112,11 +142,11 @@ export const RESOLVE_FLAGS = {
   timeout: { type: 'string' },
   'probe-timeout': { type: 'string' },
   'rpc-version': { type: 'string' },
-  engine: { type: 'string' },
+  engine: ENGINE_FLAG,
   explain: { type: 'boolean', default: false },
-  format: { type: 'string' },
+  format: formatFlag(['table', 'json', 'ndjson', 'rpc']),
   from: { type: 'string' },
-  'token-file': { type: 'string' },
+  'token-file': FILE_FLAG,
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -242,11 +272,7 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
     process.stdout.write(RESOLVE_USAGE);
     return 0;
   }
-  const format = parseFormat(
-    values.format,
-    ['table', 'json', 'ndjson', 'rpc'],
-    process.stdout.isTTY ? 'table' : 'json',
-  );
+  const format = parseFormat(values.format, RESOLVE_FLAGS.format.choices, 'json');
   const { from, 'token-file': tokenFile, ...resolveFlags } = values;
   const options = resolveOptionsFromFlags(resolveFlags, signal);
   let resolution: Resolution;
@@ -262,6 +288,7 @@ export async function runResolveCommand(argv: string[], signal: AbortSignal): Pr
     // Problems are never silent: a bad config line or a skipped coordinator is said on stderr.
     const said = [...resolution.sources.flatMap((src) => src.warnings ?? []), ...resolution.warnings];
     for (const w of said) process.stderr.write(`scan-backends: warning: ${terminalSafe(w)}\n`);
+    if (resolution.backends.length === 0) process.stderr.write(whyNone(resolution));
   }
   if (format === 'rpc') process.stdout.write(renderRpcList(resolution.backends));
   else if (format === 'json') process.stdout.write(`${JSON.stringify({ schema: 1, ...resolution })}\n`);

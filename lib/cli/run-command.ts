@@ -9,7 +9,7 @@ import type { CoordinatorEvent } from '../watch/types.js';
 import { Watcher } from '../watch/watcher.js';
 import { startDaemon, type Daemon } from '../daemon/daemon.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { parseDuration, parseFlags, parseInteger } from './flags.js';
+import { DURATION_FLAG, parseDuration, parseFlags, parseInteger } from './flags.js';
 import { parseServeFlags, serveOver, SERVER_FLAGS, type ServeSettings } from './serve-command.js';
 import { parseWatchFlags, WATCH_FLAGS } from './watch-command.js';
 
@@ -66,15 +66,15 @@ Exit: 0 stopped, 2 usage error, 3 environment error, 5 crash loop.
 export const RUN_FLAGS = {
   ...WATCH_FLAGS,
   ...SERVER_FLAGS,
-  model: { type: 'string', short: 'm' },
+  model: { type: 'string', short: 'm', file: true },
   reserve: { type: 'string' },
   'no-plan': { type: 'boolean', default: false },
   'min-servers': { type: 'string' },
-  grow: { type: 'string' },
+  grow: { type: 'string', choices: ['idle', 'always', 'never'] },
   'health-url': { type: 'string' },
-  'ready-timeout': { type: 'string' },
-  'unhealthy-after': { type: 'string' },
-  'stop-grace': { type: 'string' },
+  'ready-timeout': DURATION_FLAG,
+  'unhealthy-after': DURATION_FLAG,
+  'stop-grace': DURATION_FLAG,
   'max-restarts': { type: 'string' },
 } as const;
 

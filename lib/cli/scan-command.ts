@@ -4,8 +4,18 @@ import type { ScanOptions } from '../common/options.js';
 import { scan, sortResults, type ScanReport, type ScanResult } from '../scan/job.js';
 import { localSubnetTargets } from '../scan/targets/local-subnets.js';
 import { EXIT, UsageError } from './exit-codes.js';
-import { parseEngine, parseFlags, parseFormat, parseInteger, parseProbeFlags, PROBE_FLAGS } from './flags.js';
-import { renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';
+import {
+  ENGINE_FLAG,
+  formatFlag,
+  parseEngine,
+  parseFlags,
+  parseFormat,
+  parseInteger,
+  parseProbeFlags,
+  PORTS_FLAG,
+  PROBE_FLAGS,
+} from './flags.js';
+import { pairs, renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';
 import { startProgress } from './progress.js';
 
 export const SCAN_USAGE = `Usage: scan-backends scan [targets...] [options]
@@ -47,16 +57,16 @@ export interface ScanRunRequest {
 
 /** The flags of this command: its parser and shell completion read this one table. */
 export const SCAN_FLAGS = {
-  ports: { type: 'string', short: 'p', multiple: true },
+  ports: PORTS_FLAG,
   timeout: { type: 'string' },
   concurrency: { type: 'string' },
   retries: { type: 'string' },
   rate: { type: 'string' },
   deadline: { type: 'string' },
   exclude: { type: 'string', multiple: true },
-  engine: { type: 'string' },
+  engine: ENGINE_FLAG,
   threads: { type: 'string' },
-  format: { type: 'string' },
+  format: formatFlag(['table', 'json', 'ndjson']),
   open: { type: 'boolean', default: false },
   'allow-large': { type: 'boolean', default: false },
   'allow-public': { type: 'boolean', default: false },
@@ -94,7 +104,7 @@ export function parseScanArgs(argv: string[]): ScanRunRequest | 'help' {
     allowPublic: values['allow-public'],
     ...(values.probe ? parseProbeFlags(values) : {}),
   };
-  const format = parseFormat(values.format, ['table', 'json', 'ndjson'], process.stdout.isTTY ? 'table' : 'ndjson');
+  const format = parseFormat(values.format, SCAN_FLAGS.format.choices, 'ndjson');
   return { targets: positionals, options, format: format as OutputFormat, openOnly: values.open };
 }
 
@@ -146,12 +156,16 @@ export async function runScan(request: ScanRunRequest, signal: AbortSignal): Pro
   // what was really scanned.
   if (request.format === 'json')
     process.stdout.write(renderJson(interrupted ? { ...final, interrupted: true } : final));
+  const total = job.targetCount ?? results.length;
   if (request.format === 'table') {
     process.stdout.write(renderTable(final.results));
-    process.stderr.write(`${summarize({ ...final, results }, job.targetCount ?? results.length)}\n`);
+    process.stderr.write(`${summarize({ ...final, results }, total)}\n`);
   }
   if (interrupted) {
-    process.stderr.write(`scan-backends: interrupted after ${results.length} results\n`);
+    const pending = total - results.length;
+    process.stderr.write(
+      `scan-backends: interrupted: ${results.length} of ${pairs(total)} scanned, ${pending} still pending\n`,
+    );
     return EXIT.interrupted;
   }
   return results.some((r) => r.state === 'open') ? EXIT.found : EXIT.none;

@@ -2,7 +2,7 @@
 // the server's own (--listen, --token-file, --allow-host, …) and starts the server and its
 // HTTP discovery once the watcher runs. The server closes before the watcher does.
 
-import { formatHostPort, parseHostPort } from '../common/host-port.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../common/host-port.js';
 import { DEFAULT_HTTP_PORTS, DEFAULT_LISTEN } from '../common/options.js';
 import { isLoopbackAddress } from '../common/addresses.js';
 import { parsePorts } from '../scan/targets/grammar.js';
@@ -11,7 +11,7 @@ import { normalizeHost } from '../serve/allowed-hosts.js';
 import { HttpDiscovery } from '../serve/http-discovery.js';
 import { startServer, type ServeHandle } from '../serve/server.js';
 import { EnvironmentError, UsageError } from './exit-codes.js';
-import { parseFlags, tokenOption } from './flags.js';
+import { FILE_FLAG, parseFlags, tokenOption } from './flags.js';
 import { parseWatchFlags, runWatcher, WATCH_FLAGS, type Attachment } from './watch-command.js';
 
 export const SERVE_USAGE = `Usage: scan-backends serve [--listen HOST:PORT] [--token-file FILE] [--allow-host NAME] [watch options]
@@ -27,7 +27,8 @@ Runs a watcher (every watch option applies, see watch --help) and shows it over 
   GET /metrics            Prometheus metrics; GET /healthz, /readyz
 
 Serve options:
-      --listen HOST:PORT     where to listen (default 127.0.0.1:8765; port 0: any free one)
+      --listen HOST:PORT     where to listen (default 127.0.0.1:8765; a host alone keeps port
+                             8765, :PORT keeps 127.0.0.1; port 0: any free one)
       --token-file FILE      the token every request must carry (Authorization: Bearer, or the
                              cookie the page gets from /?token=…); $SCAN_BACKENDS_TOKEN too.
                              Required to listen anywhere but loopback.
@@ -42,11 +43,11 @@ Exit: 0 stopped, 2 usage error, 3 environment error (the address is in use).
 
 /** The server's own flags (run takes them too). */
 export const SERVER_FLAGS = {
-  listen: { type: 'string' },
-  'token-file': { type: 'string' },
+  listen: { type: 'string', hint: 'HOST:PORT, HOST or :PORT' },
+  'token-file': FILE_FLAG,
   'allow-host': { type: 'string', multiple: true },
   'max-sse-clients': { type: 'string' },
-  'http-ports': { type: 'string' },
+  'http-ports': { type: 'string', hint: 'a port list like 8080,8000' },
 } as const;
 
 export const SERVE_FLAGS = { ...WATCH_FLAGS, ...SERVER_FLAGS } as const;
@@ -60,9 +61,12 @@ export function parseServeFlags(values: Record<string, unknown>): {
   maxSseClients?: number;
   httpPorts: readonly number[];
 } {
-  const listen = parseHostPort(String(values.listen ?? DEFAULT_LISTEN));
+  // A host alone keeps the default port, ":port" the default host: never llama.cpp's 50052.
+  const listen = parseHostPort(String(values.listen ?? DEFAULT_LISTEN), parseHostPort(DEFAULT_LISTEN) as HostPort);
   if (typeof listen === 'string' || values.listen === '') {
-    throw new UsageError(`--listen: expected HOST:PORT such as 127.0.0.1:8765, got "${String(values.listen)}"`);
+    throw new UsageError(
+      `--listen: expected HOST:PORT, HOST or :PORT such as 127.0.0.1:8765, got "${String(values.listen)}"`,
+    );
   }
   const token = tokenOption(values['token-file'] as string | undefined);
   if (!isLoopbackAddress(listen.host) && token === undefined) {

@@ -11,7 +11,16 @@ import { splitCommand } from '../daemon/on-change.js';
 import type { WatchEvent } from '../watch/types.js';
 import { Watcher, type WatchOptions } from '../watch/watcher.js';
 import { UsageError } from './exit-codes.js';
-import { parseDuration, parseFlags, parseFormat, parseInteger, readSecretFile } from './flags.js';
+import {
+  DURATION_FLAG,
+  FILE_FLAG,
+  formatFlag,
+  parseDuration,
+  parseFlags,
+  parseFormat,
+  parseInteger,
+  readSecretFile,
+} from './flags.js';
 import { RESOLVE_FLAGS, resolveOptionsFromFlags } from './resolve-command.js';
 
 export const WATCH_USAGE = `Usage: scan-backends watch [options]
@@ -48,9 +57,9 @@ Watch options:
                            signed messages, registrations and leases are ignored
 
 Source and probe options, as resolve takes them:
-      --sources LIST, --merge, --config FILE, --subnet T, -p/--ports P, --redis URL,
-      --redis-ttl S, --redis-prefix P, --allow-public, --allow-link-local, --accept-silent,
-      --trust-all-users,
+      --sources LIST, --merge, --no-verify, --config FILE, --strict, --subnet T,
+      -p/--ports P, --redis URL, --redis-ttl S, --redis-prefix P, --require-redis,
+      --allow-public, --allow-link-local, --accept-silent, --trust-all-users,
       --timeout MS, --probe-timeout MS, --rpc-version V, --engine E
 
 Signals: SIGTERM/SIGINT stop it (exit 0 within 10 s; a second one exits at once); SIGHUP
@@ -67,23 +76,23 @@ const SOURCE_FLAGS = Object.fromEntries(
 
 export const WATCH_FLAGS = {
   ...SOURCE_FLAGS,
-  format: { type: 'string' },
-  interval: { type: 'string' },
-  'health-interval': { type: 'string' },
+  format: formatFlag(['text', 'ndjson']),
+  interval: DURATION_FLAG,
+  'health-interval': DURATION_FLAG,
   'fail-after': { type: 'string' },
   'recover-after': { type: 'string' },
-  'forget-after': { type: 'string' },
+  'forget-after': DURATION_FLAG,
   'on-change': { type: 'string' },
   'on-change-shell': { type: 'boolean', default: false },
-  'on-change-timeout': { type: 'string' },
-  settle: { type: 'string' },
-  'log-file': { type: 'string' },
+  'on-change-timeout': DURATION_FLAG,
+  settle: DURATION_FLAG,
+  'log-file': FILE_FLAG,
   'log-max-size': { type: 'string' },
   'log-files': { type: 'string' },
-  'log-level': { type: 'string' },
-  heartbeat: { type: 'string' },
+  'log-level': { type: 'string', choices: LOG_LEVELS },
+  heartbeat: DURATION_FLAG,
   until: { type: 'string' },
-  'fleet-key-file': { type: 'string' },
+  'fleet-key-file': FILE_FLAG,
 } as const;
 
 /**
@@ -164,7 +173,7 @@ function onChangeOption(values: WatchFlagValues): string[] | undefined {
 
 /** watch's flags (serve's too) as options, each checked where it enters; nothing starts. */
 export function parseWatchFlags(values: WatchFlagValues): WatchRequest {
-  const format = parseFormat(values.format, ['ndjson', 'text'], process.stdout.isTTY ? 'text' : 'ndjson');
+  const format = parseFormat(values.format, WATCH_FLAGS.format.choices, 'ndjson');
   const watchOptions: WatchOptions = {
     ...resolveOptionsFromFlags(values),
     intervalMs: parseDuration('--interval', values.interval, 'intervalMs'),

@@ -25,11 +25,14 @@ export class ScanBackendsError extends Error {
 /** A target, exclusion or port list that does not parse, or a guard it trips. */
 export class InvalidTargetError extends ScanBackendsError {
   readonly token: string;
+  /** The file the token was read from (a config file), when it was not given directly. */
+  readonly file?: string;
 
-  constructor(token: string, message: string, options?: { cause?: unknown }) {
+  constructor(token: string, message: string, options?: { cause?: unknown; file?: string }) {
     super(message, 'SB_INVALID_TARGET', options);
     this.name = 'InvalidTargetError';
     this.token = token;
+    if (options?.file !== undefined) this.file = options.file;
   }
 }
 

@@ -8,11 +8,12 @@ export interface HostPort {
 }
 
 /**
- * Parses "host:port", "[v6]:port", "host" or a bare IPv6 literal (port 50052 when none is
- * given). Returns the reason when the text is not one. Port 0 parses: callers decide whether
- * it is a placeholder.
+ * Parses "host:port", "[v6]:port", "host" or a bare IPv6 literal. A missing port is
+ * `defaults.port` (50052, llama.cpp's RPC port, unless the caller's address is another kind's);
+ * ":port" alone takes `defaults.host` where the caller has one. Returns the reason when the
+ * text is not one. Port 0 parses: callers decide whether it is a placeholder.
  */
-export function parseHostPort(text: string): HostPort | string {
+export function parseHostPort(text: string, defaults: { host?: string; port?: number } = {}): HostPort | string {
   const bracketed = /^\[([^\]]+)\](?::(\d*))?$/.exec(text);
   let host: string;
   let portText: string | undefined;
@@ -26,8 +27,9 @@ export function parseHostPort(text: string): HostPort | string {
     host = colon < 0 ? text : text.slice(0, colon);
     portText = colon < 0 ? undefined : text.slice(colon + 1);
   }
+  if (host === '' && portText !== undefined && defaults.host !== undefined) host = defaults.host;
   if (host === '' || /[\s/,]/.test(host)) return 'not a host[:port]';
-  if (portText === undefined) return { host, port: GGML_RPC_PORT };
+  if (portText === undefined) return { host, port: defaults.port ?? GGML_RPC_PORT };
   if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) return 'port must be 1..65535';
   return { host, port: Number(portText) };
 }

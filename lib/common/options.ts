@@ -61,6 +61,11 @@ const SCAN_INTEGER_OPTIONS = [
 ] as const;
 export type IntegerOption = keyof typeof INTEGER_OPTIONS;
 
+/** The range an integer option takes, for a caller that names it in its own units. */
+export function integerRange(name: IntegerOption): readonly [number, number] {
+  return INTEGER_OPTIONS[name];
+}
+
 const ENGINES = ['auto', 'native', 'js'] as const;
 export type EngineName = 'native' | 'js';
 export type EngineChoice = (typeof ENGINES)[number];

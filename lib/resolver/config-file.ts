@@ -29,7 +29,7 @@ export function parseConfig(text: string, file: string, strict = false): ParsedC
   const parsed: ParsedConfig = { candidates: [], dropped: [], warnings: [] };
   let bad = 0;
   const warn = (line: string, message: string) => {
-    if (strict) throw new InvalidTargetError(line, message);
+    if (strict) throw new InvalidTargetError(line, message, { file });
     if (++bad <= MAX_WARNINGS) parsed.warnings.push(message);
   };
   text.split(/\r?\n/).forEach((raw, i) => {

@@ -1,15 +1,15 @@
 // The CLI behaves like a well-kept Unix tool, each manner tried as a new user would.
-import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { probe } from '../../lib/scan/job.js';
-import { CLI, runCli } from '../helpers/cli.js';
+import { CLI, runCli, startCli } from '../helpers/cli.js';
 import { configFile } from '../helpers/config.js';
-import { closedPort } from '../helpers/net.js';
+import { closedPort, eventually } from '../helpers/net.js';
 
 describe('a closed stdout', () => {
   it('ends a scan piped into head -1 quietly, with the SIGPIPE status and no trace', async () => {
@@ -78,6 +78,15 @@ describe('flag errors are ours, and point at the command help', () => {
     [['resolve', '-rpc-version', '5.1.0'], 'unknown option -rpc-version (did you mean --rpc-version?)'],
     [['scan', '127.0.0.1', '-p', '-5'], '-5: port must be 1..65535'],
     [['resolve', 'extra'], 'unexpected argument extra: this command takes no targets'],
+    // issue 22: each message says what to type instead.
+    [
+      ['scan', '127.0.0.45:50052'],
+      '127.0.0.45:50052: a port goes in -p (ports), not in the target: scan 127.0.0.45 -p 50052',
+    ],
+    [['scan', '127.0.0.1', '-p'], '-p needs a value (a port list like 50052 or 8000-8100)'],
+    [['scan', '127.0.0.1', '--format'], '--format needs a value (one of table, json, ndjson)'],
+    [['resolve', '--sources'], '--sources needs a value (a comma list of process, config, scan, redis)'],
+    [['watch', '--interval', '0'], '--interval: must be 100ms..1d, got 0'],
     [
       ['scan', '127.0.0.1', '-p', '1', '--exclude', '127.0.0.1'],
       'the exclusions (exclude, --exclude) remove every target',
@@ -87,6 +96,14 @@ describe('flag errors are ours, and point at the command help', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(message);
     expect(run.stderr).toContain(`Run "scan-backends ${args[0]} --help" for usage.`);
+  });
+
+  it('a mistyped command gets the nearest one, and the general usage', async () => {
+    const run = await runCli(['scna', '127.0.0.1']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(
+      'scan-backends: unknown command scna; did you mean scan?\nRun "scan-backends --help" for usage.\n',
+    );
   });
 
   it('an environment variable is named as such', async () => {
@@ -131,6 +148,70 @@ describe('output manners', () => {
   });
 });
 
+describe('output manners, issue 22', () => {
+  it('an interrupted scan counts what it scanned and what was still pending', async () => {
+    // 254 pairs at 50 connects a second: SIGINT lands mid-scan.
+    const scan = startCli(['scan', '127.0.3.0/24', '-p', '1', '--rate', '50', '--format', 'ndjson']);
+    let lines = 0;
+    scan.child.stdout?.on('data', (d: Buffer) => (lines += d.toString().split('\n').length - 1));
+    expect(await eventually(() => lines >= 10, 5000)).toBe(true);
+    scan.child.kill('SIGINT');
+    const run = await scan.done;
+    expect(run.code).toBe(130);
+    const printed = run.stdout.trim().split('\n').length;
+    const said = /interrupted: (\d+) of 254 host:port pairs scanned, (\d+) still pending/.exec(run.stderr);
+    expect(said, run.stderr).not.toBeNull();
+    expect(Number(said?.[1])).toBe(printed);
+    expect(Number(said?.[1]) + Number(said?.[2])).toBe(254);
+    expect(printed).toBeLessThan(254);
+  });
+
+  it('an empty resolve prints no bare header and says on stderr what each source gave and dropped', async () => {
+    const port = await closedPort('127.0.3.1');
+    const file = configFile([`127.0.3.1:${port}`, `127.0.3.2:${port}`]);
+    const run = await runCli(['resolve', '--sources', 'config,redis', '--config', file, '--format', 'table'], {
+      env: { SCAN_BACKENDS_REDIS: '' },
+    });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    const lines = run.stderr.trim().split('\n');
+    expect(lines[0]).toBe('scan-backends: no live backend; each source (--explain tells every candidate):');
+    expect(lines[1]).toBe(
+      `  config: empty, 2 candidates, 2 dropped (127.0.3.1:${port}: closed (connection refused); 1 more): ${file}`,
+    );
+    expect(lines[2]).toMatch(/^ {2}redis: skipped, 0 candidates: no Redis URL/);
+  });
+
+  it('one rule for the default format: a pipe gets JSON from a one-answer command, NDJSON from a stream', async () => {
+    const port = await closedPort('127.0.3.3');
+    const probed = await runCli(['probe', `127.0.3.3:${port}`]);
+    expect(JSON.parse(probed.stdout)).toMatchObject({ schema: 1, results: [{ host: '127.0.3.3', state: 'closed' }] });
+    const doctor = await runCli(['doctor', '--config', configFile(['127.0.3.3'])]);
+    expect(JSON.parse(doctor.stdout)).toMatchObject({ schema: 1 });
+    const resolved = await runCli(['resolve', '--sources', 'config', '--config', configFile([`127.0.3.3:${port}`])]);
+    expect(JSON.parse(resolved.stdout)).toMatchObject({ schema: 1, backends: [] });
+    const scanned = await runCli(['scan', '127.0.3.4-5', '-p', String(port)]);
+    expect(
+      scanned.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { host: string }).host)
+        .sort(),
+    ).toEqual(['127.0.3.4', '127.0.3.5']);
+  });
+
+  it('a terminal gets the table, from the same command', async () => {
+    const port = await closedPort('127.0.3.3');
+    // script(1) gives the command a pseudo-terminal for stdout.
+    const run = spawnSync('script', ['-qec', `"${process.execPath}" "${CLI}" probe 127.0.3.3:${port}`, '/dev/null'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(run.stdout).toMatch(/HOST\s+PORT\s+STATE/);
+    expect(run.stdout).toMatch(new RegExp(`127\\.0\\.3\\.3\\s+${port}\\s+closed`));
+  });
+});
+
 describe('shell completion', () => {
   it('bash completes commands and each command’s own flags, run in a real bash', async () => {
     const script = (await runCli(['completion', 'bash'])).stdout;
@@ -151,11 +232,36 @@ describe('shell completion', () => {
     expect(await complete(['scan-backends', 'wa'])).toBe('watch');
     expect(await complete(['scan-backends', 'watch', '--health'])).toBe('--health-interval');
     expect(await complete(['scan-backends', 'doctor', '--re'])).toBe('--redis');
+    // Values: words, the next word of a comma list, files; nothing for a free value.
+    expect(await complete(['scan-backends', 'scan', '--format', 'nd'])).toBe('ndjson');
+    expect(await complete(['scan-backends', 'probe', '--engine', ''])).toBe('auto native js');
+    expect(await complete(['scan-backends', 'resolve', '--sources', 'process,sc'])).toBe('process,scan');
+    expect(await complete(['scan-backends', 'scan', '--probe', '--service', 'ggml-rpc,gr'])).toBe('ggml-rpc,grpc');
+    expect(await complete(['scan-backends', 'watch', '--log-level', 'w'])).toBe('warn');
+    const dir = mkdtempSync(join(tmpdir(), 'sb-complete-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'rpc_backends.conf'), '');
+    for (const flag of ['--config', '--log-file', '--token-file', '--fleet-key-file']) {
+      expect(await complete(['scan-backends', flag === '--token-file' ? 'serve' : 'watch', flag, `${dir}/rpc_`])).toBe(
+        `${dir}/rpc_backends.conf`,
+      );
+    }
+    expect(await complete(['scan-backends', 'scan', '--timeout', ''])).toBe('');
+    // watch offers what its help lists, and its help lists what it offers.
+    const offered = (await complete(['scan-backends', 'watch', '-'])).split(' ');
+    const help = (await runCli(['watch', '--help'])).stdout;
+    expect(offered).toEqual(expect.arrayContaining(['--strict', '--no-verify', '--require-redis']));
+    for (const flag of offered.filter((f) => f !== '--help' && f !== '-h'))
+      expect(help, flag).toMatch(new RegExp(`${flag}\\b(?!-)`));
   });
 
   it('fish and zsh scripts name the same flags; an unknown shell is a usage error', async () => {
     const fish = (await runCli(['completion', 'fish'])).stdout;
     expect(fish).toContain("complete -c scan-backends -f -n '__fish_seen_subcommand_from probe' -l allow-public");
+    expect(fish).toContain(
+      "complete -c scan-backends -f -n '__fish_seen_subcommand_from scan' -l format -x -a 'table json ndjson'",
+    );
+    expect(fish).toContain("complete -c scan-backends -f -n '__fish_seen_subcommand_from resolve' -l config -r -F");
     const zsh = (await runCli(['completion', 'zsh'])).stdout;
     expect(zsh.split('\n')[0]).toBe('#compdef scan-backends');
     const bad = await runCli(['completion', 'tcsh']);

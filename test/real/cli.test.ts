@@ -1,12 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { CLI, runCli, startCli } from '../helpers/cli.js';
 import { closedPort, eventually, listen } from '../helpers/net.js';
+
+const ROOT = dirname(dirname(CLI));
 
 describe('scan-backends scan', () => {
   it('prints one JSON object with schema 1, sorted results, and exits 0 when a port is open', async () => {
@@ -81,7 +83,7 @@ describe('scan-backends scan', () => {
     [['scan', '127.0.0.1', '--bogus'], 'unknown option --bogus'],
     [['scan', '8.8.8.8'], '8.8.8.8: outside private, loopback, link-local, CGNAT and ULA space; pass --allow-public'],
     [['scan', '10.0.0.0/8'], 'pass --allow-large'],
-    [['frobnicate'], 'unknown command "frobnicate"'],
+    [['frobnicate'], 'unknown command frobnicate'],
   ])('%j is a usage error: exit 2, nothing scanned, the bad token named', async (args, message) => {
     const run = await runCli(args);
     expect(run.code).toBe(2);
@@ -98,7 +100,7 @@ describe('scan-backends scan', () => {
 
 describe('scan-backends demo', () => {
   it('finds and identifies the two loopback ggml-rpc servers it starts, and exits 0', async () => {
-    const run = await runCli(['demo']);
+    const run = await runCli(['demo', '--format', 'table']);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(
       /127\.0\.0\.45\s+50052\s+open\s+ggml-rpc\s+serving\s+[\d.]+ ms\s+protocol 5\.0\.0, 2 dev/,
@@ -123,42 +125,60 @@ describe('scan-backends demo', () => {
     expect(JSON.parse(gone.stdout).results[0].state).toBe('closed');
   });
 
-  it('the resolve it suggests, run as printed, finds what the demo showed', async () => {
-    const demo = startCli(['demo', '--keep']);
+  it('every command it suggests runs as printed once the quick start linked the command, and finds what the demo showed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-demo-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    // A PATH without scan-backends: the demo says how to put it there.
+    mkdirSync(join(dir, 'empty'));
+    const demo = startCli(['demo', '--keep'], { env: { PATH: join(dir, 'empty') } });
     let said = '';
     demo.child.stderr?.on('data', (d: Buffer) => (said += d.toString()));
     try {
-      expect(await eventually(() => said.includes('Ctrl-C stops them'), 10_000)).toBe(true);
+      expect(await eventually(() => said.includes('not on PATH'), 10_000)).toBe(true);
+      expect(said).toContain('scan-backends is not on PATH: run `npm link --ignore-scripts` in the clone');
       const suggested = /try:\n((?: {2}.+\n)+)Ctrl-C/.exec(said)?.[1]?.split('\n').filter(Boolean) ?? [];
       const commands = suggested.map((line) => line.trim());
-      // The usage text suggests the same lines.
+      expect(commands.length).toBeGreaterThanOrEqual(3);
+      // The usage text and the README suggest the same lines.
       const usage = (await runCli(['demo', '--help'])).stdout;
-      for (const command of commands) expect(usage).toContain(`  ${command}\n`);
-      const fromConfig = commands.slice(commands.findIndex((c) => c.includes('rpc_backends.conf')));
-      expect(fromConfig.join('\n')).toMatch(/rpc_backends\.conf[^]*scan-backends resolve/);
-
-      // In an empty directory, with scan-backends on PATH, as a user would paste them.
-      const dir = mkdtempSync(join(tmpdir(), 'sb-demo-'));
-      onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-      mkdirSync(join(dir, 'bin'));
-      writeFileSync(join(dir, 'bin', 'scan-backends'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`, {
-        mode: 0o755,
+      const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+      for (const command of commands) {
+        expect(usage).toContain(`  ${command}\n`);
+        expect(readme).toContain(`\n${command}\n`);
+      }
+      // The README's quick start, `npm link --ignore-scripts`, into a prefix of the test's own.
+      const prefix = join(dir, 'prefix');
+      const link = spawnSync('npm', ['link', '--ignore-scripts', '--offline', '--no-audit', '--no-fund'], {
+        cwd: ROOT,
+        env: { ...process.env, npm_config_prefix: prefix },
+        encoding: 'utf8',
+        timeout: 60_000,
       });
-      const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH ?? ''}` };
+      expect(link.status, link.stderr).toBe(0);
+      expect(readme).toContain('npm link --ignore-scripts');
+
+      // In an empty directory, each line as a user would paste it.
+      const cwd = join(dir, 'work');
+      mkdirSync(cwd);
+      const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? ''}` };
       delete env.SCAN_BACKENDS_CONFIG;
       delete env.SCAN_BACKENDS_RPC_VERSION;
-      const resolved = spawnSync('sh', ['-ec', fromConfig.join('\n')], {
-        cwd: dir,
-        env,
-        encoding: 'utf8',
-        timeout: 10_000,
-      });
-      expect(resolved.status).toBe(0);
-      const report = JSON.parse(resolved.stdout);
+      const outputs = commands.map((command) =>
+        spawnSync('sh', ['-ec', command], { cwd, env, encoding: 'utf8', timeout: 10_000 }),
+      );
+      for (const [i, run] of outputs.entries()) expect(run.stderr, commands[i]).not.toMatch(/not found/);
+      // probe: what the demo showed, 5.0.0 and 3.6.1 (JSON in a pipe).
+      const probed = outputs[commands.findIndex((c) => c.startsWith('scan-backends probe'))];
+      expect(
+        JSON.parse(probed?.stdout ?? '').results.map((r: { rpc: { protocol: string } }) => r.rpc.protocol),
+      ).toEqual(['5.0.0', '3.6.1']);
+      // resolve: the server the demo showed serving, the 3.6.1 one dropped as its 5.1.0 client would.
+      const resolved = outputs[commands.findIndex((c) => c.startsWith('scan-backends resolve'))];
+      expect(resolved?.status).toBe(0);
+      const report = JSON.parse(resolved?.stdout ?? '');
       expect(report.backends.map((b: { host: string; port: number }) => `${b.host}:${b.port}`)).toEqual([
         '127.0.0.45:50052',
       ]);
-      // Judged as the demo's 5.1.0 client judged it: the 3.6.1 server is incompatible.
       expect(report.compatibility).toMatchObject({ client: '5.1.0' });
       expect(report.sources[0].dropped).toEqual([
         expect.objectContaining({ host: '127.0.0.48', reason: expect.stringContaining('does not match client 5.1.0') }),

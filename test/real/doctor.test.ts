@@ -17,7 +17,7 @@ describe('doctor', () => {
   it('all good: a valid config and a reachable Redis, exit 0, one line per check', async () => {
     const redis = await startRedis();
     const config = configFile(['127.0.1.90:50052', '127.0.1.91', 'rpc-version 5.1.0']);
-    const run = await runCli(['doctor', '--config', config, '--redis', redis.url]);
+    const run = await runCli(['doctor', '--config', config, '--redis', redis.url, '--format', 'text']);
     expect(run.code).toBe(0);
     const lines = run.stdout.trim().split('\n');
     expect(lines.find((l) => / addon: /.test(l))).toMatch(/^ok {3}addon: native addon loaded/);
@@ -31,7 +31,15 @@ describe('doctor', () => {
   it('fails naming each bad config line and an unreachable Redis, with the fix; exit 1; JSON too', async () => {
     const port = await closedPort('127.0.0.1');
     const config = configFile(['127.0.1.90:50052', '127.0.1.92:port', 'rpc-version five']);
-    const run = await runCli(['doctor', '--config', config, '--redis', `redis://:secret@127.0.0.1:${port}`]);
+    const run = await runCli([
+      'doctor',
+      '--config',
+      config,
+      '--redis',
+      `redis://:secret@127.0.0.1:${port}`,
+      '--format',
+      'text',
+    ]);
     expect(run.code).toBe(1);
     expect(run.stdout).toContain(`fail config: ${config}: 2 bad line(s): ${config}:2: bad token "127.0.1.92:port"`);
     expect(run.stdout).toContain(`${config}:3: bad token "rpc-version five"`);

@@ -53,7 +53,17 @@ describe.each(['native', 'js'] as const)('hostile peers, %s engine', (engine) =>
   it('an HTTP body cut short ends the CLI with its answer beside a refused target', async () => {
     const port = await hostilePeer('short-body', engine === 'native' ? '127.0.0.169' : '127.0.0.179');
     const host = engine === 'native' ? '127.0.0.169' : '127.0.0.179';
-    const run = await runCli(['probe', `${host}:${port}`, '127.0.0.1:1', '--engine', engine, '--probe-timeout', '800']);
+    const run = await runCli([
+      'probe',
+      `${host}:${port}`,
+      '127.0.0.1:1',
+      '--engine',
+      engine,
+      '--probe-timeout',
+      '800',
+      '--format',
+      'table',
+    ]);
     expect(run.code).toBe(4);
     expect(run.stdout).toMatch(new RegExp(`${host.replace(/\./g, '\\.')}\\s+${port}\\s+open`));
     expect(run.stdout).toMatch(/127\.0\.0\.1\s+1\s+closed/);
@@ -63,7 +73,7 @@ describe.each(['native', 'js'] as const)('hostile peers, %s engine', (engine) =>
 describe('what a peer says reaches no terminal raw', () => {
   it('a version full of escape sequences prints without a control character, and JSON bounds it', async () => {
     const port = await hostilePeer('ansi-version', '127.0.0.185');
-    const table = await runCli(['probe', `127.0.0.185:${port}`, '--service', 'http']);
+    const table = await runCli(['probe', `127.0.0.185:${port}`, '--service', 'http', '--format', 'table']);
     expect(table.stdout).toContain('ollama');
     // eslint-disable-next-line no-control-regex
     expect(table.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);

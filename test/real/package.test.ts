@@ -1,7 +1,17 @@
 // The published package, as a user installs it: the tarball `npm test` packs into .pack/
 // (prebuild included), installed into a fresh project on a PATH where every compiler fails.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,6 +73,24 @@ function run(dir: string, env: NodeJS.ProcessEnv, args: string[]) {
     timeout: 30_000,
   });
 }
+
+describe('packing, as npm test does it', () => {
+  it('left the addon of this tree where it was: the pack ran in a copy (issue 22)', () => {
+    tarball(); // npm test packed
+    // scripts/test.sh recorded each build/Release/*.node as "inode mtime path" before packing.
+    const before = readFileSync(join(PACK_DIR, 'addon-before.txt'), 'utf8').trim().split('\n').filter(Boolean);
+    const now = existsSync(join(ROOT, 'build', 'Release'))
+      ? readdirSync(join(ROOT, 'build', 'Release'))
+          .filter((f) => f.endsWith('.node'))
+          .map((f) => {
+            const path = join('build', 'Release', f);
+            const stat = statSync(join(ROOT, path));
+            return `${stat.ino} ${Math.floor(stat.mtimeMs / 1000)} ${path}`;
+          })
+      : [];
+    expect(now).toEqual(before);
+  });
+});
 
 describe('the npm package with its prebuild, on a machine without compilers', () => {
   let dir = '';

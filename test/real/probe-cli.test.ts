@@ -29,9 +29,12 @@ describe('scan-backends probe', () => {
   it('exits 1 when reachable but not healthy, and 4 when a connection fails', async () => {
     const old = await ggmlRpcPeer({ generation: '3.x', host: '127.0.0.162' });
     // The client version from the environment, as a coordinator's unit file would set it.
-    const incompatible = await runCli(['probe', `127.0.0.162:${old.port}`, '--service', 'ggml-rpc'], {
-      env: { SCAN_BACKENDS_RPC_VERSION: '5.1.0' },
-    });
+    const incompatible = await runCli(
+      ['probe', `127.0.0.162:${old.port}`, '--service', 'ggml-rpc', '--format', 'table'],
+      {
+        env: { SCAN_BACKENDS_RPC_VERSION: '5.1.0' },
+      },
+    );
     expect(incompatible.code).toBe(1);
     expect(incompatible.stdout).toMatch(/127\.0\.0\.162\s+\d+\s+open\s+ggml-rpc\s+incompatible/);
     const compatible = await runCli([
@@ -45,7 +48,7 @@ describe('scan-backends probe', () => {
     expect(compatible.code).toBe(0);
     const refused = await closedPort('127.0.0.163');
     const mixed = await runCli(
-      ['probe', `127.0.0.162:${old.port}`, `127.0.0.163:${refused}`, '--service', 'ggml-rpc'],
+      ['probe', `127.0.0.162:${old.port}`, `127.0.0.163:${refused}`, '--service', 'ggml-rpc', '--format', 'table'],
       {
         env: { SCAN_BACKENDS_RPC_VERSION: '5.1.0' },
       },

@@ -202,10 +202,12 @@ describe('scan-backends resolve', () => {
     expect(run.stderr).toContain(message);
   });
 
-  it('--strict turns a bad config line into a usage error naming file and line', async () => {
+  it('--strict turns a bad config line into an error naming file and line, with no usage hint', async () => {
     const file = configFile(['127.0.0.1', 'what is this']);
     const run = await runCli(['resolve', '--sources', 'config', '--config', file, '--strict']);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`${file}:2: bad token "what is this"`);
+    // The command line is fine: no help text would fix the file (issue 22).
+    expect(run.stderr).not.toContain('--help');
   });
 });

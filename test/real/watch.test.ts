@@ -292,7 +292,7 @@ describe('watch follows backends', () => {
   it('options out of range are usage errors naming the flag', async () => {
     const cases = [
       [['--interval', '5x'], /--interval: expected a duration/],
-      [['--health-interval', '1ms'], /--health-interval: must be an integer 10\.\./],
+      [['--health-interval', '1ms'], /--health-interval: must be 10ms\.\.1d, got 1ms/],
       [['--fail-after', '0'], /--fail-after: must be an integer 1\.\./],
       [['--recover-after', 'two'], /--recover-after: expected a whole number/],
       [['--log-max-size', '10'], /--log-max-size: must be an integer 1024\.\./],
@@ -301,7 +301,7 @@ describe('watch follows backends', () => {
       [['--on-change', 'a "b'], /--on-change: unclosed " quote/],
       [['--on-change-shell'], /--on-change-shell: needs --on-change CMD/],
       [['--log-file', '/nonexistent/dir/x.log'], /--log-file: ENOENT/],
-      [['--format', 'table'], /--format: expected ndjson, text/],
+      [['--format', 'table'], /--format: expected text, ndjson/],
     ] as const;
     // All at once: each is a whole Node start, slow under the sanitizer run.
     const runs = await Promise.all(cases.map(([args]) => runCli(['watch', ...args])));

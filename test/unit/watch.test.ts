@@ -187,7 +187,9 @@ describe('daemon pieces', () => {
     expect(parseDuration('--interval', undefined, 'intervalMs')).toBeUndefined();
     expect(() => parseDuration('--interval', '5 min', 'intervalMs')).toThrow(/--interval: expected a duration/);
     expect(() => parseDuration('--interval', '-5s', 'intervalMs')).toThrow(/--interval/);
-    expect(() => parseDuration('--interval', '10ms', 'intervalMs')).toThrow(/--interval: must be an integer 100\.\./);
+    expect(() => parseDuration('--interval', '10ms', 'intervalMs')).toThrow(
+      /--interval: must be 100ms\.\.1d, got 10ms/,
+    );
     expect(() => parseDuration('--health-interval', '2d', 'healthIntervalMs')).toThrow(/--health-interval/);
   });
 

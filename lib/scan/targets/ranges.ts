@@ -95,6 +95,11 @@ export function parseToken(token: string, wholeBlocks: boolean): AddressRange | 
 
 /** Why text that should have been an address is not one. */
 function addressError(text: string): string {
+  // "10.0.0.7:50052", "gpu-1:50052": a host:port as --rpc writes it; the port belongs in -p.
+  const hostPort = /^(.+):([0-9]{1,5})$/.exec(text);
+  if (hostPort && (typeof parseIPv4(hostPort[1] as string) === 'bigint' || HOSTNAME.test(hostPort[1] as string))) {
+    return `a port goes in -p (ports), not in the target: scan ${hostPort[1]} -p ${hostPort[2]}`;
+  }
   if (/^[0-9.]+$/.test(text)) return parseIPv4(text) as string;
   if (text.includes(':') || text.startsWith('[')) return parseIPv6(text) as string;
   return 'not an address, range, CIDR block or hostname';
