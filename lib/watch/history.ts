@@ -1,0 +1,76 @@
+// The watcher's last hour, for the dashboard's pictures: each followed backend's states as
+// spans (a new span only when its state changes), and the usable set's free device memory,
+// one sample per MEMORY_SAMPLE_MS. Both bounded in time (the window) and in count, whatever
+// the health interval and however often a backend flaps.
+import { formatHostPort } from '../common/host-port.js';
+import type { HistorySpan, HistoryState, MemorySample, WatchedBackend, WatchHistory } from './types.js';
+
+export const HISTORY_WINDOW_MS = 3_600_000;
+/** Spans kept per backend: a change every 15 s for the whole hour. */
+const MAX_SPANS = 240;
+/** The memory chart's resolution: a sample per 5 s, 720 in the hour. */
+const MEMORY_SAMPLE_MS = 5000;
+const MAX_SAMPLES = HISTORY_WINDOW_MS / MEMORY_SAMPLE_MS;
+
+/** As the strip shows it: alive and serving, alive and busy with a client, or down. */
+function historyState(view: WatchedBackend): HistoryState {
+  if (view.state === 'down') return 'down';
+  return view.health === 'busy' ? 'busy' : 'up';
+}
+
+interface Span {
+  state: HistoryState;
+  /** Date.now() it began. */
+  from: number;
+}
+
+export class HistoryKeeper {
+  readonly #spans = new Map<string, Span[]>();
+  readonly #memory: { at: number; freeBytes: number; totalBytes: number; servers: number }[] = [];
+
+  /** After each step: every backend's state, and the usable set's memory. Backends no longer followed are forgotten. */
+  record(views: readonly WatchedBackend[], now = Date.now()): void {
+    const start = now - HISTORY_WINDOW_MS;
+    const followed = new Set<string>();
+    for (const view of views) {
+      const key = formatHostPort(view);
+      followed.add(key);
+      const spans = this.#spans.get(key) ?? [];
+      this.#spans.set(key, spans);
+      const state = historyState(view);
+      if (spans.at(-1)?.state !== state) spans.push({ state, from: now });
+      // The first span kept is the one the window starts in.
+      while (spans.length > MAX_SPANS || (spans.length > 1 && (spans[1] as Span).from <= start)) spans.shift();
+    }
+    for (const key of this.#spans.keys()) if (!followed.has(key)) this.#spans.delete(key);
+
+    const usable = views.filter((v) => v.usable);
+    const devices = usable.flatMap((v) => v.rpc?.devices ?? []);
+    const sample = {
+      at: now,
+      freeBytes: devices.reduce((sum, d) => sum + d.freeBytes, 0),
+      totalBytes: devices.reduce((sum, d) => sum + d.totalBytes, 0),
+      servers: usable.length,
+    };
+    const last = this.#memory.at(-1);
+    // One sample per MEMORY_SAMPLE_MS slot, the slot's latest: the chart is current, its count bounded.
+    const slot = (ms: number) => Math.floor(ms / MEMORY_SAMPLE_MS);
+    if (last && slot(last.at) === slot(now)) this.#memory.pop();
+    this.#memory.push(sample);
+    while (this.#memory.length > MAX_SAMPLES || (this.#memory[0] as { at: number }).at < start) this.#memory.shift();
+  }
+
+  /** The last hour as the API gives it: ISO times, the backends in `order` (the snapshot's). */
+  view(order: readonly WatchedBackend[], now = Date.now()): WatchHistory {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const backends = order.flatMap((b) => {
+      const key = formatHostPort(b);
+      const spans = this.#spans.get(key);
+      if (!spans) return [];
+      const shown: HistorySpan[] = spans.map((s) => ({ state: s.state, from: iso(s.from) }));
+      return [{ backend: key, spans: shown }];
+    });
+    const memory: MemorySample[] = this.#memory.map((m) => ({ ...m, at: iso(m.at) }));
+    return { schema: 1, now: iso(now), windowMs: HISTORY_WINDOW_MS, backends, memory };
+  }
+}
