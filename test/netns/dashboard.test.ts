@@ -1,11 +1,14 @@
 // The dashboard in a real browser: Debian's chromium driven by playwright-core, in the
 // namespace. A backend dropped with nft turns DOWN on the open page within the hysteresis
 // window, without a reload, and comes back UP; the page works with JavaScript off; its
-// strict CSP lets its own script and style run and nothing else. A screenshot is saved to
-// test-artifacts/dashboard.png.
+// strict CSP lets its own script and style run and nothing else. The page fits a phone (no
+// sideways scroll at 360 and 390 px), says what its memory bar means, and its history strip
+// shows the drop. Screenshots at 360, 390, 1280 and 2560 px are saved to
+// test-artifacts/dashboard-<width>.png.
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
+import type { Locator } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
 import { configFile } from '../helpers/config.js';
@@ -28,7 +31,14 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
       host: '127.0.0.45',
       devices: [{ freeBytes: 9e9, totalBytes: 24e9 }],
     });
-    const b = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.48' });
+    const b = await ggmlRpcPeer({
+      generation: '5.x',
+      host: '127.0.0.48',
+      devices: [
+        { freeBytes: 22.5 * 2 ** 30, totalBytes: 24 * 2 ** 30 },
+        { freeBytes: 1 * 2 ** 30, totalBytes: 16 * 2 ** 30 },
+      ],
+    });
     const serve = startWatch(
       [
         '--sources',
@@ -67,11 +77,37 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
     await page.goto(url);
     // An accessible table: a caption, column headers, the state in words.
     expect(await page.textContent('caption')).toMatch(/^RPC backends/);
-    expect(await page.locator('thead th[scope="col"]').count()).toBe(8);
+    expect(await page.locator('thead th[scope="col"]').allTextContents()).toEqual([
+      'Backend',
+      'State',
+      'Free memory',
+      'Last hour',
+      'Protocol',
+      'Sources',
+      'RTT',
+      'Flaps',
+      'Last change',
+    ]);
     const row = (host: string) =>
       page.locator('tbody tr', { has: page.locator(`th:text-matches("^${host.replace(/\./g, '\\.')}:")`) });
     expect(await row('127.0.0.45').locator('.badge').textContent()).toBe('UP');
-    expect(await row('127.0.0.45').locator('meter').count()).toBe(1);
+    // The bar is free memory, and says so: the legend and each device's words.
+    expect(await page.textContent('#legend')).toMatch(/Bars show free device memory/);
+    expect(
+      await row('127.0.0.45')
+        .locator('meter')
+        .evaluate((m) => (m as unknown as { value: number }).value),
+    ).toBe(9e9);
+    const words = async (cell: Locator) => ((await cell.textContent()) ?? '').replace(/\s+/g, ' ').trim();
+    expect(await words(row('127.0.0.45').locator('td.memory'))).toBe('8.4 GiB free of 22.4 GiB');
+    expect(await words(row('127.0.0.48').locator('td.memory'))).toBe(
+      'dev 0: 22.5 GiB free of 24.0 GiB dev 1: 1.0 GiB free of 16.0 GiB',
+    );
+    // The cluster's totals: both up and usable, three devices, their free memory summed.
+    expect(await page.textContent('#totals')).toMatch(
+      /Servers up\s*2 of 2, 2 usable\s*Devices\s*3 on the usable servers\s*Free memory\s*31\.9 GiB free of 62\.4 GiB/,
+    );
+    expect(await page.locator('#memory svg polyline').count()).toBe(1);
     await page.waitForFunction("document.getElementById('live')?.textContent === 'live'", undefined, {
       timeout: 5000,
     });
@@ -88,8 +124,25 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
     expect(await page.evaluate('window.noReload')).toBe(true);
     expect(await page.textContent('#summary')).toMatch(/1 up, 0 busy, 1 down/);
     expect(await page.locator('#events li').first().textContent()).toMatch(/down 127\.0\.0\.48:/);
+    // The reason once per row: in State, not again in Last change.
+    const reason = (await row('127.0.0.48').locator('.reason').textContent()) as string;
+    expect(reason.length).toBeGreaterThan(0);
+    expect(await row('127.0.0.48').locator('td[data-label="Last change"]').textContent()).toMatch(/^down \d+ s ago$/);
+    expect((await row('127.0.0.48').textContent())?.split(reason).length).toBe(2);
+    // The strip shows the drop: the current minute's bar is down, the other backend's is not.
+    await row('127.0.0.48').locator('svg.strip rect.down').waitFor({ timeout: 5000 });
+    expect(await row('127.0.0.45').locator('svg.strip rect.down').count()).toBe(0);
+    expect(await row('127.0.0.48').locator('.strip-words').textContent()).toMatch(/^down \d+ s, up \d+ s$/);
+
+    // Every width: no sideways scroll, a screenshot as an artifact.
     mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: `${ARTIFACTS}dashboard.png`, fullPage: true });
+    for (const width of [360, 390, 1280, 2560]) {
+      await page.setViewportSize({ width, height: width < 1000 ? 844 : width > 2000 ? 1440 : 900 });
+      const scroll = (await page.evaluate('[document.documentElement.scrollWidth, window.innerWidth]')) as number[];
+      expect(scroll[0], `scroll width at ${width} px`).toBeLessThanOrEqual(scroll[1] as number);
+      await page.screenshot({ path: `${ARTIFACTS}dashboard-${width}.png`, fullPage: true });
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
 
     clearFirewall();
     await row('127.0.0.48').locator('.badge', { hasText: 'UP' }).waitFor({ timeout: 10_000 });
@@ -103,6 +156,9 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
     await still.goto(url);
     expect(await still.locator('tbody tr').count()).toBe(2);
     expect(await still.locator('tbody .badge').allTextContents()).toEqual(['UP', 'UP']);
+    // The pictures are the server's: the strip still shows the drop, the chart is drawn.
+    expect(await still.locator('tbody tr').nth(1).locator('svg.strip rect.down').count()).toBeGreaterThanOrEqual(1);
+    expect(await still.locator('#memory svg polyline').count()).toBe(1);
     await noScript.close();
 
     serve.signal('SIGTERM');

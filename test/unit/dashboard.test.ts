@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { coordinatorFragment, renderPage } from '../../lib/serve/dashboard.js';
-import type { WatchSnapshot } from '../../lib/watch/types.js';
+import type { WatchHistory, WatchSnapshot } from '../../lib/watch/types.js';
 
 const snapshot = (coordinator?: WatchSnapshot['coordinator']): WatchSnapshot => ({
   schema: 1,
@@ -11,6 +11,15 @@ const snapshot = (coordinator?: WatchSnapshot['coordinator']): WatchSnapshot => 
   rpc: '',
   lastEventId: 0,
   ...(coordinator ? { coordinator } : {}),
+});
+
+const history = (over: Partial<WatchHistory> = {}): WatchHistory => ({
+  schema: 1,
+  now: new Date().toISOString(),
+  windowMs: 3_600_000,
+  backends: [],
+  memory: [],
+  ...over,
 });
 
 describe('the Coordinator section', () => {
@@ -33,12 +42,13 @@ describe('the Coordinator section', () => {
   });
 
   it('is on the page only while a coordinator is supervised', () => {
-    expect(renderPage(snapshot(), new Map(), [], [])).not.toContain('Coordinator');
+    expect(renderPage(snapshot(), new Map(), [], [], history())).not.toContain('Coordinator');
     const page = renderPage(
       snapshot({ state: 'ready', since: new Date().toISOString(), pid: 42, restarts: 0 }),
       new Map(),
       [],
       [],
+      history(),
     );
     expect(page).toContain('<h2>Coordinator</h2>');
     expect(page).toMatch(/<dt>PID<\/dt><dd>42<\/dd>/);
