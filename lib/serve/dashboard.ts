@@ -52,7 +52,7 @@ function duration(ms: number): string {
 
 /** One device's free memory: the bar fills with what is free (red under 10 %), and says so in words. */
 function deviceMemory(d: { index: number; freeBytes: number; totalBytes: number }, label: boolean): string {
-  const words = `<strong class="free">${escapeHtml(gib(d.freeBytes))}</strong> free of ${escapeHtml(gib(d.totalBytes))}`;
+  const words = `<strong class="free">${escapeHtml(gib(d.freeBytes))}</strong> free of <span class="amount">${escapeHtml(gib(d.totalBytes))}</span>`;
   return `<div class="device"><meter min="0" max="${d.totalBytes}" low="${0.1 * d.totalBytes}" high="${0.25 * d.totalBytes}" optimum="${d.totalBytes}" value="${d.freeBytes}"></meter> <span>${label ? `dev ${d.index}: ` : ''}${words}</span></div>`;
 }
 
@@ -102,11 +102,18 @@ function row(
     .map((s) => `${escapeHtml(s)}${b.namedAt?.[s] ? ` <small>(${escapeHtml(ago(b.namedAt[s], now))})</small>` : ''}`)
     .join(', ');
   const reported = b.reportedBy?.length ? `<br><small>reported by ${escapeHtml(b.reportedBy.join(', '))}</small>` : '';
-  // The reason is the State's; the last change says only what and when.
+  // The reason is the State's, said when it is not plainly up (then the badge's title says
+  // what the last check saw); the last change says only what and when.
+  const why = escapeHtml(b.leftOut ?? b.lastCheck?.saw ?? '');
+  const label = state.replace('-', ' ').toUpperCase();
+  const badge =
+    state === 'up'
+      ? `<span class="badge up" title="${why}">${label}</span>`
+      : `<span class="badge ${state}">${label}</span> <small class="reason">${why}</small>`;
   const change = lastEvent ? `${escapeHtml(lastEvent.type)} ${escapeHtml(ago(lastEvent.time, now))}` : '';
   return `<tr data-state="${state}">
 <th scope="row">${escapeHtml(formatHostPort(b))}</th>
-<td class="state" data-label="State"><span class="badge ${state}">${state.replace('-', ' ').toUpperCase()}</span> <small class="reason">${escapeHtml(b.leftOut ?? b.lastCheck?.saw ?? '')}</small></td>
+<td class="state" data-label="State">${badge}</td>
 <td class="memory" data-label="Free memory">${devices || '<small>unknown</small>'}</td>
 <td class="history" data-label="Last hour">${historyStrip(spans, history)}</td>
 <td data-label="Protocol">${escapeHtml(b.rpc?.protocol ?? '')}</td>
@@ -159,26 +166,40 @@ ${figure('Free memory', escapeHtml(gib(free)), `free of ${escapeHtml(gib(total))
 </dl>`;
 }
 
-/** The usable set's free memory over the last hour: a line over its area, scaled to the largest total. */
+/** The chart's shortest span: a watcher just started still draws a line, not a point. */
+const CHART_MIN_MS = 10_000;
+
+/**
+ * The usable set's free memory since the history begins (an hour at most): its area, and its
+ * total dashed above it (a server lost lowers both, a model loaded only the free), scaled to
+ * the largest total.
+ */
 export function memoryFragment(history: WatchHistory): string {
   const samples = history.memory;
   const top = Math.max(0, ...samples.map((m) => m.totalBytes));
+  const first = samples[0];
   const last = samples.at(-1);
-  if (!last || top === 0) return '<p><small>No usable server with known memory yet.</small></p>';
-  const start = Date.parse(history.now) - history.windowMs;
-  const points = samples.map((m) => {
-    const x = Math.max(0, (Date.parse(m.at) - start) / 1000).toFixed(1);
-    return `${x},${(100 - (m.freeBytes / top) * 100).toFixed(2)}`;
-  });
-  // A single sample is drawn as a step to now.
-  if (points.length === 1) points.push(`${history.windowMs / 1000},${(points[0] as string).split(',')[1]}`);
+  if (!first || !last || top === 0) return '<p><small>No usable server with known memory yet.</small></p>';
+  const now = Date.parse(history.now);
+  const from = Math.max(now - history.windowMs, Math.min(Date.parse(first.at), now - CHART_MIN_MS));
+  const width = (now - from) / 1000;
+  const x = (iso: string) => ((Date.parse(iso) - from) / 1000).toFixed(1);
+  const y = (bytes: number) => (100 - (bytes / top) * 100).toFixed(2);
+  // Each sample holds until the next one, the last until now: steps, as the memory moved.
+  const line = (bytes: (m: (typeof samples)[number]) => number) =>
+    samples
+      .map(
+        (m, i) =>
+          `${x(m.at)},${y(bytes(m))} ${i + 1 < samples.length ? x((samples[i + 1] as typeof m).at) : width.toFixed(1)},${y(bytes(m))}`,
+      )
+      .join(' ');
+  const free = line((m) => m.freeBytes);
   const lowest = Math.min(...samples.map((m) => m.freeBytes));
-  const firstX = (points[0] as string).split(',')[0];
-  const lastX = (points.at(-1) as string).split(',')[0];
-  const words = `${gib(last.freeBytes)} free of ${gib(last.totalBytes)} now, lowest ${gib(lowest)} in the last hour`;
+  const words = `${gib(last.freeBytes)} free of ${gib(last.totalBytes)} now, lowest ${gib(lowest)}`;
   return `<figure class="chart">
-<svg viewBox="0 0 ${history.windowMs / 1000} 100" preserveAspectRatio="none" role="img" aria-label="free memory of the usable set: ${escapeHtml(words)}"><polygon class="area" points="${firstX},100 ${points.join(' ')} ${lastX},100"></polygon><polyline class="line" vector-effect="non-scaling-stroke" points="${points.join(' ')}"></polyline></svg>
-<figcaption><span>1 h ago</span> <span>Free memory of the usable set: ${escapeHtml(words)} (scale 0 to ${escapeHtml(gib(top))})</span> <span>now</span></figcaption>
+<figcaption>Free memory of the usable set: <strong>${escapeHtml(words)}</strong> <small>(scale 0 to ${escapeHtml(gib(top))}; dashed: the total)</small></figcaption>
+<svg viewBox="0 0 ${width.toFixed(1)} 100" preserveAspectRatio="none" role="img" aria-label="free memory of the usable set: ${escapeHtml(words)}"><polygon class="area" points="${x(first.at)},100 ${free} ${width.toFixed(1)},100"></polygon><polyline class="total" vector-effect="non-scaling-stroke" points="${line((m) => m.totalBytes)}"></polyline><polyline class="line" vector-effect="non-scaling-stroke" points="${free}"></polyline></svg>
+<div class="axis"><small>${escapeHtml(duration(now - from))} ago</small><small>now</small></div>
 </figure>`;
 }
 
@@ -264,8 +285,8 @@ caption { text-align: left; font-weight: 600; padding-bottom: 0.4em; }
 .badge.up { background: var(--up); } .badge.busy { background: var(--busy); } .badge.down { background: var(--down); } .badge.left-out { background: var(--left-out); }
 .reason { display: block; }
 tr[data-state="down"] th { text-decoration: line-through; }
-.device { white-space: nowrap; } .device + .device { margin-top: 0.2em; }
-meter { width: 6em; vertical-align: middle; } small { opacity: 0.75; }
+.device + .device { margin-top: 0.2em; } td.state { min-width: 8em; }
+meter { display: block; width: 100%; max-width: 12em; } .free, .amount { white-space: nowrap; } small { opacity: 0.75; }
 .strip { display: block; width: 100%; min-width: 8em; height: 1.4em; }
 .strip .none { fill: color-mix(in srgb, currentColor 10%, transparent); }
 .strip .up, .swatch.up { fill: var(--up); background: var(--up); } .strip .busy, .swatch.busy { fill: var(--busy); background: var(--busy); } .strip .down, .swatch.down { fill: var(--down); background: var(--down); }
@@ -273,14 +294,15 @@ meter { width: 6em; vertical-align: middle; } small { opacity: 0.75; }
 .legend { font-size: 0.85em; }
 .totals { display: flex; flex-wrap: wrap; gap: 0.5em 2.5em; margin: 0.8em 0; }
 .totals dt { font-size: 0.85em; opacity: 0.75; } .totals dd { margin: 0; } .totals strong { font-size: 1.8em; }
-.chart { margin: 0 0 1em; } .chart svg { display: block; width: 100%; height: 5em; border-bottom: 1px solid color-mix(in srgb, currentColor 30%, transparent); }
+.chart { margin: 0 0 1em; } .chart svg { display: block; width: 100%; height: 4em; border-bottom: 1px solid color-mix(in srgb, currentColor 30%, transparent); }
 .chart .area { fill: color-mix(in srgb, var(--up) 25%, transparent); } .chart .line { fill: none; stroke: var(--up); stroke-width: 2; }
-figcaption { display: flex; justify-content: space-between; gap: 1em; font-size: 0.85em; } figcaption span:nth-child(2) { text-align: center; }
+.chart .total { fill: none; stroke: currentColor; stroke-opacity: 0.5; stroke-width: 1; stroke-dasharray: 4 3; }
+.chart figcaption { margin-bottom: 0.3em; } .axis { display: flex; justify-content: space-between; }
 ol { padding-left: 1.2em; max-height: 30em; overflow-y: auto; }
 #live { font-size: 0.85em; opacity: 0.75; }
 #coordinator dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.3em 1em; } #coordinator dt { font-weight: 600; } #coordinator dd { margin: 0; }
 /* A phone: a card per backend, each value under its column's name. */
-@media (max-width: 48rem) {
+@media (max-width: 60rem) {
   body { padding: 0.6rem; }
   table, caption, tbody, tr, th, td { display: block; }
   thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); }
@@ -290,14 +312,12 @@ ol { padding-left: 1.2em; max-height: 30em; overflow-y: auto; }
   tbody th { font-size: 1.1em; }
   td[data-label]::before { content: attr(data-label); display: block; font-size: 0.75em; font-weight: 600; opacity: 0.7; }
   td[data-label]:empty { display: none; }
-  .device { white-space: normal; }
-  figcaption { flex-wrap: wrap; }
 }
 /* A wall screen, read from across the room: the state and the free memory large. */
 @media (min-width: 1800px) {
-  body { max-width: none; font-size: calc(0.5rem + 0.7vw); }
+  body { max-width: none; font-size: calc(0.4rem + 0.9vw); }
   .badge { font-size: 1.3em; } .free { font-size: 1.4em; } .totals strong { font-size: 2.6em; }
-  .strip { height: 2em; } .chart svg { height: 8em; } meter { width: 8em; height: 1.2em; }
+  .strip { height: 2em; } .chart svg { height: 8em; } meter { height: 1.2em; }
 }
 `;
 

@@ -1,6 +1,6 @@
 // The watcher's last hour, for the dashboard's pictures: each followed backend's states as
-// spans (a new span only when its state changes), and the usable set's free device memory,
-// one sample per MEMORY_SAMPLE_MS. Both bounded in time (the window) and in count, whatever
+// spans (a new span only when its state changes), and the usable set's free device memory
+// (a sample when it changes, and the latest). Both bounded in time (the window) and in count, whatever
 // the health interval and however often a backend flaps.
 import { formatHostPort } from '../common/host-port.js';
 import type { HistorySpan, HistoryState, MemorySample, WatchedBackend, WatchHistory } from './types.js';
@@ -8,15 +8,25 @@ import type { HistorySpan, HistoryState, MemorySample, WatchedBackend, WatchHist
 export const HISTORY_WINDOW_MS = 3_600_000;
 /** Spans kept per backend: a change every 15 s for the whole hour. */
 const MAX_SPANS = 240;
-/** The memory chart's resolution: a sample per 5 s, 720 in the hour. */
-const MEMORY_SAMPLE_MS = 5000;
-const MAX_SAMPLES = HISTORY_WINDOW_MS / MEMORY_SAMPLE_MS;
+/** Memory samples kept: a change every 5 s for the whole hour. */
+const MAX_SAMPLES = 720;
 
 /** As the strip shows it: alive and serving, alive and busy with a client, or down. */
 function historyState(view: WatchedBackend): HistoryState {
   if (view.state === 'down') return 'down';
   return view.health === 'busy' ? 'busy' : 'up';
 }
+
+interface MemoryAt {
+  /** Date.now() of the sample. */
+  at: number;
+  freeBytes: number;
+  totalBytes: number;
+  servers: number;
+}
+
+const sameMemory = (a: MemoryAt, b: MemoryAt) =>
+  a.freeBytes === b.freeBytes && a.totalBytes === b.totalBytes && a.servers === b.servers;
 
 interface Span {
   state: HistoryState;
@@ -26,7 +36,7 @@ interface Span {
 
 export class HistoryKeeper {
   readonly #spans = new Map<string, Span[]>();
-  readonly #memory: { at: number; freeBytes: number; totalBytes: number; servers: number }[] = [];
+  readonly #memory: MemoryAt[] = [];
 
   /** After each step: every backend's state, and the usable set's memory. Backends no longer followed are forgotten. */
   record(views: readonly WatchedBackend[], now = Date.now()): void {
@@ -46,18 +56,18 @@ export class HistoryKeeper {
 
     const usable = views.filter((v) => v.usable);
     const devices = usable.flatMap((v) => v.rpc?.devices ?? []);
-    const sample = {
+    const sample: MemoryAt = {
       at: now,
       freeBytes: devices.reduce((sum, d) => sum + d.freeBytes, 0),
       totalBytes: devices.reduce((sum, d) => sum + d.totalBytes, 0),
       servers: usable.length,
     };
-    const last = this.#memory.at(-1);
-    // One sample per MEMORY_SAMPLE_MS slot, the slot's latest: the chart is current, its count bounded.
-    const slot = (ms: number) => Math.floor(ms / MEMORY_SAMPLE_MS);
-    if (last && slot(last.at) === slot(now)) this.#memory.pop();
+    // A run of equal samples is kept as its first and its last: a change is never lost, and
+    // the count grows only when the memory moves.
+    const [before, last] = this.#memory.slice(-2);
+    if (before && last && sameMemory(before, last) && sameMemory(last, sample)) this.#memory.pop();
     this.#memory.push(sample);
-    while (this.#memory.length > MAX_SAMPLES || (this.#memory[0] as { at: number }).at < start) this.#memory.shift();
+    while (this.#memory.length > MAX_SAMPLES || (this.#memory[0] as MemoryAt).at < start) this.#memory.shift();
   }
 
   /** The last hour as the API gives it: ISO times, the backends in `order` (the snapshot's). */

@@ -205,7 +205,7 @@ export interface WatchHistory {
   windowMs: number;
   /** In the snapshot's order; the first span may begin before the window. */
   backends: { backend: string; spans: HistorySpan[] }[];
-  /** Oldest first, one per 5 s at most. */
+  /** Oldest first: each holds until the next; a run of equal ones is its first and its last. */
   memory: MemorySample[];
 }
 

@@ -44,7 +44,9 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
         '--sources',
         'config',
         '--config',
-        configFile([`127.0.0.45:${a.port}`, `127.0.0.48:${b.port}`]),
+        // Two the watcher drops, never connecting: a placeholder, and a public address (the
+        // namespace has no route out anyway).
+        configFile([`127.0.0.45:${a.port}`, `127.0.0.48:${b.port}`, '127.0.0.50:0', '1.1.1.1:50052']),
         '--listen',
         '127.0.0.1:0',
         '--health-interval',
@@ -107,7 +109,17 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
     expect(await page.textContent('#totals')).toMatch(
       /Servers up\s*2 of 2, 2 usable\s*Devices\s*3 on the usable servers\s*Free memory\s*31\.9 GiB free of 62\.4 GiB/,
     );
-    expect(await page.locator('#memory svg polyline').count()).toBe(1);
+    expect(await page.locator('#memory svg polyline.line').count()).toBe(1);
+    expect(await page.textContent('#memory figcaption')).toMatch(
+      /^Free memory of the usable set: 31\.9 GiB free of 62\.4 GiB now/,
+    );
+    // The servers named but not followed: folded, each with why.
+    expect(await page.textContent('#dropped summary')).toBe('2 servers named but not followed');
+    expect(await page.locator('#dropped details').getAttribute('open')).toBeNull();
+    const dropped = await page.locator('#dropped li').allTextContents();
+    expect(dropped).toHaveLength(2);
+    expect(dropped.find((d) => d.startsWith('127.0.0.50 (config)'))).toMatch(/placeholder/);
+    expect(dropped.find((d) => d.startsWith('1.1.1.1:50052 (config)'))).toMatch(/a public address: never connected to/);
     await page.waitForFunction("document.getElementById('live')?.textContent === 'live'", undefined, {
       timeout: 5000,
     });
@@ -129,6 +141,10 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
     expect(reason.length).toBeGreaterThan(0);
     expect(await row('127.0.0.48').locator('td[data-label="Last change"]').textContent()).toMatch(/^down \d+ s ago$/);
     expect((await row('127.0.0.48').textContent())?.split(reason).length).toBe(2);
+    // The chart: the usable set lost a server, its free memory and its total fell.
+    await page
+      .locator('#memory figcaption', { hasText: /8\.4 GiB free of 22\.4 GiB now, lowest 8\.4 GiB/ })
+      .waitFor({ timeout: 5000 });
     // The strip shows the drop: the current minute's bar is down, the other backend's is not.
     await row('127.0.0.48').locator('svg.strip rect.down').waitFor({ timeout: 5000 });
     expect(await row('127.0.0.45').locator('svg.strip rect.down').count()).toBe(0);
@@ -158,7 +174,8 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
     expect(await still.locator('tbody .badge').allTextContents()).toEqual(['UP', 'UP']);
     // The pictures are the server's: the strip still shows the drop, the chart is drawn.
     expect(await still.locator('tbody tr').nth(1).locator('svg.strip rect.down').count()).toBeGreaterThanOrEqual(1);
-    expect(await still.locator('#memory svg polyline').count()).toBe(1);
+    expect(await still.locator('#memory svg polyline.line').count()).toBe(1);
+    expect(await still.locator('#dropped li').count()).toBe(2);
     await noScript.close();
 
     serve.signal('SIGTERM');
