@@ -285,7 +285,7 @@ caption { text-align: left; font-weight: 600; padding-bottom: 0.4em; }
 .badge.up { background: var(--up); } .badge.busy { background: var(--busy); } .badge.down { background: var(--down); } .badge.left-out { background: var(--left-out); }
 .reason { display: block; }
 tr[data-state="down"] th { text-decoration: line-through; }
-.device + .device { margin-top: 0.2em; } td.state { min-width: 8em; }
+.device + .device { margin-top: 0.2em; } td.state { min-width: 8em; } td.memory { min-width: 13em; }
 meter { display: block; width: 100%; max-width: 12em; } .free, .amount { white-space: nowrap; } small { opacity: 0.75; }
 .strip { display: block; width: 100%; min-width: 8em; height: 1.4em; }
 .strip .none { fill: color-mix(in srgb, currentColor 10%, transparent); }
@@ -308,7 +308,7 @@ ol { padding-left: 1.2em; max-height: 30em; overflow-y: auto; }
   thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); }
   tbody tr { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); margin-bottom: 0.8em; padding: 0.4em; border: 1px solid color-mix(in srgb, currentColor 25%, transparent); border-radius: 0.5em; }
   tbody th, tbody td { border: 0; padding: 0.25em 0.4em; }
-  tbody th, td.state, td.memory, td.history { grid-column: 1 / -1; }
+  tbody th, td.state, td.memory, td.history { grid-column: 1 / -1; min-width: 0; }
   tbody th { font-size: 1.1em; }
   td[data-label]::before { content: attr(data-label); display: block; font-size: 0.75em; font-weight: 600; opacity: 0.7; }
   td[data-label]:empty { display: none; }
@@ -316,7 +316,7 @@ ol { padding-left: 1.2em; max-height: 30em; overflow-y: auto; }
 /* A wall screen, read from across the room: the state and the free memory large. */
 @media (min-width: 1800px) {
   body { max-width: none; font-size: calc(0.4rem + 0.9vw); }
-  .badge { font-size: 1.3em; } .free { font-size: 1.4em; } .totals strong { font-size: 2.6em; }
+  tbody .badge { font-size: 1.3em; } .free { font-size: 1.4em; } .totals strong { font-size: 2.6em; }
   .strip { height: 2em; } .chart svg { height: 8em; } meter { height: 1.2em; }
 }
 `;

@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 
 import { configFile } from '../helpers/config.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
+import type { WatchHistory } from '../../lib/watch/types.js';
 import { clearFirewall, enterIsolatedNamespace, setFirewall } from '../helpers/netns.js';
+import { valid } from '../helpers/schemas.js';
 import { foreignEnv, requireTools, skipWithout } from '../helpers/tools.js';
 import { isLog, startWatch, type LogLine } from '../helpers/watch.js';
 
@@ -149,6 +151,15 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
     await row('127.0.0.48').locator('svg.strip rect.down').waitFor({ timeout: 5000 });
     expect(await row('127.0.0.45').locator('svg.strip rect.down').count()).toBe(0);
     expect(await row('127.0.0.48').locator('.strip-words').textContent()).toMatch(/^down \d+ s, up \d+ s$/);
+
+    // The API says what the page shows: the dropped servers, the history with the drop.
+    const doc = (await (await fetch(`${url}/api/backends`)).json()) as { dropped: unknown[] };
+    expect(valid('serve-backends', doc)).toBe('valid');
+    expect(doc.dropped).toHaveLength(2);
+    const history = (await (await fetch(`${url}/api/history`)).json()) as WatchHistory;
+    expect(valid('serve-history', history)).toBe('valid');
+    expect(history.backends.map((h) => h.spans.map((x) => x.state))).toEqual([['up'], ['up', 'down']]);
+    expect(history.memory.at(-1)).toMatchObject({ freeBytes: 9e9, totalBytes: 24e9, servers: 1 });
 
     // Every width: no sideways scroll, a screenshot as an artifact.
     mkdirSync(ARTIFACTS, { recursive: true });
