@@ -117,7 +117,7 @@ function row(
 <td class="memory" data-label="Free memory">${devices || '<small>unknown</small>'}</td>
 <td class="history" data-label="Last hour">${historyStrip(spans, history)}</td>
 <td data-label="Protocol">${escapeHtml(b.rpc?.protocol ?? '')}</td>
-<td data-label="Sources">${sources}${reported}</td>
+<td class="sources" data-label="Sources">${sources}${reported}</td>
 <td data-label="RTT">${b.rttMs === undefined ? '' : `${escapeHtml(b.rttMs.toFixed(1))} ms`}</td>
 <td data-label="Flaps">${b.flaps}</td>
 <td data-label="Last change">${change}</td>
@@ -285,9 +285,9 @@ caption { text-align: left; font-weight: 600; padding-bottom: 0.4em; }
 .badge.up { background: var(--up); } .badge.busy { background: var(--busy); } .badge.down { background: var(--down); } .badge.left-out { background: var(--left-out); }
 .reason { display: block; }
 tr[data-state="down"] th { text-decoration: line-through; }
-.device + .device { margin-top: 0.2em; } td.state { min-width: 8em; } td.memory { min-width: 13em; }
+.device + .device { margin-top: 0.2em; } td.state { min-width: 7em; } td.memory { min-width: 13em; }
 meter { display: block; width: 100%; max-width: 12em; } .free, .amount { white-space: nowrap; } small { opacity: 0.75; }
-.strip { display: block; width: 100%; min-width: 8em; height: 1.4em; }
+.strip { display: block; width: 100%; min-width: 6em; height: 1.4em; }
 .strip .none { fill: color-mix(in srgb, currentColor 10%, transparent); }
 .strip .up, .swatch.up { fill: var(--up); background: var(--up); } .strip .busy, .swatch.busy { fill: var(--busy); background: var(--busy); } .strip .down, .swatch.down { fill: var(--down); background: var(--down); }
 .swatch { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 0.15em; vertical-align: baseline; }
@@ -301,8 +301,8 @@ meter { display: block; width: 100%; max-width: 12em; } .free, .amount { white-s
 ol { padding-left: 1.2em; max-height: 30em; overflow-y: auto; }
 #live { font-size: 0.85em; opacity: 0.75; }
 #coordinator dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.3em 1em; } #coordinator dt { font-weight: 600; } #coordinator dd { margin: 0; }
-/* A phone: a card per backend, each value under its column's name. */
-@media (max-width: 60rem) {
+/* Up to a small laptop: a card per backend, each value under its column's name. */
+@media (max-width: 72rem) {
   body { padding: 0.6rem; }
   table, caption, tbody, tr, th, td { display: block; }
   thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); }
@@ -313,11 +313,16 @@ ol { padding-left: 1.2em; max-height: 30em; overflow-y: auto; }
   td[data-label]::before { content: attr(data-label); display: block; font-size: 0.75em; font-weight: 600; opacity: 0.7; }
   td[data-label]:empty { display: none; }
 }
+/* A tablet: the card's pictures side by side, the small values in a row under them. */
+@media (min-width: 40rem) and (max-width: 72rem) {
+  tbody tr { grid-template-columns: repeat(6, minmax(0, 1fr)); }
+  td.state, td.memory, td.history, td.sources { grid-column: span 2; }
+}
 /* A wall screen, read from across the room: the state and the free memory large. */
 @media (min-width: 1800px) {
   body { max-width: none; font-size: calc(0.4rem + 0.9vw); }
   tbody .badge { font-size: 1.3em; } .free { font-size: 1.4em; } .totals strong { font-size: 2.6em; }
-  .strip { height: 2em; } .chart svg { height: 8em; } meter { height: 1.2em; }
+  .strip { height: 2em; } .chart svg { height: 8em; } meter { height: 1.2em; } td.memory { min-width: 19em; }
 }
 `;
 
