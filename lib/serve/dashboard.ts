@@ -38,16 +38,14 @@ export function displayState(b: WatchedBackend): 'up' | 'busy' | 'down' | 'left-
   return b.health === 'busy' ? 'busy' : 'up';
 }
 
-function ago(iso: string | undefined, now: number): string {
-  if (!iso) return '';
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  return s < 90 ? `${s} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
-}
-
 /** A duration in words: "12 s", "4 min", "2 h". */
 function duration(ms: number): string {
   const s = Math.round(ms / 1000);
   return s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
+}
+
+function ago(iso: string | undefined, now: number): string {
+  return iso ? `${duration(Math.max(0, now - Date.parse(iso)))} ago` : '';
 }
 
 /** One device's free memory: the bar fills with what is free (red under 10 %), and says so in words. */
@@ -72,18 +70,25 @@ export function historyStrip(spans: readonly HistorySpan[], history: Pick<WatchH
     from: Math.max(start, Date.parse(s.from)),
     to: i + 1 < spans.length ? Date.parse((spans[i + 1] as HistorySpan).from) : now,
   }));
-  const time: Record<HistoryState, number> = { up: 0, busy: 0, down: 0 };
-  for (const p of periods) if (p.to > p.from) time[p.state] += p.to - p.from;
-  const bars: string[] = [];
-  for (let i = 0; i < STRIP_MINUTES; i++) {
-    const from = start + i * slot;
-    const seen = new Set(periods.filter((p) => p.from < from + slot && p.to > from).map((p) => p.state));
-    const state = WORST.find((w) => seen.has(w));
-    if (state) bars.push(`<rect class="${state}" x="${i * 10}" width="9" height="24"></rect>`);
+  // Each period marks the minutes it touches, the worst state winning: one walk, not 60.
+  const worst: (HistoryState | undefined)[] = [];
+  const time = new Map<HistoryState, number>();
+  for (const p of periods) {
+    if (p.to <= start) continue;
+    time.set(p.state, (time.get(p.state) ?? 0) + Math.max(0, p.to - p.from));
+    const first = Math.min(STRIP_MINUTES - 1, Math.floor((p.from - start) / slot));
+    const last = Math.min(STRIP_MINUTES - 1, Math.max(first, Math.ceil((p.to - start) / slot) - 1));
+    for (let i = first; i <= last; i++) {
+      const was = worst[i];
+      if (was === undefined || WORST.indexOf(p.state) < WORST.indexOf(was)) worst[i] = p.state;
+    }
   }
+  const bars = worst.map((state, i) =>
+    state ? `<rect class="${state}" x="${i * 10}" width="9" height="24"></rect>` : '',
+  );
   const words =
-    WORST.filter((w) => time[w] > 0)
-      .map((w) => `${w} ${duration(time[w])}`)
+    WORST.filter((w) => time.has(w))
+      .map((w) => `${w} ${duration(time.get(w) as number)}`)
       .join(', ') || 'not seen yet';
   return `<svg class="strip" viewBox="0 0 600 24" preserveAspectRatio="none" role="img" aria-label="last hour: ${words}"><title>last hour: ${words}</title><rect class="none" width="600" height="24"></rect>${bars.join('')}</svg><small class="strip-words">${words}</small>`;
 }

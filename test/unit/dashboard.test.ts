@@ -119,6 +119,22 @@ describe('the backends and their pictures', () => {
     expect(historyStrip([], { now: NOW, windowMs: 3_600_000 })).toContain('not seen yet');
   });
 
+  it('shows a backend that went down this instant: the last minute red, "down 0 s"', () => {
+    const html = historyStrip(
+      [
+        { state: 'up', from: minutesAgo(3) },
+        { state: 'down', from: NOW },
+      ],
+      { now: NOW, windowMs: 3_600_000 },
+    );
+    expect([...html.matchAll(/<rect class="(\w+)" x="(\d+)"/g)].map((m) => `${m[1]}@${m[2]}`)).toEqual([
+      'up@570',
+      'up@580',
+      'down@590',
+    ]);
+    expect(html).toContain('<small class="strip-words">down 0 s, up 3 min</small>');
+  });
+
   it('says the reason once: in State when not plainly up, never in Last change', () => {
     const down = watched('127.0.0.2', {
       state: 'down',
