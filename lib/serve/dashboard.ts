@@ -335,7 +335,13 @@ const SCRIPT = `
 (() => {
   const get = (path, id) => fetch(path, { credentials: 'same-origin', cache: 'no-store' })
     .then((r) => (r.ok ? r.text() : Promise.reject(new Error(String(r.status)))))
-    .then((html) => { document.getElementById(id).innerHTML = html; });
+    .then((html) => {
+      // A list someone unfolded stays unfolded.
+      const part = document.getElementById(id);
+      const open = part.querySelector('details')?.open;
+      part.innerHTML = html;
+      if (open) part.querySelector('details')?.setAttribute('open', '');
+    });
   const parts = ['backends', 'summary', 'totals', 'memory', 'dropped', 'events', 'coordinator'];
   // Events come in bursts: one refresh at a time, and one more if any came meanwhile.
   let running, again = false;

@@ -125,6 +125,8 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
     await page.waitForFunction("document.getElementById('live')?.textContent === 'live'", undefined, {
       timeout: 5000,
     });
+    // Unfolded, the list stays so through the refreshes to come.
+    await page.click('#dropped summary');
     // A marker a reload would lose.
     await page.evaluate('window.noReload = true');
 
@@ -147,6 +149,7 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
     await page
       .locator('#memory figcaption', { hasText: /8\.4 GiB free of 22\.4 GiB now, lowest 8\.4 GiB/ })
       .waitFor({ timeout: 5000 });
+    expect(await page.locator('#dropped details').getAttribute('open')).toBe('');
     // The strip shows the drop: the current minute's bar is down, the other backend's is not.
     await row('127.0.0.48').locator('svg.strip rect.down').waitFor({ timeout: 5000 });
     expect(await row('127.0.0.45').locator('svg.strip rect.down').count()).toBe(0);
