@@ -83,9 +83,11 @@ export function historyStrip(spans: readonly HistorySpan[], history: Pick<WatchH
       if (was === undefined || WORST.indexOf(p.state) < WORST.indexOf(was)) worst[i] = p.state;
     }
   }
-  const bars = worst.map((state, i) =>
-    state ? `<rect class="${state}" x="${i * 10}" width="9" height="24"></rect>` : '',
-  );
+  // A path per state, a bar per minute in it: a fifth of the bytes of a rect per bar.
+  const bars = WORST.map((state) => {
+    const d = worst.flatMap((w, i) => (w === state ? [`M${i * 10} 0h9v24h-9z`] : [])).join('');
+    return d ? `<path class="${state}" d="${d}"></path>` : '';
+  });
   const words =
     WORST.filter((w) => time.has(w))
       .map((w) => `${w} ${duration(time.get(w) as number)}`)

@@ -23,6 +23,8 @@ interface MemoryAt {
   freeBytes: number;
   totalBytes: number;
   servers: number;
+  /** As view() gives it, made once: an ISO time per sample per request was most of a request's time. */
+  shown: Readonly<MemorySample>;
 }
 
 const sameMemory = (a: MemoryAt, b: MemoryAt) =>
@@ -32,6 +34,8 @@ interface Span {
   state: HistoryState;
   /** Date.now() it began. */
   from: number;
+  /** As view() gives it, made once. */
+  shown: Readonly<HistorySpan>;
 }
 
 export class HistoryKeeper {
@@ -48,7 +52,9 @@ export class HistoryKeeper {
       const spans = this.#spans.get(key) ?? [];
       this.#spans.set(key, spans);
       const state = historyState(view);
-      if (spans.at(-1)?.state !== state) spans.push({ state, from: now });
+      if (spans.at(-1)?.state !== state) {
+        spans.push({ state, from: now, shown: Object.freeze({ state, from: new Date(now).toISOString() }) });
+      }
       // The first span kept is the one the window starts in.
       while (spans.length > MAX_SPANS || (spans.length > 1 && (spans[1] as Span).from <= start)) spans.shift();
     }
@@ -56,11 +62,15 @@ export class HistoryKeeper {
 
     const usable = views.filter((v) => v.usable);
     const devices = usable.flatMap((v) => v.rpc?.devices ?? []);
-    const sample: MemoryAt = {
-      at: now,
+    const memory = {
       freeBytes: devices.reduce((sum, d) => sum + d.freeBytes, 0),
       totalBytes: devices.reduce((sum, d) => sum + d.totalBytes, 0),
       servers: usable.length,
+    };
+    const sample: MemoryAt = {
+      at: now,
+      ...memory,
+      shown: Object.freeze({ at: new Date(now).toISOString(), ...memory }),
     };
     // A run of equal samples is kept as its first and its last: a change is never lost, and
     // the count grows only when the memory moves.
@@ -70,17 +80,15 @@ export class HistoryKeeper {
     while (this.#memory.length > MAX_SAMPLES || (this.#memory[0] as MemoryAt).at < start) this.#memory.shift();
   }
 
-  /** The last hour as the API gives it: ISO times, the backends in `order` (the snapshot's). */
+  /** The last hour as the API gives it: ISO times, the backends in `order` (the snapshot's); frozen, shared. */
   view(order: readonly WatchedBackend[], now = Date.now()): WatchHistory {
-    const iso = (ms: number) => new Date(ms).toISOString();
     const backends = order.flatMap((b) => {
       const key = formatHostPort(b);
       const spans = this.#spans.get(key);
       if (!spans) return [];
-      const shown: HistorySpan[] = spans.map((s) => ({ state: s.state, from: iso(s.from) }));
-      return [{ backend: key, spans: shown }];
+      return [{ backend: key, spans: spans.map((s) => s.shown) }];
     });
-    const memory: MemorySample[] = this.#memory.map((m) => ({ ...m, at: iso(m.at) }));
-    return { schema: 1, now: iso(now), windowMs: HISTORY_WINDOW_MS, backends, memory };
+    const memory = this.#memory.map((m) => m.shown);
+    return { schema: 1, now: new Date(now).toISOString(), windowMs: HISTORY_WINDOW_MS, backends, memory };
   }
 }

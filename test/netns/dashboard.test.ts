@@ -151,8 +151,8 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
       .waitFor({ timeout: 5000 });
     expect(await page.locator('#dropped details').getAttribute('open')).toBe('');
     // The strip shows the drop: the current minute's bar is down, the other backend's is not.
-    await row('127.0.0.48').locator('svg.strip rect.down').waitFor({ timeout: 5000 });
-    expect(await row('127.0.0.45').locator('svg.strip rect.down').count()).toBe(0);
+    await row('127.0.0.48').locator('svg.strip path.down').waitFor({ timeout: 5000 });
+    expect(await row('127.0.0.45').locator('svg.strip path.down').count()).toBe(0);
     expect(await row('127.0.0.48').locator('.strip-words').textContent()).toMatch(/^down \d+ s, up \d+ s$/);
 
     // The API says what the page shows: the dropped servers, the history with the drop.
@@ -193,7 +193,7 @@ describe.skipIf(skipWithout(['chromium', 'chromium']))('the dashboard in chromiu
     expect(await still.locator('tbody tr').count()).toBe(2);
     expect(await still.locator('tbody .badge').allTextContents()).toEqual(['UP', 'UP']);
     // The pictures are the server's: the strip still shows the drop, the chart is drawn.
-    expect(await still.locator('tbody tr').nth(1).locator('svg.strip rect.down').count()).toBeGreaterThanOrEqual(1);
+    expect(await still.locator('tbody tr').nth(1).locator('svg.strip path.down').count()).toBeGreaterThanOrEqual(1);
     expect(await still.locator('#memory svg polyline.line').count()).toBe(1);
     expect(await still.locator('#dropped li').count()).toBe(2);
     await noScript.close();
