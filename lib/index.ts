@@ -62,6 +62,11 @@ export type {
   CoordinatorState,
   CoordinatorStatus,
   FeedEvent,
+  DroppedServer,
+  HistorySpan,
+  HistoryState,
+  MemorySample,
+  WatchHistory,
 } from './watch/types.js';
 export { Supervisor, superviseCoordinator, wholeUsableSet, commandLine, RPC_PLACEHOLDER } from './run/supervisor.js';
 export type { Choice, Chooser, Claims, SupervisorOptions, SupervisorOutcome } from './run/supervisor.js';

@@ -127,9 +127,14 @@ export async function processCandidates(trustAllUsers = false): Promise<ProcessF
     // A coordinator started through an interpreter (sh, python3) is named by its script.
     const name = basename(p.argv.slice(0, 2).find((a) => COORDINATORS.has(basename(a))) ?? p.argv[0] ?? '?');
     if (!trustAllUsers && me !== -1 && p.uid !== me && p.uid !== 0) {
-      found.skipped.push(
-        `pid ${p.pid} (${name}) runs as uid ${p.uid}, not this user (${me}) or root; --trust-all-users counts it`,
-      );
+      const why = `pid ${p.pid} (${name}) runs as uid ${p.uid}, not this user (${me}) or root; --trust-all-users counts it`;
+      found.skipped.push(why);
+      // Its servers are named, never connected to: dropped with why, so a person sees them.
+      for (const list of rpcLists(p.argv)) {
+        for (const c of parseRpcList(list, 'process').candidates) {
+          found.dropped.push({ host: c.host, port: c.port, reason: `named by an untrusted coordinator: ${why}` });
+        }
+      }
       continue;
     }
     coordinators++;

@@ -20,10 +20,13 @@ import {
   CONTENT_SECURITY_POLICY,
   coordinatorFragment,
   displayState,
+  droppedFragment,
   eventsFragment,
+  memoryFragment,
   renderPage,
   scannersFragment,
   summaryFragment,
+  totalsFragment,
 } from './dashboard.js';
 import { EventStream } from './event-stream.js';
 import type { HttpDiscovery } from './http-discovery.js';
@@ -65,6 +68,7 @@ export function backendsDocument(snapshot: WatchSnapshot, lastEvents: Map<number
     rpc: snapshot.rpc,
     lastEventId: snapshot.lastEventId,
     ...(snapshot.coordinator ? { coordinator: snapshot.coordinator } : {}),
+    ...(snapshot.dropped ? { dropped: snapshot.dropped } : {}),
     backends: snapshot.backends.map((b) => {
       const lastEvent = b.lastEventId === undefined ? undefined : lastEvents.get(b.lastEventId);
       return {
@@ -207,6 +211,9 @@ async function route(served: Served, url: URL, req: IncomingMessage, res: Server
     case '/api/backends':
       json(200, backendsDocument(watcher.view(), events.byId));
       return 'backends';
+    case '/api/history':
+      json(200, watcher.history());
+      return 'history';
     case '/api/scanners':
       json(200, { schema: 1, scanners: await watcher.scanners() });
       return 'scanners';
@@ -222,7 +229,16 @@ async function route(served: Served, url: URL, req: IncomingMessage, res: Server
       }
       return 'events';
     case '/fragments/backends':
-      html(backendsFragment(watcher.view(), events.byId));
+      html(backendsFragment(watcher.view(), events.byId, watcher.history()));
+      return 'fragments';
+    case '/fragments/totals':
+      html(totalsFragment(watcher.view()));
+      return 'fragments';
+    case '/fragments/memory':
+      html(memoryFragment(watcher.history()));
+      return 'fragments';
+    case '/fragments/dropped':
+      html(droppedFragment(watcher.view().dropped));
       return 'fragments';
     case '/fragments/summary':
       html(summaryFragment(watcher.view()));
@@ -240,7 +256,7 @@ async function route(served: Served, url: URL, req: IncomingMessage, res: Server
       res.writeHead(204, COMMON_HEADERS).end(); // no icon, and no 404 in the browser's console
       return 'other';
     case '/':
-      html(renderPage(watcher.view(), events.byId, events.recent, await watcher.scanners()));
+      html(renderPage(watcher.view(), events.byId, events.recent, await watcher.scanners(), watcher.history()));
       return 'page';
     default:
       send(404, 'text/plain; charset=utf-8', 'not found\n');

@@ -2,7 +2,9 @@
 // scan leases); then the chain, with the watcher's own config reader and no registry pruning;
 // then the resolution taken into the followed set (intake.ts). Its warnings are said once
 // while they last, the registry values it could not use counted as ignored.
+import { formatHostPort } from '../common/host-port.js';
 import type { ResolveOptions, WatchSettings } from '../common/options.js';
+import { peerText } from '../common/peer-text.js';
 import { resolveWithHooks, type HeldElsewhere, type LoadedConfig } from '../resolver/for-watcher.js';
 import type { Resolution } from '../resolver/types.js';
 import { targetScope } from '../scan/targets/grammar.js';
@@ -10,7 +12,10 @@ import type { Fleet } from '../redis/fleet.js';
 import type { FollowedSet } from './followed.js';
 import { takeResolution } from './intake.js';
 import { scanSubnets, type Covers, type WatchScope } from './scope.js';
-import type { CycleNotice, WatchLogFn } from './types.js';
+import type { CycleNotice, DroppedServer, WatchLogFn } from './types.js';
+
+/** Dropped servers the snapshot lists: a scan of a /16 may drop thousands of ports. */
+const MAX_DROPPED = 64;
 
 export interface ResolveRoundContext {
   settings: WatchSettings;
@@ -30,6 +35,7 @@ export class ResolveRound {
   #scanning?: string[];
   #leaseNote = '';
   #warned = new Set<string>();
+  #dropped: DroppedServer[] = [];
 
   constructor(ctx: ResolveRoundContext) {
     this.#ctx = ctx;
@@ -38,6 +44,11 @@ export class ResolveRound {
   /** When a resolve last returned. */
   get lastResolveAt(): Date | undefined {
     return this.#lastResolveAt;
+  }
+
+  /** What the last resolve named and the watcher does not follow, and why. */
+  get dropped(): readonly DroppedServer[] {
+    return this.#dropped;
   }
 
   /** The subnets this watcher scanned last (its leases, or all of them). */
@@ -66,6 +77,7 @@ export class ResolveRound {
     });
     this.#lastResolveAt = new Date();
     await takeResolution(this.#ctx.followed, resolution, await this.#scannedBy(leased));
+    this.#keepDropped(resolution);
     this.#countIgnoredEntries(resolution);
     this.#sayWarnings(resolution);
     const scan = resolution.sources.find((r) => r.name === 'scan' && r.status !== 'skipped');
@@ -112,6 +124,26 @@ export class ResolveRound {
     this.#leaseNote = note;
     this.#scanning = leased ?? subnets;
     return leased;
+  }
+
+  /** The servers a source named and no backend followed is: the first MAX_DROPPED, once each. */
+  #keepDropped(resolution: Resolution): void {
+    const seen = new Set<string>();
+    this.#dropped = [];
+    for (const report of resolution.sources) {
+      for (const d of report.dropped) {
+        const key = formatHostPort(d);
+        if (seen.has(key) || this.#ctx.followed.get(key)) continue;
+        seen.add(key);
+        if (this.#dropped.length === MAX_DROPPED) return;
+        this.#dropped.push({
+          host: peerText(d.host),
+          port: d.port,
+          source: report.name,
+          reason: peerText(d.reason, 256),
+        });
+      }
+    }
   }
 
   /** A resolve's warnings, each said once while it lasts (not once per cycle). */

@@ -163,6 +163,50 @@ export interface WatchSnapshot {
   lastEventId: number;
   /** Only while a supervisor (`run`) uses this watcher. */
   coordinator?: CoordinatorStatus;
+  /**
+   * What the last resolve named but does not follow, and why: a public address, a placeholder,
+   * a coordinator of another user, a port that is not ggml-rpc (at most 64 listed).
+   */
+  dropped?: DroppedServer[];
+}
+
+/** A server a source named that the watcher does not follow. */
+export interface DroppedServer {
+  /** As the source gave it (a misshapen entry's text, made safe and bounded). */
+  host: string;
+  /** 0 when the source gave none. */
+  port: number;
+  source: SourceName;
+  reason: string;
+}
+
+/** A backend's state as its history strip shows it. */
+export type HistoryState = 'up' | 'busy' | 'down';
+
+export interface HistorySpan {
+  state: HistoryState;
+  /** ISO time it began; it lasts until the next span's, or now. */
+  from: string;
+}
+
+/** The usable set's device memory at one time. */
+export interface MemorySample {
+  at: string;
+  freeBytes: number;
+  totalBytes: number;
+  /** Usable servers. */
+  servers: number;
+}
+
+/** The watcher's last hour (GET /api/history): each backend's state spans and the usable memory. */
+export interface WatchHistory {
+  schema: 1;
+  now: string;
+  windowMs: number;
+  /** In the snapshot's order; the first span may begin before the window. */
+  backends: { backend: string; spans: HistorySpan[] }[];
+  /** Oldest first: each holds until the next; a run of equal ones is its first and its last. */
+  memory: MemorySample[];
 }
 
 /** One look at one backend, for metrics: what kind, whether it was alive, how long it took. */

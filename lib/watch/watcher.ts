@@ -30,6 +30,7 @@ import { Fleet, type ScannerInfo } from '../redis/fleet.js';
 import { FollowedSet } from './followed.js';
 import { HandedServers } from './handed.js';
 import { healthRound } from './health-round.js';
+import { HistoryKeeper } from './history.js';
 import { PeerReports } from './reports.js';
 import { ResolveRound } from './resolve-round.js';
 import { scanSubnets, WatchScope } from './scope.js';
@@ -43,6 +44,7 @@ import type {
   FeedEvent,
   WatchedBackend,
   WatchEvent,
+  WatchHistory,
   WatchLog,
   WatchLogFn,
   WatchSnapshot,
@@ -95,6 +97,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   readonly #startedAt = new Date();
   readonly #handed = new HandedServers();
   readonly #coordinator = new CoordinatorStatusKeeper();
+  readonly #history = new HistoryKeeper();
   #healthWaiters: (() => void)[] = [];
   #cycles = 0;
   #healthRounds = 0;
@@ -201,13 +204,20 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     if (scanning) watcher.scanning = [...scanning];
     if (this.#fleet) watcher.redis = { connected: this.#fleet.connected, ignored: { ...this.#fleet.ignored } };
     const coordinator = this.#coordinator.view;
+    const dropped = this.#resolveRound.dropped;
     return {
       schema: 1,
       watcher,
       rpc: this.#usable.rpc,
       lastEventId: this.#feed.lastId,
       ...(coordinator ? { coordinator } : {}),
+      ...(dropped.length > 0 ? { dropped: dropped.map((d) => ({ ...d })) } : {}),
     };
+  }
+
+  /** The last hour: each followed backend's state spans, and the usable set's free memory. */
+  history(): WatchHistory {
+    return this.#history.view(this.#followed.sorted().map((f) => f.view));
   }
 
   /**
@@ -401,10 +411,9 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   #publishUsable(): void {
     const client = this.#settings.rpcVersion ?? this.#config.lastGood?.rpcVersion;
     this.#claimed.mark(this.#followed.values());
-    const usable = this.#usable.update(
-      this.#followed.sorted().map((f) => f.view),
-      client,
-    );
+    const views = this.#followed.sorted().map((f) => f.view);
+    const usable = this.#usable.update(views, client);
+    this.#history.record(views);
     if (usable) this.emit('usable', structuredClone(usable));
   }
 

@@ -8,7 +8,15 @@ import { Ajv } from 'ajv';
 
 const SCHEMAS = fileURLToPath(new URL('../../schemas/', import.meta.url));
 export const ajv = new Ajv({ allErrors: true, strict: true });
-for (const name of ['scan-result', 'scan-report', 'resolution', 'watch-event', 'serve-backends', 'plan']) {
+for (const name of [
+  'scan-result',
+  'scan-report',
+  'resolution',
+  'watch-event',
+  'serve-backends',
+  'serve-history',
+  'plan',
+]) {
   ajv.addSchema(JSON.parse(readFileSync(join(SCHEMAS, `${name}.schema.json`), 'utf8')), `${name}.schema.json`);
 }
 

@@ -117,6 +117,13 @@ describe('coordinators as witnesses', () => {
       expect(mine.sources[0]?.warnings?.join('\n')).toMatch(
         /runs as uid 65534, not this user \(0\) or root; --trust-all-users/,
       );
+      // Its server is named with why it is left alone, never connected to.
+      expect(mine.sources[0]?.dropped).toContainEqual({
+        host: '127.0.0.226',
+        port: peer.port,
+        reason: expect.stringMatching(/^named by an untrusted coordinator: pid \d+ \(.+\) runs as uid 65534/),
+      });
+      expect(peer.connections).toBe(0);
       const all = await resolveBackends({ sources: ['process'], trustAllUsers: true });
       expect(all.backends.find((b) => b.host === '127.0.0.226')).toMatchObject({ health: 'serving' });
     },

@@ -74,7 +74,8 @@ describe('serve', () => {
     const page = await get(`${url}/`);
     expect(page.body).toContain('<caption>RPC backends');
     expect(page.body).toMatch(/<th scope="row">127\.0\.1\.100:\d+<\/th>/);
-    expect(page.body).toContain('<span class="badge up">UP</span>');
+    // UP with what its last check saw in the title: the reason once, not beside every UP.
+    expect(page.body).toMatch(/<span class="badge up" title="[^"]+">UP<\/span>/);
 
     // Replay from Last-Event-ID, then live events.
     const all = await sse(`${url}/api/events`, { 'Last-Event-ID': '0' });
