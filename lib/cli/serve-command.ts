@@ -17,9 +17,13 @@ import { parseWatchFlags, runWatcher, WATCH_FLAGS, type Attachment } from './wat
 export const SERVE_USAGE = `Usage: scan-backends serve [--listen HOST:PORT] [--token-file FILE] [--allow-host NAME] [watch options]
 
 Runs a watcher (every watch option applies, see watch --help) and shows it over HTTP:
-  GET /                   the dashboard: backends, device memory, provenance, events, scanners
-                          (live over SSE, polling every 3 s without it, whole without JavaScript)
-  GET /api/backends       schema 1: every backend with its status, sources and last event
+  GET /                   the dashboard: cluster totals, backends with free memory and their
+                          last hour, free memory over time, dropped servers and why, events,
+                          scanners (live over SSE, polling every 3 s without it, whole without
+                          JavaScript)
+  GET /api/backends       schema 1: every backend with its status, sources and last event, and
+                          the servers the last resolve dropped
+  GET /api/history        the last hour: state spans per backend, the usable set's free memory
   GET /api/events         Server-Sent Events of the watcher's events (Last-Event-ID resumes)
   GET /api/scanners       the watchers sharing the Redis registry
   GET /api/prometheus-sd  Prometheus HTTP service discovery: llama-server and vLLM endpoints
