@@ -92,7 +92,9 @@ class Resolve {
       heldElsewhere: hooks.heldElsewhere ?? (() => this.#claimed),
     });
     this.#ctx = {
+      timing: options.timing,
       timeoutMs: options.timeoutMs,
+      minRttTimeoutMs: options.minRttTimeoutMs,
       probeTimeoutMs: options.probeTimeoutMs,
       rpcVersion: null, // set in run(), once the config file has said its version
       engine: options.engine,
