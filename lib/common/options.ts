@@ -265,6 +265,20 @@ export interface TimingSettings {
   minRttTimeoutMs: number;
 }
 
+/** The connect timing a scan ran with and ended at, as its JSON reports it. */
+export interface ScanTiming {
+  mode: Timing;
+  floorMs: number;
+  ceilingMs: number;
+  /** The smoothed round trip and its variation, ms; null when no connect was answered. */
+  srttMs: number | null;
+  rttvarMs: number | null;
+  /** A first attempt's timeout at the end, ms. */
+  timeoutMs: number;
+  /** Attempts started again after a timeout. */
+  retried: number;
+}
+
 export interface ScanOptions extends TargetOptions, TimingOptions {
   /** Sockets in flight at once. Default: what RLIMIT_NOFILE allows, capped at 16,384. */
   concurrency?: number;
@@ -355,11 +369,17 @@ function deadlineOptions(options: TimingOptions & { probeTimeoutMs?: number }): 
   // An explicit timeout alone keeps the meaning it always had: one fixed timeout per attempt.
   const timing = options.timing ?? (timeoutMs === undefined ? 'adaptive' : 'fixed');
   if (timing === 'fixed') {
-    const given = minRttTimeoutMs !== undefined ? 'minRttTimeoutMs' : 'maxRttTimeoutMs';
-    if (minRttTimeoutMs !== undefined || maxRttTimeoutMs !== undefined) {
-      throw new InvalidOptionError(`${given}: only with adaptive timing (timing 'fixed' waits timeoutMs)`);
-    }
     const fixed = timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    // A floor or ceiling other than the timeout itself means nothing here (settings handed on,
+    // whose floor is the fixed timeout, pass).
+    for (const [name, value] of [
+      ['minRttTimeoutMs', minRttTimeoutMs],
+      ['maxRttTimeoutMs', maxRttTimeoutMs],
+    ] as const) {
+      if (value !== undefined && value !== fixed) {
+        throw new InvalidOptionError(`${name}: only with adaptive timing (timing 'fixed' waits timeoutMs)`);
+      }
+    }
     return { timing, timeoutMs: fixed, minRttTimeoutMs: fixed, probeTimeoutMs };
   }
   if (timeoutMs !== undefined && maxRttTimeoutMs !== undefined && timeoutMs !== maxRttTimeoutMs) {

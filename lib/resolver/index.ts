@@ -196,6 +196,7 @@ class Resolve {
       const found = await scanSource({ ...ctx, subnet: this.#options.subnet, ports: this.#options.ports });
       report.found = found.found;
       report.scanned = found.scanned;
+      if (found.timing) report.timing = found.timing;
       report.message = found.message;
       return found;
     }

@@ -30,14 +30,14 @@ import {
   type ProbeOptions,
   type ScanOptions,
   type ScanSettings,
-  type Timing,
+  type ScanTiming,
 } from '../common/options.js';
 import { selectEngine } from './engines/choose.js';
 import { TargetTable } from './targets/table.js';
 import type { Endpoint } from './targets/table.js';
 import { expandTargets } from './targets/grammar.js';
 
-export type { ScanOptions, ProbeOptions } from '../common/options.js';
+export type { ScanOptions, ProbeOptions, ScanTiming } from '../common/options.js';
 
 export interface ScanResult {
   host: string;
@@ -57,20 +57,6 @@ export interface ScanResult {
   rpc?: RpcDetails;
   grpc?: GrpcDetails;
   http?: HttpFingerprint;
-}
-
-/** The connect timing a scan ran with and ended at, as its JSON reports it. */
-export interface ScanTiming {
-  mode: Timing;
-  floorMs: number;
-  ceilingMs: number;
-  /** The smoothed round trip and its variation, ms; null when no connect was answered. */
-  srttMs: number | null;
-  rttvarMs: number | null;
-  /** A first attempt's timeout at the end, ms. */
-  timeoutMs: number;
-  /** Attempts started again after a timeout. */
-  retried: number;
 }
 
 export interface ScanReport {
