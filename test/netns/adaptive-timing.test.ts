@@ -4,9 +4,10 @@
 // and an explicit timeout stays a fixed one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { ScanAbortedError } from '../../lib/common/errors.js';
 import { scanAll, type ScanReport } from '../../lib/scan/job.js';
 import { runCli } from '../helpers/cli.js';
-import { listen } from '../helpers/net.js';
+import { countFds, listen } from '../helpers/net.js';
 import { clearFirewall, dropAllBut, enterIsolatedNamespace, forgetLostSyns, loseFirstSyn } from '../helpers/netns.js';
 
 const OPEN = ['127.0.0.45', '127.0.0.48'];
@@ -64,6 +65,42 @@ describe('adaptive timing', () => {
       expect(mixed.timing).toMatchObject({ mode: 'adaptive', floorMs: 40, ceilingMs: 800, timeoutMs: 40, retried: 13 });
     }
   });
+
+  it('keeps the deadline and the abort: every socket closed, with the floor in force', async () => {
+    dropAllBut(50052, [CLOSED]);
+    // .154's refusal sets the timeout to the floor, here far beyond the deadline.
+    const timing = { minRttTimeoutMs: 5000, maxRttTimeoutMs: 10_000 };
+    for (const engine of ENGINES) {
+      const before = countFds();
+      const error = await scanAll('127.0.0.0/24', { engine, ...timing, deadlineMs: 200 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ScanAbortedError);
+      expect(countFds()).toBe(before);
+      const controller = new AbortController();
+      const reason = new Error('operator pressed stop');
+      setTimeout(() => controller.abort(reason), 100);
+      await expect(scanAll('127.0.0.0/24', { engine, ...timing, signal: controller.signal })).rejects.toBe(reason);
+      expect(countFds()).toBe(before);
+    }
+  });
+
+  for (const engine of ENGINES) {
+    it(`${engine}: ulimit -n 128 with --concurrency 1000 narrows the window and stays correct under adaptive timing`, async () => {
+      clearFirewall();
+      dropAllBut(50052, ['127.0.8.7']);
+      await listen('127.0.8.7', 50052);
+      const run = await runCli(
+        ['scan', '127.0.8.0-127.0.9.255', '--concurrency', '1000', '--format', 'json', '--engine', engine],
+        { shellPrefix: 'ulimit -n 128 &&' },
+      );
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      const report = JSON.parse(run.stdout) as ScanReport;
+      expect(report.results).toHaveLength(512);
+      expect(hostsIn(report, 'open')).toEqual(['127.0.8.7']);
+      expect(hostsIn(report, 'filtered')).toHaveLength(511);
+      expect(report.timing?.mode).toBe('adaptive');
+    });
+  }
 
   it('an explicit --timeout stays a fixed timeout, reported as such', async () => {
     dropAllBut(50052, [CLOSED]);
