@@ -373,24 +373,28 @@ function deadlineOptions(options: TimingOptions & { probeTimeoutMs?: number }): 
     // A floor or ceiling other than the timeout itself means nothing here (settings handed on,
     // whose floor is the fixed timeout, pass).
     for (const [name, value] of [
-      ['minRttTimeoutMs', minRttTimeoutMs],
-      ['maxRttTimeoutMs', maxRttTimeoutMs],
+      ['minRttTimeoutMs (--min-rtt-timeout)', minRttTimeoutMs],
+      ['maxRttTimeoutMs (--max-rtt-timeout)', maxRttTimeoutMs],
     ] as const) {
       if (value !== undefined && value !== fixed) {
-        throw new InvalidOptionError(`${name}: only with adaptive timing (timing 'fixed' waits timeoutMs)`);
+        throw new InvalidOptionError(
+          `${name}: only with adaptive timing; fixed timing (timeoutMs, --timeout, alone) waits the timeout`,
+        );
       }
     }
     return { timing, timeoutMs: fixed, minRttTimeoutMs: fixed, probeTimeoutMs };
   }
   if (timeoutMs !== undefined && maxRttTimeoutMs !== undefined && timeoutMs !== maxRttTimeoutMs) {
     throw new InvalidOptionError(
-      `maxRttTimeoutMs: adaptive timing's ceiling, also given as timeoutMs (${timeoutMs} ≠ ${maxRttTimeoutMs}); give one`,
+      `maxRttTimeoutMs (--max-rtt-timeout): the ceiling, also given as timeoutMs (--timeout): ${maxRttTimeoutMs} ≠ ${timeoutMs}; give one`,
     );
   }
   const ceiling = maxRttTimeoutMs ?? timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const floor = minRttTimeoutMs ?? Math.min(DEFAULT_MIN_RTT_TIMEOUT_MS, ceiling);
   if (floor > ceiling) {
-    throw new InvalidOptionError(`minRttTimeoutMs: the floor (${floor}) must not exceed the ceiling (${ceiling})`);
+    throw new InvalidOptionError(
+      `minRttTimeoutMs (--min-rtt-timeout): the floor (${floor} ms) must not exceed the ceiling (${ceiling} ms)`,
+    );
   }
   return { timing, timeoutMs: ceiling, minRttTimeoutMs: floor, probeTimeoutMs };
 }

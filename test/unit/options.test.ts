@@ -121,13 +121,13 @@ describe('every default is filled once, where the option enters', () => {
       'minRttTimeoutMs: must be an integer 1..3600000',
     );
     expect(() => normalizeScanOptions({ minRttTimeoutMs: 600, maxRttTimeoutMs: 500 })).toThrow(
-      'minRttTimeoutMs: the floor (600) must not exceed the ceiling (500)',
+      'minRttTimeoutMs (--min-rtt-timeout): the floor (600 ms) must not exceed the ceiling (500 ms)',
     );
     expect(() => normalizeScanOptions({ timeoutMs: 300, minRttTimeoutMs: 10 })).toThrow(
-      "minRttTimeoutMs: only with adaptive timing (timing 'fixed' waits timeoutMs)",
+      'minRttTimeoutMs (--min-rtt-timeout): only with adaptive timing',
     );
     expect(() => normalizeScanOptions({ timing: 'adaptive', timeoutMs: 300, maxRttTimeoutMs: 400 })).toThrow(
-      'maxRttTimeoutMs: ',
+      'maxRttTimeoutMs (--max-rtt-timeout): the ceiling, also given as timeoutMs (--timeout): 400 ≠ 300',
     );
     expect(() => normalizeResolveOptions({ timing: 'fixed', maxRttTimeoutMs: 10 })).toThrow(InvalidOptionError);
   });
