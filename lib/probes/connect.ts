@@ -28,9 +28,10 @@ export interface ConnectAttempt {
 export type ConnectDeadline = (started: number, expire: () => void) => void;
 
 /**
- * Connects to `target` within `timeout` ms, or when `timeout` says. A connection that is not kept is closed with RST
- * (no TIME_WAIT left behind, as the native engine does). `inFlight` lets the caller settle
- * every pending attempt at once (an abort settles them with 'aborted').
+ * Connects to `target` within `timeout` ms, or until `timeout` gives up. A connection that is
+ * not kept is closed with RST (no TIME_WAIT left behind, as the native engine does).
+ * `inFlight` lets the caller settle every pending attempt at once (an abort settles them with
+ * 'aborted').
  */
 export function connectTcp(
   net: { Socket: typeof Socket },

@@ -384,8 +384,8 @@ class ScanWorker {
       if (!slot.busy || slot.generation != due.generation) continue;
       const uint32_t target = slot.target;
       const Nanos started = slot.started;
-      // Adaptive timing retries only a connect given up before the ceiling: what retries add
-      // to an all-silent range is bounded by one retry timeout.
+      // Adaptive timing retries only a connect given up before the ceiling: an all-silent range
+      // costs one ceiling, and each retry elsewhere at most twice the timeout it followed.
       const bool early = !adaptive_ || rtt_.attempt_timeout(due.attempt) < rtt_.ceiling();
       release_slot(due.slot);  // a socket still in SYN_SENT closes silently
       if (due.attempt < retries_ && early) {
@@ -414,8 +414,7 @@ class ScanWorker {
   }
 
   int wait_timeout_ms(Nanos now) const {
-    Nanos next = std::numeric_limits<Nanos>::max();
-    next = connect_timers_.next_deadline(rtt_);
+    Nanos next = connect_timers_.next_deadline(rtt_);
     // Another thread's answers may shorten the timeout while this one sleeps: it looks again
     // at least once a floor.
     if (adaptive_ && next != std::numeric_limits<Nanos>::max())

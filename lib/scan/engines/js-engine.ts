@@ -93,8 +93,8 @@ export function startJsScan(
         rtt.sample(result.rttMs);
         timers.reschedule();
       }
-      // Adaptive timing retries only a connect given up before the ceiling: what retries add
-      // to an all-silent range is bounded by one retry timeout.
+      // Adaptive timing retries only a connect given up before the ceiling: an all-silent range
+      // costs one ceiling, and each retry elsewhere at most twice the timeout it followed.
       const early = !adaptive || rtt.attemptTimeoutMs(attempts) < rtt.ceilingMs;
       if (result.outcome === 'timeout' && attempts < options.retries && early) {
         attempts++;
