@@ -15,8 +15,11 @@ export type {
   ProbeName,
   ProbeOption,
   SourceName,
+  ScanTiming,
+  Timing,
+  TimingOptions,
 } from './common/options.js';
-export { POLLERS, PROBE_NAMES } from './common/options.js';
+export { POLLERS, PROBE_NAMES, TIMINGS } from './common/options.js';
 export type { LookupFn } from './common/addresses.js';
 export type { ServiceName, Health, RpcDetails, GrpcDetails, HttpFingerprint, DeviceMemory } from './probes/types.js';
 export { NEWEST_RPC_PROTOCOL, rpcCompatible } from './probes/verdict.js';

@@ -90,6 +90,19 @@ Napi::Value probe_reports_to_js(Napi::Env env, const std::vector<sb::ProbeReport
   return out;
 }
 
+// The timing a scan ended with, in the shape of the JS engine's EngineTiming; srttMs and
+// rttvarMs are null when no connect was answered.
+Napi::Value timing_to_js(Napi::Env env, const sb::TimingReport& timing) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("srttMs",
+        timing.rtt.sampled ? Napi::Value(Napi::Number::New(env, timing.rtt.srtt_ms)) : env.Null());
+  o.Set("rttvarMs", timing.rtt.sampled ? Napi::Value(Napi::Number::New(env, timing.rtt.rttvar_ms))
+                                       : env.Null());
+  o.Set("timeoutMs", timing.rtt.timeout_ms);
+  o.Set("retried", static_cast<double>(timing.retried));
+  return o;
+}
+
 class ScanJob;
 void deliver(Napi::Env env, Napi::Function callback, ScanJob* job, std::nullptr_t* unused);
 using ResultsTsfn = Napi::TypedThreadSafeFunction<ScanJob, std::nullptr_t, deliver>;
@@ -138,9 +151,10 @@ class ScanJob final : public sb::ResultSink {
                      probe_reports_to_js(env, reports)});
     }
     if (finished && !completed_) {
+      const Napi::Value timing = timing_to_js(env, scan_->timing());
       complete();
       callback.Call({env.Null(), Napi::Boolean::New(env, true), Napi::Boolean::New(env, aborted),
-                     env.Undefined()});
+                     env.Undefined(), timing});
     }
   }
 
@@ -230,6 +244,9 @@ class Scan : public Napi::ObjectWrap<Scan> {
     Napi::Object opts = info[1].As<Napi::Object>();
     sb::ScanOptions options;
     options.timeout_ms = get_int(opts, "timeoutMs", options.timeout_ms);
+    options.adaptive = opts.Get("timing").IsString() &&
+                       opts.Get("timing").As<Napi::String>().Utf8Value() == "adaptive";
+    options.min_timeout_ms = get_int(opts, "minRttTimeoutMs", options.min_timeout_ms);
     options.concurrency = get_int(opts, "concurrency", options.concurrency);
     options.retries = get_int(opts, "retries", options.retries);
     options.threads = get_int(opts, "threads", options.threads);

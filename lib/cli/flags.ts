@@ -1,7 +1,8 @@
 // Command-line flags through node's parseArgs, with errors in our words: an unknown flag
 // names the nearest known one, a missing value names its flag, and an argument that starts
 // with "-" but is no flag is named as the target it probably is. Also the value parsers the
-// commands share (whole numbers, durations, --format, --engine, the probe flags, secret files).
+// commands share (whole numbers, durations, --format, --engine, the timing and probe flags,
+// secret files).
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
@@ -15,6 +16,8 @@ import {
   type IntegerOption,
   type ProbeName,
   type ScanOptions,
+  type Timing,
+  TIMINGS,
 } from '../common/options.js';
 import { irregularFile } from '../common/regular-file.js';
 import { UsageError } from './exit-codes.js';
@@ -248,6 +251,32 @@ export function parseProbeFlags(values: {
     grpcService: values['grpc-service'],
     probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout'], 'probeTimeoutMs'),
     rpcVersion,
+  };
+}
+
+/** How long each connect waits (scan, resolve, watch): the options' words in common/options.ts. */
+export const TIMING_FLAGS = {
+  timing: { type: 'string', choices: ['adaptive', 'fixed'] },
+  timeout: { type: 'string' },
+  'min-rtt-timeout': { type: 'string' },
+  'max-rtt-timeout': { type: 'string' },
+} as const;
+
+export function parseTimingFlags(values: {
+  timing?: string;
+  timeout?: string;
+  'min-rtt-timeout'?: string;
+  'max-rtt-timeout'?: string;
+}): Pick<ScanOptions, 'timing' | 'timeoutMs' | 'minRttTimeoutMs' | 'maxRttTimeoutMs'> {
+  const timing = values.timing;
+  if (timing !== undefined && !(TIMINGS as readonly string[]).includes(timing)) {
+    throw new UsageError(`--timing: expected ${TIMINGS.join(' or ')}; got "${timing}"`);
+  }
+  return {
+    timing: timing as Timing | undefined,
+    timeoutMs: parseInteger('--timeout', values.timeout, 'timeoutMs'),
+    minRttTimeoutMs: parseInteger('--min-rtt-timeout', values['min-rtt-timeout'], 'minRttTimeoutMs'),
+    maxRttTimeoutMs: parseInteger('--max-rtt-timeout', values['max-rtt-timeout'], 'maxRttTimeoutMs'),
   };
 }
 

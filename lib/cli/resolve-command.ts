@@ -17,7 +17,9 @@ import {
   parseFlags,
   parseFormat,
   parseInteger,
+  parseTimingFlags,
   PORTS_FLAG,
+  TIMING_FLAGS,
   tokenOption,
 } from './flags.js';
 import { alignTable, formatRtt } from './output.js';
@@ -52,7 +54,11 @@ Options:
       --accept-silent    keep a silent port that no coordinator or registry vouches for,
                          marked verified: false (it may be a busy ggml-rpc server or not)
       --trust-all-users  count coordinators run by any user (default: this user and root)
-      --timeout MS       connect timeout (default 1000)
+      --timing T         adaptive (default): connect timeouts from measured round trips,
+                         between --min-rtt-timeout (default 50) and --max-rtt-timeout
+                         (default 1000), a connect given up early tried once more; fixed:
+                         --timeout per attempt
+      --timeout MS       a fixed connect timeout (implies --timing fixed)
       --probe-timeout MS HELLO deadline (default 2000)
       --rpc-version V    the coordinator's ggml-rpc protocol: judge each server as llama.cpp
                          does ($SCAN_BACKENDS_RPC_VERSION, or "rpc-version X.Y.Z" in the
@@ -139,7 +145,7 @@ export const RESOLVE_FLAGS = {
   'allow-link-local': { type: 'boolean', default: false },
   'accept-silent': { type: 'boolean', default: false },
   'trust-all-users': { type: 'boolean', default: false },
-  timeout: { type: 'string' },
+  ...TIMING_FLAGS,
   'probe-timeout': { type: 'string' },
   'rpc-version': { type: 'string' },
   engine: ENGINE_FLAG,
@@ -254,7 +260,7 @@ export function resolveOptionsFromFlags(
     allowLinkLocal: values['allow-link-local'],
     acceptSilent: values['accept-silent'],
     trustAllUsers: values['trust-all-users'],
-    timeoutMs: parseInteger('--timeout', values.timeout, 'timeoutMs'),
+    ...parseTimingFlags(values),
     probeTimeoutMs: parseInteger('--probe-timeout', values['probe-timeout'], 'probeTimeoutMs'),
     rpcVersion: values['rpc-version'],
     engine: parseEngine(values.engine),

@@ -12,8 +12,10 @@ import {
   parseFormat,
   parseInteger,
   parseProbeFlags,
+  parseTimingFlags,
   PORTS_FLAG,
   PROBE_FLAGS,
+  TIMING_FLAGS,
 } from './flags.js';
 import { pairs, renderJson, renderNdjsonLine, renderTable, summarize, type OutputFormat } from './output.js';
 import { startProgress } from './progress.js';
@@ -25,9 +27,15 @@ Targets: addresses, hostnames, CIDR blocks (10.9.66.0/24), ranges (10.9.66.1-50,
 
 Options:
   -p, --ports P          ports: 50052, 50052,11434, 8000-8010 (default 50052)
-      --timeout MS       connect timeout per attempt (default 1000)
+      --timing T         adaptive (default): each connect waits as long as the round trips
+                         measured so far say, between the two below; fixed: --timeout
+      --min-rtt-timeout MS  adaptive timing's floor (default 50)
+      --max-rtt-timeout MS  adaptive timing's ceiling (default 1000)
+      --timeout MS       a fixed timeout per attempt (implies --timing fixed; with
+                         --timing adaptive, the ceiling)
       --concurrency N    sockets in flight (default: what the fd limit allows, max 16384)
-      --retries N        extra attempts for silent (filtered) targets (default 0)
+      --retries N        extra attempts for silent (filtered) targets (default: 1 adaptive,
+                         only after a connect given up before the ceiling; 0 fixed)
       --rate N           new connects per second (default, and 0: unlimited)
       --deadline MS      stop the whole scan after MS
       --exclude T        leave these targets out (repeatable)
@@ -58,7 +66,7 @@ export interface ScanRunRequest {
 /** The flags of this command: its parser and shell completion read this one table. */
 export const SCAN_FLAGS = {
   ports: PORTS_FLAG,
-  timeout: { type: 'string' },
+  ...TIMING_FLAGS,
   concurrency: { type: 'string' },
   retries: { type: 'string' },
   rate: { type: 'string' },
@@ -92,7 +100,7 @@ export function parseScanArgs(argv: string[]): ScanRunRequest | 'help' {
   }
   const options: ScanOptions = {
     ports: values.ports?.join(','),
-    timeoutMs: parseInteger('--timeout', values.timeout, 'timeoutMs'),
+    ...parseTimingFlags(values),
     concurrency: parseInteger('--concurrency', values.concurrency, 'concurrency'),
     retries: parseInteger('--retries', values.retries, 'retries'),
     rate: rate === undefined ? undefined : Number(rate),
@@ -128,12 +136,13 @@ export async function runScan(request: ScanRunRequest, signal: AbortSignal): Pro
   const progress = startProgress(process.stderr, {
     total: () => job.targetCount,
     window: () => job.concurrency,
-    retries: request.options.retries ?? 0,
+    retries: job.settings.retries,
   });
   const report = (): ScanReport => ({
     schema: 1,
     engine: job.engine,
     elapsedMs: Math.round(performance.now() - started),
+    ...(job.timing && { timing: job.timing }),
     results: sortResults(request.openOnly ? results.filter((r) => r.state === 'open') : results),
   });
   let interrupted = false;

@@ -60,6 +60,7 @@ Source and probe options, as resolve takes them:
       --sources LIST, --merge, --no-verify, --config FILE, --strict, --subnet T,
       -p/--ports P, --redis URL, --redis-ttl S, --redis-prefix P, --require-redis,
       --allow-public, --allow-link-local, --accept-silent, --trust-all-users,
+      --timing T, --min-rtt-timeout MS, --max-rtt-timeout MS,
       --timeout MS, --probe-timeout MS, --rpc-version V, --engine E
 
 Signals: SIGTERM/SIGINT stop it (exit 0 within 10 s; a second one exits at once); SIGHUP

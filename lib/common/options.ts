@@ -15,11 +15,18 @@ import { parseVersion } from './version.js';
 /** llama.cpp's rpc-server port: the default port of every target, list and probe. */
 export const GGML_RPC_PORT = 50052;
 const DEFAULT_TIMEOUT_MS = 1000;
+/**
+ * Adaptive timing's floor: above a LAN's sub-millisecond round trips and Wi-Fi's tens of ms;
+ * a slower network raises the timeout above it through the estimator.
+ */
+export const DEFAULT_MIN_RTT_TIMEOUT_MS = 50;
 const DEFAULT_PROBE_TIMEOUT_MS = 2000;
 
 /** The whole-number options and their ranges. */
 const INTEGER_OPTIONS = {
   timeoutMs: [1, 3_600_000],
+  minRttTimeoutMs: [1, 3_600_000],
+  maxRttTimeoutMs: [1, 3_600_000],
   concurrency: [1, 1_000_000],
   retries: [0, 10],
   threads: [1, 64],
@@ -53,6 +60,8 @@ const INTEGER_OPTIONS = {
 /** The integer options a scan itself takes (the rest belong to the resolver and the watcher). */
 const SCAN_INTEGER_OPTIONS = [
   'timeoutMs',
+  'minRttTimeoutMs',
+  'maxRttTimeoutMs',
   'concurrency',
   'retries',
   'threads',
@@ -67,6 +76,9 @@ export function integerRange(name: IntegerOption): readonly [number, number] {
 }
 
 const ENGINES = ['auto', 'native', 'js'] as const;
+/** How long a connect waits: a timeout from measured round trips, or one fixed timeout. */
+export const TIMINGS = ['adaptive', 'fixed'] as const;
+export type Timing = (typeof TIMINGS)[number];
 export type EngineName = 'native' | 'js';
 export type EngineChoice = (typeof ENGINES)[number];
 /** The native engine's readiness mechanisms ('auto': epoll on Linux, kqueue on macOS/BSD, else poll). */
@@ -233,12 +245,52 @@ export interface TargetOptions {
   signal?: AbortSignal;
 }
 
-export interface ScanOptions extends TargetOptions {
-  /** Connect timeout per attempt, ms. Default 1000. */
+/** How long each connect waits; the scan's, the resolver's and the watcher's. */
+export interface TimingOptions {
+  /**
+   * 'adaptive' (default): each connect's timeout follows the round trips measured so far
+   * (RFC 6298), between minRttTimeoutMs and maxRttTimeoutMs, the ceiling until a first answer;
+   * one given up early is tried again. 'fixed': every attempt waits timeoutMs. Giving
+   * timeoutMs alone means 'fixed', as it always did.
+   */
+  timing?: Timing;
+  /** Fixed timing: the timeout per attempt, ms (default 1000). Adaptive: the ceiling. */
   timeoutMs?: number;
+  /** Adaptive timing's floor, ms. Default 50. */
+  minRttTimeoutMs?: number;
+  /** Adaptive timing's ceiling, ms. Default timeoutMs, else 1000. */
+  maxRttTimeoutMs?: number;
+}
+
+/** Timing options with every default filled: timeoutMs is the fixed timeout or the ceiling. */
+export interface TimingSettings {
+  timing: Timing;
+  timeoutMs: number;
+  /** The floor; equal to timeoutMs under fixed timing. */
+  minRttTimeoutMs: number;
+}
+
+/** The connect timing a scan ran with and ended at, as its JSON reports it. */
+export interface ScanTiming {
+  mode: Timing;
+  floorMs: number;
+  ceilingMs: number;
+  /** The smoothed round trip and its variation, ms; null when no connect was answered. */
+  srttMs: number | null;
+  rttvarMs: number | null;
+  /** A first attempt's timeout at the end, ms. */
+  timeoutMs: number;
+  /** Attempts started again after a timeout. */
+  retried: number;
+}
+
+export interface ScanOptions extends TargetOptions, TimingOptions {
   /** Sockets in flight at once. Default: what RLIMIT_NOFILE allows, capped at 16,384. */
   concurrency?: number;
-  /** Extra attempts for targets that stayed silent. Default 0. */
+  /**
+   * Extra attempts for targets that stayed silent. Default 0 under fixed timing; 1 under
+   * adaptive timing, which retries only a connect given up before the ceiling.
+   */
   retries?: number;
   /** New connects per second. Default 0: unlimited. */
   rate?: number;
@@ -282,8 +334,7 @@ export interface TargetSettings extends TargetOptions {
 }
 
 /** A scan's options after normalizeScanOptions: every default the library knows before I/O. */
-export interface ScanSettings extends TargetSettings {
-  timeoutMs: number;
+export interface ScanSettings extends TargetSettings, TimingSettings {
   retries: number;
   rate: number;
   probeTimeoutMs: number;
@@ -311,12 +362,46 @@ function lookupOption(lookup: LookupFn | undefined): LookupFn {
   return lookup ?? systemLookup;
 }
 
-/** The connect and probe deadlines every scan and resolve runs with. */
-function deadlineOptions(options: { timeoutMs?: number; probeTimeoutMs?: number }) {
-  return {
-    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    probeTimeoutMs: options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS,
-  };
+/** The connect timing and probe deadline every scan, resolve and watch runs with; checked. */
+function deadlineOptions(options: TimingOptions & { probeTimeoutMs?: number }): TimingSettings & {
+  probeTimeoutMs: number;
+} {
+  checkChoiceOption('timing', options.timing, TIMINGS);
+  for (const name of ['timeoutMs', 'minRttTimeoutMs', 'maxRttTimeoutMs'] as const)
+    checkIntegerOption(name, options[name]);
+  const { timeoutMs, minRttTimeoutMs, maxRttTimeoutMs } = options;
+  const probeTimeoutMs = options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+  // An explicit timeout alone keeps the meaning it always had: one fixed timeout per attempt.
+  const timing = options.timing ?? (timeoutMs === undefined ? 'adaptive' : 'fixed');
+  if (timing === 'fixed') {
+    const fixed = timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    // A floor or ceiling other than the timeout itself means nothing here (settings handed on,
+    // whose floor is the fixed timeout, pass).
+    for (const [name, value] of [
+      ['minRttTimeoutMs (--min-rtt-timeout)', minRttTimeoutMs],
+      ['maxRttTimeoutMs (--max-rtt-timeout)', maxRttTimeoutMs],
+    ] as const) {
+      if (value !== undefined && value !== fixed) {
+        throw new InvalidOptionError(
+          `${name}: only with adaptive timing; fixed timing (timeoutMs, --timeout, alone) waits the timeout`,
+        );
+      }
+    }
+    return { timing, timeoutMs: fixed, minRttTimeoutMs: fixed, probeTimeoutMs };
+  }
+  if (timeoutMs !== undefined && maxRttTimeoutMs !== undefined && timeoutMs !== maxRttTimeoutMs) {
+    throw new InvalidOptionError(
+      `maxRttTimeoutMs (--max-rtt-timeout): the ceiling, also given as timeoutMs (--timeout): ${maxRttTimeoutMs} ≠ ${timeoutMs}; give one`,
+    );
+  }
+  const ceiling = maxRttTimeoutMs ?? timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const floor = minRttTimeoutMs ?? Math.min(DEFAULT_MIN_RTT_TIMEOUT_MS, ceiling);
+  if (floor > ceiling) {
+    throw new InvalidOptionError(
+      `minRttTimeoutMs (--min-rtt-timeout): the floor (${floor} ms) must not exceed the ceiling (${ceiling} ms)`,
+    );
+  }
+  return { timing, timeoutMs: ceiling, minRttTimeoutMs: floor, probeTimeoutMs };
 }
 
 /** The engine asked for: the option, else $SCAN_BACKENDS_ENGINE, else 'auto'; checked. */
@@ -342,10 +427,11 @@ function deprecatedBackend(backend: Poller | undefined): Poller | undefined {
 export function normalizeScanOptions(options: ScanOptions = {}): ScanSettings {
   checkScanOptions(options);
   const engine = engineOption(options.engine);
+  const timing = deadlineOptions(options);
   return {
     ...normalizeTargetOptions(options),
-    ...deadlineOptions(options),
-    retries: options.retries ?? 0,
+    ...timing,
+    retries: options.retries ?? (timing.timing === 'adaptive' ? 1 : 0),
     rate: options.rate ?? 0,
     grpcService: options.grpcService ?? '',
     engine,
@@ -360,7 +446,7 @@ export function normalizeScanOptions(options: ScanOptions = {}): ScanSettings {
 export const DEFAULT_REDIS_TTL_SECONDS = 300;
 const CONFIG_NAME = 'rpc_backends.conf';
 
-export interface ResolveOptions {
+export interface ResolveOptions extends TimingOptions {
   /** Sources in order. Default: process, config, scan, redis. */
   sources?: readonly SourceName[];
   /** Union of all sources instead of the first that yields a live backend. */
@@ -392,7 +478,6 @@ export interface ResolveOptions {
   acceptSilent?: boolean;
   /** Count coordinators of every user, not only this user's and root's. */
   trustAllUsers?: boolean;
-  timeoutMs?: number;
   probeTimeoutMs?: number;
   /**
    * The coordinator's ggml-rpc protocol: servers are judged against it exactly as llama.cpp
@@ -407,7 +492,7 @@ export interface ResolveOptions {
 }
 
 /** A resolve's options after normalizeResolveOptions. */
-export interface ResolveSettings extends ResolveOptions {
+export interface ResolveSettings extends Omit<ResolveOptions, keyof TimingSettings>, TimingSettings {
   sources: readonly SourceName[];
   merge: boolean;
   verify: boolean;
@@ -422,7 +507,6 @@ export interface ResolveSettings extends ResolveOptions {
   /** From the option or $SCAN_BACKENDS_REDIS; undefined: no Redis. */
   redisUrl: string | undefined;
   redisTtlSeconds: number;
-  timeoutMs: number;
   probeTimeoutMs: number;
   /** The option, else $SCAN_BACKENDS_ENGINE, else 'auto'. */
   engine: EngineChoice;
@@ -484,8 +568,7 @@ export function normalizeResolveOptions(options: ResolveOptions = {}): ResolveSe
   ] as const) {
     checkBooleanOption(name, options[name]);
   }
-  for (const name of ['timeoutMs', 'probeTimeoutMs', 'redisTtlSeconds'] as const)
-    checkIntegerOption(name, options[name]);
+  for (const name of ['probeTimeoutMs', 'redisTtlSeconds'] as const) checkIntegerOption(name, options[name]);
   for (const name of ['configPath', 'redisUrl', 'redisPrefix', 'rpcVersion'] as const)
     checkStringOption(name, options[name]);
   checkSignalOption(options.signal);
@@ -562,7 +645,9 @@ type FilledWatchOption =
   | 'allowLinkLocal'
   | 'acceptSilent'
   | 'trustAllUsers'
+  | 'timing'
   | 'timeoutMs'
+  | 'minRttTimeoutMs'
   | 'probeTimeoutMs'
   | 'redisUrl'
   | 'rpcVersion'
@@ -581,7 +666,9 @@ export type WatchSettings = Readonly<Omit<WatchOptions, FilledWatchOption>> & {
   readonly allowLinkLocal: boolean;
   readonly acceptSilent: boolean;
   readonly trustAllUsers: boolean;
+  readonly timing: Timing;
   readonly timeoutMs: number;
+  readonly minRttTimeoutMs: number;
   readonly probeTimeoutMs: number;
   /** The option, else $SCAN_BACKENDS_REDIS; undefined: no Redis (no fleet, no redis source). */
   readonly redisUrl: string | undefined;

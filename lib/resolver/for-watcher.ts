@@ -48,7 +48,9 @@ export async function locate(
 /** What verification reads of the watcher's settings. */
 export type VerifySettings = Pick<
   WatchSettings,
+  | 'timing'
   | 'timeoutMs'
+  | 'minRttTimeoutMs'
   | 'probeTimeoutMs'
   | 'engine'
   | 'lookup'
@@ -81,7 +83,9 @@ export class WatchVerifier {
       heldElsewhere,
     });
     this.#ctx = {
+      timing: settings.timing,
       timeoutMs: settings.timeoutMs,
+      minRttTimeoutMs: settings.minRttTimeoutMs,
       probeTimeoutMs: settings.probeTimeoutMs,
       rpcVersion: null,
       engine: settings.engine,
@@ -130,7 +134,9 @@ export class WatchVerifier {
       { endpoints: targets.map((t) => t.endpoint) },
       {
         rpcVersion: null,
+        timing: ctx.timing,
         timeoutMs: ctx.timeoutMs,
+        minRttTimeoutMs: ctx.minRttTimeoutMs,
         probeTimeoutMs: ctx.probeTimeoutMs,
         engine: ctx.engine,
         probe: ['ggml-rpc'],

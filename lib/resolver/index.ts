@@ -92,7 +92,9 @@ class Resolve {
       heldElsewhere: hooks.heldElsewhere ?? (() => this.#claimed),
     });
     this.#ctx = {
+      timing: options.timing,
       timeoutMs: options.timeoutMs,
+      minRttTimeoutMs: options.minRttTimeoutMs,
       probeTimeoutMs: options.probeTimeoutMs,
       rpcVersion: null, // set in run(), once the config file has said its version
       engine: options.engine,
@@ -194,6 +196,7 @@ class Resolve {
       const found = await scanSource({ ...ctx, subnet: this.#options.subnet, ports: this.#options.ports });
       report.found = found.found;
       report.scanned = found.scanned;
+      if (found.timing) report.timing = found.timing;
       report.message = found.message;
       return found;
     }

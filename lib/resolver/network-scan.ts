@@ -1,5 +1,5 @@
 // Source "scan": the network scan, probing every open port for ggml-rpc.
-import { scanAll, ScanJob, type ScanOptions, type ScanResult } from '../scan/job.js';
+import { scanAll, ScanJob, type ScanOptions, type ScanResult, type ScanTiming } from '../scan/job.js';
 import { localSubnetTargets } from '../scan/targets/local-subnets.js';
 import { resolveTargets } from '../scan/targets/grammar.js';
 import { parseAddress } from '../common/addresses.js';
@@ -13,9 +13,14 @@ export interface ScanSourceOptions extends VerifyContext {
   ports?: ScanOptions['ports'];
 }
 
-export async function scanSource(
-  options: ScanSourceOptions,
-): Promise<{ kept: Backend[]; dropped: Dropped[]; found: number; scanned: number; message: string }> {
+export async function scanSource(options: ScanSourceOptions): Promise<{
+  kept: Backend[];
+  dropped: Dropped[];
+  found: number;
+  scanned: number;
+  message: string;
+  timing: ScanTiming | undefined;
+}> {
   let targets = options.subnet;
   if (targets === undefined) {
     targets = localSubnetTargets().cidrs;
@@ -26,7 +31,7 @@ export async function scanSource(
   // that client's): it is taken out of the scan and kept busy, as the other sources do.
   const held = options.verify ? await options.witnesses.held() : new Map<string, string>();
   const heldFound: Backend[] = [];
-  let report: { results: ScanResult[] };
+  let report: { results: ScanResult[]; timing?: ScanTiming };
   if (held.size === 0) report = await scanAll(targets, scanOptions);
   else {
     const endpoints = (await resolveTargets(targets, scanOptions)).filter((e) => {
@@ -35,8 +40,9 @@ export async function scanSource(
       return why === undefined;
     });
     const results: ScanResult[] = [];
-    for await (const r of new ScanJob({ endpoints }, scanOptions)) results.push(r);
-    report = { results };
+    const job = new ScanJob({ endpoints }, scanOptions);
+    for await (const r of job) results.push(r);
+    report = { results, timing: job.timing };
   }
   let kept: Backend[] = [...heldFound];
   let dropped: Dropped[] = [];
@@ -69,5 +75,6 @@ export async function scanSource(
     found: open.length + heldFound.length,
     scanned: report.results.length,
     message: `scanned ${report.results.length} host:port pairs of ${list}${skipped}`,
+    timing: report.timing,
   };
 }

@@ -1,7 +1,7 @@
 // The resolver's result: the live backends, each with where it came from, and what every
 // source did.
 import type { Health, RpcDetails, ServiceName } from '../probes/types.js';
-import type { SourceName } from '../common/options.js';
+import type { ScanTiming, SourceName } from '../common/options.js';
 
 export { SOURCE_NAMES, type SourceName } from '../common/options.js';
 
@@ -24,6 +24,8 @@ export interface SourceReport {
   found: number;
   /** The scan source: host:port pairs it connected to. */
   scanned?: number;
+  /** The scan source: the connect timing its scan ran with and ended at. */
+  timing?: ScanTiming;
   dropped: Dropped[];
   message?: string;
   /** Lines a config file could not use ("file:line: bad token …"). */

@@ -7,6 +7,7 @@
 import { parseAddress, type Address } from '../common/addresses.js';
 import { formatHostPort } from '../common/host-port.js';
 import { silentReason } from '../probes/verdict.js';
+import type { Timing } from '../common/options.js';
 import { ScanJob, type ScanOptions, type ScanResult } from '../scan/job.js';
 import type { Endpoint } from '../scan/targets/table.js';
 import { isNonPublicRange, LINK_LOCAL_REFUSAL, touchesLinkLocal } from '../scan/targets/guards.js';
@@ -16,10 +17,15 @@ import type { ProcessFindings } from './process.js';
 import type { RegistryEntry } from '../redis/registry.js';
 import type { Backend, Candidate, Dropped, SourceName } from './types.js';
 
-export type VerifyOptions = Pick<ScanOptions, 'timeoutMs' | 'probeTimeoutMs' | 'rpcVersion' | 'engine' | 'signal'>;
+export type VerifyOptions = Pick<
+  ScanOptions,
+  'timing' | 'timeoutMs' | 'minRttTimeoutMs' | 'probeTimeoutMs' | 'rpcVersion' | 'engine' | 'signal'
+>;
 
 export interface VerifyContext extends VerifyOptions {
+  timing: Timing;
   timeoutMs: number;
+  minRttTimeoutMs: number;
   probeTimeoutMs: number;
   verify: boolean;
   lookup: LookupFn;

@@ -14,6 +14,7 @@ import {
   procFdLimit,
   type EngineName,
   type EngineOptions,
+  type EngineTiming,
   type PortState,
   type RawOutcome,
   type Scanner,
@@ -29,13 +30,14 @@ import {
   type ProbeOptions,
   type ScanOptions,
   type ScanSettings,
+  type ScanTiming,
 } from '../common/options.js';
 import { selectEngine } from './engines/choose.js';
 import { TargetTable } from './targets/table.js';
 import type { Endpoint } from './targets/table.js';
 import { expandTargets } from './targets/grammar.js';
 
-export type { ScanOptions, ProbeOptions } from '../common/options.js';
+export type { ScanOptions, ProbeOptions, ScanTiming } from '../common/options.js';
 
 export interface ScanResult {
   host: string;
@@ -61,6 +63,7 @@ export interface ScanReport {
   schema: 1;
   engine: EngineName;
   elapsedMs: number;
+  timing?: ScanTiming;
   /** Sorted by address, then port. */
   results: ScanResult[];
   /** Present (true) when the scan was interrupted: `results` holds what was found so far. */
@@ -72,6 +75,8 @@ const THREADS_FROM_TARGETS = 4096;
 /** The engine's options: the settings, and the two defaults that wait for the job's size. */
 function engineOptions(settings: ScanSettings, fdLimit: number | null, targets: number): EngineOptions {
   return {
+    timing: settings.timing,
+    minRttTimeoutMs: settings.minRttTimeoutMs,
     timeoutMs: settings.timeoutMs,
     concurrency: settings.concurrency ?? defaultConcurrency(fdLimit),
     retries: settings.retries,
@@ -94,6 +99,8 @@ export class ScanJob implements AsyncIterable<ScanResult> {
   targetCount: number | undefined;
   /** The most connects in flight at once, once the job has started. */
   concurrency: number | undefined;
+  /** The timing the scan ran with, once its engine has finished (or was stopped). */
+  timing: ScanTiming | undefined;
   readonly #scanner: Scanner;
   readonly #targets: string | readonly string[] | { endpoints: readonly Endpoint[] };
   /** The options with every default filled, as the job runs with them. */
@@ -177,6 +184,7 @@ export class ScanJob implements AsyncIterable<ScanResult> {
     };
     const run = this.#scanner.start(table, options, onResults);
     void run.finished.then(() => {
+      this.timing = scanTiming(this.settings, run.timing());
       engineDone = true;
       endIfDone();
     });
@@ -212,13 +220,28 @@ export class ScanJob implements AsyncIterable<ScanResult> {
   }
 }
 
+const ms = (value: number) => Math.round(value * 1000) / 1000;
+
+function scanTiming(settings: ScanSettings, engine: EngineTiming | undefined): ScanTiming | undefined {
+  if (!engine) return undefined;
+  return {
+    mode: settings.timing,
+    floorMs: settings.minRttTimeoutMs,
+    ceilingMs: settings.timeoutMs,
+    srttMs: engine.srttMs === null ? null : ms(engine.srttMs),
+    rttvarMs: engine.rttvarMs === null ? null : ms(engine.rttvarMs),
+    timeoutMs: ms(engine.timeoutMs),
+    retried: engine.retried,
+  };
+}
+
 function toResult(table: TargetTable, raw: RawOutcome, verdictContext: VerdictContext | undefined): ScanResult {
   const { state, error } = classifyOutcome(raw.outcome);
   const result: ScanResult = {
     host: table.host(raw.index),
     port: table.port(raw.index),
     state,
-    rttMs: Math.round(raw.rttMs * 1000) / 1000,
+    rttMs: ms(raw.rttMs),
   };
   if (error) result.error = error;
   if (verdictContext && state === 'open') Object.assign(result, verdictFromSteps(raw.steps ?? [], verdictContext));
@@ -267,12 +290,14 @@ export async function scanAll(targets: string | readonly string[], options: Scan
   const job = scan(targets, options);
   const results: ScanResult[] = [];
   for await (const result of job) results.push(result);
-  return {
+  const report: ScanReport = {
     schema: 1,
     engine: job.engine,
     elapsedMs: Math.round(performance.now() - started),
     results: sortResults(results),
   };
+  if (job.timing) report.timing = job.timing;
+  return report;
 }
 
 /**

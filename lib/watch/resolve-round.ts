@@ -87,7 +87,7 @@ export class ResolveRound {
     this.#ctx.log('debug', 'resolve done', {
       elapsedMs: Math.round(performance.now() - started),
       backends: resolution.backends.length,
-      ...(scan ? { scanned: [options.subnet ?? scanSubnets(settings) ?? []].flat() } : {}),
+      ...(scan ? { scanned: [options.subnet ?? scanSubnets(settings) ?? []].flat(), timing: scan.timing } : {}),
     });
   }
 

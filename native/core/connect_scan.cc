@@ -44,7 +44,8 @@ class ScanWorker {
  public:
   ScanWorker(ConnectScan* owner, const ScanOptions& options, int window, double rate)
       : owner_(owner),
-        timeout_ns_(static_cast<Nanos>(options.timeout_ms) * kNanosPerMs),
+        rtt_(*owner->rtt_),
+        adaptive_(options.adaptive),
         probe_timeout_ns_(static_cast<Nanos>(options.probe_timeout_ms) * kNanosPerMs),
         quiet_ns_(std::min<Nanos>(probe_timeout_ns_ / 4, kMaxQuietNs)),
         grpc_service_(options.grpc_service),
@@ -52,7 +53,8 @@ class ScanWorker {
         window_(window),
         rate_per_ns_(rate / 1e9),
         // A 10 ms burst allowance: the poller sleeps in whole milliseconds.
-        bucket_capacity_(std::max(1.0, rate / 100)) {}
+        bucket_capacity_(std::max(1.0, rate / 100)),
+        connect_timers_(options.retries) {}
 
   // Creates the poller and the waker; returns 0 or an errno value.
   int open(PollerKind poller) {
@@ -179,7 +181,6 @@ class ScanWorker {
     UniqueFd fd;
     uint32_t target = 0;
     uint32_t generation = 0;
-    uint16_t attempt = 0;
     Nanos started = 0;
     bool busy = false;
     Phase phase = Phase::kConnecting;
@@ -198,6 +199,7 @@ class ScanWorker {
   Endpoint endpoint(uint32_t target) const { return owner_->endpoints_.at(target); }
 
   void report(uint32_t target, int32_t error, Nanos started, Nanos now) {
+    if (error == ECONNREFUSED) rtt_.sample(now - started);
     out_.push_back(ConnectResult{target, error, static_cast<double>(now - started) / kNanosPerMs});
   }
 
@@ -242,7 +244,6 @@ class ScanWorker {
     Slot& slot = slots_[index];
     slot.fd.reset(fd);
     slot.target = next.target;
-    slot.attempt = next.attempt;
     slot.started = now;
     slot.busy = true;
     slot.phase = Phase::kConnecting;
@@ -257,7 +258,7 @@ class ScanWorker {
       on_connected(index, now_ns());
       return true;
     }
-    connect_timers_.push_back(Timer{now + timeout_ns_, index, slot.generation});
+    connect_timers_.push(ConnectTimers::Entry{now, index, slot.generation, next.attempt});
     return true;
   }
 
@@ -270,7 +271,7 @@ class ScanWorker {
       next.fd_starved_since = 0;
     } else {
       if (next.fd_starved_since == 0) next.fd_starved_since = now;
-      if (now - next.fd_starved_since >= timeout_ns_) {
+      if (now - next.fd_starved_since >= rtt_.ceiling()) {
         report(next.target, err, next.fd_starved_since, now);
         return true;
       }
@@ -326,6 +327,7 @@ class ScanWorker {
   // The target's connect completed: report it, or hold the report and start its probes.
   void on_connected(uint32_t index, Nanos now) {
     Slot& slot = slots_[index];
+    rtt_.sample(now - slot.started);
     const Endpoint ep = endpoint(slot.target);
     const ConnectResult connected{slot.target, 0,
                                   static_cast<double>(now - slot.started) / kNanosPerMs};
@@ -376,14 +378,19 @@ class ScanWorker {
   }
 
   void expire_connect_timers(Nanos now) {
-    for (uint32_t index = 0; next_due(connect_timers_, now, &index);) {
-      const Slot& slot = slots_[index];
+    ConnectTimers::Entry due{};
+    while (connect_timers_.pop_due(rtt_, now, &due)) {
+      const Slot& slot = slots_[due.slot];
+      if (!slot.busy || slot.generation != due.generation) continue;
       const uint32_t target = slot.target;
-      const uint16_t attempt = slot.attempt;
       const Nanos started = slot.started;
-      release_slot(index);  // a socket still in SYN_SENT closes silently
-      if (attempt < retries_) {
-        queue_.retry(Pending{target, static_cast<uint16_t>(attempt + 1), 0});
+      // Adaptive timing retries only a connect given up before the ceiling: an all-silent range
+      // costs one ceiling, and each retry elsewhere at most twice the timeout it followed.
+      const bool early = !adaptive_ || rtt_.attempt_timeout(due.attempt) < rtt_.ceiling();
+      release_slot(due.slot);  // a socket still in SYN_SENT closes silently
+      if (due.attempt < retries_ && early) {
+        owner_->retried_.fetch_add(1, std::memory_order_relaxed);
+        queue_.retry(Pending{target, static_cast<uint16_t>(due.attempt + 1), 0});
       } else {
         report(target, kTimedOut, started, now);
       }
@@ -407,8 +414,11 @@ class ScanWorker {
   }
 
   int wait_timeout_ms(Nanos now) const {
-    Nanos next = std::numeric_limits<Nanos>::max();
-    if (!connect_timers_.empty()) next = connect_timers_.front().deadline;
+    Nanos next = connect_timers_.next_deadline(rtt_);
+    // Another thread's answers may shorten the timeout while this one sleeps: it looks again
+    // at least once a floor.
+    if (adaptive_ && next != std::numeric_limits<Nanos>::max())
+      next = std::min(next, now + rtt_.floor());
     if (!probe_timers_.empty()) next = std::min(next, probe_timers_.front().deadline);
     if (!quiet_timers_.empty()) next = std::min(next, quiet_timers_.front().deadline);
     if (!queue_.empty() && inflight_ < window_) {
@@ -439,7 +449,8 @@ class ScanWorker {
   }
 
   ConnectScan* owner_;
-  const Nanos timeout_ns_;
+  RttEstimator& rtt_;
+  const bool adaptive_;
   const Nanos probe_timeout_ns_;
   const Nanos quiet_ns_;
   const std::string grpc_service_;
@@ -456,10 +467,10 @@ class ScanWorker {
   TargetQueue queue_;
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
-  // Every connect shares one timeout and every probe step another, so each queue's deadlines
-  // arrive in the order they were set: a FIFO per kind is the whole timer structure, O(1) per
-  // operation. Stale entries are skipped by generation.
-  std::deque<Timer> connect_timers_;
+  // Connects share the estimator's timeout per attempt number (rtt.hh), and every probe step
+  // one timeout, so each queue's deadlines arrive in the order they were set: a FIFO per kind
+  // is the whole timer structure, O(1) per operation. Stale entries are skipped by generation.
+  ConnectTimers connect_timers_;
   std::deque<Timer> probe_timers_;
   std::deque<Timer> quiet_timers_;
   std::vector<ConnectResult> out_;
@@ -471,6 +482,8 @@ Status ConnectScan::start(EndpointList endpoints, const ScanOptions& options, Re
                           std::unique_ptr<ConnectScan>* out, int* sys_error) {
   *sys_error = 0;
   if (sink == nullptr || options.timeout_ms < 1 || options.probe_timeout_ms < 1 ||
+      (options.adaptive &&
+       (options.min_timeout_ms < 1 || options.min_timeout_ms > options.timeout_ms)) ||
       options.concurrency < 1 || options.retries < 0 || options.retries > 100 || options.rate < 0 ||
       options.threads < 1 || options.threads > 256)
     return Status::kInvalidArgument;
@@ -478,6 +491,11 @@ Status ConnectScan::start(EndpointList endpoints, const ScanOptions& options, Re
   std::unique_ptr<ConnectScan> scan(new ConnectScan());
   scan->endpoints_ = std::move(endpoints);
   scan->sink_ = sink;
+  const Nanos ceiling = static_cast<Nanos>(options.timeout_ms) * kNanosPerMs;
+  // Fixed timing is a floor equal to the ceiling: every attempt waits exactly the timeout.
+  const Nanos floor =
+      options.adaptive ? static_cast<Nanos>(options.min_timeout_ms) * kNanosPerMs : ceiling;
+  scan->rtt_ = std::make_unique<RttEstimator>(floor, ceiling);
   const size_t count = scan->endpoints_.size();
   const int threads =
       static_cast<int>(std::max<size_t>(1, std::min<size_t>(options.threads, count)));
@@ -514,6 +532,10 @@ Status ConnectScan::start(EndpointList endpoints, const ScanOptions& options, Re
   scan->open_gate(Gate::kGo);
   *out = std::move(scan);
   return Status::kOk;
+}
+
+TimingReport ConnectScan::timing() const {
+  return TimingReport{rtt_->snapshot(), retried_.load(std::memory_order_relaxed)};
 }
 
 void ConnectScan::open_gate(Gate state) {

@@ -14,6 +14,7 @@
 #include "endpoint.hh"
 #include "poller.hh"
 #include "probe.hh"
+#include "rtt.hh"
 #include "status.hh"
 
 namespace sb {
@@ -31,14 +32,22 @@ static_assert(sizeof(ConnectResult) == 16, "the binding copies results as 16-byt
 constexpr int32_t kTimedOut = -1;
 
 struct ScanOptions {
-  int timeout_ms = 1000;
-  int concurrency = 1024;  // sockets in flight at once, over all threads
-  int retries = 0;         // extra attempts for targets that timed out
-  double rate = 0;         // new connects per second over all threads; 0 = unlimited
-  int threads = 1;         // scan threads; targets are dealt round-robin
+  int timeout_ms = 1000;    // fixed: every attempt's timeout; adaptive: the ceiling
+  bool adaptive = false;    // timeouts from the round-trip estimator (rtt.hh)
+  int min_timeout_ms = 50;  // adaptive: the floor
+  int concurrency = 1024;   // sockets in flight at once, over all threads
+  int retries = 0;          // extra attempts for targets that timed out (adaptive: given up early)
+  double rate = 0;          // new connects per second over all threads; 0 = unlimited
+  int threads = 1;          // scan threads; targets are dealt round-robin
   PollerKind poller = PollerKind::kAuto;
   int probe_timeout_ms = 2000;  // per probe step, from its start to its last byte
   std::string grpc_service;     // the service the gRPC health probe asks about
+};
+
+// The timing a scan ended with, for the report.
+struct TimingReport {
+  RttEstimator::Snapshot rtt;
+  uint32_t retried = 0;  // attempts started again after a timeout
 };
 
 // Receives results on the scan threads. on_results may be called concurrently from several
@@ -72,6 +81,7 @@ class ConnectScan {
   void join();
 
   bool aborted() const { return aborted_.load(std::memory_order_acquire); }
+  TimingReport timing() const;
 
  private:
   enum class Gate { kWait, kGo, kCancel };
@@ -84,6 +94,8 @@ class ConnectScan {
 
   EndpointList endpoints_;
   ResultSink* sink_ = nullptr;
+  std::unique_ptr<RttEstimator> rtt_;  // one per scan: every thread samples and reads it
+  std::atomic<uint32_t> retried_{0};
   std::vector<std::unique_ptr<ScanWorker>> workers_;
   std::vector<std::thread> threads_;
   std::atomic<bool> aborted_{false};

@@ -43,3 +43,32 @@ export function dropAllBut(port: number, answering: readonly string[]): void {
   }
 }`);
 }
+
+/**
+ * As dropAllBut, and `lossy` (one of `answering`) loses the first SYN each source address
+ * sends it: an nft set remembers the source and lets later SYNs through, as a lossy link
+ * would. forgetLostSyns() makes the next SYN the first again.
+ */
+export function loseFirstSyn(port: number, answering: readonly string[], lossy: string): void {
+  setFirewall(`table inet scan_backends_test {
+  set lossy_seen {
+    type ipv4_addr
+    flags dynamic
+  }
+  chain input {
+    type filter hook input priority 0;
+    ip daddr != { ${answering.join(', ')} } tcp dport ${port} drop
+    ip daddr ${lossy} tcp dport ${port} tcp flags & (syn | ack) == syn ip saddr != @lossy_seen add @lossy_seen { ip saddr } drop
+  }
+}`);
+}
+
+/** Empties loseFirstSyn's set; returns the source addresses it held (whose SYN was lost). */
+export function forgetLostSyns(): string[] {
+  const listed = execFileSync('nft', ['-j', 'list', 'set', 'inet', 'scan_backends_test', 'lossy_seen'], {
+    encoding: 'utf8',
+  });
+  execFileSync('nft', ['flush', 'set', 'inet', 'scan_backends_test', 'lossy_seen']);
+  const set = (JSON.parse(listed) as { nftables: { set?: { elem?: string[] } }[] }).nftables.find((o) => o.set)?.set;
+  return set?.elem ?? [];
+}

@@ -52,6 +52,22 @@ describe('native and js engines agree on every state', () => {
     expect(states(native)).toEqual(expected);
   });
 
+  it('agree under adaptive timing (the default), and report the same timing rules', async () => {
+    await listen('127.0.0.41', 50052);
+    await listen('127.0.0.42', 11434);
+    const targets = ['127.0.0.40-47', 'fd00::1'];
+    const [native, js] = [
+      await scanAll(targets, { ports: PORTS, engine: 'native' }),
+      await scanAll(targets, { ports: PORTS, engine: 'js' }),
+    ];
+    expect(states(native)).toEqual(states(js));
+    expect(Object.values(states(native)).filter((s) => s === 'filtered')).toHaveLength(6);
+    // Answers arrived, so both gave up on the six silent ports at the floor and retried each once.
+    for (const report of [native, js]) {
+      expect(report.timing).toMatchObject({ mode: 'adaptive', floorMs: 50, ceilingMs: 1000, retried: 6 });
+    }
+  });
+
   it('retries only silent targets, each retry a full timeout', async () => {
     for (const engine of ['native', 'js'] as const) {
       const started = performance.now();

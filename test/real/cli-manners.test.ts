@@ -70,6 +70,13 @@ describe('flag errors are ours, and point at the command help', () => {
     [['scan', '127.0.0.1', '--timeout', '-5'], '--timeout: must be an integer 1..3600000, got -5'],
     [['scan', '127.0.0.1', '--timeout', '0'], '--timeout: must be an integer 1..3600000, got 0'],
     [['scan', '127.0.0.1', '--timeout'], '--timeout needs a value'],
+    [['scan', '127.0.0.1', '--timing', 'slow'], '--timing: expected adaptive or fixed; got "slow"'],
+    [['scan', '127.0.0.1', '--min-rtt-timeout', '0'], '--min-rtt-timeout: must be an integer 1..3600000, got 0'],
+    [
+      ['scan', '127.0.0.1', '--min-rtt-timeout', '600', '--max-rtt-timeout', '500'],
+      'minRttTimeoutMs (--min-rtt-timeout): the floor (600 ms) must not exceed the ceiling (500 ms)',
+    ],
+    [['resolve', '--timeout', '300', '--max-rtt-timeout', '500'], '(--max-rtt-timeout): only with adaptive timing'],
     [['scan', '-5'], 'unknown option "-5": a target cannot start with "-"'],
     // parseArgs splits these into short flags and names only the first ("-1"): named whole.
     [['scan', '-127.0.0.1'], 'unknown option "-127.0.0.1": a target cannot start with "-"'],
@@ -226,7 +233,7 @@ describe('shell completion', () => {
         child.on('close', () => resolve(out.trim()));
       });
     expect(await complete(['scan-backends', 're'])).toBe('resolve');
-    expect(await complete(['scan-backends', 'scan', '--tim'])).toBe('--timeout');
+    expect(await complete(['scan-backends', 'scan', '--tim'])).toBe('--timing --timeout');
     expect(await complete(['scan-backends', 'resolve', '--accept'])).toBe('--accept-silent');
     expect(await complete(['scan-backends', 'completion', 'f'])).toBe('fish');
     expect(await complete(['scan-backends', 'wa'])).toBe('watch');

@@ -16,7 +16,7 @@ describe('scan-backends scan', () => {
     const run = await runCli(['scan', '127.0.0.101-103', '-p', String(port), '--format', 'json']);
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
-    expect(Object.keys(report)).toEqual(['schema', 'engine', 'elapsedMs', 'results']);
+    expect(Object.keys(report)).toEqual(['schema', 'engine', 'elapsedMs', 'timing', 'results']);
     expect(report.schema).toBe(1);
     expect(['native', 'js']).toContain(report.engine);
     expect(typeof report.elapsedMs).toBe('number');

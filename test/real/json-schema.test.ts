@@ -18,6 +18,11 @@ describe('the shipped JSON Schemas', () => {
     const ollama = await llmHttpServer('ollama', '127.0.0.39');
     const scan = await runCli(['scan', '127.0.0.37-38', '-p', `${peer.port},${closed}`, '--probe', '--format', 'json']);
     expect(valid('scan-report', JSON.parse(scan.stdout))).toBe('valid');
+    // The timing the scan used: adaptive by default, fixed when --timeout alone is given.
+    expect(JSON.parse(scan.stdout).timing).toMatchObject({ mode: 'adaptive', floorMs: 50, ceilingMs: 1000 });
+    const fixed = await runCli(['scan', '127.0.0.38', '-p', `${closed}`, '--timeout', '700', '--format', 'json']);
+    expect(valid('scan-report', JSON.parse(fixed.stdout))).toBe('valid');
+    expect(JSON.parse(fixed.stdout).timing).toMatchObject({ mode: 'fixed', floorMs: 700, timeoutMs: 700, retried: 0 });
     const lines = await runCli(['scan', '127.0.0.37-38', '-p', `${peer.port},${closed}`, '--format', 'ndjson']);
     for (const line of lines.stdout.trim().split('\n')) expect(valid('scan-result', JSON.parse(line))).toBe('valid');
     const probe = await runCli([
@@ -41,6 +46,20 @@ describe('the shipped JSON Schemas', () => {
     const resolution = JSON.parse(json.stdout);
     expect(resolution.backends).toHaveLength(1);
     expect(valid('resolution', resolution)).toBe('valid');
+    const scanned = await runCli([
+      'resolve',
+      '--sources',
+      'scan',
+      '--subnet',
+      '127.0.0.40-41',
+      '-p',
+      `${peer.port}`,
+      '--format',
+      'json',
+    ]);
+    const byScan = JSON.parse(scanned.stdout);
+    expect(valid('resolution', byScan)).toBe('valid');
+    expect(byScan.sources[0].timing).toMatchObject({ mode: 'adaptive', retried: 0 });
     const ndjson = await runCli(['resolve', '--sources', 'config', '--config', file, '--format', 'ndjson']);
     const backend = ajv.compile({ $ref: 'resolution.schema.json#/definitions/backend' });
     for (const line of ndjson.stdout.trim().split('\n')) expect(backend(JSON.parse(line))).toBe(true);

@@ -79,7 +79,7 @@ describe('scan-backends scan --probe', () => {
     const run = await runCli(['scan', '127.0.0.164-166', '--probe', '--format', 'json']);
     expect(run.code).toBe(0);
     const report = JSON.parse(run.stdout);
-    expect(Object.keys(report)).toEqual(['schema', 'engine', 'elapsedMs', 'results']);
+    expect(Object.keys(report)).toEqual(['schema', 'engine', 'elapsedMs', 'timing', 'results']);
     const [closedA, open, closedB] = report.results;
     expect(open).toMatchObject({ host: '127.0.0.165', state: 'open', service: 'ggml-rpc', health: 'serving' });
     expect(open.reason).toBe('ggml-rpc 5.0.0, 1 device (23.5 GiB free of 23.5 GiB)');

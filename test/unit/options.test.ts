@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 
 import { systemLookup } from '../../lib/common/addresses.js';
 import { InvalidOptionError } from '../../lib/common/errors.js';
-import { normalizeResolveOptions, normalizeScanOptions } from '../../lib/common/options.js';
+import { normalizeResolveOptions, normalizeScanOptions, type ScanOptions } from '../../lib/common/options.js';
 import { resolveBackends } from '../../lib/resolver/index.js';
 import { scan, scanAll } from '../../lib/scan/job.js';
 import { resolveTargets } from '../../lib/scan/targets/grammar.js';
@@ -71,9 +71,11 @@ describe('every default is filled once, where the option enters', () => {
   it('normalizeScanOptions fills what a scan runs with, and the job keeps it', () => {
     const job = scan('127.0.0.1', { engine: 'js', rpcVersion: null });
     expect(job.settings).toMatchObject({
+      timing: 'adaptive',
       timeoutMs: 1000,
+      minRttTimeoutMs: 50,
       probeTimeoutMs: 2000,
-      retries: 0,
+      retries: 1,
       rate: 0,
       grpcService: '',
       engine: 'js',
@@ -83,6 +85,51 @@ describe('every default is filled once, where the option enters', () => {
       lookup: systemLookup,
     });
     expect(job.settings.concurrency).toBeUndefined(); // from the descriptor limit at start
+  });
+
+  it('adaptive timing by default; an explicit timeout alone is a fixed one, as it always was', () => {
+    const timing = (o: ScanOptions) => {
+      const { timing: mode, timeoutMs, minRttTimeoutMs, retries } = normalizeScanOptions(o);
+      return { mode, timeoutMs, minRttTimeoutMs, retries };
+    };
+    expect(timing({})).toEqual({ mode: 'adaptive', timeoutMs: 1000, minRttTimeoutMs: 50, retries: 1 });
+    expect(timing({ timeoutMs: 300 })).toEqual({ mode: 'fixed', timeoutMs: 300, minRttTimeoutMs: 300, retries: 0 });
+    expect(timing({ timing: 'fixed' })).toEqual({ mode: 'fixed', timeoutMs: 1000, minRttTimeoutMs: 1000, retries: 0 });
+    // With timing 'adaptive', timeoutMs is the ceiling; a ceiling below the default floor lowers it.
+    expect(timing({ timing: 'adaptive', timeoutMs: 300 })).toMatchObject({ timeoutMs: 300, minRttTimeoutMs: 50 });
+    expect(timing({ maxRttTimeoutMs: 20 })).toMatchObject({ mode: 'adaptive', timeoutMs: 20, minRttTimeoutMs: 20 });
+    expect(timing({ minRttTimeoutMs: 5, maxRttTimeoutMs: 400, retries: 3 })).toEqual({
+      mode: 'adaptive',
+      timeoutMs: 400,
+      minRttTimeoutMs: 5,
+      retries: 3,
+    });
+    // Settings handed on (the resolver's to its scans) give the same timing again.
+    const fixed = normalizeScanOptions({ timeoutMs: 300 });
+    expect(
+      timing({ timing: fixed.timing, timeoutMs: fixed.timeoutMs, minRttTimeoutMs: fixed.minRttTimeoutMs }),
+    ).toEqual(timing({ timeoutMs: 300 }));
+    expect(normalizeResolveOptions({}).timing).toBe('adaptive');
+    expect(normalizeResolveOptions({ timeoutMs: 500 })).toMatchObject({ timing: 'fixed', timeoutMs: 500 });
+  });
+
+  it('refuses timing options that contradict each other', () => {
+    expect(() => normalizeScanOptions({ timing: 'slow' as never })).toThrow(
+      'timing: must be adaptive or fixed, got "slow"',
+    );
+    expect(() => normalizeScanOptions({ minRttTimeoutMs: 0 })).toThrow(
+      'minRttTimeoutMs: must be an integer 1..3600000',
+    );
+    expect(() => normalizeScanOptions({ minRttTimeoutMs: 600, maxRttTimeoutMs: 500 })).toThrow(
+      'minRttTimeoutMs (--min-rtt-timeout): the floor (600 ms) must not exceed the ceiling (500 ms)',
+    );
+    expect(() => normalizeScanOptions({ timeoutMs: 300, minRttTimeoutMs: 10 })).toThrow(
+      'minRttTimeoutMs (--min-rtt-timeout): only with adaptive timing',
+    );
+    expect(() => normalizeScanOptions({ timing: 'adaptive', timeoutMs: 300, maxRttTimeoutMs: 400 })).toThrow(
+      'maxRttTimeoutMs (--max-rtt-timeout): the ceiling, also given as timeoutMs (--timeout): 400 ≠ 300',
+    );
+    expect(() => normalizeResolveOptions({ timing: 'fixed', maxRttTimeoutMs: 10 })).toThrow(InvalidOptionError);
   });
 
   it('reads $SCAN_BACKENDS_RPC_VERSION and $SCAN_BACKENDS_REDIS in the normalizer', () => {

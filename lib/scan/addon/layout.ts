@@ -28,3 +28,16 @@ export const NATIVE_STATUS_CODES = [
   'SB_POLLER_FAILED',
   'SB_THREAD_FAILED',
 ] as const;
+
+/**
+ * The timing an engine ended a scan with (the addon builds it with its last call; the JS twin
+ * from lib/scan/engines/rtt.ts). srttMs and rttvarMs are null until a connect was answered.
+ */
+export interface EngineTiming {
+  srttMs: number | null;
+  rttvarMs: number | null;
+  /** A first attempt's timeout at the end, ms. */
+  timeoutMs: number;
+  /** Attempts started again after a timeout. */
+  retried: number;
+}

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 import { NativeUnavailableError } from '../../common/errors.js';
-import { POLLERS, type Poller } from '../../common/options.js';
+import { POLLERS, type Poller, type Timing } from '../../common/options.js';
 import {
   ENDPOINT_RECORD_SIZE,
   ENGINE_PROBES,
@@ -13,6 +13,7 @@ import {
   PROBE_PLANS,
   RESULT_RECORD_SIZE,
   TIMED_OUT,
+  type EngineTiming,
 } from './layout.js';
 import { GGML_RPC_COMMANDS, NEWEST_KNOWN_MAJOR } from '../../probes/ggml-rpc.js';
 import { STEP_OUTCOMES, type ProbeStep } from '../../probes/types.js';
@@ -25,6 +26,8 @@ export interface NativeBinding {
   Scan: new (
     endpoints: Uint8Array,
     options: {
+      timing: Timing;
+      minRttTimeoutMs: number;
       timeoutMs: number;
       concurrency: number;
       retries: number;
@@ -39,6 +42,8 @@ export interface NativeBinding {
       done: boolean,
       aborted: boolean,
       reports: { index: number; steps: ProbeStep[] }[] | undefined,
+      /** With the last call (done): the timing the scan ended with. */
+      timing?: EngineTiming,
     ) => void,
   ) => NativeScanHandle;
   fdLimit(): number | null;

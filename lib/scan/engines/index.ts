@@ -5,7 +5,10 @@ import { readFileSync } from 'node:fs';
 import type { ProbeStep } from '../../probes/types.js';
 import type { TargetTable } from '../targets/table.js';
 
-import type { EngineName } from '../../common/options.js';
+import type { EngineName, Timing } from '../../common/options.js';
+import type { EngineTiming } from '../addon/layout.js';
+
+export type { EngineTiming } from '../addon/layout.js';
 
 export type { EngineChoice, EngineName } from '../../common/options.js';
 export type PortState = 'open' | 'closed' | 'filtered' | 'unreachable' | 'error';
@@ -23,6 +26,11 @@ export interface RawOutcome {
 }
 
 export interface EngineOptions {
+  /** 'fixed': every attempt waits timeoutMs; 'adaptive': the estimator's, up to timeoutMs. */
+  timing: Timing;
+  /** Adaptive timing's floor, ms. */
+  minRttTimeoutMs: number;
+  /** Fixed timing's timeout; adaptive timing's ceiling. ms. */
   timeoutMs: number;
   concurrency: number;
   retries: number;
@@ -41,6 +49,8 @@ export interface EngineRun {
   abort(): void;
   /** Resolves once every socket is closed, whether the scan ended or was aborted. */
   readonly finished: Promise<void>;
+  /** The timing so far (the engine's last word once `finished`); undefined if it has none. */
+  timing(): EngineTiming | undefined;
 }
 
 export interface Scanner {

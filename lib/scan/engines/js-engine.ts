@@ -9,9 +9,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
 
 import { planKinds } from '../../probes/plan.js';
-import { connectTcp } from '../../probes/connect.js';
+import { connectTcp, type ConnectDeadline } from '../../probes/connect.js';
 import type { TargetTable } from '../targets/table.js';
 import type { EngineOptions, EngineRun, RawOutcome } from './index.js';
+import { ConnectTimers, RttEstimator } from './rtt.js';
 
 /** How long an attempt that could get no descriptor at all waits before trying again. */
 const FD_BACKOFF_MS = 5;
@@ -42,6 +43,11 @@ export function startJsScan(
   // Every probe in flight listens on this one signal: thousands of listeners is by design.
   setMaxListeners(0, probes.signal);
   let stopped = false;
+  const adaptive = options.timing === 'adaptive';
+  // Fixed timing is a floor equal to the ceiling: every attempt waits exactly the timeout.
+  const rtt = new RttEstimator(adaptive ? options.minRttTimeoutMs : options.timeoutMs, options.timeoutMs);
+  const timers = new ConnectTimers(rtt, options.retries);
+  let retried = 0;
 
   // node:net loads only when this engine runs: a native scan never needs it.
   const net = import('node:net');
@@ -51,11 +57,18 @@ export function startJsScan(
     const netModule = await net;
     let attempts = 0;
     let starvedSince = 0;
+    const deadline: ConnectDeadline = (started, expire) => timers.push(attempts, started, expire);
     for (;;) {
       if (stopped) return;
       await pace();
       if (stopped) return;
-      const result = await connectTcp(netModule, target, options.timeoutMs, plan.length > 0, inFlight);
+      const result = await connectTcp(
+        netModule,
+        target,
+        adaptive ? deadline : options.timeoutMs,
+        plan.length > 0,
+        inFlight,
+      );
       if (stopped || result.outcome === 'aborted') {
         result.socket?.resetAndDestroy();
         return;
@@ -76,8 +89,16 @@ export function startJsScan(
         await sleep(FD_BACKOFF_MS);
         continue;
       }
-      if (result.outcome === 'timeout' && attempts < options.retries) {
+      if (result.outcome === 'connected' || result.outcome === 'ECONNREFUSED') {
+        rtt.sample(result.rttMs);
+        timers.reschedule();
+      }
+      // Adaptive timing retries only a connect given up before the ceiling: an all-silent range
+      // costs one ceiling, and each retry elsewhere at most twice the timeout it followed.
+      const early = !adaptive || rtt.attemptTimeoutMs(attempts) < rtt.ceilingMs;
+      if (result.outcome === 'timeout' && attempts < options.retries && early) {
         attempts++;
+        retried++;
         continue;
       }
       const outcome: RawOutcome = { index, outcome: result.outcome, rttMs: result.rttMs };
@@ -93,11 +114,13 @@ export function startJsScan(
   };
 
   const tasks = Array.from({ length: targets.length }, (_, index) => limit(probeTarget, index));
-  const finished = Promise.allSettled(tasks).then(() => undefined);
+  const finished = Promise.allSettled(tasks).then(() => timers.close());
   return {
+    timing: () => rtt.snapshot(retried),
     abort() {
       if (stopped) return;
       stopped = true;
+      timers.close();
       limit.clearQueue();
       for (const settle of [...inFlight]) settle('aborted');
       probes.abort();

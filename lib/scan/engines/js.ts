@@ -15,6 +15,7 @@ export function createJsScanner(): Scanner {
         return run.finished;
       });
       return {
+        timing: () => run?.timing(),
         abort() {
           aborted = true;
           run?.abort();
