@@ -16,6 +16,7 @@ import { RedisRegistry } from '../redis/registry.js';
 import { chooseCompatibleGroup, CLIENT_RULE, GROUP_RULE } from './compatibility.js';
 import { configCandidates, type LoadedConfig } from './config-file.js';
 import { heldKey } from './held.js';
+import { dnsSdSource, type DnsSdFound } from './dns-sd-source.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates, type ProcessFindings } from './process.js';
 import type { Backend, Dropped, Resolution, SourceReport } from './types.js';
@@ -47,6 +48,8 @@ export interface ResolveHooks {
   registry?: (ttlSeconds: number) => RedisRegistry | string;
   /** Servers held by a client this host cannot see (another watcher's coordinator's claims). */
   heldElsewhere?: HeldElsewhere;
+  /** What a continuous DNS-SD browse sees now (a watcher's), instead of a one-shot browse. */
+  dnsSd?: () => DnsSdFound;
 }
 
 export async function resolveBackends(options: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
@@ -189,6 +192,13 @@ class Resolve {
       report.message = found.file;
       if (found.warnings.length > 0) report.warnings = found.warnings;
       return withDropped(await verifyCandidates(found.candidates, ctx), found.dropped);
+    }
+    if (name === 'dns-sd') {
+      const { dnsSdTypes, dnsSdWaitMs, signal } = this.#options;
+      const found = await dnsSdSource(ctx, this.#hooks.dnsSd ?? { types: dnsSdTypes, waitMs: dnsSdWaitMs, signal });
+      report.found = found.found;
+      report.message = found.message;
+      return found;
     }
     if (name === 'scan') {
       const found = await scanSource({ ...ctx, subnet: this.#options.subnet, ports: this.#options.ports });
