@@ -3,7 +3,7 @@
 // then the resolution taken into the followed set (intake.ts). Its warnings are said once
 // while they last, the registry values it could not use counted as ignored.
 import type { ResolveOptions, WatchSettings } from '../common/options.js';
-import { resolveWithHooks, type HeldElsewhere, type LoadedConfig } from '../resolver/for-watcher.js';
+import { resolveWithHooks, type DnsSdFound, type HeldElsewhere, type LoadedConfig } from '../resolver/for-watcher.js';
 import type { Resolution } from '../resolver/types.js';
 import { targetScope } from '../scan/targets/grammar.js';
 import type { Fleet } from '../redis/fleet.js';
@@ -20,6 +20,8 @@ export interface ResolveRoundContext {
   loadConfig: () => Promise<LoadedConfig | null>;
   /** Servers other watchers' coordinators claim: held, never connected to. */
   heldElsewhere: HeldElsewhere;
+  /** The continuous DNS-SD browse's view, when the sources name dns-sd. */
+  dnsSd: () => (() => DnsSdFound) | undefined;
   log: WatchLogFn;
   cycle: (notice: CycleNotice) => void;
 }
@@ -63,6 +65,7 @@ export class ResolveRound {
       // The fleet's own connection: a resolve opens none of its own.
       registry: live && ((ttlSeconds) => live.registry(ttlSeconds)),
       heldElsewhere: this.#ctx.heldElsewhere,
+      dnsSd: this.#ctx.dnsSd(),
     });
     this.#lastResolveAt = new Date();
     await takeResolution(this.#ctx.followed, resolution, await this.#scannedBy(leased));
