@@ -24,6 +24,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     { DEMO_FLAGS },
     { PLAN_FLAGS },
     { RUN_FLAGS },
+    { ANNOUNCE_FLAGS },
   ] = await Promise.all([
     import('./probe-command.js'),
     import('./resolve-command.js'),
@@ -33,6 +34,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     import('./demo.js'),
     import('./plan-command.js'),
     import('./run-command.js'),
+    import('./announce-command.js'),
   ]);
   const names = (table: FlagTable) =>
     Object.entries(table).flatMap(([name, o]) => [`--${name}`, ...(o.short ? [`-${o.short}`] : [])]);
@@ -46,6 +48,7 @@ async function commandFlags(): Promise<Record<string, string[]>> {
     doctor: names(DOCTOR_FLAGS),
     demo: names(DEMO_FLAGS),
     plan: names(PLAN_FLAGS),
+    announce: names(ANNOUNCE_FLAGS),
     help: [],
     completion: [],
   };

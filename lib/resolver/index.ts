@@ -56,6 +56,19 @@ export async function resolveBackends(options: ResolveOptions = {}, hooks: Resol
   return new Resolve(normalizeResolveOptions(options), hooks).run();
 }
 
+/**
+ * One server checked as a resolve checks a candidate (what `announce` asks before it
+ * advertises): refused by the same guards; busy without a connection when a trusted
+ * coordinator holds it (its accept queue stays that client's); else asked HELLO and closed.
+ */
+export async function checkBackend(
+  host: string,
+  port: number,
+  options: ResolveOptions = {},
+): Promise<{ backend: Backend } | { reason: string }> {
+  return new Resolve(normalizeResolveOptions(options), {}).check(host, port);
+}
+
 /** What one source gave: the verified backends it keeps and the candidates it dropped. */
 interface SourceYield {
   kept: Backend[];
@@ -143,6 +156,17 @@ class Resolve {
     } finally {
       const r = await this.#registry;
       if (r && typeof r !== 'string') await r.close(); // a borrowed one stays open
+    }
+  }
+
+  async check(host: string, port: number): Promise<{ backend: Backend } | { reason: string }> {
+    this.#ctx.rpcVersion = this.#options.rpcVersion ?? null;
+    try {
+      const { kept, dropped } = await verifyCandidates([{ host, port, source: 'dns-sd' }], this.#ctx);
+      return kept[0] ? { backend: kept[0] } : { reason: dropped[0]?.reason ?? 'not checked' };
+    } finally {
+      const r = await this.#registry;
+      if (r && typeof r !== 'string') await r.close();
     }
   }
 
