@@ -94,7 +94,8 @@ export class DnsSdBrowser {
     });
     mdns.on('error', () => {}); // after start: a send that fails is retried by the next query
     mdns.on('warning', () => {});
-    mdns.on('response', (packet, rinfo) => this.#onResponse(packet, rinfo.address));
+    // RFC 6762 §6: a response not from port 5353 is not a multicast DNS answer.
+    mdns.on('response', (packet, rinfo) => rinfo.port === MDNS_PORT && this.#onResponse(packet, rinfo.address));
     this.#options.signal?.addEventListener('abort', this.#onAbort, { once: true });
     this.#ask();
   }
