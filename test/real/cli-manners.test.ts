@@ -43,6 +43,7 @@ describe('help', () => {
     [['probe', '-h'], 'Usage: scan-backends probe'],
     [['help', 'resolve'], 'Usage: scan-backends resolve'],
     [['demo', '--help'], 'Usage: scan-backends demo'],
+    [['announce', '--help'], 'Usage: scan-backends announce'],
     [['help'], 'Usage: scan-backends <command>'],
   ])('%j shows that usage and exits 0', async (args, usage) => {
     const run = await runCli(args);
@@ -151,6 +152,9 @@ describe('shell completion', () => {
     expect(await complete(['scan-backends', 'wa'])).toBe('watch');
     expect(await complete(['scan-backends', 'watch', '--health'])).toBe('--health-interval');
     expect(await complete(['scan-backends', 'doctor', '--re'])).toBe('--redis');
+    expect(await complete(['scan-backends', 'an'])).toBe('announce');
+    expect(await complete(['scan-backends', 'announce', '--na'])).toBe('--name');
+    expect(await complete(['scan-backends', 'resolve', '--dns-sd-w'])).toBe('--dns-sd-wait');
   });
 
   it('fish and zsh scripts name the same flags; an unknown shell is a usage error', async () => {

@@ -5,6 +5,8 @@ import * as dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 
 import { parseAddress } from '../../lib/common/addresses.js';
+import { InvalidOptionError } from '../../lib/common/errors.js';
+import { normalizeResolveOptions } from '../../lib/common/options.js';
 import { DNS_SD_LIMITS, DnsSdView, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
 import { rng } from '../helpers/rng.js';
 
@@ -246,4 +248,17 @@ describe('DnsSdView fuzz (seeded, bounded)', () => {
     expect(outcomes.refused).toBeGreaterThan(0);
     console.log(`dns-sd fuzz: ${JSON.stringify(outcomes)} in ${Date.now() - started} ms, seed ${SEED.toString(16)}`);
   }, 120_000);
+});
+
+describe('the dns-sd options', () => {
+  it('leave dns-sd out of the default chain, and refuse a service type that is not one', () => {
+    expect(normalizeResolveOptions({}).sources).not.toContain('dns-sd');
+    expect(normalizeResolveOptions({ sources: ['dns-sd'], dnsSdTypes: ['_x-rpc._tcp'] })).toMatchObject({
+      sources: ['dns-sd'],
+      dnsSdWaitMs: 1000,
+    });
+    expect(() => normalizeResolveOptions({ dnsSdTypes: ['x-rpc._tcp'] })).toThrow(InvalidOptionError);
+    expect(() => normalizeResolveOptions({ dnsSdTypes: [] })).toThrow(/1\.\.16 service types/);
+    expect(() => normalizeResolveOptions({ dnsSdWaitMs: 0 })).toThrow(/dnsSdWaitMs: must be an integer 10\.\.60000/);
+  });
 });
