@@ -48,7 +48,8 @@ Watch options:
                            signed messages, registrations and leases are ignored
 
 Source and probe options, as resolve takes them:
-      --sources LIST, --merge, --config FILE, --subnet T, -p/--ports P, --redis URL,
+      --sources LIST, --merge, --config FILE, --subnet T, -p/--ports P, --dns-sd-type T
+      (a watcher naming dns-sd browses continuously), --redis URL,
       --redis-ttl S, --redis-prefix P, --allow-public, --allow-link-local, --accept-silent,
       --trust-all-users,
       --timeout MS, --probe-timeout MS, --rpc-version V, --engine E
