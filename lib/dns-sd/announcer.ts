@@ -37,13 +37,15 @@ export function instanceLabel(name: string): string {
   return label;
 }
 
-/** TXT strings (key=value), within the limits the browser reads. */
-export function txtStrings(txt: Readonly<Record<string, string>>): string[] {
-  const strings = Object.entries(txt).map(([k, v]) => `${k}=${v}`.slice(0, DNS_SD_LIMITS.txtStringBytes));
-  return strings.slice(0, DNS_SD_LIMITS.txtKeys);
+/** TXT strings (key=value), within the limits the browser reads: 255 bytes each, 16 keys. */
+export function txtStrings(txt: Readonly<Record<string, string>>): Buffer[] {
+  return Object.entries(txt)
+    .slice(0, DNS_SD_LIMITS.txtKeys)
+    .map(([k, v]) => Buffer.from(`${k}=${v}`).subarray(0, DNS_SD_LIMITS.txtStringBytes));
 }
 
-function records(a: Announcement, ttl: number): Answer[] {
+/** An announcement's records at `ttl` (0: the goodbye): PTR, SRV, TXT, then the host's addresses. */
+export function announcementRecords(a: Announcement, ttl: number): Answer[] {
   const name = `${a.instance}.${a.type}`;
   const out: Answer[] = [
     { name: a.type, type: 'PTR', ttl, data: name },
@@ -94,8 +96,11 @@ export class Announcer {
   announce(a: Announcement): void {
     this.#current = a;
     clearTimeout(this.#repeat);
-    this.#send(records(a, ANNOUNCE_TTL_SECONDS));
-    this.#repeat = setTimeout(() => this.#current === a && this.#send(records(a, ANNOUNCE_TTL_SECONDS)), 1000);
+    this.#send(announcementRecords(a, ANNOUNCE_TTL_SECONDS));
+    this.#repeat = setTimeout(
+      () => this.#current === a && this.#send(announcementRecords(a, ANNOUNCE_TTL_SECONDS)),
+      1000,
+    );
     this.#repeat.unref();
   }
 
@@ -106,7 +111,9 @@ export class Announcer {
     this.#current = undefined;
     if (!a) return;
     // The host's addresses stay valid: only the service leaves.
-    await new Promise<void>((resolve) => this.#mdns.respond({ answers: records(a, 0).slice(0, 3) }, () => resolve()));
+    await new Promise<void>((resolve) =>
+      this.#mdns.respond({ answers: announcementRecords(a, 0).slice(0, 3) }, () => resolve()),
+    );
   }
 
   #send(answers: Answer[]): void {
@@ -124,7 +131,7 @@ export class Announcer {
     if (now - (this.#answered.get(asker) ?? -Infinity) < ANSWER_GAP_MS) return;
     if (this.#answered.size >= 1024) this.#answered.clear();
     this.#answered.set(asker, now);
-    this.#send(records(a, ANNOUNCE_TTL_SECONDS));
+    this.#send(announcementRecords(a, ANNOUNCE_TTL_SECONDS));
   }
 
   async close(): Promise<void> {

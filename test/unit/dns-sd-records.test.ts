@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAddress } from '../../lib/common/addresses.js';
 import { InvalidOptionError } from '../../lib/common/errors.js';
 import { normalizeResolveOptions } from '../../lib/common/options.js';
+import { announcementRecords, instanceLabel } from '../../lib/dns-sd/announcer.js';
 import { DNS_SD_LIMITS, DnsSdView, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
 import { rng } from '../helpers/rng.js';
 
@@ -157,6 +158,28 @@ describe('DnsSdView', () => {
     expect(serviceType('_LLAMA-rpc._tcp.local.')).toBe('_llama-rpc._tcp.local');
     expect(serviceType('ggml-rpc')).toBeUndefined();
     expect(serviceType(`_${'a'.repeat(16)}._tcp`)).toBeUndefined();
+  });
+});
+
+describe('announce, read back', () => {
+  it('what announce sends is what the view reads, and its goodbye withdraws it', () => {
+    const a = {
+      instance: instanceLabel(`gpu.node.${'x'.repeat(80)}`),
+      type: '_ggml-rpc._tcp.local',
+      host: 'node.local',
+      port: 50052,
+      addresses: ['192.168.7.20', 'fd00::7'],
+      txt: { txtvers: '1', protovers: '3.0.0', devices: '2', memory: String(48 * 2 ** 30), long: 'y'.repeat(400) },
+    };
+    expect(Buffer.byteLength(a.instance)).toBe(63);
+    const view = new DnsSdView([a.type]);
+    expect(view.take(wire(announcementRecords(a, 120)), LAN, 0).refused).toEqual([]);
+    const found = view.candidates(0);
+    expect(found.map((c) => c.host)).toEqual(['192.168.7.20', 'fd00::7']);
+    expect(found[0]).toMatchObject({ instance: a.instance, port: 50052, txt: { protovers: '3.0.0', devices: '2' } });
+    expect(found[0]!.txt.long!.length).toBeLessThanOrEqual(128);
+    view.take(wire(announcementRecords(a, 0)), LAN, 1);
+    expect(view.candidates(1)).toEqual([]);
   });
 });
 
