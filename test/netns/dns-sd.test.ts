@@ -15,6 +15,7 @@ import { watchBackends } from '../../lib/watch/watcher.js';
 import { announceCli, hostileResponder, skipWithoutZeroconf, zeroconfAnnouncer } from '../helpers/dns-sd.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { eventually } from '../helpers/net.js';
+import { valid } from '../helpers/schemas.js';
 import { enterIsolatedNamespace } from '../helpers/netns.js';
 
 /** Addresses outside what the guards allow, put on lo inside the namespace only. */
@@ -71,6 +72,7 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
       },
     });
     expect(resolution.sources[0]).toMatchObject({ name: 'dns-sd', status: 'ok' });
+    expect(valid('resolution', { schema: 1, ...resolution })).toBe('valid');
 
     // SIGTERM: the goodbye, then exit 0; a browse started now finds only python's.
     announce.child.kill('SIGTERM');
@@ -158,7 +160,13 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
 
     const announce = await announceCli(['--rpc', `127.0.0.5:${peer.port}`, '--name', 'w', '--interval', '300ms']);
     expect(await eventually(() => of('added').length === 1, 10_000)).toBe(true);
-    expect(of('added')[0]!.backend).toMatchObject({ sources: ['dns-sd'], verified: true });
+    const added = of('added')[0]!;
+    expect(added.backend).toMatchObject({
+      sources: ['dns-sd'],
+      verified: true,
+      dnsSd: { instance: 'w', interface: 'lo' },
+    });
+    expect(valid('watch-event', added)).toBe('valid');
 
     // The server stops: announce says goodbye, the watcher's view loses it.
     await peer.close();
