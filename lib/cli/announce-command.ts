@@ -24,7 +24,8 @@ Advertises the rpc-server beside it over DNS-SD (multicast DNS), so that \`resol
 …,dns-sd\` and a watcher browsing dns-sd find it without a scan. It checks the server every
 --interval (HELLO, then closes; never while a local coordinator holds it), announces it with
 TXT records (txtvers, protovers, devices, memory) while it answers, says goodbye when it stops
-answering, and announces it again when it is back.
+answering (a refused connection, or two failed checks in a row), and announces it again when
+it is back.
 
 Options:
       --rpc HOST:PORT    the rpc-server (default 127.0.0.1:50052); a loopback address is
@@ -57,6 +58,11 @@ export const ANNOUNCE_FLAGS = {
 } as const;
 
 const DEFAULT_INTERVAL_MS = 5000;
+/**
+ * Failed checks in a row before the goodbye, so one lost check does not make every watcher
+ * drop and re-add the server; a refused connection (the server is gone) withdraws at once.
+ */
+const FAIL_AFTER = 2;
 /** A busy server (another client holds it) is connected to at most this often. */
 const BUSY_INTERVAL_MS = 30_000;
 
@@ -168,6 +174,7 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
   if (isLoopbackAddress(request.host))
     logger.warn({ rpc: where }, 'a loopback address: only browsers on this host accept it');
   let first = true;
+  let failures = 0;
   try {
     while (!signal.aborted) {
       const check = await checkBackend(request.host, request.port, {
@@ -179,6 +186,7 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
       }).catch((error: Error) => ({ reason: error.message }));
       if (signal.aborted) break;
       let busy = false;
+      failures = 'backend' in check ? 0 : failures + 1;
       if ('backend' in check) {
         busy = check.backend.evidence !== 'hello';
         const next: Announcement = { ...base, txt: txtFor(check.backend) };
@@ -188,10 +196,10 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
           announcer.announce(busy && current ? current : next);
           logger.info({ rpc: where, txt: next.txt, busy }, current ? 'announcement updated' : 'announced');
         }
-      } else if (announcer.current) {
+      } else if (announcer.current && (failures >= FAIL_AFTER || check.reason.startsWith('closed'))) {
         await announcer.withdraw();
         logger.warn({ rpc: where, reason: check.reason }, 'withdrawn: the server does not answer');
-      } else logger.debug({ rpc: where, reason: check.reason }, 'not announced: the server does not answer');
+      } else logger.debug({ rpc: where, reason: check.reason, failures }, 'a check failed');
       const status = announcer.current ? `announcing ${where} as ${request.name}` : `${where} not answering`;
       if (first) notifier?.notify('READY=1', `STATUS=${status}`);
       else notifier?.notify(`STATUS=${status}`);
