@@ -70,8 +70,8 @@ export async function zeroconfAnnouncer(
 }
 
 /** `scan-backends announce …`, its JSON log lines collected; resolves once it said `waitFor`. */
-export async function announceCli(args: string[], waitFor = 'announced') {
-  const { child, done } = startCli(['announce', ...args]);
+export async function announceCli(args: string[], env: NodeJS.ProcessEnv = {}, waitFor = 'announced') {
+  const { child, done } = startCli(['announce', ...args], { env });
   const logs: { msg: string; [k: string]: unknown }[] = [];
   let buffered = '';
   child.stdout?.on('data', (chunk: string) => {

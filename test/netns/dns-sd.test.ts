@@ -3,7 +3,10 @@
 // answers, names public and metadata addresses (peers listen there, inside the namespace, to
 // count connections) and sends a huge TXT. The source finds the real ones and verifies them,
 // never connects where the guards refuse, and a watcher drops a withdrawn service.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import type * as dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -180,4 +183,36 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
     announce.child.kill('SIGTERM');
     expect((await announce.done).code).toBe(0);
   }, 60_000);
+
+  it('announce speaks systemd notify: READY=1 after its first check, WATCHDOG=1, STOPPING=1', async () => {
+    const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.6' });
+    const dir = mkdtempSync(join(tmpdir(), 'sb-announce-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const socket = join(dir, 'notify.sock');
+    // python3's AF_UNIX datagram socket plays systemd: every datagram becomes one line.
+    const receiver = spawn(
+      '/usr/bin/python3',
+      [
+        '-c',
+        'import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound",flush=True)\nwhile True:\n  print(repr(s.recv(4096).decode()),flush=True)',
+        socket,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    onTestFinished(() => void receiver.kill('SIGKILL'));
+    let received = '';
+    receiver.stdout.setEncoding('utf8').on('data', (d: string) => (received += d));
+    expect(await eventually(() => received.startsWith('bound'), 5000)).toBe(true);
+    const announce = await announceCli(['--rpc', `127.0.0.6:${peer.port}`, '--name', 'sd', '--interval', '300ms'], {
+      NOTIFY_SOCKET: socket,
+      WATCHDOG_USEC: '400000',
+      WATCHDOG_PID: '',
+    });
+    expect(await eventually(() => received.split('WATCHDOG=1').length > 2, 5000)).toBe(true);
+    expect(received).toContain(`READY=1\\nSTATUS=announcing 127.0.0.6:${peer.port} as sd`);
+    announce.child.kill('SIGTERM');
+    expect((await announce.done).code).toBe(0);
+    expect(await eventually(() => received.includes('STOPPING=1'), 2000)).toBe(true);
+    expect(received.indexOf('STOPPING=1')).toBeGreaterThan(received.indexOf('READY=1'));
+  }, 30_000);
 });
