@@ -2,6 +2,7 @@
 // `--format rpc` prints exactly what llama-server's --rpc takes.
 
 import { formatHostPort } from '../common/host-port.js';
+import { serviceType } from '../dns-sd/records.js';
 import { terminalSafe } from '../common/peer-text.js';
 import type { ResolveOptions, SourceName } from '../common/options.js';
 import { resolveBackends, SOURCE_NAMES } from '../resolver/index.js';
@@ -211,6 +212,10 @@ export function resolveOptionsFromFlags(
     if (unknown !== undefined || sources.length === 0) {
       throw new UsageError(`--sources: expected a list of ${SOURCE_NAMES.join(', ')}; got "${values.sources}"`);
     }
+  }
+  const badType = values['dns-sd-type']?.find((t) => serviceType(t) === undefined);
+  if (badType !== undefined) {
+    throw new UsageError(`--dns-sd-type: expected a service type such as _ggml-rpc._tcp, got "${badType}"`);
   }
   const ttl = parseInteger('--redis-ttl', values['redis-ttl'], 'redisTtlSeconds');
   if (values.redis !== undefined && !/^rediss?:\/\/[^\s]+$/.test(values.redis)) {

@@ -79,6 +79,9 @@ describe('flag errors are ours, and point at the command help', () => {
     [['resolve', '-rpc-version', '5.1.0'], 'unknown option -rpc-version (did you mean --rpc-version?)'],
     [['scan', '127.0.0.1', '-p', '-5'], '-5: port must be 1..65535'],
     [['resolve', 'extra'], 'unexpected argument extra: this command takes no targets'],
+    [['resolve', '--dns-sd-type', 'ggml'], '--dns-sd-type: expected a service type such as _ggml-rpc._tcp'],
+    [['resolve', '--dns-sd-wait', '5m'], '--dns-sd-wait: must be an integer 10..60000, got 300000'],
+    [['announce', '--rpc', 'gpu:1'], '--rpc: expected an address and port such as 192.168.1.20:50052'],
     [
       ['scan', '127.0.0.1', '-p', '1', '--exclude', '127.0.0.1'],
       'the exclusions (exclude, --exclude) remove every target',
