@@ -35,7 +35,7 @@ Options:
       --strict           a bad config line is an error, not a warning
       --subnet T         what the scan source scans (scan target grammar)
   -p, --ports P          ports the scan source scans (default 50052)
-      --dns-sd-wait D    how long the dns-sd source listens (default 1s; a watcher browses
+      --dns-sd-wait D    how long the dns-sd source listens (default 1500ms; a watcher browses
                          continuously)
       --dns-sd-type T    a service type to browse instead of the defaults (repeatable)
       --redis URL        redis://host:port

@@ -84,8 +84,11 @@ export const SOURCE_NAMES: readonly SourceName[] = ['process', 'config', 'scan',
  * takes addresses a neighbour announces, which a user who asked for a scan did not ask for.
  */
 export const DEFAULT_SOURCES: readonly SourceName[] = ['process', 'config', 'scan', 'redis'];
-/** How long a one-shot resolve listens for DNS-SD answers. */
-export const DEFAULT_DNS_SD_WAIT_MS = 1000;
+/**
+ * How long a one-shot resolve listens for DNS-SD answers: its two questions, a second apart,
+ * and their answers (a responder multicasts a record at most once a second, RFC 6762 §6).
+ */
+export const DEFAULT_DNS_SD_WAIT_MS = 1500;
 
 /** A value as a message shows it: its text for numbers and strings, its kind otherwise. */
 function shown(value: unknown): string {
@@ -368,7 +371,7 @@ export interface ResolveOptions {
   sources?: readonly SourceName[];
   /** DNS-SD service types the dns-sd source browses; default _ggml-rpc._tcp, _llama-rpc._tcp. */
   dnsSdTypes?: readonly string[];
-  /** How long a one-shot dns-sd source listens (default 1000 ms); a watcher browses continuously. */
+  /** How long a one-shot dns-sd source listens (default 1500 ms); a watcher browses continuously. */
   dnsSdWaitMs?: number;
   /** Union of all sources instead of the first that yields a live backend. */
   merge?: boolean;

@@ -14,8 +14,11 @@ import { DNS_SD_LIMITS, normalName } from './records.js';
 export const ANNOUNCE_TTL_SECONDS = 120;
 /** Questions read per query packet; the rest are ignored. */
 const QUESTIONS_PER_PACKET = 16;
-/** The least time between two answers to the same asker (a flood of queries costs nothing more). */
-const ANSWER_GAP_MS = 250;
+/**
+ * The least time between two multicast answers (RFC 6762 §6: a record at most once a second
+ * on a link), whoever asks: a flood of queries costs nothing more.
+ */
+const ANSWER_GAP_MS = 1000;
 
 export interface Announcement {
   /** The instance label ("gpu-node-1"): dots become dashes, at most 63 bytes. */
@@ -64,7 +67,7 @@ export class Announcer {
   readonly #mdns: makeMdns.MulticastDNS;
   #current?: Announcement;
   #repeat?: NodeJS.Timeout;
-  readonly #answered = new Map<string, number>();
+  #answeredAt = -Infinity;
 
   private constructor() {
     this.#mdns = makeMdns({ port: MDNS_PORT, ip: MDNS_GROUP });
@@ -83,7 +86,7 @@ export class Announcer {
     });
     mdns.on('error', () => {});
     mdns.on('warning', () => {});
-    mdns.on('query', (packet, rinfo) => announcer.#onQuery(packet.questions ?? [], rinfo));
+    mdns.on('query', (packet) => announcer.#onQuery(packet.questions ?? []));
     return announcer;
   }
 
@@ -121,16 +124,14 @@ export class Announcer {
   }
 
   /** Answers a question about our type, instance or host: the whole record set, multicast. */
-  #onQuery(questions: readonly { name?: unknown; type?: unknown }[], rinfo: { address: string; port: number }): void {
+  #onQuery(questions: readonly { name?: unknown; type?: unknown }[]): void {
     const a = this.#current;
     if (!a) return;
     const ours = new Set([a.type, `${a.instance}.${a.type}`.toLowerCase(), a.host.toLowerCase()]);
     if (!questions.slice(0, QUESTIONS_PER_PACKET).some((q) => ours.has(normalName(q.name) ?? ''))) return;
-    const asker = `${rinfo.address}:${rinfo.port}`;
     const now = Date.now();
-    if (now - (this.#answered.get(asker) ?? -Infinity) < ANSWER_GAP_MS) return;
-    if (this.#answered.size >= 1024) this.#answered.clear();
-    this.#answered.set(asker, now);
+    if (now - this.#answeredAt < ANSWER_GAP_MS) return;
+    this.#answeredAt = now;
     this.#send(announcementRecords(a, ANNOUNCE_TTL_SECONDS));
   }
 

@@ -25,7 +25,7 @@ const TRACKED_SOURCES = 1024;
 const FIRST_QUERY_DELAY_MS = 1000;
 const MAX_QUERY_DELAY_MS = 60_000;
 /** Questions asked in one query packet about instances that lack SRV, TXT or an address. */
-const FOLLOW_UP_QUESTIONS = 32;
+const FOLLOW_UP_QUESTIONS = 16;
 
 export interface BrowseOptions {
   /** Service types ("_ggml-rpc._tcp" or "….local"); default DEFAULT_SERVICE_TYPES. */

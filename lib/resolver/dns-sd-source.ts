@@ -8,7 +8,7 @@ import { serviceType } from '../dns-sd/records.js';
 import type { Backend, Dropped } from './types.js';
 import { verifyCandidates, type VerifyContext } from './verify.js';
 
-/** What a browse saw: its candidates, and how it looked ("browsed … for 1000 ms"). */
+/** What a browse saw: its candidates, and how it looked ("browsed … for 1500 ms"). */
 export interface DnsSdFound {
   candidates: DnsSdCandidate[];
   message: string;

@@ -278,7 +278,7 @@ describe('the dns-sd options', () => {
     expect(normalizeResolveOptions({}).sources).not.toContain('dns-sd');
     expect(normalizeResolveOptions({ sources: ['dns-sd'], dnsSdTypes: ['_x-rpc._tcp'] })).toMatchObject({
       sources: ['dns-sd'],
-      dnsSdWaitMs: 1000,
+      dnsSdWaitMs: 1500,
     });
     expect(() => normalizeResolveOptions({ dnsSdTypes: ['x-rpc._tcp'] })).toThrow(InvalidOptionError);
     expect(() => normalizeResolveOptions({ dnsSdTypes: [] })).toThrow(/1\.\.16 service types/);

@@ -30,7 +30,7 @@ describe('normalizeWatchOptions', () => {
       probeTimeoutMs: 2000,
       redisUrl: undefined,
       redisTtlSeconds: 300,
-      dnsSdWaitMs: 1000,
+      dnsSdWaitMs: 1500,
       engine: 'auto',
       rpcVersion: null,
       lookup: systemLookup,
