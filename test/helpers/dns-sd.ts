@@ -13,6 +13,7 @@ import { inCI } from './tools.js';
 
 const PYTHON = '/usr/bin/python3';
 const ZEROCONF_SCRIPT = fileURLToPath(new URL('./zeroconf-announce.py', import.meta.url));
+const ZEROCONF_BROWSE = fileURLToPath(new URL('./zeroconf-browse.py', import.meta.url));
 
 /** Why python3-zeroconf cannot run here, or null. */
 export function missingZeroconf(): string | null {
@@ -67,6 +68,24 @@ export async function zeroconfAnnouncer(
       await exited;
     },
   };
+}
+
+/** What python3-zeroconf's browser resolves of TYPE within `seconds` (it exits by itself). */
+export async function zeroconfBrowse(
+  type: string,
+  seconds: number,
+): Promise<{ name: string; port: number; addresses: string[]; txt: Record<string, string> }[]> {
+  const missing = missingZeroconf();
+  if (missing) throw new Error(missing);
+  const child = spawn(PYTHON, [ZEROCONF_BROWSE, type, String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  onTestFinished(() => void child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  await new Promise((resolve) => child.once('close', resolve));
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Awaited<ReturnType<typeof zeroconfBrowse>>[number]);
 }
 
 /** `scan-backends announce …`, its JSON log lines collected; resolves once it said `waitFor`. */

@@ -2,7 +2,8 @@
 // a ggml-rpc peer as _llama-rpc._tcp, our own `announce`, and a hostile responder that floods
 // answers, names public and metadata addresses (peers listen there, inside the namespace, to
 // count connections) and sends a huge TXT. The source finds the real ones and verifies them,
-// never connects where the guards refuse, and a watcher drops a withdrawn service.
+// never connects where the guards refuse, and a watcher drops a withdrawn service;
+// python3-zeroconf's browser reads our announcement.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,13 @@ import { DnsSdBrowser } from '../../lib/dns-sd/browser.js';
 import { resolveBackends } from '../../lib/resolver/index.js';
 import type { WatchEvent } from '../../lib/watch/types.js';
 import { watchBackends } from '../../lib/watch/watcher.js';
-import { announceCli, hostileResponder, skipWithoutZeroconf, zeroconfAnnouncer } from '../helpers/dns-sd.js';
+import {
+  announceCli,
+  hostileResponder,
+  skipWithoutZeroconf,
+  zeroconfAnnouncer,
+  zeroconfBrowse,
+} from '../helpers/dns-sd.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { eventually } from '../helpers/net.js';
 import { valid } from '../helpers/schemas.js';
@@ -76,6 +83,16 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
     });
     expect(resolution.sources[0]).toMatchObject({ name: 'dns-sd', status: 'ok' });
     expect(valid('resolution', { schema: 1, ...resolution })).toBe('valid');
+
+    // A browser written by others reads our announcement as we meant it.
+    expect(await zeroconfBrowse('_ggml-rpc._tcp', 2.5)).toEqual([
+      {
+        name: 'our-node._ggml-rpc._tcp.local.',
+        port: ours.port,
+        addresses: ['127.0.0.3'],
+        txt: { txtvers: '1', protovers: '5.0.0', devices: '1', memory: '4096' },
+      },
+    ]);
 
     // SIGTERM: the goodbye, then exit 0; a browse started now finds only python's.
     announce.child.kill('SIGTERM');
