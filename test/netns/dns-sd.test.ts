@@ -23,6 +23,7 @@ import {
   zeroconfAnnouncer,
   zeroconfBrowse,
 } from '../helpers/dns-sd.js';
+import { rpcHolder } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { eventually } from '../helpers/net.js';
 import { valid } from '../helpers/schemas.js';
@@ -231,5 +232,19 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
     expect((await announce.done).code).toBe(0);
     expect(await eventually(() => received.includes('STOPPING=1'), 2000)).toBe(true);
     expect(received.indexOf('STOPPING=1')).toBeGreaterThan(received.indexOf('READY=1'));
+  }, 30_000);
+
+  it('announce never connects to a server a local coordinator holds, and announces it busy', async () => {
+    const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.8' });
+    await rpcHolder('127.0.0.8', peer.port);
+    expect(peer.connections).toBe(1);
+    const announce = await announceCli(['--rpc', `127.0.0.8:${peer.port}`, '--name', 'held', '--interval', '100ms']);
+    expect(announce.logs.find((l) => l.msg === 'announced')).toMatchObject({ busy: true, txt: { txtvers: '1' } });
+    const found = await resolveBackends({ sources: ['dns-sd'], dnsSdWaitMs: 1500, timeoutMs: 500 });
+    expect(found.backends).toMatchObject([{ host: '127.0.0.8', evidence: 'held', dnsSd: { instance: 'held' } }]);
+    // Neither announce's check nor the resolve connected: the holder's is the only connection.
+    expect(peer.connections).toBe(1);
+    announce.child.kill('SIGTERM');
+    expect((await announce.done).code).toBe(0);
   }, 30_000);
 });
