@@ -9,7 +9,8 @@ import { networkInterfaces } from 'node:os';
 import makeMdns from 'multicast-dns';
 
 import { parseAddress } from '../common/addresses.js';
-import { DEFAULT_SERVICE_TYPES, DnsSdView, type DnsSdCandidate, type PacketOrigin } from './records.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { DEFAULT_SERVICE_TYPES, DnsSdView, serviceType, type DnsSdCandidate, type PacketOrigin } from './records.js';
 
 export { DEFAULT_SERVICE_TYPES, type DnsSdCandidate } from './records.js';
 
@@ -26,6 +27,8 @@ const FIRST_QUERY_DELAY_MS = 1000;
 const MAX_QUERY_DELAY_MS = 60_000;
 /** Questions asked in one query packet about instances that lack SRV, TXT or an address. */
 const FOLLOW_UP_QUESTIONS = 16;
+/** How long the interface table a packet's interface is found in is kept (one read, not one a packet). */
+const INTERFACES_TTL_MS = 5000;
 
 export interface BrowseOptions {
   /** Service types ("_ggml-rpc._tcp" or "….local"); default DEFAULT_SERVICE_TYPES. */
@@ -37,11 +40,21 @@ export interface BrowseOptions {
   onRefused?: (why: string, origin: PacketOrigin) => void;
 }
 
+/** The types to browse in their .local form ("_ggml-rpc._tcp" → "_ggml-rpc._tcp.local"). */
+export function browsedTypes(types: readonly string[] | undefined): string[] {
+  return (types ?? DEFAULT_SERVICE_TYPES).map((t) => {
+    const type = serviceType(t);
+    if (type === undefined)
+      throw new InvalidOptionError(`types: expected a service type such as "_ggml-rpc._tcp", got "${t}"`);
+    return type;
+  });
+}
+
 /** The local interface whose subnet holds `address` ("lo", "eth0"), or "?". */
-export function interfaceOf(address: string): string {
+export function interfaceOf(address: string, interfaces = networkInterfaces()): string {
   const a = parseAddress(address);
   if (!a) return '?';
-  for (const [name, infos] of Object.entries(networkInterfaces())) {
+  for (const [name, infos] of Object.entries(interfaces)) {
     for (const info of infos ?? []) {
       const [base, prefix] = info.cidr?.split('/') ?? [];
       const net = base === undefined ? null : parseAddress(base);
@@ -66,6 +79,7 @@ export class DnsSdBrowser {
   #delayMs = FIRST_QUERY_DELAY_MS;
   #changePending = false;
   #closed = false;
+  #interfaces = { table: networkInterfaces(), at: performance.now() };
   readonly #onAbort = () => void this.close();
 
   private constructor(types: readonly string[], options: BrowseOptions) {
@@ -78,7 +92,7 @@ export class DnsSdBrowser {
   /** Joins the mDNS group on every IPv4 interface and sends the first question. */
   static async open(options: BrowseOptions = {}): Promise<DnsSdBrowser> {
     options.signal?.throwIfAborted();
-    const browser = new DnsSdBrowser(options.types ?? DEFAULT_SERVICE_TYPES, options);
+    const browser = new DnsSdBrowser(browsedTypes(options.types), options);
     await browser.#start();
     return browser;
   }
@@ -103,7 +117,10 @@ export class DnsSdBrowser {
   #onResponse(packet: { answers?: unknown[]; additionals?: unknown[] }, address: string): void {
     if (this.#closed || !this.#admit(address)) return;
     const records = [...(packet.answers ?? []), ...(packet.additionals ?? [])];
-    const origin = { address, interface: interfaceOf(address) };
+    if (performance.now() - this.#interfaces.at > INTERFACES_TTL_MS) {
+      this.#interfaces = { table: networkInterfaces(), at: performance.now() };
+    }
+    const origin = { address, interface: interfaceOf(address, this.#interfaces.table) };
     const result = this.#view.take(records, origin, Date.now());
     for (const why of result.refused) this.#options.onRefused?.(why, origin);
     if (result.changed) this.#changed();

@@ -3,8 +3,7 @@
 // entry (public and link-local space refused unless allowed) and the same HELLO before it is
 // a backend, and what the guards refuse is never connected to.
 import { formatHostPort } from '../common/host-port.js';
-import { browseOnce, DEFAULT_SERVICE_TYPES, type DnsSdCandidate } from '../dns-sd/browser.js';
-import { serviceType } from '../dns-sd/records.js';
+import { browsedTypes, browseOnce, type DnsSdCandidate } from '../dns-sd/browser.js';
 import type { Backend, Dropped } from './types.js';
 import { verifyCandidates, type VerifyContext } from './verify.js';
 
@@ -19,11 +18,6 @@ export interface DnsSdBrowse {
   types: readonly string[] | undefined;
   waitMs: number;
   signal: AbortSignal | undefined;
-}
-
-/** The browsed types in their .local form (normalizeResolveOptions has checked each). */
-export function browsedTypes(types: readonly string[] | undefined): string[] {
-  return (types ?? DEFAULT_SERVICE_TYPES).map((t) => serviceType(t) ?? t);
 }
 
 export async function dnsSdSource(

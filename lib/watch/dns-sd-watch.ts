@@ -2,8 +2,8 @@
 // watcher's life, read by each resolve instead of a one-shot wait, and a change in what it
 // sees (an announcement, a goodbye, a TTL's end) asks for a resolve soon, never more often
 // than once a second, so a flood of answers cannot turn into a flood of connections.
-import { DnsSdBrowser } from '../dns-sd/browser.js';
-import { browsedTypes, type DnsSdFound } from '../resolver/for-watcher.js';
+import { browsedTypes, DnsSdBrowser } from '../dns-sd/browser.js';
+import type { DnsSdFound } from '../resolver/for-watcher.js';
 import type { WatchSettings } from '../common/options.js';
 import type { WatchLogFn } from './types.js';
 
