@@ -158,7 +158,7 @@ export class DnsSdView {
     read.sort((a, b) => (RECORD_ORDER[a.type as string] ?? 3) - (RECORD_ORDER[b.type as string] ?? 3));
     for (const r of read) {
       const why = this.#takeOne(r, origin, now, result);
-      if (why !== undefined) result.refused.push(why);
+      if (why !== undefined) result.refused.push(peerText(why, 300)); // it names the peer's names
     }
     return result;
   }
