@@ -30,7 +30,7 @@ it is back.
 Options:
       --rpc HOST:PORT    the rpc-server (default 127.0.0.1:50052); a loopback address is
                          only accepted by browsers on this host, 0.0.0.0 announces every
-                         IPv4 address of this host
+                         IPv4 address of this host ([::]: IPv6 too)
       --name NAME        the instance name (default this host's name)
       --type T           the service type (default _ggml-rpc._tcp; _llama-rpc._tcp is the other)
       --interval D       how often the server is checked (default 5s; a busy one every 30s)
@@ -78,12 +78,16 @@ interface AnnounceRequest {
   logLevel: LogLevel;
 }
 
-/** The addresses to announce for the rpc-server's host: itself, or every IPv4 of this host for 0.0.0.0. */
+/**
+ * The addresses to announce for the rpc-server's host: itself, or for a wildcard every address
+ * of this host it listens on (0.0.0.0: IPv4; ::, as rpc-server -H :: binds: IPv6 too), never a
+ * loopback or link-local one (browsers elsewhere refuse those).
+ */
 function announcedAddresses(host: string): string[] {
-  if (host !== '0.0.0.0') return [host];
+  if (host !== '0.0.0.0' && host !== '::') return [host];
   return Object.values(networkInterfaces())
     .flatMap((infos) => infos ?? [])
-    .filter((i) => i.family === 'IPv4' && !i.internal)
+    .filter((i) => !i.internal && (i.family === 'IPv4' || (host === '::' && !i.address.startsWith('fe80:'))))
     .map((i) => i.address);
 }
 
@@ -133,6 +137,13 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
     process.stdout.write(ANNOUNCE_USAGE);
     return 0;
   }
+  const addresses = announcedAddresses(request.host);
+  if (addresses.length === 0) {
+    throw new EnvironmentError(`--rpc ${request.host}: this host has no address to announce for it`);
+  }
+  // A wildcard server is checked where this host reaches it (a coordinator elsewhere holding
+  // it makes it silent, so busy: still announced).
+  const checkHost = request.host === '0.0.0.0' ? '127.0.0.1' : request.host === '::' ? '::1' : request.host;
   const stdout = new StdoutWriter();
   let log;
   try {
@@ -165,7 +176,7 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
     type: request.type,
     host: `${instanceLabel(hostname())}.local`,
     port: request.port,
-    addresses: announcedAddresses(request.host),
+    addresses,
   };
   logger.info(
     { rpc: where, instance: request.name, type: request.type, addresses: base.addresses },
@@ -177,7 +188,7 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
   let failures = 0;
   try {
     while (!signal.aborted) {
-      const check = await checkBackend(request.host, request.port, {
+      const check = await checkBackend(checkHost, request.port, {
         timeoutMs: request.timeoutMs,
         probeTimeoutMs: request.probeTimeoutMs,
         // A silent port is a server busy with another client: still there, not announced anew.

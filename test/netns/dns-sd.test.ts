@@ -247,4 +247,20 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
     announce.child.kill('SIGTERM');
     expect((await announce.done).code).toBe(0);
   }, 30_000);
+
+  it('announce --rpc 0.0.0.0 announces the addresses of this host, and a resolve verifies one', async () => {
+    // A veth pair inside the namespace gives it a non-loopback address; removed after.
+    ip('link', 'add', 'sbv0', 'type', 'veth', 'peer', 'name', 'sbv1');
+    onTestFinished(() => ip('link', 'del', 'sbv0'));
+    ip('addr', 'add', '10.77.0.1/24', 'dev', 'sbv0');
+    ip('link', 'set', 'sbv0', 'up');
+    ip('link', 'set', 'sbv1', 'up');
+    const peer = await ggmlRpcPeer({ generation: '5.x', host: '0.0.0.0' });
+    const announce = await announceCli(['--rpc', `0.0.0.0:${peer.port}`, '--name', 'wild', '--interval', '1s']);
+    expect(announce.logs.find((l) => l.msg === 'announce started')).toMatchObject({ addresses: ['10.77.0.1'] });
+    const found = await resolveBackends({ sources: ['dns-sd'], dnsSdWaitMs: 1500, timeoutMs: 500 });
+    expect(found.backends).toMatchObject([{ host: '10.77.0.1', port: peer.port, verified: true, evidence: 'hello' }]);
+    announce.child.kill('SIGTERM');
+    expect((await announce.done).code).toBe(0);
+  }, 30_000);
 });
