@@ -20,6 +20,8 @@ Commands:
   run -- COMMAND      watch, feeding a coordinator it starts and restarts (run --help)
   serve               watch, shown over HTTP: dashboard, API, event stream, Prometheus
                       metrics and service discovery (serve --help)
+  announce            advertise the rpc-server beside it over DNS-SD while it answers
+                      (announce --help)
   doctor              check this machine before running watch: addon, limits, config,
                       coordinators, Redis, subnets (doctor --help)
   demo                scan and probe a self-contained loopback cluster on 127.0.0.0/24
@@ -43,6 +45,7 @@ const USAGES: Record<string, () => Promise<string>> = {
   serve: async () => (await import('./cli/serve-command.js')).SERVE_USAGE,
   run: async () => (await import('./cli/run-command.js')).RUN_USAGE,
   doctor: async () => (await import('./cli/doctor-command.js')).DOCTOR_USAGE,
+  announce: async () => (await import('./cli/announce-command.js')).ANNOUNCE_USAGE,
   plan: async () => (await import('./cli/plan-command.js')).PLAN_USAGE,
   demo: async () => (await import('./cli/demo.js')).DEMO_USAGE,
   completion: async () => (await import('./cli/completion.js')).COMPLETION_USAGE,
@@ -78,6 +81,8 @@ async function main(argv: string[], signal: AbortSignal): Promise<number> {
       return (await import('./cli/serve-command.js')).runServeCommand(rest, signal);
     case 'run':
       return (await import('./cli/run-command.js')).runRunCommand(rest, signal);
+    case 'announce':
+      return (await import('./cli/announce-command.js')).runAnnounceCommand(rest, signal);
     case 'doctor':
       return (await import('./cli/doctor-command.js')).runDoctorCommand(rest);
     case 'plan':

@@ -41,12 +41,22 @@ export {
 } from './common/errors.js';
 export {
   resolveBackends,
+  checkBackend,
   MAX_COORDINATOR_BACKENDS,
   parseConfig,
   parseRpcList,
   SOURCE_NAMES,
 } from './resolver/index.js';
-export type { Backend, Candidate, Dropped, Resolution, SourceReport } from './resolver/types.js';
+export type { Backend, Candidate, DnsSdProvenance, Dropped, Resolution, SourceReport } from './resolver/types.js';
+export { DEFAULT_SOURCES } from './common/options.js';
+export {
+  DnsSdBrowser,
+  browseOnce,
+  DEFAULT_SERVICE_TYPES,
+  type BrowseOptions,
+  type DnsSdCandidate,
+} from './dns-sd/browser.js';
+export { Announcer, type Announcement } from './dns-sd/announcer.js';
 export { parseHostPort, formatHostPort } from './common/host-port.js';
 export { watchBackends, Watcher, WATCH_DEFAULTS } from './watch/watcher.js';
 export type { WatchOptions, WatchLog } from './watch/watcher.js';

@@ -23,6 +23,7 @@ async function commandFlags(): Promise<Record<string, FlagTable>> {
     { DEMO_FLAGS },
     { PLAN_FLAGS },
     { RUN_FLAGS },
+    { ANNOUNCE_FLAGS },
   ] = await Promise.all([
     import('./probe-command.js'),
     import('./resolve-command.js'),
@@ -32,6 +33,7 @@ async function commandFlags(): Promise<Record<string, FlagTable>> {
     import('./demo.js'),
     import('./plan-command.js'),
     import('./run-command.js'),
+    import('./announce-command.js'),
   ]);
   return {
     scan: SCAN_FLAGS,
@@ -43,6 +45,7 @@ async function commandFlags(): Promise<Record<string, FlagTable>> {
     doctor: DOCTOR_FLAGS,
     demo: DEMO_FLAGS,
     plan: PLAN_FLAGS,
+    announce: ANNOUNCE_FLAGS,
     help: {},
     completion: {},
   };

@@ -2,6 +2,7 @@
 // `--format rpc` prints exactly what llama-server's --rpc takes.
 
 import { formatHostPort } from '../common/host-port.js';
+import { serviceType } from '../dns-sd/records.js';
 import { terminalSafe } from '../common/peer-text.js';
 import type { ResolveOptions, SourceName } from '../common/options.js';
 import { resolveBackends, SOURCE_NAMES } from '../resolver/index.js';
@@ -10,9 +11,11 @@ import type { IncomingMessage } from 'node:http';
 
 import { EnvironmentError, EXIT, UsageError } from './exit-codes.js';
 import {
+  DURATION_FLAG,
   ENGINE_FLAG,
   FILE_FLAG,
   formatFlag,
+  parseDuration,
   parseEngine,
   parseFlags,
   parseFormat,
@@ -32,17 +35,23 @@ The live ggml-rpc backends for a coordinator, from a priority chain of sources:
            ./rpc_backends.conf, $XDG_CONFIG_HOME/scan-backends/, /etc/scan-backends/)
   scan     a network scan (--subnet, default the local private subnets; -p, default 50052)
   redis    a shared registry of verified backends (--redis URL or $SCAN_BACKENDS_REDIS)
+  dns-sd   DNS-SD over multicast DNS: _ggml-rpc._tcp and _llama-rpc._tcp instances (only
+           when named in --sources; \`scan-backends announce\` advertises an rpc-server)
 Every candidate is connected to and asked HELLO before it is returned; the first source with
 a live backend wins. Verified backends are written to Redis when a URL is given.
 
 Options:
-      --sources LIST     sources in order (default process,config,scan,redis)
+      --sources LIST     sources in order (default process,config,scan,redis; add dns-sd
+                         by name, e.g. process,config,dns-sd,scan,redis)
       --merge            the union of every source, each backend listing its sources
       --no-verify        return candidates unchecked, marked verified: false
       --config FILE      the config file to read
       --strict           a bad config line is an error, not a warning
       --subnet T         what the scan source scans (scan target grammar)
   -p, --ports P          ports the scan source scans (default 50052)
+      --dns-sd-wait D    how long the dns-sd source listens (default 1500ms; a watcher browses
+                         continuously)
+      --dns-sd-type T    a service type to browse instead of the defaults (repeatable)
       --redis URL        redis://host:port
       --redis-ttl S      seconds a recorded backend lives unless seen again (default 300)
       --redis-prefix P   key prefix (default scan-backends:)
@@ -137,6 +146,8 @@ export const RESOLVE_FLAGS = {
   strict: { type: 'boolean', default: false },
   subnet: { type: 'string', multiple: true },
   ports: PORTS_FLAG,
+  'dns-sd-wait': DURATION_FLAG,
+  'dns-sd-type': { type: 'string', multiple: true },
   redis: { type: 'string' },
   'redis-ttl': { type: 'string' },
   'redis-prefix': { type: 'string' },
@@ -240,6 +251,10 @@ export function resolveOptionsFromFlags(
       throw new UsageError(`--sources: expected a list of ${SOURCE_NAMES.join(', ')}; got "${values.sources}"`);
     }
   }
+  const badType = values['dns-sd-type']?.find((t) => serviceType(t) === undefined);
+  if (badType !== undefined) {
+    throw new UsageError(`--dns-sd-type: expected a service type such as _ggml-rpc._tcp, got "${badType}"`);
+  }
   const ttl = parseInteger('--redis-ttl', values['redis-ttl'], 'redisTtlSeconds');
   if (values.redis !== undefined && !/^rediss?:\/\/[^\s]+$/.test(values.redis)) {
     throw new UsageError(`--redis: expected redis://host:port, got "${values.redis}"`);
@@ -252,6 +267,8 @@ export function resolveOptionsFromFlags(
     strict: values.strict,
     subnet: values.subnet,
     ports: values.ports?.join(','),
+    dnsSdWaitMs: parseDuration('--dns-sd-wait', values['dns-sd-wait'], 'dnsSdWaitMs'),
+    dnsSdTypes: values['dns-sd-type'],
     redisUrl: values.redis,
     redisTtlSeconds: ttl,
     redisPrefix: values['redis-prefix'],

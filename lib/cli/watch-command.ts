@@ -58,7 +58,8 @@ Watch options:
 
 Source and probe options, as resolve takes them:
       --sources LIST, --merge, --no-verify, --config FILE, --strict, --subnet T,
-      -p/--ports P, --redis URL, --redis-ttl S, --redis-prefix P, --require-redis,
+      -p/--ports P, --dns-sd-type T (a watcher naming dns-sd browses continuously),
+      --redis URL, --redis-ttl S, --redis-prefix P, --require-redis,
       --allow-public, --allow-link-local, --accept-silent, --trust-all-users,
       --timing T, --min-rtt-timeout MS, --max-rtt-timeout MS,
       --timeout MS, --probe-timeout MS, --rpc-version V, --engine E
@@ -70,10 +71,12 @@ re-reads the config file, resolves at once and reopens the log file. Run it unde
 Exit: 0 stopped, 2 usage error, 3 environment error.
 `;
 
-/** resolve's flags that choose sources and probes (not its output ones). */
+/** resolve's flags that choose sources and probes (not its output ones, nor the one-shot browse's wait: a watcher browses continuously). */
 const SOURCE_FLAGS = Object.fromEntries(
-  Object.entries(RESOLVE_FLAGS).filter(([name]) => !['explain', 'format', 'from', 'token-file'].includes(name)),
-) as Omit<typeof RESOLVE_FLAGS, 'explain' | 'format' | 'from' | 'token-file'>;
+  Object.entries(RESOLVE_FLAGS).filter(
+    ([name]) => !['explain', 'format', 'from', 'token-file', 'dns-sd-wait'].includes(name),
+  ),
+) as Omit<typeof RESOLVE_FLAGS, 'explain' | 'format' | 'from' | 'token-file' | 'dns-sd-wait'>;
 
 export const WATCH_FLAGS = {
   ...SOURCE_FLAGS,

@@ -33,6 +33,7 @@ const INTEGER_OPTIONS = {
   deadlineMs: [1, 86_400_000],
   probeTimeoutMs: [1, 600_000],
   redisTtlSeconds: [1, 31_536_000],
+  dnsSdWaitMs: [10, 60_000],
   // The watcher's (watchBackends, `watch`): durations in ms, counts.
   intervalMs: [100, 86_400_000],
   healthIntervalMs: [10, 86_400_000],
@@ -92,9 +93,19 @@ export const PROBE_NAMES: readonly ProbeName[] = ['ggml-rpc', 'grpc', 'http'];
 /** 'auto' (probes chosen by port), probes named in order, or false (connect only). */
 export type ProbeOption = 'auto' | readonly ProbeName[] | false;
 
-/** The resolver's sources, in their default order. */
-export type SourceName = 'process' | 'config' | 'scan' | 'redis';
-export const SOURCE_NAMES: readonly SourceName[] = ['process', 'config', 'scan', 'redis'];
+/** Every source the resolver knows. */
+export type SourceName = 'process' | 'config' | 'scan' | 'redis' | 'dns-sd';
+export const SOURCE_NAMES: readonly SourceName[] = ['process', 'config', 'scan', 'redis', 'dns-sd'];
+/**
+ * The chain when none is named. dns-sd is asked for by name: it sends multicast queries and
+ * takes addresses a neighbour announces, which a user who asked for a scan did not ask for.
+ */
+export const DEFAULT_SOURCES: readonly SourceName[] = ['process', 'config', 'scan', 'redis'];
+/**
+ * How long a one-shot resolve listens for DNS-SD answers: its two questions, a second apart,
+ * and their answers (a responder multicasts a record at most once a second, RFC 6762 §6).
+ */
+export const DEFAULT_DNS_SD_WAIT_MS = 1500;
 
 /** A value as a message shows it: its text for numbers and strings, its kind otherwise. */
 function shown(value: unknown): string {
@@ -447,8 +458,12 @@ export const DEFAULT_REDIS_TTL_SECONDS = 300;
 const CONFIG_NAME = 'rpc_backends.conf';
 
 export interface ResolveOptions extends TimingOptions {
-  /** Sources in order. Default: process, config, scan, redis. */
+  /** Sources in order. Default: process, config, scan, redis (dns-sd only when named). */
   sources?: readonly SourceName[];
+  /** DNS-SD service types the dns-sd source browses; default _ggml-rpc._tcp, _llama-rpc._tcp. */
+  dnsSdTypes?: readonly string[];
+  /** How long a one-shot dns-sd source listens (default 1500 ms); a watcher browses continuously. */
+  dnsSdWaitMs?: number;
   /** Union of all sources instead of the first that yields a live backend. */
   merge?: boolean;
   /** Default true; false returns candidates marked `verified: false`. */
@@ -507,6 +522,7 @@ export interface ResolveSettings extends Omit<ResolveOptions, keyof TimingSettin
   /** From the option or $SCAN_BACKENDS_REDIS; undefined: no Redis. */
   redisUrl: string | undefined;
   redisTtlSeconds: number;
+  dnsSdWaitMs: number;
   probeTimeoutMs: number;
   /** The option, else $SCAN_BACKENDS_ENGINE, else 'auto'. */
   engine: EngineChoice;
@@ -551,7 +567,7 @@ export function redisUrlOption(explicit: string | undefined): string | undefined
 /** The resolver's own options, through the same checks as a scan's; every default filled. */
 export function normalizeResolveOptions(options: ResolveOptions = {}): ResolveSettings {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options: must be an object');
-  const sources = options.sources ?? SOURCE_NAMES;
+  const sources = options.sources ?? DEFAULT_SOURCES;
   if (!Array.isArray(sources) || sources.length === 0) {
     throw new InvalidOptionError(`sources: must be a non-empty list of ${SOURCE_NAMES.join(', ')}`);
   }
@@ -568,7 +584,17 @@ export function normalizeResolveOptions(options: ResolveOptions = {}): ResolveSe
   ] as const) {
     checkBooleanOption(name, options[name]);
   }
-  for (const name of ['probeTimeoutMs', 'redisTtlSeconds'] as const) checkIntegerOption(name, options[name]);
+  for (const name of ['probeTimeoutMs', 'redisTtlSeconds', 'dnsSdWaitMs'] as const)
+    checkIntegerOption(name, options[name]);
+  const dnsSdTypes = options.dnsSdTypes;
+  if (dnsSdTypes !== undefined && (!Array.isArray(dnsSdTypes) || dnsSdTypes.length === 0 || dnsSdTypes.length > 16)) {
+    throw new InvalidOptionError('dnsSdTypes: must be a list of 1..16 service types such as "_ggml-rpc._tcp"');
+  }
+  for (const t of dnsSdTypes ?? []) {
+    if (typeof t !== 'string' || !/^_[A-Za-z0-9-]{1,15}\._(tcp|udp)(\.local\.?)?$/.test(t)) {
+      throw new InvalidOptionError(`dnsSdTypes: expected a service type such as "_ggml-rpc._tcp", got ${shown(t)}`);
+    }
+  }
   for (const name of ['configPath', 'redisUrl', 'redisPrefix', 'rpcVersion'] as const)
     checkStringOption(name, options[name]);
   checkSignalOption(options.signal);
@@ -587,6 +613,7 @@ export function normalizeResolveOptions(options: ResolveOptions = {}): ResolveSe
     configSearch: configSearchPath(options.configPath),
     redisUrl: redisUrlOption(options.redisUrl),
     redisTtlSeconds: options.redisTtlSeconds ?? DEFAULT_REDIS_TTL_SECONDS,
+    dnsSdWaitMs: options.dnsSdWaitMs ?? DEFAULT_DNS_SD_WAIT_MS,
     ...deadlineOptions(options),
     engine: engineOption(options.engine),
     rpcVersion: rpcVersionOption(options),

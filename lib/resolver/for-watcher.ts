@@ -16,6 +16,7 @@ import type { Backend, Candidate, Dropped, Resolution } from './types.js';
 import { addressOf, judge, verifyCandidates, Witnesses, type HeldElsewhere, type VerifyContext } from './verify.js';
 
 export { applyCompatibility } from './compatibility.js';
+export type { DnsSdFound } from './dns-sd-source.js';
 export { heldServers } from './held.js';
 export type { HeldElsewhere, LoadedConfig, ResolveHooks };
 

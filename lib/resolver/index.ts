@@ -16,6 +16,7 @@ import { RedisRegistry } from '../redis/registry.js';
 import { chooseCompatibleGroup, CLIENT_RULE, GROUP_RULE } from './compatibility.js';
 import { configCandidates, type LoadedConfig } from './config-file.js';
 import { heldKey } from './held.js';
+import { dnsSdSource, type DnsSdFound } from './dns-sd-source.js';
 import { scanSource } from './network-scan.js';
 import { processCandidates, type ProcessFindings } from './process.js';
 import type { Backend, Dropped, Resolution, SourceReport } from './types.js';
@@ -47,10 +48,25 @@ export interface ResolveHooks {
   registry?: (ttlSeconds: number) => RedisRegistry | string;
   /** Servers held by a client this host cannot see (another watcher's coordinator's claims). */
   heldElsewhere?: HeldElsewhere;
+  /** What a continuous DNS-SD browse sees now (a watcher's), instead of a one-shot browse. */
+  dnsSd?: () => DnsSdFound;
 }
 
 export async function resolveBackends(options: ResolveOptions = {}, hooks: ResolveHooks = {}): Promise<Resolution> {
   return new Resolve(normalizeResolveOptions(options), hooks).run();
+}
+
+/**
+ * One server checked as a resolve checks a candidate (what `announce` asks before it
+ * advertises): refused by the same guards; busy without a connection when a trusted
+ * coordinator holds it (its accept queue stays that client's); else asked HELLO and closed.
+ */
+export async function checkBackend(
+  host: string,
+  port: number,
+  options: ResolveOptions = {},
+): Promise<{ backend: Backend } | { reason: string }> {
+  return new Resolve(normalizeResolveOptions(options), {}).check(host, port);
 }
 
 /** What one source gave: the verified backends it keeps and the candidates it dropped. */
@@ -145,6 +161,17 @@ class Resolve {
     }
   }
 
+  async check(host: string, port: number): Promise<{ backend: Backend } | { reason: string }> {
+    this.#ctx.rpcVersion = this.#options.rpcVersion ?? null;
+    try {
+      const { kept, dropped } = await verifyCandidates([{ host, port, source: 'dns-sd' }], this.#ctx);
+      return kept[0] ? { backend: kept[0] } : { reason: dropped[0]?.reason ?? 'not checked' };
+    } finally {
+      const r = await this.#registry;
+      if (r && typeof r !== 'string') await r.close();
+    }
+  }
+
   /** One source: its report, its verified backends merged into the result. */
   async #runSource(name: SourceName): Promise<void> {
     const report: SourceReport = { name, status: 'empty', found: 0, dropped: [] };
@@ -191,6 +218,13 @@ class Resolve {
       report.message = found.file;
       if (found.warnings.length > 0) report.warnings = found.warnings;
       return withDropped(await verifyCandidates(found.candidates, ctx), found.dropped);
+    }
+    if (name === 'dns-sd') {
+      const { dnsSdTypes, dnsSdWaitMs, signal } = this.#options;
+      const found = await dnsSdSource(ctx, this.#hooks.dnsSd ?? { types: dnsSdTypes, waitMs: dnsSdWaitMs, signal });
+      report.found = found.found;
+      report.message = found.message;
+      return found;
     }
     if (name === 'scan') {
       const found = await scanSource({ ...ctx, subnet: this.#options.subnet, ports: this.#options.ports });

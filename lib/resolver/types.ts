@@ -53,6 +53,16 @@ export interface Backend {
   /** Why it was kept, in a sentence. */
   reason?: string;
   rpc?: RpcDetails;
+  /** Found by DNS-SD: the instance that announced it, its service type, the interface it came on. */
+  dnsSd?: DnsSdProvenance;
+}
+
+export interface DnsSdProvenance {
+  instance: string;
+  type: string;
+  interface: string;
+  /** The instance's TXT pairs (protocol, devices, memory…), as announced: a claim, not a proof. */
+  txt: Record<string, string>;
 }
 
 export interface Resolution {

@@ -102,6 +102,7 @@ export class FollowedSet {
     if (details.evidence !== undefined) view.evidence = details.evidence;
     if (details.rttMs !== undefined) view.rttMs = details.rttMs;
     if (details.rpc !== undefined) view.rpc = details.rpc;
+    if (details.dnsSd !== undefined) view.dnsSd = details.dnsSd;
     const { address } = where;
     const followed: Followed = {
       ...track(view),

@@ -17,6 +17,7 @@ async function takeAlive(followedSet: FollowedSet, resolution: Resolution): Prom
     const known = followedSet.get(key);
     if (known) {
       known.view.sources = [...sources];
+      if (backend.dnsSd) known.view.dnsSd = backend.dnsSd;
       known.view.namedAt = { ...known.view.namedAt, ...Object.fromEntries(sources.map((s) => [s, now])) };
       if (backend.evidence === 'hello') known.lastConnect = performance.now();
       followedSet.apply(known, { check: 'resolve', saw, alive });

@@ -5,7 +5,7 @@
 import { formatHostPort } from '../common/host-port.js';
 import type { ResolveOptions, WatchSettings } from '../common/options.js';
 import { peerText } from '../common/peer-text.js';
-import { resolveWithHooks, type HeldElsewhere, type LoadedConfig } from '../resolver/for-watcher.js';
+import { resolveWithHooks, type DnsSdFound, type HeldElsewhere, type LoadedConfig } from '../resolver/for-watcher.js';
 import type { Resolution } from '../resolver/types.js';
 import { targetScope } from '../scan/targets/grammar.js';
 import type { Fleet } from '../redis/fleet.js';
@@ -25,6 +25,8 @@ export interface ResolveRoundContext {
   loadConfig: () => Promise<LoadedConfig | null>;
   /** Servers other watchers' coordinators claim: held, never connected to. */
   heldElsewhere: HeldElsewhere;
+  /** The continuous DNS-SD browse's view, when the sources name dns-sd. */
+  dnsSd: () => (() => DnsSdFound) | undefined;
   log: WatchLogFn;
   cycle: (notice: CycleNotice) => void;
 }
@@ -74,6 +76,7 @@ export class ResolveRound {
       // The fleet's own connection: a resolve opens none of its own.
       registry: live && ((ttlSeconds) => live.registry(ttlSeconds)),
       heldElsewhere: this.#ctx.heldElsewhere,
+      dnsSd: this.#ctx.dnsSd(),
     });
     this.#lastResolveAt = new Date();
     await takeResolution(this.#ctx.followed, resolution, await this.#scannedBy(leased));

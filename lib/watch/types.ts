@@ -34,6 +34,8 @@ export interface WatchedBackend {
   evidence?: Backend['evidence'];
   rttMs?: number;
   rpc?: RpcDetails;
+  /** The DNS-SD instance that announced it, when dns-sd named it (as its last resolve saw it). */
+  dnsSd?: Backend['dnsSd'];
   /** ISO times: added to the view, the current state entered, last seen alive. */
   addedAt: string;
   since: string;

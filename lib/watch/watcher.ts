@@ -25,6 +25,7 @@ import { claimRenewMs, type CoordinatorClaims } from '../redis/claims.js';
 import { ClaimedByOthers } from './claimed.js';
 import { ConfigWatch } from './config-watch.js';
 import { CoordinatorStatusKeeper } from './coordinator-status.js';
+import { DNS_SD_RESOLVE_GAP_MS, DnsSdWatch } from './dns-sd-watch.js';
 import { EventFeed } from './event-feed.js';
 import { Fleet, type ScannerInfo } from '../redis/fleet.js';
 import { FollowedSet } from './followed.js';
@@ -117,6 +118,8 @@ export class Watcher extends EventEmitter<WatcherEvents> {
 
   #fleet?: Fleet;
   #fleetStarting?: Promise<void>;
+  #dnsSd?: DnsSdWatch;
+  #lastResolveStart = -Infinity;
 
   constructor(options: WatchOptions = {}) {
     super();
@@ -164,6 +167,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       fleet: () => this.#fleet,
       loadConfig: () => this.#config.load(),
       heldElsewhere: () => this.#claimed.held(),
+      dnsSd: () => this.#dnsSd?.found,
       log,
       cycle: (notice) => this.emit('cycle', notice),
     });
@@ -313,6 +317,13 @@ export class Watcher extends EventEmitter<WatcherEvents> {
 
   async #run(): Promise<void> {
     await (this.#fleetStarting = this.#startFleet());
+    if (this.#settings.sources.includes('dns-sd') && !this.#closing) {
+      this.#dnsSd = await DnsSdWatch.open(
+        this.#settings,
+        () => this.#dnsSdChanged(),
+        (level, msg, fields) => this.#log(level, msg, fields),
+      );
+    }
     while (!this.#closing) {
       if (await this.#awaitingHandOver()) continue;
       const now = performance.now();
@@ -338,7 +349,16 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       await this.#sleep();
     }
     await this.#fleet?.close();
+    await this.#dnsSd?.close();
     this.#markReady();
+  }
+
+  /** What DNS-SD sees changed: a resolve soon, at most one a DNS_SD_RESOLVE_GAP_MS. */
+  #dnsSdChanged(): void {
+    const at = Math.max(performance.now(), this.#lastResolveStart + DNS_SD_RESOLVE_GAP_MS);
+    if (at >= this.#nextResolve) return;
+    this.#nextResolve = at;
+    this.#wake?.();
   }
 
   /** While a child has yet to connect to the servers handed to it: wait a little, connect to nothing. */
@@ -420,6 +440,7 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   async #resolveCycle(): Promise<void> {
     this.#resolveRequested = false;
     const started = performance.now();
+    this.#lastResolveStart = started;
     this.#nextResolve = started + this.#settings.intervalMs;
     this.#cycles += 1;
     this.#reports.newInterval();

@@ -43,6 +43,7 @@ describe('help', () => {
     [['probe', '-h'], 'Usage: scan-backends probe'],
     [['help', 'resolve'], 'Usage: scan-backends resolve'],
     [['demo', '--help'], 'Usage: scan-backends demo'],
+    [['announce', '--help'], 'Usage: scan-backends announce'],
     [['help'], 'Usage: scan-backends <command>'],
   ])('%j shows that usage and exits 0', async (args, usage) => {
     const run = await runCli(args);
@@ -92,8 +93,11 @@ describe('flag errors are ours, and point at the command help', () => {
     ],
     [['scan', '127.0.0.1', '-p'], '-p needs a value (a port list like 50052 or 8000-8100)'],
     [['scan', '127.0.0.1', '--format'], '--format needs a value (one of table, json, ndjson)'],
-    [['resolve', '--sources'], '--sources needs a value (a comma list of process, config, scan, redis)'],
+    [['resolve', '--sources'], '--sources needs a value (a comma list of process, config, scan, redis, dns-sd)'],
     [['watch', '--interval', '0'], '--interval: must be 100ms..1d, got 0'],
+    [['resolve', '--dns-sd-type', 'ggml'], '--dns-sd-type: expected a service type such as _ggml-rpc._tcp'],
+    [['resolve', '--dns-sd-wait', '5m'], '--dns-sd-wait: must be 10ms..1m, got 5m'],
+    [['announce', '--rpc', 'gpu:1'], '--rpc: expected an address and port such as 192.168.1.20:50052'],
     [
       ['scan', '127.0.0.1', '-p', '1', '--exclude', '127.0.0.1'],
       'the exclusions (exclude, --exclude) remove every target',
@@ -260,6 +264,9 @@ describe('shell completion', () => {
     expect(offered).toEqual(expect.arrayContaining(['--strict', '--no-verify', '--require-redis']));
     for (const flag of offered.filter((f) => f !== '--help' && f !== '-h'))
       expect(help, flag).toMatch(new RegExp(`${flag}\\b(?!-)`));
+    expect(await complete(['scan-backends', 'an'])).toBe('announce');
+    expect(await complete(['scan-backends', 'announce', '--na'])).toBe('--name');
+    expect(await complete(['scan-backends', 'resolve', '--dns-sd-w'])).toBe('--dns-sd-wait');
   });
 
   it('fish and zsh scripts name the same flags; an unknown shell is a usage error', async () => {

@@ -193,7 +193,7 @@ describe('scan-backends resolve', () => {
   });
 
   it.each([
-    [['resolve', '--sources', 'dns'], '--sources: expected a list of process, config, scan, redis; got "dns"'],
+    [['resolve', '--sources', 'dns'], '--sources: expected a list of process, config, scan, redis, dns-sd; got "dns"'],
     [['resolve', '--format', 'yaml'], '--format: expected table, json, ndjson, rpc; got "yaml"'],
     [['resolve', '--sources', 'scan', '--subnet', '10.0.0.0/33'], '10.0.0.0/33: prefix must be 0..32'],
   ])('%j is a usage error', async (args, message) => {

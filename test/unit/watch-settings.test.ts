@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import { systemLookup } from '../../lib/common/addresses.js';
 import { InvalidOptionError } from '../../lib/common/errors.js';
-import { normalizeWatchOptions, SOURCE_NAMES, WATCH_DEFAULTS } from '../../lib/common/options.js';
+import { DEFAULT_SOURCES, normalizeWatchOptions, WATCH_DEFAULTS } from '../../lib/common/options.js';
 import { Watcher } from '../../lib/watch/watcher.js';
 
 afterEach(() => vi.unstubAllEnvs());
@@ -17,7 +17,7 @@ describe('normalizeWatchOptions', () => {
     vi.stubEnv('SCAN_BACKENDS_ENGINE', '');
     expect(normalizeWatchOptions({})).toEqual({
       ...WATCH_DEFAULTS,
-      sources: SOURCE_NAMES,
+      sources: DEFAULT_SOURCES,
       merge: false,
       verify: true,
       strict: false,
@@ -32,6 +32,7 @@ describe('normalizeWatchOptions', () => {
       probeTimeoutMs: 2000,
       redisUrl: undefined,
       redisTtlSeconds: 300,
+      dnsSdWaitMs: 1500,
       engine: 'auto',
       rpcVersion: null,
       lookup: systemLookup,

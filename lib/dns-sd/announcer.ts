@@ -1,0 +1,142 @@
+// The DNS-SD responder behind `announce`: one service instance (PTR, SRV, TXT and the host's
+// A/AAAA records), announced twice a second apart when it starts or changes (RFC 6762 §8.3),
+// answered when asked, and withdrawn with a goodbye (TTL 0, §10.1). multicast-dns does the
+// wire format. What arrives is only read for its questions, bounded as the browser bounds
+// answers.
+import makeMdns from 'multicast-dns';
+import type { Answer } from 'dns-packet';
+
+import { parseAddress } from '../common/addresses.js';
+import { MDNS_GROUP, MDNS_PORT } from './browser.js';
+import { DNS_SD_LIMITS, normalName } from './records.js';
+
+/** Every record's TTL: short, so a node that dies without a goodbye leaves within two minutes. */
+export const ANNOUNCE_TTL_SECONDS = 120;
+/** Questions read per query packet; the rest are ignored. */
+const QUESTIONS_PER_PACKET = 16;
+/**
+ * The least time between two multicast answers (RFC 6762 §6: a record at most once a second
+ * on a link), whoever asks: a flood of queries costs nothing more.
+ */
+const ANSWER_GAP_MS = 1000;
+
+export interface Announcement {
+  /** The instance label ("gpu-node-1"): dots become dashes, at most 63 bytes. */
+  instance: string;
+  /** "_ggml-rpc._tcp.local". */
+  type: string;
+  /** The host name the SRV record names ("node.local"). */
+  host: string;
+  port: number;
+  /** What the host's A/AAAA records say. */
+  addresses: readonly string[];
+  txt: Readonly<Record<string, string>>;
+}
+
+/** An instance label as DNS carries it: no dots, at most 63 bytes. */
+export function instanceLabel(name: string): string {
+  let label = name.replace(/\./g, '-');
+  while (Buffer.byteLength(label) > 63) label = label.slice(0, -1);
+  return label;
+}
+
+/** TXT strings (key=value), within the limits the browser reads: 255 bytes each, 16 keys. */
+export function txtStrings(txt: Readonly<Record<string, string>>): Buffer[] {
+  return Object.entries(txt)
+    .slice(0, DNS_SD_LIMITS.txtKeys)
+    .map(([k, v]) => Buffer.from(`${k}=${v}`).subarray(0, DNS_SD_LIMITS.txtStringBytes));
+}
+
+/** An announcement's records at `ttl` (0: the goodbye): PTR, SRV, TXT, then the host's addresses. */
+export function announcementRecords(a: Announcement, ttl: number): Answer[] {
+  const name = `${a.instance}.${a.type}`;
+  const out: Answer[] = [
+    { name: a.type, type: 'PTR', ttl, data: name },
+    { name, type: 'SRV', ttl, flush: true, data: { priority: 0, weight: 0, port: a.port, target: a.host } },
+    { name, type: 'TXT', ttl, flush: true, data: txtStrings(a.txt) },
+  ];
+  for (const address of a.addresses) {
+    const family = parseAddress(address)?.family;
+    if (family === 4) out.push({ name: a.host, type: 'A', ttl, flush: true, data: address });
+    if (family === 6) out.push({ name: a.host, type: 'AAAA', ttl, flush: true, data: address });
+  }
+  return out;
+}
+
+export class Announcer {
+  readonly #mdns: makeMdns.MulticastDNS;
+  #current?: Announcement;
+  #repeat?: NodeJS.Timeout;
+  #answeredAt = -Infinity;
+
+  private constructor() {
+    this.#mdns = makeMdns({ port: MDNS_PORT, ip: MDNS_GROUP });
+  }
+
+  /** Joins the mDNS group; rejects when port 5353 cannot be bound. */
+  static async open(): Promise<Announcer> {
+    const announcer = new Announcer();
+    const mdns = announcer.#mdns;
+    await new Promise<void>((resolve, reject) => {
+      mdns.once('ready', () => resolve());
+      mdns.once('error', reject);
+    }).catch(async (error: Error) => {
+      await announcer.close();
+      throw new Error(`cannot listen for multicast DNS on port ${MDNS_PORT}: ${error.message}`, { cause: error });
+    });
+    mdns.on('error', () => {});
+    mdns.on('warning', () => {});
+    mdns.on('query', (packet) => announcer.#onQuery(packet.questions ?? []));
+    return announcer;
+  }
+
+  /** What is announced now, if anything. */
+  get current(): Announcement | undefined {
+    return this.#current;
+  }
+
+  /** Announces `a` (twice, a second apart), replacing what was announced. */
+  announce(a: Announcement): void {
+    this.#current = a;
+    clearTimeout(this.#repeat);
+    this.#send(announcementRecords(a, ANNOUNCE_TTL_SECONDS));
+    this.#repeat = setTimeout(
+      () => this.#current === a && this.#send(announcementRecords(a, ANNOUNCE_TTL_SECONDS)),
+      1000,
+    );
+    this.#repeat.unref();
+  }
+
+  /** Withdraws what is announced: a goodbye (TTL 0) for its service records. Resolves once sent. */
+  async withdraw(): Promise<void> {
+    const a = this.#current;
+    clearTimeout(this.#repeat);
+    this.#current = undefined;
+    if (!a) return;
+    // The host's addresses stay valid: only the service leaves.
+    await new Promise<void>((resolve) =>
+      this.#mdns.respond({ answers: announcementRecords(a, 0).slice(0, 3) }, () => resolve()),
+    );
+  }
+
+  #send(answers: Answer[]): void {
+    this.#mdns.respond({ answers });
+  }
+
+  /** Answers a question about our type, instance or host: the whole record set, multicast. */
+  #onQuery(questions: readonly { name?: unknown; type?: unknown }[]): void {
+    const a = this.#current;
+    if (!a) return;
+    const ours = new Set([a.type, `${a.instance}.${a.type}`.toLowerCase(), a.host.toLowerCase()]);
+    if (!questions.slice(0, QUESTIONS_PER_PACKET).some((q) => ours.has(normalName(q.name) ?? ''))) return;
+    const now = Date.now();
+    if (now - this.#answeredAt < ANSWER_GAP_MS) return;
+    this.#answeredAt = now;
+    this.#send(announcementRecords(a, ANNOUNCE_TTL_SECONDS));
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.#repeat);
+    await new Promise<void>((resolve) => this.#mdns.destroy(() => resolve()));
+  }
+}
