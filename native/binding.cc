@@ -210,6 +210,11 @@ void deliver(Napi::Env env, Napi::Function callback, ScanJob* job, std::nullptr_
   job->deliver(env, callback);
 }
 
+// The `timing` names a scan takes (TIMINGS in lib/common/options.ts); in the layout, so a
+// build from before adaptive timing, which would ignore the option, is refused at load.
+constexpr const char* kTimingFixed = "fixed";
+constexpr const char* kTimingAdaptive = "adaptive";
+
 int get_int(const Napi::Object& options, const char* name, int fallback) {
   const Napi::Value v = options.Get(name);
   return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
@@ -245,7 +250,7 @@ class Scan : public Napi::ObjectWrap<Scan> {
     sb::ScanOptions options;
     options.timeout_ms = get_int(opts, "timeoutMs", options.timeout_ms);
     options.adaptive = opts.Get("timing").IsString() &&
-                       opts.Get("timing").As<Napi::String>().Utf8Value() == "adaptive";
+                       opts.Get("timing").As<Napi::String>().Utf8Value() == kTimingAdaptive;
     options.min_timeout_ms = get_int(opts, "minRttTimeoutMs", options.min_timeout_ms);
     options.concurrency = get_int(opts, "concurrency", options.concurrency);
     options.retries = get_int(opts, "retries", options.retries);
@@ -358,6 +363,10 @@ Napi::Object layout(Napi::Env env) {
   SB_GGML_RPC_COMMAND_MAP(SB_LAYOUT_COMMAND)
 #undef SB_LAYOUT_COMMAND
   layout.Set("ggmlRpcCommands", commands);
+  Napi::Array timings = Napi::Array::New(env, 2);
+  timings.Set(0u, kTimingFixed);
+  timings.Set(1u, kTimingAdaptive);
+  layout.Set("timings", timings);
   return layout;
 }
 

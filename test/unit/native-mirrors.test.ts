@@ -46,6 +46,7 @@ const drifts: [string, Partial<Record<keyof NativeLayout, unknown>>, string][] =
     'ggmlRpcCommands {"GET_DEVICE_MEMORY":11,"HELLO":13,"DEVICE_COUNT":15}',
   ],
   ['a missing ggml-rpc command', { ggmlRpcCommands: { HELLO: 14 } }, 'ggmlRpcCommands {"HELLO":14}'],
+  ['a build without adaptive timing', { timings: ['fixed'] }, 'timings ["fixed"]'],
   ['another plan id', { plans: { ...EXPECTED_LAYOUT.plans, grpc: 5 } }, 'plans {'],
   ['another newest known major', { newestKnownMajor: 8 }, 'newestKnownMajor 8, expected 7'],
   ['another record size', { endpointRecordSize: 32 }, 'endpointRecordSize 32, expected 24'],
@@ -84,6 +85,7 @@ describe('the loader compares the addon layout with the TS constants', () => {
         'resultRecordSize',
         'statuses',
         'timedOut',
+        'timings',
       ].sort(),
     );
   });

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 import { NativeUnavailableError } from '../../common/errors.js';
-import { POLLERS, type Poller, type Timing } from '../../common/options.js';
+import { POLLERS, TIMINGS, type Poller, type Timing } from '../../common/options.js';
 import {
   ENDPOINT_RECORD_SIZE,
   ENGINE_PROBES,
@@ -69,6 +69,8 @@ export interface NativeLayout {
   statuses: readonly string[];
   /** The ggml-rpc command ids the probe sends, by name (SB_GGML_RPC_COMMAND_MAP). */
   ggmlRpcCommands: Readonly<Record<string, number>>;
+  /** The `timing` names a scan takes (an older build has none and would ignore the option). */
+  timings: readonly string[];
 }
 
 /** What this package expects of the addon: each value is the TS constant it mirrors. */
@@ -83,6 +85,7 @@ export const EXPECTED_LAYOUT: Readonly<NativeLayout> = {
   pollers: POLLERS,
   statuses: NATIVE_STATUS_CODES,
   ggmlRpcCommands: GGML_RPC_COMMANDS,
+  timings: TIMINGS,
 };
 
 /** A value to compare: a list of names or an object's keys in any order are the same mirror. */
