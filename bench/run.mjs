@@ -3,8 +3,9 @@
 // by side in one run, on loopback inside a network namespace of their own (`unshare -rn`):
 // only `lo`, silent hosts made with nftables drop rules. Never a real network.
 //
-// usage: node bench/run.mjs [--quick] [--scenario S1,S3] [--reps N]
-//   --quick  S1, S2, S4 and S5, one repetition (S5: two), correctness only (what CI runs)
+// usage: node bench/run.mjs [--quick] [--scenario S1,S3,startup] [--reps N]
+//   --quick    S1, S2, S4 and S5, one repetition (S5: two), correctness only (what CI runs)
+//   --scenario these only, of S1-S6, startup, watch and serve (default: all; quick: not S3, S6)
 //   --reps N every contender N times (default 5; the rows the goals judge 20, S5 20)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -351,7 +352,8 @@ async function startScenario(scenario) {
 
 const quick = values.quick;
 const reps = Number(values.reps ?? (quick ? 1 : 5));
-const chosen = (values.scenario ?? (quick ? 'S1,S2,S4,S5' : 'S1,S2,S3,S4,S5,S6')).split(',');
+const DAEMONS = ['startup', 'watch', 'serve'];
+const chosen = (values.scenario ?? (quick ? 'S1,S2,S4,S5' : 'S1,S2,S3,S4,S5,S6') + `,${DAEMONS}`).split(',');
 const machine = {
   cpu: cpus()[0]?.model ?? 'unknown',
   cores: cpus().length,
@@ -374,9 +376,10 @@ if (have('cc')) {
 const date = new Date().toISOString().slice(0, 10);
 const all = [];
 let oursWrong = false;
-for (const key of chosen) {
+for (const key of chosen.filter((k) => !DAEMONS.includes(k))) {
   const scenario = SCENARIOS[key];
   if (!scenario) throw new Error(`unknown scenario ${key}`);
+  console.log(`${scenario.name} (${scenario.grid})`);
   if (scenario.needs && !have(scenario.needs[0])) {
     console.log(`skipped ${scenario.name}: ${scenario.needs[0]} not found (Debian package ${scenario.needs[1]})`);
     continue;
@@ -444,22 +447,31 @@ for (const key of chosen) {
   all.push({ key, scenario: scenario.name, grid: scenario.grid, targets: scenario.targets, rows });
 }
 
-// Start-up: bare Node, --help and a one-port scan in turns (bench/startup.mjs).
 execFileSync('nft', ['flush', 'ruleset']);
-const startup = await runStartup({ runs: quick ? 3 : 21 });
-console.log(describeStartup(startup));
-if (startup.wrong) {
-  console.log(`  WRONG start-up: ${startup.wrong}`);
-  oursWrong = true;
+// Start-up: bare Node, --help and a one-port scan in turns (bench/startup.mjs).
+let startup;
+if (chosen.includes('startup')) {
+  startup = await runStartup({ runs: quick ? 3 : 21 });
+  console.log(describeStartup(startup));
+  if (startup.wrong) {
+    console.log(`  WRONG start-up: ${startup.wrong}`);
+    oursWrong = true;
+  }
 }
 
 // The watch daemon over time (quick: a short soak, still checked for correctness).
-const { runWatchSoak } = await import('./watch-soak.mjs');
-const watch = await runWatchSoak({ quick });
-if (watch.wrong) oursWrong = true;
-const { runServeBench } = await import('./serve-bench.mjs');
-const serve = await runServeBench({ quick });
-if (serve.wrong) oursWrong = true;
+let watch;
+if (chosen.includes('watch')) {
+  const { runWatchSoak } = await import('./watch-soak.mjs');
+  watch = await runWatchSoak({ quick });
+  if (watch.wrong) oursWrong = true;
+}
+let serve;
+if (chosen.includes('serve')) {
+  const { runServeBench } = await import('./serve-bench.mjs');
+  serve = await runServeBench({ quick });
+  if (serve.wrong) oursWrong = true;
+}
 
 if (!quick) {
   const { writeResults } = await import('./report.mjs');
