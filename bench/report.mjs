@@ -11,13 +11,20 @@ const row = (scenario, name) => scenario?.rows.find((r) => r.contender === name)
 const byPrefix = (scenario, prefix) => scenario?.rows.filter((r) => r.contender.startsWith(prefix)) ?? [];
 const fmtMs = (ms) => (ms >= 100 ? `${Math.round(ms)} ms` : `${ms.toFixed(1)} ms`);
 const fmtRate = (n) => (n >= 1000 ? `${(n / 1000).toFixed(1)}k/s` : `${n.toFixed(0)}/s`);
-const fmtRange = (r) => `${fmtMs(r.medianMs)} (${fmtMs(r.minMs)}-${fmtMs(r.maxMs ?? r.minMs)})`;
+const fmtNumber = (ms) => (ms >= 100 ? `${Math.round(ms)}` : ms.toFixed(1));
+// Older results kept min and spread, not max.
+const fmtRange = (r) =>
+  `${fmtMs(r.medianMs)} (${fmtNumber(r.minMs)}-${fmtNumber(r.maxMs ?? r.minMs + (r.spreadMs ?? 0))})`;
 /** The fastest other tool's row: not ours, not the floor (older results have no `floor`). */
 const fastestOther = (scenario) =>
   scenario?.rows
     .filter((r) => !r.ours && !r.floor && !r.contender.startsWith('C floor'))
     .reduce((best, r) => (best === undefined || r.medianMs < best.medianMs ? r : best), undefined);
-const exactRuns = (r) => `${r.correctRuns ?? (r.correct ? r.runs : 0)}/${r.runs ?? '?'}`;
+/** Runs with the exact open set, of all runs (older results: all or none, of `reps`). */
+const exactRuns = (r, reps) => {
+  const runs = r.runs ?? reps;
+  return `${r.correctRuns ?? (r.correct ? runs : 0)}/${runs}`;
+};
 const CLI_NATIVE = 'scan-backends CLI native';
 const CLI_JS = 'scan-backends CLI js';
 const NMAP_ADAPTIVE = 'nmap -sT, adaptive, --max-retries 0';
@@ -200,7 +207,7 @@ export function markdown(run) {
     lines.push('|---|---|---|---|---|---|---|---|');
     for (const r of s.rows) {
       const ratio = fastest ? `${(r.medianMs / fastest.medianMs).toFixed(2)}x` : '';
-      const exact = r.correct ? exactRuns(r) : `**${exactRuns(r)}**`;
+      const exact = r.correct ? exactRuns(r, run.reps) : `**${exactRuns(r, run.reps)}**`;
       lines.push(
         `| ${r.contender} | ${exact} | ${fmtRange(r)} | ${r.scanMs === undefined ? '' : fmtMs(r.scanMs)} | ${fmtMs(r.cpuMs)} | ${r.peakRssMiB.toFixed(0)} MiB | ${fmtRate(r.targetsPerS)} | ${ratio} |`,
       );
