@@ -67,6 +67,11 @@ const resolvable = (name) => {
   }
 };
 
+// The C programs of bench/floor/, compiled at bench time: the connect floor and S4's servers.
+const cBuild = mkdtempSync(join(tmpdir(), 'sb-floor-'));
+const floorBinary = join(cBuild, 'connect_floor');
+const peersBinary = join(cBuild, 'ggml_rpc_peers');
+
 // The command as a user types it, with its own defaults (the timing included); its JSON report
 // gives the open hosts and the scan's in-process time (elapsedMs). Exit 1 is "nothing open".
 const cli = (s, ...args) => [process.execPath, CLI, 'scan', s.cidr, '-p', PORT, '--format', 'json', '--open', ...args];
@@ -107,10 +112,6 @@ const floorOne = {
   floor: true,
   argv: (s) => [floorBinary, s.first, s.last, PORT, TIMEOUT_MS, 1],
 };
-// The C programs of bench/floor/, compiled at bench time: the connect floor and S4's servers.
-const cBuild = mkdtempSync(join(tmpdir(), 'sb-floor-'));
-const floorBinary = join(cBuild, 'connect_floor');
-const peersBinary = join(cBuild, 'ggml_rpc_peers');
 
 /** Contenders: argv for a scenario, and what they need from the machine. */
 const CONTENDERS = [
