@@ -220,7 +220,7 @@ export function markdown(run) {
   const st = run.startup;
   if (st?.bare) {
     lines.push(
-      `| start-up of a one-port scan <= ${st.goalMs} ms over \`node -e 0\` | start-up | ${st.overMs <= st.goalMs ? 'met' : '**not met**'} | ${fmtRange(st.scan)} vs ${fmtRange(st.bare)}: +${fmtMs(st.overMs)}; \`--help\` ${fmtRange(st.help)}: +${fmtMs(st.helpOverMs)} (${st.runs} runs each) |`,
+      `| start-up of a one-port scan <= ${st.goalMs} ms over \`node -e 0\` | start-up | ${st.overMs <= st.goalMs ? 'met' : '**not met**'} | ${fmtRange(st.scan)} vs ${fmtRange(st.bare)}: ${st.overMs < 0 ? '' : '+'}${fmtMs(st.overMs)}; \`--help\` ${fmtRange(st.help)}: ${st.helpOverMs < 0 ? '' : '+'}${fmtMs(st.helpOverMs)} (${st.runs} runs each) |`,
     );
   }
   return `${lines.join('\n')}\n`;
