@@ -437,7 +437,7 @@ for (const key of chosen.filter((k) => !DAEMONS.includes(k))) {
       };
       // A scenario that measures misses reports them (a crash is still wrong there), but our
       // defaults must find everything once they have adaptive timing and its retry.
-      const mustBeExact = !scenario.reported || (contender.judged && cliKnowsTiming());
+      const mustBeExact = !scenario.reported || (contender.ours && contender.judged && cliKnowsTiming());
       if (row.ours && (mustBeExact ? !row.correct : row.errors.length > 0)) oursWrong = true;
       rows.push(row);
       const watched = scenario.watch ? `, ${scenario.watch} in ${row.watchedRuns}/${count} runs` : '';
