@@ -2,6 +2,8 @@
 // scanAll would keep and sort 65,536 result objects). Prints open hosts (with --probe: those
 // that answered as ggml-rpc servers), one a line.
 // usage: scan-backends.mjs native|js TARGETS PORT TIMEOUT_MS [--probe]
+// TIMEOUT_MS is a fixed per-attempt timeout, the one every fixed-timeout contender shares; a
+// library without `timing` ignores the option and has no other.
 import { performance } from 'node:perf_hooks';
 
 import { scan } from '../../dist/index.js';
@@ -12,6 +14,7 @@ const job = scan(targets, {
   engine,
   ports: Number(port),
   timeoutMs: Number(timeoutMs),
+  timing: 'fixed',
   allowLarge: true,
   probe: probe === '--probe' ? ['ggml-rpc'] : false,
 });
