@@ -64,7 +64,7 @@ Options:
                          marked verified: false (it may be a busy ggml-rpc server or not)
       --trust-all-users  count coordinators run by any user (default: this user and root)
       --timing T         adaptive (default): connect timeouts from measured round trips,
-                         between --min-rtt-timeout (default 50) and --max-rtt-timeout
+                         between --min-rtt-timeout (default 30) and --max-rtt-timeout
                          (default 1000), a connect given up early tried once more; fixed:
                          --timeout per attempt
       --timeout MS       a fixed connect timeout (implies --timing fixed)

@@ -29,7 +29,7 @@ Options:
   -p, --ports P          ports: 50052, 50052,11434, 8000-8010 (default 50052)
       --timing T         adaptive (default): each connect waits as long as the round trips
                          measured so far say, between the two below; fixed: --timeout
-      --min-rtt-timeout MS  adaptive timing's floor (default 50)
+      --min-rtt-timeout MS  adaptive timing's floor (default 30)
       --max-rtt-timeout MS  adaptive timing's ceiling (default 1000)
       --timeout MS       a fixed timeout per attempt (implies --timing fixed; with
                          --timing adaptive, the ceiling)

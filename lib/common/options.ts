@@ -19,7 +19,7 @@ const DEFAULT_TIMEOUT_MS = 1000;
  * Adaptive timing's floor: above a LAN's sub-millisecond round trips and Wi-Fi's tens of ms;
  * a slower network raises the timeout above it through the estimator.
  */
-export const DEFAULT_MIN_RTT_TIMEOUT_MS = 50;
+export const DEFAULT_MIN_RTT_TIMEOUT_MS = 30;
 const DEFAULT_PROBE_TIMEOUT_MS = 2000;
 
 /** The whole-number options and their ranges. */

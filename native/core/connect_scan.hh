@@ -34,7 +34,7 @@ constexpr int32_t kTimedOut = -1;
 struct ScanOptions {
   int timeout_ms = 1000;    // fixed: every attempt's timeout; adaptive: the ceiling
   bool adaptive = false;    // timeouts from the round-trip estimator (rtt.hh)
-  int min_timeout_ms = 50;  // adaptive: the floor
+  int min_timeout_ms = 30;  // adaptive: the floor
   int concurrency = 1024;   // sockets in flight at once, over all threads
   int retries = 0;          // extra attempts for targets that timed out (adaptive: given up early)
   double rate = 0;          // new connects per second over all threads; 0 = unlimited

@@ -35,7 +35,7 @@ describe('adaptive timing', () => {
       expect(hostsIn(report, 'closed')).toEqual([CLOSED]);
       expect(hostsIn(report, 'filtered')).toHaveLength(251);
       // Answers set the timeout to the floor: every silent host and .48 were tried again once.
-      expect(report.timing).toMatchObject({ mode: 'adaptive', floorMs: 50, ceilingMs: 1000, timeoutMs: 50 });
+      expect(report.timing).toMatchObject({ mode: 'adaptive', floorMs: 30, ceilingMs: 1000, timeoutMs: 30 });
       expect(report.timing?.retried).toBe(252);
       expect(report.timing?.srttMs).toBeGreaterThan(0);
       reports.push(report);
@@ -51,7 +51,7 @@ describe('adaptive timing', () => {
       expect(hostsIn(silent, 'filtered')).toHaveLength(14);
       expect(silent.timing).toEqual({
         mode: 'adaptive',
-        floorMs: 50,
+        floorMs: 30,
         ceilingMs: 1000,
         srttMs: null,
         rttvarMs: null,

@@ -64,7 +64,7 @@ describe('native and js engines agree on every state', () => {
     expect(Object.values(states(native)).filter((s) => s === 'filtered')).toHaveLength(6);
     // Answers arrived, so both gave up on the six silent ports at the floor and retried each once.
     for (const report of [native, js]) {
-      expect(report.timing).toMatchObject({ mode: 'adaptive', floorMs: 50, ceilingMs: 1000, retried: 6 });
+      expect(report.timing).toMatchObject({ mode: 'adaptive', floorMs: 30, ceilingMs: 1000, retried: 6 });
     }
   });
 

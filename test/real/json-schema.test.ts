@@ -19,7 +19,7 @@ describe('the shipped JSON Schemas', () => {
     const scan = await runCli(['scan', '127.0.0.37-38', '-p', `${peer.port},${closed}`, '--probe', '--format', 'json']);
     expect(valid('scan-report', JSON.parse(scan.stdout))).toBe('valid');
     // The timing the scan used: adaptive by default, fixed when --timeout alone is given.
-    expect(JSON.parse(scan.stdout).timing).toMatchObject({ mode: 'adaptive', floorMs: 50, ceilingMs: 1000 });
+    expect(JSON.parse(scan.stdout).timing).toMatchObject({ mode: 'adaptive', floorMs: 30, ceilingMs: 1000 });
     const fixed = await runCli(['scan', '127.0.0.38', '-p', `${closed}`, '--timeout', '700', '--format', 'json']);
     expect(valid('scan-report', JSON.parse(fixed.stdout))).toBe('valid');
     expect(JSON.parse(fixed.stdout).timing).toMatchObject({ mode: 'fixed', floorMs: 700, timeoutMs: 700, retried: 0 });

@@ -73,7 +73,7 @@ describe('every default is filled once, where the option enters', () => {
     expect(job.settings).toMatchObject({
       timing: 'adaptive',
       timeoutMs: 1000,
-      minRttTimeoutMs: 50,
+      minRttTimeoutMs: 30,
       probeTimeoutMs: 2000,
       retries: 1,
       rate: 0,
@@ -92,11 +92,11 @@ describe('every default is filled once, where the option enters', () => {
       const { timing: mode, timeoutMs, minRttTimeoutMs, retries } = normalizeScanOptions(o);
       return { mode, timeoutMs, minRttTimeoutMs, retries };
     };
-    expect(timing({})).toEqual({ mode: 'adaptive', timeoutMs: 1000, minRttTimeoutMs: 50, retries: 1 });
+    expect(timing({})).toEqual({ mode: 'adaptive', timeoutMs: 1000, minRttTimeoutMs: 30, retries: 1 });
     expect(timing({ timeoutMs: 300 })).toEqual({ mode: 'fixed', timeoutMs: 300, minRttTimeoutMs: 300, retries: 0 });
     expect(timing({ timing: 'fixed' })).toEqual({ mode: 'fixed', timeoutMs: 1000, minRttTimeoutMs: 1000, retries: 0 });
     // With timing 'adaptive', timeoutMs is the ceiling; a ceiling below the default floor lowers it.
-    expect(timing({ timing: 'adaptive', timeoutMs: 300 })).toMatchObject({ timeoutMs: 300, minRttTimeoutMs: 50 });
+    expect(timing({ timing: 'adaptive', timeoutMs: 300 })).toMatchObject({ timeoutMs: 300, minRttTimeoutMs: 30 });
     expect(timing({ maxRttTimeoutMs: 20 })).toMatchObject({ mode: 'adaptive', timeoutMs: 20, minRttTimeoutMs: 20 });
     expect(timing({ minRttTimeoutMs: 5, maxRttTimeoutMs: 400, retries: 3 })).toEqual({
       mode: 'adaptive',

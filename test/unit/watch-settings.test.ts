@@ -28,7 +28,7 @@ describe('normalizeWatchOptions', () => {
       trustAllUsers: false,
       timing: 'adaptive',
       timeoutMs: 1000,
-      minRttTimeoutMs: 50,
+      minRttTimeoutMs: 30,
       probeTimeoutMs: 2000,
       redisUrl: undefined,
       redisTtlSeconds: 300,
