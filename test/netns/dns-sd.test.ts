@@ -4,7 +4,7 @@
 // count connections) and sends a huge TXT. The source finds the real ones and verifies them,
 // never connects where the guards refuse, and a watcher drops a withdrawn service;
 // python3-zeroconf's browser reads our announcement.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,7 @@ import {
 } from '../helpers/dns-sd.js';
 import { rpcHolder } from '../helpers/coordinator.js';
 import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
+import { notifyReceiver } from '../helpers/notify-receiver.js';
 import { eventually } from '../helpers/net.js';
 import { valid } from '../helpers/schemas.js';
 import { enterIsolatedNamespace } from '../helpers/netns.js';
@@ -206,32 +207,18 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
     const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.6' });
     const dir = mkdtempSync(join(tmpdir(), 'sb-announce-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    const socket = join(dir, 'notify.sock');
-    // python3's AF_UNIX datagram socket plays systemd: every datagram becomes one line.
-    const receiver = spawn(
-      '/usr/bin/python3',
-      [
-        '-c',
-        'import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound",flush=True)\nwhile True:\n  print(repr(s.recv(4096).decode()),flush=True)',
-        socket,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    onTestFinished(() => void receiver.kill('SIGKILL'));
-    let received = '';
-    receiver.stdout.setEncoding('utf8').on('data', (d: string) => (received += d));
-    expect(await eventually(() => received.startsWith('bound'), 5000)).toBe(true);
+    const { socket, received } = await notifyReceiver(dir);
     const announce = await announceCli(['--rpc', `127.0.0.6:${peer.port}`, '--name', 'sd', '--interval', '300ms'], {
       NOTIFY_SOCKET: socket,
       WATCHDOG_USEC: '400000',
       WATCHDOG_PID: '',
     });
-    expect(await eventually(() => received.split('WATCHDOG=1').length > 2, 5000)).toBe(true);
-    expect(received).toContain(`READY=1\\nSTATUS=announcing 127.0.0.6:${peer.port} as sd`);
+    expect(await eventually(() => received().split('WATCHDOG=1').length > 2, 5000)).toBe(true);
+    expect(received()).toContain(`READY=1\\nSTATUS=announcing 127.0.0.6:${peer.port} as sd`);
     announce.child.kill('SIGTERM');
     expect((await announce.done).code).toBe(0);
-    expect(await eventually(() => received.includes('STOPPING=1'), 2000)).toBe(true);
-    expect(received.indexOf('STOPPING=1')).toBeGreaterThan(received.indexOf('READY=1'));
+    expect(await eventually(() => received().includes('STOPPING=1'), 2000)).toBe(true);
+    expect(received().indexOf('STOPPING=1')).toBeGreaterThan(received().indexOf('READY=1'));
   }, 30_000);
 
   it('announce never connects to a server a local coordinator holds, and announces it busy', async () => {

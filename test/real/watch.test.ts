@@ -15,6 +15,7 @@ import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { hostilePeer } from '../helpers/hostile.js';
 import { countFds, eventually, settledFdCount } from '../helpers/net.js';
 import { valid } from '../helpers/schemas.js';
+import { notifyReceiver } from '../helpers/notify-receiver.js';
 import { isEvent, isLog, startWatch, type LogLine } from '../helpers/watch.js';
 import { watchBackends } from '../../lib/watch/watcher.js';
 import type { WatchEvent } from '../../lib/watch/types.js';
@@ -227,29 +228,15 @@ describe('watch follows backends', () => {
     const a = await ggmlRpcPeer({ generation: '5.x', host: '127.0.1.50' });
     const config = configFile([`127.0.1.50:${a.port}`]);
     const dir = workDir();
-    const socket = join(dir, 'notify.sock');
-    // python3's AF_UNIX datagram socket plays systemd: every datagram becomes one line.
-    const receiver = spawn(
-      'python3',
-      [
-        '-c',
-        'import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound",flush=True)\nwhile True:\n  print(repr(s.recv(4096).decode()),flush=True)',
-        socket,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    onTestFinished(() => void receiver.kill('SIGKILL'));
-    let received = '';
-    receiver.stdout.setEncoding('utf8').on('data', (d: string) => (received += d));
-    await eventually(() => received.startsWith('bound'), 5000);
+    const { socket, received } = await notifyReceiver(dir);
     const watch = startWatch([...FAST, '--config', config], {
       NOTIFY_SOCKET: socket,
       WATCHDOG_USEC: '600000',
       WATCHDOG_PID: '',
     });
     await watch.waitFor('added', isEvent('added', '127.0.1.50'));
-    await eventually(() => received.includes('READY=1') && received.split('WATCHDOG=1').length > 3, 5000);
-    const datagrams = received
+    await eventually(() => received().includes('READY=1') && received().split('WATCHDOG=1').length > 3, 5000);
+    const datagrams = received()
       .trim()
       .split('\n')
       .slice(1)
@@ -258,8 +245,8 @@ describe('watch follows backends', () => {
     expect(ready).toBe(`READY=1\\nSTATUS=1 up, 0 down; usable: 127.0.1.50:${a.port}`);
     watch.signal('SIGTERM');
     expect((await watch.exited).code).toBe(0);
-    await eventually(() => received.includes('STOPPING=1'), 2000);
-    expect(received.indexOf('STOPPING=1')).toBeGreaterThan(received.indexOf('READY=1'));
+    await eventually(() => received().includes('STOPPING=1'), 2000);
+    expect(received().indexOf('STOPPING=1')).toBeGreaterThan(received().indexOf('READY=1'));
   });
 
   it('a reader that goes away (watch | head -1) stops it cleanly, without a word on stderr', async () => {

@@ -13,6 +13,7 @@ import {
   totalsFragment,
 } from '../../lib/serve/dashboard.js';
 import type { WatchedBackend, WatchEvent, WatchHistory, WatchSnapshot } from '../../lib/watch/types.js';
+import { watchedBackend } from '../helpers/watched-backend.js';
 
 const snapshot = (coordinator?: WatchSnapshot['coordinator']): WatchSnapshot => ({
   schema: 1,
@@ -70,28 +71,8 @@ const GiB = 2 ** 30;
 const NOW = '2026-01-01T01:00:00.000Z';
 const minutesAgo = (m: number) => new Date(Date.parse(NOW) - m * 60_000).toISOString();
 
-function watched(host: string, over: Partial<WatchedBackend> = {}): WatchedBackend {
-  return {
-    host,
-    port: 50052,
-    state: 'up',
-    sources: ['config'],
-    verified: true,
-    usable: true,
-    addedAt: NOW,
-    since: NOW,
-    failures: 0,
-    successes: 1,
-    flaps: 0,
-    rpc: {
-      protocol: '3.0.0',
-      usableBy: '>=3.0.0 <4.0.0',
-      legacyHello: false,
-      devices: [{ index: 0, freeBytes: 22.5 * GiB, totalBytes: 24 * GiB }],
-    },
-    ...over,
-  };
-}
+const watched = (host: string, over: Partial<WatchedBackend> = {}) =>
+  watchedBackend(host, { at: NOW, freeBytes: 22.5 * GiB }, over);
 
 /** A strip's bars as [state, minute], in minute order: each state's path draws a bar 10 units apart. */
 function minutes(strip: string): [string, number][] {

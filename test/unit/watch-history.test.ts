@@ -4,31 +4,12 @@ import { describe, expect, it } from 'vitest';
 
 import { HISTORY_WINDOW_MS, HistoryKeeper } from '../../lib/watch/history.js';
 import type { WatchedBackend } from '../../lib/watch/types.js';
+import { watchedBackend } from '../helpers/watched-backend.js';
 
 const GiB = 2 ** 30;
 
-function backend(host: string, over: Partial<WatchedBackend> = {}): WatchedBackend {
-  return {
-    host,
-    port: 50052,
-    state: 'up',
-    sources: ['config'],
-    verified: true,
-    usable: true,
-    addedAt: new Date(0).toISOString(),
-    since: new Date(0).toISOString(),
-    failures: 0,
-    successes: 1,
-    flaps: 0,
-    rpc: {
-      protocol: '3.0.0',
-      usableBy: '>=3.0.0 <4.0.0',
-      legacyHello: false,
-      devices: [{ index: 0, freeBytes: 20 * GiB, totalBytes: 24 * GiB }],
-    },
-    ...over,
-  };
-}
+const backend = (host: string, over: Partial<WatchedBackend> = {}) =>
+  watchedBackend(host, { at: new Date(0).toISOString(), freeBytes: 20 * GiB }, over);
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
