@@ -267,7 +267,7 @@ export interface TimingOptions {
   timing?: Timing;
   /** Fixed timing: the timeout per attempt, ms (default 1000). Adaptive: the ceiling. */
   timeoutMs?: number;
-  /** Adaptive timing's floor, ms. Default 50. */
+  /** Adaptive timing's floor, ms. Default 30. */
   minRttTimeoutMs?: number;
   /** Adaptive timing's ceiling, ms. Default timeoutMs, else 1000. */
   maxRttTimeoutMs?: number;
@@ -382,8 +382,10 @@ function deadlineOptions(options: TimingOptions & { probeTimeoutMs?: number }): 
     checkIntegerOption(name, options[name]);
   const { timeoutMs, minRttTimeoutMs, maxRttTimeoutMs } = options;
   const probeTimeoutMs = options.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
-  // An explicit timeout alone keeps the meaning it always had: one fixed timeout per attempt.
-  const timing = options.timing ?? (timeoutMs === undefined ? 'adaptive' : 'fixed');
+  // An explicit timeout alone keeps the meaning it always had: one fixed timeout per attempt;
+  // beside a floor or a ceiling it is adaptive timing's ceiling.
+  const alone = minRttTimeoutMs === undefined && maxRttTimeoutMs === undefined;
+  const timing = options.timing ?? (timeoutMs !== undefined && alone ? 'fixed' : 'adaptive');
   if (timing === 'fixed') {
     const fixed = timeoutMs ?? DEFAULT_TIMEOUT_MS;
     // A floor or ceiling other than the timeout itself means nothing here (settings handed on,

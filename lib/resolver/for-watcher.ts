@@ -13,7 +13,15 @@ import { establishedRemotes, heldKey } from './held.js';
 import { resolveBackends, type ResolveHooks, type ResolveOptions } from './index.js';
 import { processCandidates, type ProcessFindings } from './process.js';
 import type { Backend, Candidate, Dropped, Resolution } from './types.js';
-import { addressOf, judge, verifyCandidates, Witnesses, type HeldElsewhere, type VerifyContext } from './verify.js';
+import {
+  addressOf,
+  judge,
+  namedServerTiming,
+  verifyCandidates,
+  Witnesses,
+  type HeldElsewhere,
+  type VerifyContext,
+} from './verify.js';
 
 export { applyCompatibility } from './compatibility.js';
 export type { DnsSdFound } from './dns-sd-source.js';
@@ -135,9 +143,7 @@ export class WatchVerifier {
       { endpoints: targets.map((t) => t.endpoint) },
       {
         rpcVersion: null,
-        timing: ctx.timing,
-        timeoutMs: ctx.timeoutMs,
-        minRttTimeoutMs: ctx.minRttTimeoutMs,
+        ...namedServerTiming(ctx),
         probeTimeoutMs: ctx.probeTimeoutMs,
         engine: ctx.engine,
         probe: ['ggml-rpc'],

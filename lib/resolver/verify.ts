@@ -35,6 +35,18 @@ export interface VerifyContext extends VerifyOptions {
   witnesses: Witnesses;
 }
 
+/**
+ * The timing a check of named servers runs with: fixed, at the ceiling. Adaptive timing suits
+ * discovery, where a host that does not answer within a few round trips of the others is not
+ * there; a server the user named (a config line, a coordinator's --rpc, a registration) may be
+ * the one far one (VPN, Wi-Fi) among fast ones, and must get the whole wait.
+ */
+export function namedServerTiming(
+  ctx: Pick<VerifyContext, 'timeoutMs'>,
+): Pick<ScanOptions, 'timing' | 'timeoutMs' | 'minRttTimeoutMs'> {
+  return { timing: 'fixed', timeoutMs: ctx.timeoutMs, minRttTimeoutMs: ctx.timeoutMs };
+}
+
 export async function addressOf(host: string, lookup: LookupFn): Promise<Address | string> {
   const literal = parseAddress(host);
   if (literal) return literal;
@@ -290,7 +302,7 @@ export async function verifyCandidates(
     kept.push(heldBackend(o.owner, why));
   });
   if (toProbe.length === 0) return { kept, dropped };
-  const job = new ScanJob({ endpoints: toProbe }, { ...ctx, probe: ['ggml-rpc'] });
+  const job = new ScanJob({ endpoints: toProbe }, { ...ctx, ...namedServerTiming(ctx), probe: ['ggml-rpc'] });
   const results = new Map<string, ScanResult>();
   for await (const r of job) results.set(formatHostPort(r), r);
   const judged = await judgeAll(

@@ -47,18 +47,27 @@ export function dropAllBut(port: number, answering: readonly string[]): void {
 /**
  * As dropAllBut, and `lossy` (one of `answering`) loses the first SYN each source address
  * sends it: an nft set remembers the source and lets later SYNs through, as a lossy link
- * would. forgetLostSyns() makes the next SYN the first again.
+ * would. forgetLostSyns() makes the next SYN the first again. With `per: 'connection'` the
+ * set remembers address and port, so every new connection loses its first SYN and is answered
+ * only at the kernel's own retransmission, a second later: a far host, as the connect sees it.
  */
-export function loseFirstSyn(port: number, answering: readonly string[], lossy: string): void {
+export function loseFirstSyn(
+  port: number,
+  answering: readonly string[],
+  lossy: string,
+  per: 'source' | 'connection' = 'source',
+): void {
+  const [type, key] =
+    per === 'source' ? ['ipv4_addr', 'ip saddr'] : ['ipv4_addr . inet_service', 'ip saddr . tcp sport'];
   setFirewall(`table inet scan_backends_test {
   set lossy_seen {
-    type ipv4_addr
+    type ${type}
     flags dynamic
   }
   chain input {
     type filter hook input priority 0;
     ip daddr != { ${answering.join(', ')} } tcp dport ${port} drop
-    ip daddr ${lossy} tcp dport ${port} tcp flags & (syn | ack) == syn ip saddr != @lossy_seen add @lossy_seen { ip saddr } drop
+    ip daddr ${lossy} tcp dport ${port} tcp flags & (syn | ack) == syn ${key} != @lossy_seen add @lossy_seen { ${key} } drop
   }
 }`);
 }

@@ -5,8 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ScanAbortedError } from '../../lib/common/errors.js';
+import { resolveBackends } from '../../lib/resolver/index.js';
 import { scanAll, type ScanReport } from '../../lib/scan/job.js';
 import { runCli } from '../helpers/cli.js';
+import { configFile } from '../helpers/config.js';
+import { ggmlRpcPeer } from '../helpers/ggml-rpc-peer.js';
 import { countFds, listen } from '../helpers/net.js';
 import { clearFirewall, dropAllBut, enterIsolatedNamespace, forgetLostSyns, loseFirstSyn } from '../helpers/netns.js';
 
@@ -125,5 +128,26 @@ describe('adaptive timing', () => {
       ]);
       expect((JSON.parse(adaptive.stdout) as ScanReport).timing).toMatchObject({ mode: 'adaptive', ceilingMs: 300 });
     }
+  });
+
+  it('a server someone named gets the whole ceiling, fixed: a far one beside a fast one is kept', async () => {
+    // .48 answers each connection only at the kernel's SYN retransmission (~1 s), .45 at once:
+    // adaptive timing would give .48 up after floor + 2 × floor, as a scan rightly does.
+    for (const host of OPEN) await ggmlRpcPeer({ generation: '5.x', host, port: 50052 });
+    loseFirstSyn(50052, OPEN, '127.0.0.48', 'connection');
+    const config = configFile(['127.0.0.45:50052', '127.0.0.48:50052']);
+    for (const engine of ENGINES) {
+      const resolution = await resolveBackends({
+        sources: ['config'],
+        configPath: config,
+        maxRttTimeoutMs: 2500,
+        engine,
+      });
+      expect(resolution.backends.map((b) => b.host).sort()).toEqual(OPEN);
+      expect(resolution.sources.flatMap((s) => s.dropped)).toEqual([]);
+    }
+    // The same server in a scan is given up as discovery should: floor + retry, not the ceiling.
+    const scanned = await scanAll(OPEN, { ports: [50052], maxRttTimeoutMs: 2500 });
+    expect(hostsIn(scanned, 'open')).toEqual(['127.0.0.45']);
   });
 });

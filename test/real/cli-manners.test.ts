@@ -77,7 +77,10 @@ describe('flag errors are ours, and point at the command help', () => {
       ['scan', '127.0.0.1', '--min-rtt-timeout', '600', '--max-rtt-timeout', '500'],
       'minRttTimeoutMs (--min-rtt-timeout): the floor (600 ms) must not exceed the ceiling (500 ms)',
     ],
-    [['resolve', '--timeout', '300', '--max-rtt-timeout', '500'], '(--max-rtt-timeout): only with adaptive timing'],
+    [
+      ['resolve', '--timeout', '300', '--max-rtt-timeout', '500'],
+      '(--max-rtt-timeout): the ceiling, also given as timeoutMs (--timeout): 500 ≠ 300',
+    ],
     [['scan', '-5'], 'unknown option "-5": a target cannot start with "-"'],
     // parseArgs splits these into short flags and names only the first ("-1"): named whole.
     [['scan', '-127.0.0.1'], 'unknown option "-127.0.0.1": a target cannot start with "-"'],

@@ -98,6 +98,14 @@ describe('every default is filled once, where the option enters', () => {
     // With timing 'adaptive', timeoutMs is the ceiling; a ceiling below the default floor lowers it.
     expect(timing({ timing: 'adaptive', timeoutMs: 300 })).toMatchObject({ timeoutMs: 300, minRttTimeoutMs: 30 });
     expect(timing({ maxRttTimeoutMs: 20 })).toMatchObject({ mode: 'adaptive', timeoutMs: 20, minRttTimeoutMs: 20 });
+    // Beside a floor or a ceiling, an explicit timeout is adaptive timing's ceiling, not a fixed one.
+    expect(timing({ timeoutMs: 500, maxRttTimeoutMs: 500 })).toMatchObject({ mode: 'adaptive', timeoutMs: 500 });
+    expect(timing({ timeoutMs: 500, minRttTimeoutMs: 20 })).toEqual({
+      mode: 'adaptive',
+      timeoutMs: 500,
+      minRttTimeoutMs: 20,
+      retries: 1,
+    });
     expect(timing({ minRttTimeoutMs: 5, maxRttTimeoutMs: 400, retries: 3 })).toEqual({
       mode: 'adaptive',
       timeoutMs: 400,
@@ -123,7 +131,7 @@ describe('every default is filled once, where the option enters', () => {
     expect(() => normalizeScanOptions({ minRttTimeoutMs: 600, maxRttTimeoutMs: 500 })).toThrow(
       'minRttTimeoutMs (--min-rtt-timeout): the floor (600 ms) must not exceed the ceiling (500 ms)',
     );
-    expect(() => normalizeScanOptions({ timeoutMs: 300, minRttTimeoutMs: 10 })).toThrow(
+    expect(() => normalizeScanOptions({ timing: 'fixed', timeoutMs: 300, minRttTimeoutMs: 10 })).toThrow(
       'minRttTimeoutMs (--min-rtt-timeout): only with adaptive timing',
     );
     expect(() => normalizeScanOptions({ timing: 'adaptive', timeoutMs: 300, maxRttTimeoutMs: 400 })).toThrow(
