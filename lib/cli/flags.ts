@@ -8,6 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import {
   checkIntegerOption,
+  ENGINES,
   environmentToken,
   integerRange,
   PROBE_NAMES,
@@ -43,7 +44,7 @@ export type FlagTable = Readonly<Record<string, FlagSpec>>;
 export function formatFlag<const T extends readonly string[]>(choices: T) {
   return { type: 'string', choices } as const;
 }
-export const ENGINE_FLAG = { type: 'string', choices: ['auto', 'native', 'js'] } as const;
+export const ENGINE_FLAG = { type: 'string', choices: ENGINES } as const;
 export const FILE_FLAG = { type: 'string', file: true } as const;
 export const DURATION_FLAG = { type: 'string', hint: 'a duration such as 500ms, 5s, 10m or 1h' } as const;
 export const PORTS_FLAG = {
@@ -256,7 +257,7 @@ export function parseProbeFlags(values: {
 
 /** How long each connect waits (scan, resolve, watch): the options' words in common/options.ts. */
 export const TIMING_FLAGS = {
-  timing: { type: 'string', choices: ['adaptive', 'fixed'] },
+  timing: { type: 'string', choices: TIMINGS },
   timeout: { type: 'string' },
   'min-rtt-timeout': { type: 'string' },
   'max-rtt-timeout': { type: 'string' },

@@ -1,7 +1,7 @@
 // `scan-backends run [watch flags] [run flags] -- COMMAND [ARGS…]`: a watcher and the
 // coordinator it feeds, as one daemon. This module maps the flags to the watcher's, the
 // daemon's and the supervisor's options; lib/run/ supervises, lib/daemon/ runs the rest.
-import { normalizeRunOptions, parseSize, type RunTuning } from '../common/options.js';
+import { GROW_POLICIES, normalizeRunOptions, parseSize, type RunTuning } from '../common/options.js';
 import { readModelMemory } from '../plan/model-memory.js';
 import { commandPlanOptions, fleetClaims, plannedChoice } from '../run/planned.js';
 import { Supervisor, type SupervisorOutcome } from '../run/supervisor.js';
@@ -70,7 +70,7 @@ export const RUN_FLAGS = {
   reserve: { type: 'string' },
   'no-plan': { type: 'boolean', default: false },
   'min-servers': { type: 'string' },
-  grow: { type: 'string', choices: ['idle', 'always', 'never'] },
+  grow: { type: 'string', choices: GROW_POLICIES },
   'health-url': { type: 'string' },
   'ready-timeout': DURATION_FLAG,
   'unhealthy-after': DURATION_FLAG,

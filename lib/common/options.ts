@@ -76,7 +76,7 @@ export function integerRange(name: IntegerOption): readonly [number, number] {
   return INTEGER_OPTIONS[name];
 }
 
-const ENGINES = ['auto', 'native', 'js'] as const;
+export const ENGINES = ['auto', 'native', 'js'] as const;
 /** How long a connect waits: a timeout from measured round trips, or one fixed timeout. */
 export const TIMINGS = ['adaptive', 'fixed'] as const;
 export type Timing = (typeof TIMINGS)[number];
