@@ -14,11 +14,16 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export SCAN_BACKENDS_ADDON_PATH LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS
 status=0
 # The package test installs from the tarball (no sanitizer build in it): left to npm test, as
-# are the tests of what the addon takes no part in (the browser, Prometheus, HTTP security,
-# on-change commands, doctor's report), to keep CI's time for the tests that drive it.
+# are the tests of what the addon takes no part in (the browser, Prometheus, HTTP security and
+# slow clients, on-change commands, doctor's report, log files and stdout, Redis claims, the
+# container's health check, cross-compiled prebuilds), to keep CI's time for the tests that
+# drive it.
 npx --no-install vitest run --project unit --project real --exclude test/real/package.test.ts \
   --exclude test/real/prometheus.test.ts --exclude test/real/on-change.test.ts \
-  --exclude test/real/doctor.test.ts || status=1
+  --exclude test/real/doctor.test.ts --exclude test/real/prebuild-all.test.ts \
+  --exclude test/real/serve-slow-clients.test.ts --exclude test/real/log-file-faults.test.ts \
+  --exclude test/real/stalled-stdout.test.ts --exclude test/real/claims.test.ts \
+  --exclude test/real/container-healthcheck.test.ts || status=1
 unshare -rn npx --no-install vitest run --project netns \
   --exclude test/netns/dashboard.test.ts --exclude test/netns/serve-security.test.ts || status=1
 exit $status
