@@ -67,6 +67,15 @@ export function interfaceOf(address: string, interfaces = networkInterfaces()): 
   return '?';
 }
 
+/**
+ * A response's origin, or undefined when its sender is not on a local link (RFC 6762 §11):
+ * the socket also takes unicast from anywhere with source port 5353, and that is no neighbour.
+ */
+export function linkOrigin(address: string, interfaces = networkInterfaces()): PacketOrigin | undefined {
+  const name = interfaceOf(address, interfaces);
+  return name === '?' ? undefined : { address, interface: name };
+}
+
 /** A continuous browse: open() joins the group and asks; close() leaves. */
 export class DnsSdBrowser {
   readonly #types: readonly string[];
@@ -120,7 +129,11 @@ export class DnsSdBrowser {
     if (performance.now() - this.#interfaces.at > INTERFACES_TTL_MS) {
       this.#interfaces = { table: networkInterfaces(), at: performance.now() };
     }
-    const origin = { address, interface: interfaceOf(address, this.#interfaces.table) };
+    const origin = linkOrigin(address, this.#interfaces.table);
+    if (!origin) {
+      this.#options.onRefused?.('a response from off the local link', { address, interface: '?' });
+      return;
+    }
     const result = this.#view.take(records, origin, Date.now());
     for (const why of result.refused) this.#options.onRefused?.(why, origin);
     if (result.changed) this.#changed();

@@ -8,6 +8,7 @@ import { parseAddress } from '../../lib/common/addresses.js';
 import { InvalidOptionError } from '../../lib/common/errors.js';
 import { normalizeResolveOptions } from '../../lib/common/options.js';
 import { announcementRecords, instanceLabel } from '../../lib/dns-sd/announcer.js';
+import { linkOrigin } from '../../lib/dns-sd/browser.js';
 import { DNS_SD_LIMITS, DnsSdView, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
 import { rng } from '../helpers/rng.js';
 
@@ -283,5 +284,29 @@ describe('the dns-sd options', () => {
     expect(() => normalizeResolveOptions({ dnsSdTypes: ['x-rpc._tcp'] })).toThrow(InvalidOptionError);
     expect(() => normalizeResolveOptions({ dnsSdTypes: [] })).toThrow(/1\.\.16 service types/);
     expect(() => normalizeResolveOptions({ dnsSdWaitMs: 0 })).toThrow(/dnsSdWaitMs: must be an integer 10\.\.60000/);
+  });
+});
+
+describe('a response from off the local link', () => {
+  const iface = (address: string, cidr: string, family: 'IPv4' | 'IPv6') => ({
+    address,
+    cidr,
+    family,
+    netmask: '',
+    mac: '00:00:00:00:00:00',
+    internal: false,
+    scopeid: 0,
+  });
+  const table = {
+    lo: [iface('127.0.0.1', '127.0.0.1/8', 'IPv4')],
+    eth0: [iface('192.168.7.2', '192.168.7.2/24', 'IPv4')],
+  };
+
+  it('is ignored (RFC 6762 §11): only senders on a local subnet are neighbours', () => {
+    expect(linkOrigin('192.168.7.20', table)).toEqual({ address: '192.168.7.20', interface: 'eth0' });
+    expect(linkOrigin('127.0.0.9', table)).toEqual({ address: '127.0.0.9', interface: 'lo' });
+    expect(linkOrigin('203.0.113.5', table)).toBeUndefined();
+    expect(linkOrigin('192.168.8.20', table)).toBeUndefined();
+    expect(linkOrigin('not an address', table)).toBeUndefined();
   });
 });
