@@ -120,6 +120,11 @@ export function parseTxt(data: unknown): Record<string, string> | undefined {
   return entries;
 }
 
+/** A packet this host sent (to itself, over loopback). */
+function isLocal(origin: PacketOrigin): boolean {
+  return isLoopbackAddress(origin.address);
+}
+
 function ttlOf(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0
     ? Math.min(value, DNS_SD_LIMITS.ttlSeconds)
@@ -176,6 +181,8 @@ export class DnsSdView {
       const label = target.slice(0, -(name.length + 1));
       if (label.length === 0) return `PTR ${name}: an empty instance name`;
       const known = this.#instances.get(target);
+      if (known && known.origin.address !== origin.address)
+        return `PTR ${name}: ${origin.address} is not its announcer`;
       if (ttl === 0) {
         if (known) result.changed = this.#instances.delete(target);
         return undefined;
@@ -198,6 +205,9 @@ export class DnsSdView {
     if (r.type === 'SRV' || r.type === 'TXT') {
       const instance = this.#instances.get(name);
       if (!instance) return undefined; // not an instance we browse
+      // An instance is its announcer's word: another sender cannot repoint or relabel it.
+      if (instance.origin.address !== origin.address)
+        return `${r.type} ${name}: ${origin.address} is not its announcer`;
       if (r.type === 'SRV') {
         const data = r.data as { port?: unknown; target?: unknown } | undefined;
         const port = data?.port;
@@ -228,7 +238,7 @@ export class DnsSdView {
       if (!address || address.family !== (r.type === 'A' ? 4 : 6)) return `${r.type} ${name}: not an address`;
       const text = r.data as string;
       // A neighbour cannot point us at our own loopback: only this host's answers may name it.
-      if (isLoopbackAddress(text) && !isLoopbackAddress(origin.address)) {
+      if (isLoopbackAddress(text) && !isLocal(origin)) {
         return `${r.type} ${name}: a loopback address from ${origin.address}`;
       }
       let addresses = this.#hosts.get(name);
@@ -283,6 +293,10 @@ export class DnsSdView {
       const txt = i.txt && i.txt.expiresAt > now ? i.txt.entries : {};
       for (const [address, t] of this.#hosts.get(i.srv.target) ?? []) {
         if (t.expiresAt <= now) continue;
+        // Host names are shared by every instance: a loopback address is a candidate only when
+        // this host named the instance and the address, never when a neighbour's SRV points at
+        // a name this host gave 127.x.
+        if (isLoopbackAddress(address) && !(isLocal(i.origin) && isLocal(t.origin))) continue;
         out.push({
           host: address,
           port: i.srv.port,

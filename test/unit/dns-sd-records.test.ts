@@ -94,6 +94,31 @@ describe('DnsSdView', () => {
     expect(view.candidates(0).map((c) => c.instance)).toEqual(['local']);
   });
 
+  it("never lets a neighbour's instance reach a loopback address this host announced", () => {
+    const view = new DnsSdView([TYPE]);
+    view.take(wire(announcement('local', { host: 'me.local', address: '127.0.0.1' })), LO, 0);
+    // A neighbour's own instance pointing at our host name, and its SRV for our instance.
+    view.take(wire(announcement('evil', { host: 'me.local', port: 9999, address: '192.168.7.20' })), LAN, 0);
+    const srv = view.take(
+      wire([
+        {
+          name: `local.${TYPE}`,
+          type: 'SRV',
+          ttl: 120,
+          data: { priority: 0, weight: 0, port: 22, target: 'me.local' },
+        },
+      ]),
+      LAN,
+      0,
+    );
+    expect(srv.refused.join('\n')).toMatch(/192\.168\.7\.20 is not its announcer/);
+    const loopback = view.candidates(0).filter((c) => c.host === '127.0.0.1');
+    expect(loopback).toEqual([expect.objectContaining({ instance: 'local', port: 50052 })]);
+    // A goodbye or refresh from another sender does not touch the instance either.
+    view.take(wire([{ name: TYPE, type: 'PTR', ttl: 0, data: `local.${TYPE}` }]), LAN, 0);
+    expect(view.candidates(0).map((c) => c.instance)).toContain('local');
+  });
+
   it('refuses a TXT record over 1300 bytes but keeps the instance', () => {
     const view = new DnsSdView([TYPE]);
     const huge = Array.from({ length: 8 }, (_, i) => `k${i}=${'x'.repeat(250)}`);
