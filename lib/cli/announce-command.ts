@@ -11,7 +11,7 @@ import { shutdownPolicy } from '../daemon/shutdown.js';
 import { createDaemonLog } from '../daemon/log.js';
 import { StdoutWriter } from '../daemon/stdout-writer.js';
 import { SystemdNotifier, watchdogIntervalMs } from '../daemon/systemd.js';
-import { Announcer, instanceLabel, type Announcement } from '../dns-sd/announcer.js';
+import { Announcer, instanceLabel, srvTargetHost, type Announcement } from '../dns-sd/announcer.js';
 import { serviceType } from '../dns-sd/records.js';
 import { checkBackend } from '../resolver/index.js';
 import type { Backend } from '../resolver/types.js';
@@ -28,10 +28,12 @@ answering (a refused connection, or two failed checks in a row), and announces i
 it is back.
 
 Options:
-      --rpc HOST:PORT    the rpc-server (default 127.0.0.1:50052); a loopback address is
-                         only accepted by browsers on this host, 0.0.0.0 announces every
-                         IPv4 address of this host ([::]: IPv6 too)
-      --name NAME        the instance name (default this host's name)
+      --rpc HOST:PORT    the rpc-server, at the address neighbours reach it (default
+                         127.0.0.1:50052); a loopback address is only accepted by browsers
+                         on this host, 0.0.0.0 announces every IPv4 address of this host
+                         ([::]: IPv6 too)
+      --name NAME        the instance name (default this host's name); the SRV record
+                         names the host NAME-rpc.local, never this host's own .local name
       --type T           the service type (default _ggml-rpc._tcp; _llama-rpc._tcp is the other)
       --interval D       how often the server is checked (default 5s; a busy one every 30s)
       --timeout MS       connect timeout (default 1000)
@@ -174,7 +176,7 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
   const base = {
     instance: request.name,
     type: request.type,
-    host: `${instanceLabel(hostname())}.local`,
+    host: srvTargetHost(request.name),
     port: request.port,
     addresses,
   };

@@ -25,7 +25,7 @@ export interface Announcement {
   instance: string;
   /** "_ggml-rpc._tcp.local". */
   type: string;
-  /** The host name the SRV record names ("node.local"). */
+  /** The host name the SRV record names (srvTargetHost: "gpu-node-1-rpc.local"). */
   host: string;
   port: number;
   /** What the host's A/AAAA records say. */
@@ -38,6 +38,21 @@ export function instanceLabel(name: string): string {
   let label = name.replace(/\./g, '-');
   while (Buffer.byteLength(label) > 63) label = label.slice(0, -1);
   return label;
+}
+
+/**
+ * The host name the SRV record names, of our own: "<instance>-rpc.local" in letters, digits
+ * and dashes. Never the system's "<hostname>.local": our A records carry cache-flush, and
+ * under the name Avahi/Bonjour answers for they would replace the host's real addresses in
+ * every neighbour's cache.
+ */
+export function srvTargetHost(instance: string): string {
+  const label = instance
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63 - '-rpc'.length);
+  return `${label.replace(/-+$/, '') || 'scan-backends'}-rpc.local`;
 }
 
 /** TXT strings (key=value), within the limits the browser reads: 255 bytes each, 16 keys. */

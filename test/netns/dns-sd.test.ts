@@ -90,6 +90,8 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
     expect(await zeroconfBrowse('_ggml-rpc._tcp', 2.5)).toEqual([
       {
         name: 'our-node._ggml-rpc._tcp.local.',
+        // Its own host name, never this host's: our cache-flush must not replace the host's addresses.
+        server: 'our-node-rpc.local.',
         port: ours.port,
         addresses: ['127.0.0.3'],
         txt: { txtvers: '1', protovers: '5.0.0', devices: '1', memory: '4096' },

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAddress } from '../../lib/common/addresses.js';
 import { InvalidOptionError } from '../../lib/common/errors.js';
 import { normalizeResolveOptions } from '../../lib/common/options.js';
-import { announcementRecords, instanceLabel } from '../../lib/dns-sd/announcer.js';
+import { announcementRecords, instanceLabel, srvTargetHost } from '../../lib/dns-sd/announcer.js';
 import { linkOrigin } from '../../lib/dns-sd/browser.js';
 import { DNS_SD_LIMITS, DnsSdView, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
 import { rng } from '../helpers/rng.js';
@@ -188,6 +188,16 @@ describe('DnsSdView', () => {
 });
 
 describe('announce, read back', () => {
+  it("names a host of its own in SRV, never the system's <hostname>.local", () => {
+    expect(srvTargetHost('gpu-node-1')).toBe('gpu-node-1-rpc.local');
+    expect(srvTargetHost('GPU node #1')).toBe('gpu-node-1-rpc.local');
+    expect(srvTargetHost('ünï')).toBe('n-rpc.local');
+    expect(srvTargetHost('ßß')).toBe('scan-backends-rpc.local');
+    const long = srvTargetHost(instanceLabel('x'.repeat(80)));
+    expect(long.split('.')[0]).toHaveLength(63);
+    expect(long.endsWith('-rpc.local')).toBe(true);
+  });
+
   it('what announce sends is what the view reads, and its goodbye withdraws it', () => {
     const a = {
       instance: instanceLabel(`gpu.node.${'x'.repeat(80)}`),
