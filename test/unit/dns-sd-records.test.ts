@@ -10,6 +10,12 @@ import { normalizeResolveOptions } from '../../lib/common/options.js';
 import { announcementRecords, instanceLabel, srvTargetHost } from '../../lib/dns-sd/announcer.js';
 import { linkOrigin } from '../../lib/dns-sd/browser.js';
 import { DNS_SD_LIMITS, DnsSdView, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
+import {
+  DNS_SD_RESOLVE_GAP_AGAIN_MS,
+  DNS_SD_RESOLVE_GAP_MS,
+  dnsSdResolveGapMs,
+  resolvesNow,
+} from '../../lib/watch/dns-sd-watch.js';
 import { rng } from '../helpers/rng.js';
 
 const TYPE = '_llama-rpc._tcp.local';
@@ -343,5 +349,25 @@ describe('a response from off the local link', () => {
     expect(linkOrigin('203.0.113.5', table)).toBeUndefined();
     expect(linkOrigin('192.168.8.20', table)).toBeUndefined();
     expect(linkOrigin('not an address', table)).toBeUndefined();
+  });
+});
+
+describe("a watcher's early resolves (DNS-SD changes)", () => {
+  it('the first comes a second after the last resolve, the next ones in a row farther apart', () => {
+    expect(dnsSdResolveGapMs(0, 200)).toBe(DNS_SD_RESOLVE_GAP_MS);
+    expect(dnsSdResolveGapMs(1, 200)).toBe(DNS_SD_RESOLVE_GAP_AGAIN_MS);
+    expect(DNS_SD_RESOLVE_GAP_AGAIN_MS).toBeGreaterThanOrEqual(5000);
+    // A slow resolve (a scan): resolves take at most half the time.
+    expect(dnsSdResolveGapMs(0, 4000)).toBe(8000);
+    expect(dnsSdResolveGapMs(3, 4000)).toBe(8000);
+  });
+
+  it('never take the place of a due health round; a requested or regular resolve does', () => {
+    const due = { requested: false, resolve: true, early: true, health: true };
+    expect(resolvesNow(due)).toBe(false);
+    expect(resolvesNow({ ...due, health: false })).toBe(true);
+    expect(resolvesNow({ ...due, early: false })).toBe(true);
+    expect(resolvesNow({ ...due, requested: true })).toBe(true);
+    expect(resolvesNow({ ...due, resolve: false, early: false, health: false })).toBe(false);
   });
 });
