@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { parseAddress } from '../../lib/common/addresses.js';
 import { InvalidOptionError } from '../../lib/common/errors.js';
-import { normalizeResolveOptions } from '../../lib/common/options.js';
+import { normalizeResolveOptions, SOURCE_NAMES } from '../../lib/common/options.js';
 import { announcementRecords, instanceLabel, srvTargetHost } from '../../lib/dns-sd/announcer.js';
 import { linkOrigin } from '../../lib/dns-sd/browser.js';
 import { DNS_SD_LIMITS, DnsSdView, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
@@ -17,6 +17,7 @@ import {
   resolvesNow,
 } from '../../lib/watch/dns-sd-watch.js';
 import { rng } from '../helpers/rng.js';
+import { ajv } from '../helpers/schemas.js';
 
 const TYPE = '_llama-rpc._tcp.local';
 const LAN = { address: '192.168.7.20', interface: 'eth0' };
@@ -313,6 +314,16 @@ describe('DnsSdView fuzz (seeded, bounded)', () => {
     expect(outcomes.refused).toBeGreaterThan(0);
     console.log(`dns-sd fuzz: ${JSON.stringify(outcomes)} in ${Date.now() - started} ms, seed ${SEED.toString(16)}`);
   }, 120_000);
+});
+
+describe("serve's /api/backends schema", () => {
+  it('takes a dropped server from every source, dns-sd included', () => {
+    const dropped = ajv.compile({ $ref: 'serve-backends.schema.json#/properties/dropped' });
+    for (const source of SOURCE_NAMES) {
+      expect(dropped([{ host: '192.168.7.20', port: 50052, source, reason: 'x' }]), source).toBe(true);
+    }
+    expect(dropped([{ host: '192.168.7.20', port: 50052, source: 'mdns', reason: 'x' }])).toBe(false);
+  });
 });
 
 describe('the dns-sd options', () => {
