@@ -10,7 +10,13 @@ import { silentReason } from '../probes/verdict.js';
 import type { Timing } from '../common/options.js';
 import { ScanJob, type ScanOptions, type ScanResult } from '../scan/job.js';
 import type { Endpoint } from '../scan/targets/table.js';
-import { isNonPublicRange, LINK_LOCAL_REFUSAL, touchesLinkLocal } from '../scan/targets/guards.js';
+import {
+  isNonPublicRange,
+  isUnspecified,
+  LINK_LOCAL_REFUSAL,
+  touchesLinkLocal,
+  UNSPECIFIED_REFUSAL,
+} from '../scan/targets/guards.js';
 import { LARGE_JOB_PAIRS, type LookupFn } from '../scan/targets/grammar.js';
 import { heldKey, heldServers } from './held.js';
 import type { ProcessFindings } from './process.js';
@@ -253,6 +259,10 @@ export async function verifyCandidates(
     const address = await addressOf(c.host, ctx.lookup);
     if (typeof address === 'string') {
       dropped.push({ host: c.host, port: c.port, reason: address });
+      continue;
+    }
+    if (isUnspecified(address)) {
+      dropped.push({ host: c.host, port: c.port, reason: UNSPECIFIED_REFUSAL });
       continue;
     }
     if (!ctx.allowPublic && !isNonPublicRange({ family: address.family, first: address.value, last: address.value })) {

@@ -9,6 +9,7 @@ import { InvalidOptionError } from '../../lib/common/errors.js';
 import { normalizeResolveOptions, SOURCE_NAMES } from '../../lib/common/options.js';
 import { announcementRecords, instanceLabel, srvTargetHost } from '../../lib/dns-sd/announcer.js';
 import { linkOrigin } from '../../lib/dns-sd/browser.js';
+import { verifyCandidates, type VerifyContext } from '../../lib/resolver/verify.js';
 import { DNS_SD_LIMITS, DnsSdView, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
 import {
   DNS_SD_RESOLVE_GAP_AGAIN_MS,
@@ -314,6 +315,27 @@ describe('DnsSdView fuzz (seeded, bounded)', () => {
     expect(outcomes.refused).toBeGreaterThan(0);
     console.log(`dns-sd fuzz: ${JSON.stringify(outcomes)} in ${Date.now() - started} ms, seed ${SEED.toString(16)}`);
   }, 120_000);
+});
+
+describe('an unspecified address (it reaches this host)', () => {
+  it('is never a candidate, even with --allow-public and --allow-link-local', async () => {
+    const view = new DnsSdView([TYPE]);
+    // ::ffff:0:0 is ::ffff:0.0.0.0 as dns-packet writes it.
+    const hosts = ['0.0.0.0', '0.1.2.3', '::', '::ffff:0:0', '192.168.7.21'];
+    for (const [i, address] of hosts.entries()) {
+      const records = announcement(`n${i}`, { host: `n${i}.local`, address });
+      if (address.includes(':')) records[3] = { name: `n${i}.local`, type: 'AAAA', ttl: 120, data: address };
+      view.take(wire(records), LAN, 0);
+    }
+    const candidates = view.candidates(0).map((c) => ({ host: c.host, port: c.port, source: 'dns-sd' as const }));
+    expect(candidates.map((c) => c.host)).toEqual(hosts);
+    // verify: false stops after the guards: nothing here is connected to.
+    const ctx = { verify: false, allowPublic: true, allowLinkLocal: true, lookup: async () => [] };
+    const { kept, dropped } = await verifyCandidates(candidates, ctx as unknown as VerifyContext);
+    expect(kept.map((b) => b.host)).toEqual(['192.168.7.21']);
+    expect(dropped.map((d) => d.host)).toEqual(hosts.slice(0, 4));
+    for (const d of dropped) expect(d.reason).toMatch(/an unspecified address .*never connected to/);
+  });
 });
 
 describe("serve's /api/backends schema", () => {
