@@ -10,7 +10,7 @@ import { LOG_LEVELS, type LogLevel } from '../common/options.js';
 import { shutdownPolicy } from '../daemon/shutdown.js';
 import { createDaemonLog } from '../daemon/log.js';
 import { StdoutWriter } from '../daemon/stdout-writer.js';
-import { SystemdNotifier, watchdogIntervalMs } from '../daemon/systemd.js';
+import { startWatchdog, SystemdNotifier } from '../daemon/systemd.js';
 import { Announcer, instanceLabel, srvTargetHost, type Announcement } from '../dns-sd/announcer.js';
 import { serviceType } from '../dns-sd/records.js';
 import { checkBackend } from '../resolver/index.js';
@@ -170,8 +170,13 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
     throw new EnvironmentError((error as Error).message);
   }
   const notifier = SystemdNotifier.fromEnvironment((message) => logger.error(message));
-  const watchdogMs = watchdogIntervalMs();
-  const watchdog = notifier && watchdogMs ? setInterval(() => notifier.notify('WATCHDOG=1'), watchdogMs) : undefined;
+  /** performance.now() when the current check started; undefined while the loop sleeps. */
+  let busySince: number | undefined;
+  const watchdog = startWatchdog(
+    notifier,
+    () => (busySince === undefined ? 0 : performance.now() - busySince),
+    (busyForMs) => logger.error({ busyForMs: Math.round(busyForMs) }, 'watchdog: a check is stuck; not pinging'),
+  );
   const where = `${request.host}:${request.port}`;
   const base = {
     instance: request.name,
@@ -190,6 +195,7 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
   let failures = 0;
   try {
     while (!signal.aborted) {
+      busySince = performance.now();
       const check = await checkBackend(checkHost, request.port, {
         timeoutMs: request.timeoutMs,
         probeTimeoutMs: request.probeTimeoutMs,
@@ -217,6 +223,7 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
       if (first) notifier?.notify('READY=1', `STATUS=${status}`);
       else notifier?.notify(`STATUS=${status}`);
       first = false;
+      busySince = undefined;
       await sleep(busy ? Math.max(request.intervalMs, BUSY_INTERVAL_MS) : request.intervalMs, signal);
     }
   } finally {
