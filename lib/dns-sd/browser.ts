@@ -120,6 +120,11 @@ export class DnsSdBrowser {
     // RFC 6762 §6: a response not from port 5353 is not a multicast DNS answer.
     mdns.on('response', (packet, rinfo) => rinfo.port === MDNS_PORT && this.#onResponse(packet, rinfo.address));
     this.#options.signal?.addEventListener('abort', this.#onAbort, { once: true });
+    // An abort while the socket was binding fired before the listener was there.
+    if (this.#options.signal?.aborted) {
+      await this.close();
+      this.#options.signal.throwIfAborted();
+    }
     this.#ask();
   }
 
@@ -210,6 +215,7 @@ export async function browseOnce(options: BrowseOptions & { waitMs: number }): P
       wake = resolve;
       timer = setTimeout(resolve, options.waitMs);
       options.signal?.addEventListener('abort', wake, { once: true });
+      if (options.signal?.aborted) resolve(); // aborted since open() returned
     });
     options.signal?.throwIfAborted();
     return browser.candidates();

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type * as dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
-import { DnsSdBrowser } from '../../lib/dns-sd/browser.js';
+import { browseOnce, DnsSdBrowser } from '../../lib/dns-sd/browser.js';
 import { resolveBackends } from '../../lib/resolver/index.js';
 import type { WatchEvent } from '../../lib/watch/types.js';
 import { watchBackends } from '../../lib/watch/watcher.js';
@@ -204,6 +204,13 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
     announce.child.kill('SIGTERM');
     expect((await announce.done).code).toBe(0);
   }, 60_000);
+
+  it('a browse aborted while its socket binds ends at once instead of waiting out its time', async () => {
+    const controller = new AbortController();
+    const browsing = browseOnce({ waitMs: 60_000, signal: controller.signal });
+    controller.abort(new Error('stop'));
+    await expect(browsing).rejects.toThrow('stop');
+  }, 20_000);
 
   it('announce speaks systemd notify: READY=1 after its first check, WATCHDOG=1, STOPPING=1', async () => {
     const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.6' });
