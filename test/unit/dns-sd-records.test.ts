@@ -6,10 +6,13 @@ import { describe, expect, it } from 'vitest';
 
 import { parseAddress } from '../../lib/common/addresses.js';
 import { InvalidOptionError } from '../../lib/common/errors.js';
-import { normalizeResolveOptions, SOURCE_NAMES } from '../../lib/common/options.js';
+import { normalizeResolveOptions, normalizeWatchOptions, SOURCE_NAMES } from '../../lib/common/options.js';
 import { announcementRecords, instanceLabel, srvTargetHost } from '../../lib/dns-sd/announcer.js';
 import { linkOrigin } from '../../lib/dns-sd/browser.js';
+import type { Resolution } from '../../lib/resolver/types.js';
 import { verifyCandidates, type VerifyContext } from '../../lib/resolver/verify.js';
+import { FollowedSet } from '../../lib/watch/followed.js';
+import { takeResolution } from '../../lib/watch/intake.js';
 import { DNS_SD_LIMITS, DnsSdView, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
 import {
   DNS_SD_RESOLVE_GAP_AGAIN_MS,
@@ -335,6 +338,21 @@ describe('an unspecified address (it reaches this host)', () => {
     expect(kept.map((b) => b.host)).toEqual(['192.168.7.21']);
     expect(dropped.map((d) => d.host)).toEqual(hosts.slice(0, 4));
     for (const d of dropped) expect(d.reason).toMatch(/an unspecified address .*never connected to/);
+  });
+});
+
+describe("a followed backend's DNS-SD provenance", () => {
+  it('goes when dns-sd no longer names it, while another source still does', async () => {
+    const followed = new FollowedSet(normalizeWatchOptions({}), { check: () => {}, event: () => {} });
+    const dnsSd = { instance: 'a', type: TYPE, interface: 'eth0', txt: { devices: '1' } };
+    const backend = { host: '192.168.7.20', port: 50052, verified: true, evidence: 'hello' as const };
+    const resolution = (b: object) => ({ backends: [b], sources: [] }) as unknown as Resolution;
+    await takeResolution(followed, resolution({ ...backend, sources: ['dns-sd', 'scan'], dnsSd }), undefined);
+    expect(followed.get('192.168.7.20:50052')?.view.dnsSd).toEqual(dnsSd);
+    await takeResolution(followed, resolution({ ...backend, sources: ['scan'] }), undefined);
+    const view = followed.get('192.168.7.20:50052')?.view;
+    expect(view?.sources).toEqual(['scan']);
+    expect(view && 'dnsSd' in view).toBe(false);
   });
 });
 
