@@ -101,7 +101,8 @@ export function serviceType(text: string): string | undefined {
 export function parseTxt(data: unknown): Record<string, string> | undefined {
   const strings = Array.isArray(data) ? data : [data];
   let total = 0;
-  const entries: Record<string, string> = {};
+  // No prototype: a key named "constructor" or "__proto__" is a key like any other.
+  const entries: Record<string, string> = Object.create(null) as Record<string, string>;
   let keys = 0;
   for (const s of strings) {
     const bytes = Buffer.isBuffer(s) ? s : typeof s === 'string' ? Buffer.from(s) : undefined;
@@ -113,7 +114,7 @@ export function parseTxt(data: unknown): Record<string, string> | undefined {
     const eq = text.indexOf('=');
     const key = (eq < 0 ? text : text.slice(0, eq)).toLowerCase();
     // RFC 6763 §6.4: printable ASCII keys but "="; the first occurrence of a key wins.
-    if (!/^[\x20-\x3c\x3e-\x7e]{1,32}$/.test(key) || key in entries) continue;
+    if (!/^[\x20-\x3c\x3e-\x7e]{1,32}$/.test(key) || Object.hasOwn(entries, key)) continue;
     if (++keys > DNS_SD_LIMITS.txtKeys) return undefined;
     entries[key] = eq < 0 ? '' : peerText(text.slice(eq + 1), 128);
   }

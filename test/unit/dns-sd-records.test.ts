@@ -130,6 +130,15 @@ describe('DnsSdView', () => {
     expect(view.candidates(0).map((c) => c.instance)).toContain('local');
   });
 
+  it("reads TXT keys that name an object's own properties as plain keys", () => {
+    const entries = parseTxt(['constructor=1', '__proto__=2', 'toString=3', 'constructor=4']);
+    expect(Object.entries(entries ?? {})).toEqual([
+      ['constructor', '1'],
+      ['__proto__', '2'],
+      ['tostring', '3'],
+    ]);
+  });
+
   it('refuses a TXT record over 1300 bytes but keeps the instance', () => {
     const view = new DnsSdView([TYPE]);
     const huge = Array.from({ length: 8 }, (_, i) => `k${i}=${'x'.repeat(250)}`);
