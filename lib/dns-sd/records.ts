@@ -19,8 +19,9 @@ export const DNS_SD_LIMITS = {
   instancesPerSource: 64,
   /** Addresses kept per host name. */
   addressesPerHost: 8,
-  /** A DNS name's length on the wire. */
+  /** A DNS name's length on the wire, and one label's (RFC 1035 §2.3.4). */
   nameBytes: 255,
+  labelBytes: 63,
   /** A TXT record's bytes in all, and per string (RFC 6763 §6.1 suggests ≤ 1300 in all). */
   txtBytes: 1300,
   txtStringBytes: 255,
@@ -80,11 +81,17 @@ export interface TakeResult {
 
 const RECORD_ORDER: Record<string, number> = { PTR: 0, SRV: 1, TXT: 1, A: 2, AAAA: 2 };
 
-/** A DNS name as compared: lowercase, no trailing dot; undefined when it is not a name we read. */
+/**
+ * A DNS name as compared: lowercase, no trailing dot; undefined when it is not a name we read.
+ * Names we keep are sent back in our questions, so each must encode again as it came: a label
+ * over 63 bytes (dns-packet would write a wrong length byte) or with U+FFFD (invalid UTF-8,
+ * which re-encodes longer) is refused.
+ */
 export function normalName(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length === 0) return undefined;
   const name = value.replace(/\.$/, '').toLowerCase();
-  if (Buffer.byteLength(name) > DNS_SD_LIMITS.nameBytes) return undefined;
+  if (Buffer.byteLength(name) > DNS_SD_LIMITS.nameBytes || name.includes('\uFFFD')) return undefined;
+  if (name.split('.').some((label) => Buffer.byteLength(label) > DNS_SD_LIMITS.labelBytes)) return undefined;
   return name;
 }
 

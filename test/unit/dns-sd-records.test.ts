@@ -13,7 +13,7 @@ import type { Resolution } from '../../lib/resolver/types.js';
 import { verifyCandidates, type VerifyContext } from '../../lib/resolver/verify.js';
 import { FollowedSet } from '../../lib/watch/followed.js';
 import { takeResolution } from '../../lib/watch/intake.js';
-import { DNS_SD_LIMITS, DnsSdView, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
+import { DNS_SD_LIMITS, DnsSdView, normalName, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
 import {
   DNS_SD_RESOLVE_GAP_AGAIN_MS,
   DNS_SD_RESOLVE_GAP_MS,
@@ -128,6 +128,24 @@ describe('DnsSdView', () => {
     // A goodbye or refresh from another sender does not touch the instance either.
     view.take(wire([{ name: TYPE, type: 'PTR', ttl: 0, data: `local.${TYPE}` }]), LAN, 0);
     expect(view.candidates(0).map((c) => c.instance)).toContain('local');
+  });
+
+  it('refuses a name it could not send back as it came: a label over 63 bytes, invalid UTF-8', () => {
+    expect(normalName(`${'a'.repeat(63)}.local.`)).toBe(`${'a'.repeat(63)}.local`);
+    expect(normalName(`${'a'.repeat(64)}.local`)).toBeUndefined();
+    expect(normalName(`${'é'.repeat(32)}.local`)).toBeUndefined(); // 64 bytes
+    expect(normalName('bad\uFFFDname.local')).toBeUndefined();
+    // Through the wire: a label of 40 invalid bytes decodes to 40 × U+FFFD (120 bytes).
+    const view = new DnsSdView([TYPE]);
+    const packet = dnsPacket.encode({
+      type: 'response',
+      answers: [{ name: TYPE, type: 'PTR', ttl: 120, data: `${'x'.repeat(40)}.${TYPE}` }],
+    });
+    packet.fill(0xff, packet.indexOf('x'.repeat(40)), packet.indexOf('x'.repeat(40)) + 40);
+    const taken = view.take(dnsPacket.decode(packet).answers ?? [], LAN, 0);
+    expect(taken.refused).toEqual([`PTR ${TYPE}: its instance is not of that type`]);
+    expect(view.size).toBe(0);
+    expect(view.missing()).toEqual([]);
   });
 
   it("reads TXT keys that name an object's own properties as plain keys", () => {
