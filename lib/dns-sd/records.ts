@@ -79,6 +79,14 @@ export interface TakeResult {
   refused: string[];
 }
 
+/** One packet being taken: where it came from, when, what it did, and the hosts SRV records name. */
+interface Packet {
+  origin: PacketOrigin;
+  now: number;
+  result: TakeResult;
+  named?: Set<string>;
+}
+
 const RECORD_ORDER: Record<string, number> = { PTR: 0, SRV: 1, TXT: 1, A: 2, AAAA: 2 };
 
 /**
@@ -146,6 +154,8 @@ function ttlOf(value: unknown): number | undefined {
 export class DnsSdView {
   readonly #types: ReadonlySet<string>;
   readonly #instances = new Map<string, Instance>();
+  /** Instances per sender address, kept with #instances: no walk of the table per record. */
+  readonly #perSource = new Map<string, number>();
   readonly #hosts = new Map<string, Map<string, Timed & { origin: PacketOrigin }>>();
 
   constructor(types: readonly string[]) {
@@ -169,15 +179,17 @@ export class DnsSdView {
     }
     // PTR before SRV/TXT before addresses: a packet may carry them in any order.
     read.sort((a, b) => (RECORD_ORDER[a.type as string] ?? 3) - (RECORD_ORDER[b.type as string] ?? 3));
+    const packet: Packet = { origin, now, result };
     for (const r of read) {
-      const why = this.#takeOne(r, origin, now, result);
+      const why = this.#takeOne(r, packet);
       if (why !== undefined) result.refused.push(peerText(why, 300)); // it names the peer's names
     }
     return result;
   }
 
   /** One record; a string says why it was refused. */
-  #takeOne(r: MdnsRecord, origin: PacketOrigin, now: number, result: TakeResult): string | undefined {
+  #takeOne(r: MdnsRecord, packet: Packet): string | undefined {
+    const { origin, now, result } = packet;
     const name = normalName(r.name);
     const ttl = ttlOf(r.ttl);
     if (name === undefined || ttl === undefined) return `${String(r.type)}: a name or TTL out of bounds`;
@@ -192,7 +204,7 @@ export class DnsSdView {
       if (known && known.origin.address !== origin.address)
         return `PTR ${name}: ${origin.address} is not its announcer`;
       if (ttl === 0) {
-        if (known) result.changed = this.#instances.delete(target);
+        if (known) result.changed = this.#drop(target, known);
         return undefined;
       }
       if (known) {
@@ -201,12 +213,12 @@ export class DnsSdView {
       }
       if (this.#instances.size >= DNS_SD_LIMITS.instances)
         return `PTR ${name}: ${DNS_SD_LIMITS.instances} instances kept already`;
-      let fromSource = 0;
-      for (const i of this.#instances.values()) if (i.origin.address === origin.address) fromSource++;
+      const fromSource = this.#perSource.get(origin.address) ?? 0;
       if (fromSource >= DNS_SD_LIMITS.instancesPerSource) {
         return `PTR ${name}: ${origin.address} names ${DNS_SD_LIMITS.instancesPerSource} instances already`;
       }
       this.#instances.set(target, { instance: peerText(label, 63), type: name, origin, expiresAt });
+      this.#perSource.set(origin.address, fromSource + 1);
       result.changed = true;
       return undefined;
     }
@@ -241,7 +253,9 @@ export class DnsSdView {
       return undefined;
     }
     if (r.type === 'A' || r.type === 'AAAA') {
-      if (![...this.#instances.values()].some((i) => i.srv?.target === name)) return undefined; // no SRV names it
+      // Addresses come after every SRV of the packet: the hosts named are gathered once a packet.
+      packet.named ??= this.#namedHosts();
+      if (!packet.named.has(name)) return undefined; // no SRV names it
       const address = typeof r.data === 'string' ? parseAddress(r.data) : undefined;
       if (!address || address.family !== (r.type === 'A' ? 4 : 6)) return `${r.type} ${name}: not an address`;
       const text = r.data as string;
@@ -271,7 +285,7 @@ export class DnsSdView {
     let changed = false;
     for (const [key, i] of this.#instances) {
       if (i.expiresAt <= now) {
-        this.#instances.delete(key);
+        this.#drop(key, i);
         changed = true;
         continue;
       }
@@ -281,7 +295,7 @@ export class DnsSdView {
       }
       if (i.txt && i.txt.expiresAt <= now) delete i.txt;
     }
-    const named = new Set([...this.#instances.values()].flatMap((i) => (i.srv ? [i.srv.target] : [])));
+    const named = this.#namedHosts();
     for (const [host, addresses] of this.#hosts) {
       for (const [a, t] of addresses) {
         if (t.expiresAt > now) continue;
@@ -291,6 +305,18 @@ export class DnsSdView {
       if (addresses.size === 0 || !named.has(host)) this.#hosts.delete(host);
     }
     return changed;
+  }
+
+  /** The host names some instance's SRV names. */
+  #namedHosts(): Set<string> {
+    return new Set([...this.#instances.values()].flatMap((i) => (i.srv ? [i.srv.target] : [])));
+  }
+
+  #drop(key: string, instance: Instance): boolean {
+    const left = (this.#perSource.get(instance.origin.address) ?? 1) - 1;
+    if (left > 0) this.#perSource.set(instance.origin.address, left);
+    else this.#perSource.delete(instance.origin.address);
+    return this.#instances.delete(key);
   }
 
   /** Every live instance with an address: one candidate per address. */

@@ -203,6 +203,22 @@ describe('DnsSdView', () => {
     expect(view.size).toBe(DNS_SD_LIMITS.instances);
   });
 
+  it("gives a source its room back as its instances leave (a goodbye, a TTL's end)", () => {
+    const view = new DnsSdView([TYPE]);
+    const ptrs = (prefix: string, ttl: number, n: number) =>
+      wire(
+        Array.from({ length: n }, (_, i) => ({ name: TYPE, type: 'PTR' as const, ttl, data: `${prefix}${i}.${TYPE}` })),
+      );
+    view.take(ptrs('a', 120, 32), LAN, 0);
+    view.take(ptrs('b', 10, 32), LAN, 0);
+    expect(view.take(ptrs('c', 120, 1), LAN, 0).refused.join()).toMatch(/names 64 instances already/);
+    view.take(ptrs('a', 0, 16), LAN, 1000); // 16 goodbyes
+    view.expire(10_000); // b's 32 expire
+    view.take(ptrs('c', 120, 48), LAN, 10_000);
+    expect(view.size).toBe(DNS_SD_LIMITS.instancesPerSource);
+    expect(view.take(ptrs('d', 120, 1), LAN, 10_000).refused.join()).toMatch(/names 64 instances already/);
+  });
+
   it('asks for what an instance lacks: SRV and TXT, then its host', () => {
     const view = new DnsSdView([TYPE]);
     view.take(wire([{ name: TYPE, type: 'PTR', ttl: 120, data: `a.${TYPE}` }]), LAN, 0);
