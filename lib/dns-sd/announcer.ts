@@ -7,7 +7,7 @@ import makeMdns from 'multicast-dns';
 import type { Answer } from 'dns-packet';
 
 import { parseAddress } from '../common/addresses.js';
-import { MDNS_GROUP, MDNS_PORT } from './browser.js';
+import { openMdns } from './browser.js';
 import { DNS_SD_LIMITS, normalName } from './records.js';
 
 /** Every record's TTL: short, so a node that dies without a goodbye leaves within two minutes. */
@@ -84,23 +84,14 @@ export class Announcer {
   #repeat?: NodeJS.Timeout;
   #answeredAt = -Infinity;
 
-  private constructor() {
-    this.#mdns = makeMdns({ port: MDNS_PORT, ip: MDNS_GROUP });
+  private constructor(mdns: makeMdns.MulticastDNS) {
+    this.#mdns = mdns;
   }
 
-  /** Joins the mDNS group; rejects when port 5353 cannot be bound. */
+  /** Joins the mDNS group; a SourceUnavailableError when port 5353 cannot be bound. */
   static async open(): Promise<Announcer> {
-    const announcer = new Announcer();
-    const mdns = announcer.#mdns;
-    await new Promise<void>((resolve, reject) => {
-      mdns.once('ready', () => resolve());
-      mdns.once('error', reject);
-    }).catch(async (error: Error) => {
-      await announcer.close();
-      throw new Error(`cannot listen for multicast DNS on port ${MDNS_PORT}: ${error.message}`, { cause: error });
-    });
-    mdns.on('error', () => {});
-    mdns.on('warning', () => {});
+    const mdns = await openMdns();
+    const announcer = new Announcer(mdns);
     mdns.on('query', (packet) => announcer.#onQuery(packet.questions ?? []));
     return announcer;
   }

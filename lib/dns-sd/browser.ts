@@ -8,8 +8,8 @@ import { networkInterfaces } from 'node:os';
 
 import makeMdns from 'multicast-dns';
 
-import { parseAddress } from '../common/addresses.js';
-import { InvalidOptionError } from '../common/errors.js';
+import { addressBits, parseAddress } from '../common/addresses.js';
+import { InvalidOptionError, SourceUnavailableError } from '../common/errors.js';
 import { DEFAULT_SERVICE_TYPES, DnsSdView, serviceType, type DnsSdCandidate, type PacketOrigin } from './records.js';
 
 export { DEFAULT_SERVICE_TYPES, type DnsSdCandidate } from './records.js';
@@ -59,8 +59,7 @@ export function interfaceOf(address: string, interfaces = networkInterfaces()): 
       const [base, prefix] = info.cidr?.split('/') ?? [];
       const net = base === undefined ? null : parseAddress(base);
       if (!net || net.family !== a.family) continue;
-      const bits = a.family === 4 ? 32n : 128n;
-      const shift = bits - BigInt(Number(prefix));
+      const shift = addressBits(a.family) - BigInt(Number(prefix));
       if (a.value >> shift === net.value >> shift) return name;
     }
   }
@@ -74,6 +73,26 @@ export function interfaceOf(address: string, interfaces = networkInterfaces()): 
 export function linkOrigin(address: string, interfaces = networkInterfaces()): PacketOrigin | undefined {
   const name = interfaceOf(address, interfaces);
   return name === '?' ? undefined : { address, interface: name };
+}
+
+/** A socket joined to the mDNS group on port 5353, for the browser and the announcer. */
+export async function openMdns(): Promise<makeMdns.MulticastDNS> {
+  const mdns = makeMdns({ port: MDNS_PORT, ip: MDNS_GROUP });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      mdns.once('ready', () => resolve());
+      mdns.once('error', reject);
+    });
+  } catch (error) {
+    await new Promise<void>((resolve) => mdns.destroy(() => resolve()));
+    throw new SourceUnavailableError(
+      `cannot listen for multicast DNS on port ${MDNS_PORT}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  mdns.on('error', () => {}); // once open: a send that fails is retried by the next query or answer
+  mdns.on('warning', () => {});
+  return mdns;
 }
 
 /** A continuous browse: open() joins the group and asks; close() leaves. */
@@ -91,32 +110,24 @@ export class DnsSdBrowser {
   #interfaces = { table: networkInterfaces(), at: performance.now() };
   readonly #onAbort = () => void this.close();
 
-  private constructor(types: readonly string[], options: BrowseOptions) {
+  private constructor(types: readonly string[], options: BrowseOptions, mdns: makeMdns.MulticastDNS) {
     this.#types = types;
     this.#view = new DnsSdView(types);
     this.#options = options;
-    this.#mdns = makeMdns({ port: MDNS_PORT, ip: MDNS_GROUP });
+    this.#mdns = mdns;
   }
 
   /** Joins the mDNS group on every IPv4 interface and sends the first question. */
   static async open(options: BrowseOptions = {}): Promise<DnsSdBrowser> {
     options.signal?.throwIfAborted();
-    const browser = new DnsSdBrowser(browsedTypes(options.types), options);
+    const types = browsedTypes(options.types);
+    const browser = new DnsSdBrowser(types, options, await openMdns());
     await browser.#start();
     return browser;
   }
 
   async #start(): Promise<void> {
     const mdns = this.#mdns;
-    await new Promise<void>((resolve, reject) => {
-      mdns.once('ready', () => resolve());
-      mdns.once('error', reject);
-    }).catch(async (error: Error) => {
-      await this.close();
-      throw new Error(`cannot listen for multicast DNS on port ${MDNS_PORT}: ${error.message}`, { cause: error });
-    });
-    mdns.on('error', () => {}); // after start: a send that fails is retried by the next query
-    mdns.on('warning', () => {});
     // RFC 6762 §6: a response not from port 5353 is not a multicast DNS answer.
     mdns.on('response', (packet, rinfo) => rinfo.port === MDNS_PORT && this.#onResponse(packet, rinfo.address));
     this.#options.signal?.addEventListener('abort', this.#onAbort, { once: true });
