@@ -3,6 +3,7 @@
 // close), advertises it over DNS-SD while it answers, says goodbye when it stops answering
 // and announces again when it is back. SIGTERM: goodbye, then exit.
 import { hostname, networkInterfaces } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { isLoopbackAddress, parseAddress } from '../common/addresses.js';
 import { parseHostPort } from '../common/host-port.js';
@@ -13,7 +14,7 @@ import { StdoutWriter } from '../daemon/stdout-writer.js';
 import { startWatchdog, SystemdNotifier } from '../daemon/systemd.js';
 import { Announcer, instanceLabel, srvTargetHost, type Announcement } from '../dns-sd/announcer.js';
 import { serviceType } from '../dns-sd/records.js';
-import { checkBackend } from '../resolver/index.js';
+import { checkBackend, CLOSED_REASON } from '../resolver/index.js';
 import type { Backend } from '../resolver/types.js';
 import { EnvironmentError, UsageError } from './exit-codes.js';
 import { parseDuration, parseFlags, parseInteger } from './flags.js';
@@ -212,10 +213,10 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
         const current = announcer.current;
         // Busy: keep what was announced (its TXT came from a real answer); announce only if nothing is.
         if (!current || (!busy && JSON.stringify(current.txt) !== JSON.stringify(next.txt))) {
-          announcer.announce(busy && current ? current : next);
+          announcer.announce(next);
           logger.info({ rpc: where, txt: next.txt, busy }, current ? 'announcement updated' : 'announced');
         }
-      } else if (announcer.current && (failures >= FAIL_AFTER || check.reason.startsWith('closed'))) {
+      } else if (announcer.current && (failures >= FAIL_AFTER || check.reason === CLOSED_REASON)) {
         await announcer.withdraw();
         logger.warn({ rpc: where, reason: check.reason }, 'withdrawn: the server does not answer');
       } else logger.debug({ rpc: where, reason: check.reason, failures }, 'a check failed');
@@ -224,7 +225,10 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
       else notifier?.notify(`STATUS=${status}`);
       first = false;
       busySince = undefined;
-      await sleep(busy ? Math.max(request.intervalMs, BUSY_INTERVAL_MS) : request.intervalMs, signal);
+      // An abort ends the wait early; the loop's condition then ends the loop.
+      await sleep(busy ? Math.max(request.intervalMs, BUSY_INTERVAL_MS) : request.intervalMs, undefined, {
+        signal,
+      }).catch(() => {});
     }
   } finally {
     notifier?.notify('STOPPING=1');
@@ -237,16 +241,4 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
     await stdout.close(1000);
   }
   return 0;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

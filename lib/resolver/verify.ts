@@ -150,6 +150,9 @@ export class Witnesses {
 
 type Judged = { backend: Omit<Backend, 'sources'> } | { reason: string };
 
+/** Why a refused connection is dropped: the server is gone (announce withdraws at once on it). */
+export const CLOSED_REASON = 'closed (connection refused)';
+
 /** Keeps or drops one scanned-and-probed result, saying why; `vouched` is a witness's word. */
 export function judge(
   result: ScanResult,
@@ -167,7 +170,7 @@ export function judge(
       reason: `busy: ${what} (${vouch.why})`,
     },
   });
-  if (result.state === 'closed') return { reason: 'closed (connection refused)' };
+  if (result.state === 'closed') return { reason: CLOSED_REASON };
   if (result.state === 'filtered') {
     if (!vouched) return { reason: `no answer within ${timeoutMs} ms` };
     // A held server's two-slot accept queue is full: the kernel drops further SYNs.
