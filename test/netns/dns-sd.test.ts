@@ -2,7 +2,8 @@
 // a ggml-rpc peer as _llama-rpc._tcp, our own `announce`, and a hostile responder that floods
 // answers, names public and metadata addresses (peers listen there, inside the namespace, to
 // count connections) and sends a huge TXT. The source finds the real ones and verifies them,
-// never connects where the guards refuse, and a watcher drops a withdrawn service;
+// never connects where the guards refuse, ignores a responder off the local link, and a
+// watcher drops a withdrawn service;
 // python3-zeroconf's browser reads our announcement.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -165,6 +166,34 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
     expect(refused.some((r) => /TXT .* over 1300 bytes/.test(r))).toBe(true);
     expect(seen.length).toBeLessThanOrEqual(64);
   }, 60_000);
+
+  it('ignores a responder that is not on the local link (RFC 6762 §11)', async () => {
+    // 192.0.2.0/24 is routed to lo as local (no interface address): a sender there is on no
+    // local subnet, as one across a router would be.
+    ip('route', 'add', 'local', '192.0.2.0/24', 'dev', 'lo');
+    onTestFinished(() => ip('route', 'del', 'local', '192.0.2.0/24', 'dev', 'lo'));
+    const type = '_ggml-rpc._tcp.local';
+    const offLink: dnsPacket.Packet = {
+      answers: [
+        { name: type, type: 'PTR', ttl: 120, data: `offlink.${type}` },
+        {
+          name: `offlink.${type}`,
+          type: 'SRV',
+          ttl: 120,
+          data: { priority: 0, weight: 0, port: 50052, target: 'o.local' },
+        },
+        { name: 'o.local', type: 'A', ttl: 120, data: '10.77.9.9' },
+      ],
+    };
+    const refused: string[] = [];
+    const browser = await DnsSdBrowser.open({ onRefused: (why) => refused.push(why) });
+    onTestFinished(() => browser.close());
+    const sender = await hostileResponder('192.0.2.7', () => [offLink], { everyMs: 50, maxPackets: 20 });
+    expect(await eventually(() => sender.sent() >= 20 && refused.length >= 10, 5000)).toBe(true);
+    sender.stop();
+    expect(new Set(refused)).toEqual(new Set(['a response from off the local link']));
+    expect(browser.candidates()).toEqual([]);
+  }, 20_000);
 
   it('a watcher adds an announced server, drops it on its goodbye and adds it again when it is back', async () => {
     const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.5' });
