@@ -42,6 +42,7 @@ export {
 export {
   resolveBackends,
   checkBackend,
+  CLOSED_REASON,
   MAX_COORDINATOR_BACKENDS,
   parseConfig,
   parseRpcList,

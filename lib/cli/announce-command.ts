@@ -3,6 +3,7 @@
 // close), advertises it over DNS-SD while it answers, says goodbye when it stops answering
 // and announces again when it is back. SIGTERM: goodbye, then exit.
 import { hostname, networkInterfaces } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { isLoopbackAddress, parseAddress } from '../common/addresses.js';
 import { parseHostPort } from '../common/host-port.js';
@@ -10,10 +11,10 @@ import { LOG_LEVELS, type LogLevel } from '../common/options.js';
 import { shutdownPolicy } from '../daemon/shutdown.js';
 import { createDaemonLog } from '../daemon/log.js';
 import { StdoutWriter } from '../daemon/stdout-writer.js';
-import { SystemdNotifier, watchdogIntervalMs } from '../daemon/systemd.js';
-import { Announcer, instanceLabel, type Announcement } from '../dns-sd/announcer.js';
+import { startWatchdog, SystemdNotifier } from '../daemon/systemd.js';
+import { Announcer, instanceLabel, srvTargetHost, type Announcement } from '../dns-sd/announcer.js';
 import { serviceType } from '../dns-sd/records.js';
-import { checkBackend } from '../resolver/index.js';
+import { checkBackend, CLOSED_REASON } from '../resolver/index.js';
 import type { Backend } from '../resolver/types.js';
 import { EnvironmentError, UsageError } from './exit-codes.js';
 import { parseDuration, parseFlags, parseInteger } from './flags.js';
@@ -28,10 +29,12 @@ answering (a refused connection, or two failed checks in a row), and announces i
 it is back.
 
 Options:
-      --rpc HOST:PORT    the rpc-server (default 127.0.0.1:50052); a loopback address is
-                         only accepted by browsers on this host, 0.0.0.0 announces every
-                         IPv4 address of this host ([::]: IPv6 too)
-      --name NAME        the instance name (default this host's name)
+      --rpc HOST:PORT    the rpc-server, at the address neighbours reach it (default
+                         127.0.0.1:50052); a loopback address is only accepted by browsers
+                         on this host, 0.0.0.0 announces every IPv4 address of this host
+                         ([::]: IPv6 too)
+      --name NAME        the instance name (default this host's name); the SRV record
+                         names the host NAME-rpc.local, never this host's own .local name
       --type T           the service type (default _ggml-rpc._tcp; _llama-rpc._tcp is the other)
       --interval D       how often the server is checked (default 5s; a busy one every 30s)
       --timeout MS       connect timeout (default 1000)
@@ -168,13 +171,18 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
     throw new EnvironmentError((error as Error).message);
   }
   const notifier = SystemdNotifier.fromEnvironment((message) => logger.error(message));
-  const watchdogMs = watchdogIntervalMs();
-  const watchdog = notifier && watchdogMs ? setInterval(() => notifier.notify('WATCHDOG=1'), watchdogMs) : undefined;
+  /** performance.now() when the current check started; undefined while the loop sleeps. */
+  let busySince: number | undefined;
+  const watchdog = startWatchdog(
+    notifier,
+    () => (busySince === undefined ? 0 : performance.now() - busySince),
+    (busyForMs) => logger.error({ busyForMs: Math.round(busyForMs) }, 'watchdog: a check is stuck; not pinging'),
+  );
   const where = `${request.host}:${request.port}`;
   const base = {
     instance: request.name,
     type: request.type,
-    host: `${instanceLabel(hostname())}.local`,
+    host: srvTargetHost(request.name),
     port: request.port,
     addresses,
   };
@@ -188,6 +196,7 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
   let failures = 0;
   try {
     while (!signal.aborted) {
+      busySince = performance.now();
       const check = await checkBackend(checkHost, request.port, {
         timeoutMs: request.timeoutMs,
         probeTimeoutMs: request.probeTimeoutMs,
@@ -204,10 +213,10 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
         const current = announcer.current;
         // Busy: keep what was announced (its TXT came from a real answer); announce only if nothing is.
         if (!current || (!busy && JSON.stringify(current.txt) !== JSON.stringify(next.txt))) {
-          announcer.announce(busy && current ? current : next);
+          announcer.announce(next);
           logger.info({ rpc: where, txt: next.txt, busy }, current ? 'announcement updated' : 'announced');
         }
-      } else if (announcer.current && (failures >= FAIL_AFTER || check.reason.startsWith('closed'))) {
+      } else if (announcer.current && (failures >= FAIL_AFTER || check.reason === CLOSED_REASON)) {
         await announcer.withdraw();
         logger.warn({ rpc: where, reason: check.reason }, 'withdrawn: the server does not answer');
       } else logger.debug({ rpc: where, reason: check.reason, failures }, 'a check failed');
@@ -215,7 +224,11 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
       if (first) notifier?.notify('READY=1', `STATUS=${status}`);
       else notifier?.notify(`STATUS=${status}`);
       first = false;
-      await sleep(busy ? Math.max(request.intervalMs, BUSY_INTERVAL_MS) : request.intervalMs, signal);
+      busySince = undefined;
+      // An abort ends the wait early; the loop's condition then ends the loop.
+      await sleep(busy ? Math.max(request.intervalMs, BUSY_INTERVAL_MS) : request.intervalMs, undefined, {
+        signal,
+      }).catch(() => {});
     }
   } finally {
     notifier?.notify('STOPPING=1');
@@ -228,16 +241,4 @@ export async function runAnnounceCommand(argv: string[], signal: AbortSignal): P
     await stdout.close(1000);
   }
   return 0;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -15,7 +15,7 @@ import { createDaemonLog, type DaemonLog } from './log.js';
 import { OnChangeRunner } from './on-change.js';
 import { shutdownPolicy } from './shutdown.js';
 import { StdoutWriter } from './stdout-writer.js';
-import { SystemdNotifier, watchdogIntervalMs } from './systemd.js';
+import { startWatchdog, SystemdNotifier } from './systemd.js';
 
 /** The whole stop, from the signal to the exit: what systemd's TimeoutStopSec can count on. */
 export const SHUTDOWN_BOUND_MS = 10_000;
@@ -199,17 +199,12 @@ export class Daemon {
         );
       }, this.#options.heartbeatMs),
     );
-    const watchdogMs = notifier ? watchdogIntervalMs() : undefined;
-    if (notifier && watchdogMs !== undefined) {
-      // WATCHDOG=1 only while the loop really turns: a step stuck for longer than the watchdog
-      // period stops the pings and systemd restarts the service.
-      this.#timers.push(
-        setInterval(() => {
-          if (watcher.busyForMs() < watchdogMs * 2) notifier.notify('WATCHDOG=1');
-          else logger.error({ busyForMs: Math.round(watcher.busyForMs()) }, 'watchdog: a step is stuck; not pinging');
-        }, watchdogMs),
-      );
-    }
+    const watchdog = startWatchdog(
+      notifier,
+      () => watcher.busyForMs(),
+      (busyForMs) => logger.error({ busyForMs: Math.round(busyForMs) }, 'watchdog: a step is stuck; not pinging'),
+    );
+    if (watchdog) this.#timers.push(watchdog);
     void watcher.ready.then(() => {
       if (this.#options.signal.aborted) return;
       const s = watcher.snapshot();

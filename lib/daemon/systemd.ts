@@ -53,3 +53,23 @@ export function watchdogIntervalMs(env = process.env): number | undefined {
   if (env.WATCHDOG_PID && Number(env.WATCHDOG_PID) !== process.pid) return undefined;
   return Math.max(1, Math.floor(usec / 2000));
 }
+
+/**
+ * WATCHDOG=1 at the interval systemd asked for, only while the daemon's loop really turns: a
+ * step busy for longer than two intervals stops the pings (`onStuck` says so) and systemd
+ * restarts the service. Undefined when there is no notifier or no watchdog.
+ */
+export function startWatchdog(
+  notifier: SystemdNotifier | undefined,
+  busyForMs: () => number,
+  onStuck: (busyForMs: number) => void,
+  env = process.env,
+): NodeJS.Timeout | undefined {
+  const watchdogMs = notifier ? watchdogIntervalMs(env) : undefined;
+  if (!notifier || watchdogMs === undefined) return undefined;
+  return setInterval(() => {
+    const busy = busyForMs();
+    if (busy < watchdogMs * 2) notifier.notify('WATCHDOG=1');
+    else onStuck(busy);
+  }, watchdogMs);
+}

@@ -7,7 +7,7 @@ import makeMdns from 'multicast-dns';
 import type { Answer } from 'dns-packet';
 
 import { parseAddress } from '../common/addresses.js';
-import { MDNS_GROUP, MDNS_PORT } from './browser.js';
+import { openMdns } from './browser.js';
 import { DNS_SD_LIMITS, normalName } from './records.js';
 
 /** Every record's TTL: short, so a node that dies without a goodbye leaves within two minutes. */
@@ -25,7 +25,7 @@ export interface Announcement {
   instance: string;
   /** "_ggml-rpc._tcp.local". */
   type: string;
-  /** The host name the SRV record names ("node.local"). */
+  /** The host name the SRV record names (srvTargetHost: "gpu-node-1-rpc.local"). */
   host: string;
   port: number;
   /** What the host's A/AAAA records say. */
@@ -38,6 +38,21 @@ export function instanceLabel(name: string): string {
   let label = name.replace(/\./g, '-');
   while (Buffer.byteLength(label) > 63) label = label.slice(0, -1);
   return label;
+}
+
+/**
+ * The host name the SRV record names, of our own: "<instance>-rpc.local" in letters, digits
+ * and dashes. Never the system's "<hostname>.local": our A records carry cache-flush, and
+ * under the name Avahi/Bonjour answers for they would replace the host's real addresses in
+ * every neighbour's cache.
+ */
+export function srvTargetHost(instance: string): string {
+  const label = instance
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63 - '-rpc'.length);
+  return `${label.replace(/-+$/, '') || 'scan-backends'}-rpc.local`;
 }
 
 /** TXT strings (key=value), within the limits the browser reads: 255 bytes each, 16 keys. */
@@ -69,23 +84,14 @@ export class Announcer {
   #repeat?: NodeJS.Timeout;
   #answeredAt = -Infinity;
 
-  private constructor() {
-    this.#mdns = makeMdns({ port: MDNS_PORT, ip: MDNS_GROUP });
+  private constructor(mdns: makeMdns.MulticastDNS) {
+    this.#mdns = mdns;
   }
 
-  /** Joins the mDNS group; rejects when port 5353 cannot be bound. */
+  /** Joins the mDNS group; a SourceUnavailableError when port 5353 cannot be bound. */
   static async open(): Promise<Announcer> {
-    const announcer = new Announcer();
-    const mdns = announcer.#mdns;
-    await new Promise<void>((resolve, reject) => {
-      mdns.once('ready', () => resolve());
-      mdns.once('error', reject);
-    }).catch(async (error: Error) => {
-      await announcer.close();
-      throw new Error(`cannot listen for multicast DNS on port ${MDNS_PORT}: ${error.message}`, { cause: error });
-    });
-    mdns.on('error', () => {});
-    mdns.on('warning', () => {});
+    const mdns = await openMdns();
+    const announcer = new Announcer(mdns);
     mdns.on('query', (packet) => announcer.#onQuery(packet.questions ?? []));
     return announcer;
   }

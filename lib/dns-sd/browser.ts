@@ -8,8 +8,8 @@ import { networkInterfaces } from 'node:os';
 
 import makeMdns from 'multicast-dns';
 
-import { parseAddress } from '../common/addresses.js';
-import { InvalidOptionError } from '../common/errors.js';
+import { addressBits, parseAddress } from '../common/addresses.js';
+import { InvalidOptionError, SourceUnavailableError } from '../common/errors.js';
 import { DEFAULT_SERVICE_TYPES, DnsSdView, serviceType, type DnsSdCandidate, type PacketOrigin } from './records.js';
 
 export { DEFAULT_SERVICE_TYPES, type DnsSdCandidate } from './records.js';
@@ -59,12 +59,40 @@ export function interfaceOf(address: string, interfaces = networkInterfaces()): 
       const [base, prefix] = info.cidr?.split('/') ?? [];
       const net = base === undefined ? null : parseAddress(base);
       if (!net || net.family !== a.family) continue;
-      const bits = a.family === 4 ? 32n : 128n;
-      const shift = bits - BigInt(Number(prefix));
+      const shift = addressBits(a.family) - BigInt(Number(prefix));
       if (a.value >> shift === net.value >> shift) return name;
     }
   }
   return '?';
+}
+
+/**
+ * A response's origin, or undefined when its sender is not on a local link (RFC 6762 §11):
+ * the socket also takes unicast from anywhere with source port 5353, and that is no neighbour.
+ */
+export function linkOrigin(address: string, interfaces = networkInterfaces()): PacketOrigin | undefined {
+  const name = interfaceOf(address, interfaces);
+  return name === '?' ? undefined : { address, interface: name };
+}
+
+/** A socket joined to the mDNS group on port 5353, for the browser and the announcer. */
+export async function openMdns(): Promise<makeMdns.MulticastDNS> {
+  const mdns = makeMdns({ port: MDNS_PORT, ip: MDNS_GROUP });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      mdns.once('ready', () => resolve());
+      mdns.once('error', reject);
+    });
+  } catch (error) {
+    await new Promise<void>((resolve) => mdns.destroy(() => resolve()));
+    throw new SourceUnavailableError(
+      `cannot listen for multicast DNS on port ${MDNS_PORT}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  mdns.on('error', () => {}); // once open: a send that fails is retried by the next query or answer
+  mdns.on('warning', () => {});
+  return mdns;
 }
 
 /** A continuous browse: open() joins the group and asks; close() leaves. */
@@ -82,35 +110,32 @@ export class DnsSdBrowser {
   #interfaces = { table: networkInterfaces(), at: performance.now() };
   readonly #onAbort = () => void this.close();
 
-  private constructor(types: readonly string[], options: BrowseOptions) {
+  private constructor(types: readonly string[], options: BrowseOptions, mdns: makeMdns.MulticastDNS) {
     this.#types = types;
     this.#view = new DnsSdView(types);
     this.#options = options;
-    this.#mdns = makeMdns({ port: MDNS_PORT, ip: MDNS_GROUP });
+    this.#mdns = mdns;
   }
 
   /** Joins the mDNS group on every IPv4 interface and sends the first question. */
   static async open(options: BrowseOptions = {}): Promise<DnsSdBrowser> {
     options.signal?.throwIfAborted();
-    const browser = new DnsSdBrowser(browsedTypes(options.types), options);
+    const types = browsedTypes(options.types);
+    const browser = new DnsSdBrowser(types, options, await openMdns());
     await browser.#start();
     return browser;
   }
 
   async #start(): Promise<void> {
     const mdns = this.#mdns;
-    await new Promise<void>((resolve, reject) => {
-      mdns.once('ready', () => resolve());
-      mdns.once('error', reject);
-    }).catch(async (error: Error) => {
-      await this.close();
-      throw new Error(`cannot listen for multicast DNS on port ${MDNS_PORT}: ${error.message}`, { cause: error });
-    });
-    mdns.on('error', () => {}); // after start: a send that fails is retried by the next query
-    mdns.on('warning', () => {});
     // RFC 6762 §6: a response not from port 5353 is not a multicast DNS answer.
     mdns.on('response', (packet, rinfo) => rinfo.port === MDNS_PORT && this.#onResponse(packet, rinfo.address));
     this.#options.signal?.addEventListener('abort', this.#onAbort, { once: true });
+    // An abort while the socket was binding fired before the listener was there.
+    if (this.#options.signal?.aborted) {
+      await this.close();
+      this.#options.signal.throwIfAborted();
+    }
     this.#ask();
   }
 
@@ -120,7 +145,11 @@ export class DnsSdBrowser {
     if (performance.now() - this.#interfaces.at > INTERFACES_TTL_MS) {
       this.#interfaces = { table: networkInterfaces(), at: performance.now() };
     }
-    const origin = { address, interface: interfaceOf(address, this.#interfaces.table) };
+    const origin = linkOrigin(address, this.#interfaces.table);
+    if (!origin) {
+      this.#options.onRefused?.('a response from off the local link', { address, interface: '?' });
+      return;
+    }
     const result = this.#view.take(records, origin, Date.now());
     for (const why of result.refused) this.#options.onRefused?.(why, origin);
     if (result.changed) this.#changed();
@@ -197,6 +226,7 @@ export async function browseOnce(options: BrowseOptions & { waitMs: number }): P
       wake = resolve;
       timer = setTimeout(resolve, options.waitMs);
       options.signal?.addEventListener('abort', wake, { once: true });
+      if (options.signal?.aborted) resolve(); // aborted since open() returned
     });
     options.signal?.throwIfAborted();
     return browser.candidates();

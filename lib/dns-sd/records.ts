@@ -19,8 +19,9 @@ export const DNS_SD_LIMITS = {
   instancesPerSource: 64,
   /** Addresses kept per host name. */
   addressesPerHost: 8,
-  /** A DNS name's length on the wire. */
+  /** A DNS name's length on the wire, and one label's (RFC 1035 §2.3.4). */
   nameBytes: 255,
+  labelBytes: 63,
   /** A TXT record's bytes in all, and per string (RFC 6763 §6.1 suggests ≤ 1300 in all). */
   txtBytes: 1300,
   txtStringBytes: 255,
@@ -78,13 +79,27 @@ export interface TakeResult {
   refused: string[];
 }
 
+/** One packet being taken: where it came from, when, what it did, and the hosts SRV records name. */
+interface Packet {
+  origin: PacketOrigin;
+  now: number;
+  result: TakeResult;
+  named?: Set<string>;
+}
+
 const RECORD_ORDER: Record<string, number> = { PTR: 0, SRV: 1, TXT: 1, A: 2, AAAA: 2 };
 
-/** A DNS name as compared: lowercase, no trailing dot; undefined when it is not a name we read. */
+/**
+ * A DNS name as compared: lowercase, no trailing dot; undefined when it is not a name we read.
+ * Names we keep are sent back in our questions, so each must encode again as it came: a label
+ * over 63 bytes (dns-packet would write a wrong length byte) or with U+FFFD (invalid UTF-8,
+ * which re-encodes longer) is refused.
+ */
 export function normalName(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length === 0) return undefined;
   const name = value.replace(/\.$/, '').toLowerCase();
-  if (Buffer.byteLength(name) > DNS_SD_LIMITS.nameBytes) return undefined;
+  if (Buffer.byteLength(name) > DNS_SD_LIMITS.nameBytes || name.includes('\uFFFD')) return undefined;
+  if (name.split('.').some((label) => Buffer.byteLength(label) > DNS_SD_LIMITS.labelBytes)) return undefined;
   return name;
 }
 
@@ -101,7 +116,8 @@ export function serviceType(text: string): string | undefined {
 export function parseTxt(data: unknown): Record<string, string> | undefined {
   const strings = Array.isArray(data) ? data : [data];
   let total = 0;
-  const entries: Record<string, string> = {};
+  // No prototype: a key named "constructor" or "__proto__" is a key like any other.
+  const entries: Record<string, string> = Object.create(null) as Record<string, string>;
   let keys = 0;
   for (const s of strings) {
     const bytes = Buffer.isBuffer(s) ? s : typeof s === 'string' ? Buffer.from(s) : undefined;
@@ -113,11 +129,16 @@ export function parseTxt(data: unknown): Record<string, string> | undefined {
     const eq = text.indexOf('=');
     const key = (eq < 0 ? text : text.slice(0, eq)).toLowerCase();
     // RFC 6763 §6.4: printable ASCII keys but "="; the first occurrence of a key wins.
-    if (!/^[\x20-\x3c\x3e-\x7e]{1,32}$/.test(key) || key in entries) continue;
+    if (!/^[\x20-\x3c\x3e-\x7e]{1,32}$/.test(key) || Object.hasOwn(entries, key)) continue;
     if (++keys > DNS_SD_LIMITS.txtKeys) return undefined;
     entries[key] = eq < 0 ? '' : peerText(text.slice(eq + 1), 128);
   }
   return entries;
+}
+
+/** A packet this host sent (to itself, over loopback). */
+function isLocal(origin: PacketOrigin): boolean {
+  return isLoopbackAddress(origin.address);
 }
 
 function ttlOf(value: unknown): number | undefined {
@@ -133,6 +154,8 @@ function ttlOf(value: unknown): number | undefined {
 export class DnsSdView {
   readonly #types: ReadonlySet<string>;
   readonly #instances = new Map<string, Instance>();
+  /** Instances per sender address, kept with #instances: no walk of the table per record. */
+  readonly #perSource = new Map<string, number>();
   readonly #hosts = new Map<string, Map<string, Timed & { origin: PacketOrigin }>>();
 
   constructor(types: readonly string[]) {
@@ -156,15 +179,17 @@ export class DnsSdView {
     }
     // PTR before SRV/TXT before addresses: a packet may carry them in any order.
     read.sort((a, b) => (RECORD_ORDER[a.type as string] ?? 3) - (RECORD_ORDER[b.type as string] ?? 3));
+    const packet: Packet = { origin, now, result };
     for (const r of read) {
-      const why = this.#takeOne(r, origin, now, result);
+      const why = this.#takeOne(r, packet);
       if (why !== undefined) result.refused.push(peerText(why, 300)); // it names the peer's names
     }
     return result;
   }
 
   /** One record; a string says why it was refused. */
-  #takeOne(r: MdnsRecord, origin: PacketOrigin, now: number, result: TakeResult): string | undefined {
+  #takeOne(r: MdnsRecord, packet: Packet): string | undefined {
+    const { origin, now, result } = packet;
     const name = normalName(r.name);
     const ttl = ttlOf(r.ttl);
     if (name === undefined || ttl === undefined) return `${String(r.type)}: a name or TTL out of bounds`;
@@ -176,8 +201,10 @@ export class DnsSdView {
       const label = target.slice(0, -(name.length + 1));
       if (label.length === 0) return `PTR ${name}: an empty instance name`;
       const known = this.#instances.get(target);
+      if (known && known.origin.address !== origin.address)
+        return `PTR ${name}: ${origin.address} is not its announcer`;
       if (ttl === 0) {
-        if (known) result.changed = this.#instances.delete(target);
+        if (known) result.changed = this.#drop(target, known);
         return undefined;
       }
       if (known) {
@@ -186,18 +213,21 @@ export class DnsSdView {
       }
       if (this.#instances.size >= DNS_SD_LIMITS.instances)
         return `PTR ${name}: ${DNS_SD_LIMITS.instances} instances kept already`;
-      let fromSource = 0;
-      for (const i of this.#instances.values()) if (i.origin.address === origin.address) fromSource++;
+      const fromSource = this.#perSource.get(origin.address) ?? 0;
       if (fromSource >= DNS_SD_LIMITS.instancesPerSource) {
         return `PTR ${name}: ${origin.address} names ${DNS_SD_LIMITS.instancesPerSource} instances already`;
       }
       this.#instances.set(target, { instance: peerText(label, 63), type: name, origin, expiresAt });
+      this.#perSource.set(origin.address, fromSource + 1);
       result.changed = true;
       return undefined;
     }
     if (r.type === 'SRV' || r.type === 'TXT') {
       const instance = this.#instances.get(name);
       if (!instance) return undefined; // not an instance we browse
+      // An instance is its announcer's word: another sender cannot repoint or relabel it.
+      if (instance.origin.address !== origin.address)
+        return `${r.type} ${name}: ${origin.address} is not its announcer`;
       if (r.type === 'SRV') {
         const data = r.data as { port?: unknown; target?: unknown } | undefined;
         const port = data?.port;
@@ -223,12 +253,14 @@ export class DnsSdView {
       return undefined;
     }
     if (r.type === 'A' || r.type === 'AAAA') {
-      if (![...this.#instances.values()].some((i) => i.srv?.target === name)) return undefined; // no SRV names it
+      // Addresses come after every SRV of the packet: the hosts named are gathered once a packet.
+      packet.named ??= this.#namedHosts();
+      if (!packet.named.has(name)) return undefined; // no SRV names it
       const address = typeof r.data === 'string' ? parseAddress(r.data) : undefined;
       if (!address || address.family !== (r.type === 'A' ? 4 : 6)) return `${r.type} ${name}: not an address`;
       const text = r.data as string;
       // A neighbour cannot point us at our own loopback: only this host's answers may name it.
-      if (isLoopbackAddress(text) && !isLoopbackAddress(origin.address)) {
+      if (isLoopbackAddress(text) && !isLocal(origin)) {
         return `${r.type} ${name}: a loopback address from ${origin.address}`;
       }
       let addresses = this.#hosts.get(name);
@@ -253,7 +285,7 @@ export class DnsSdView {
     let changed = false;
     for (const [key, i] of this.#instances) {
       if (i.expiresAt <= now) {
-        this.#instances.delete(key);
+        this.#drop(key, i);
         changed = true;
         continue;
       }
@@ -263,7 +295,7 @@ export class DnsSdView {
       }
       if (i.txt && i.txt.expiresAt <= now) delete i.txt;
     }
-    const named = new Set([...this.#instances.values()].flatMap((i) => (i.srv ? [i.srv.target] : [])));
+    const named = this.#namedHosts();
     for (const [host, addresses] of this.#hosts) {
       for (const [a, t] of addresses) {
         if (t.expiresAt > now) continue;
@@ -275,6 +307,18 @@ export class DnsSdView {
     return changed;
   }
 
+  /** The host names some instance's SRV names. */
+  #namedHosts(): Set<string> {
+    return new Set([...this.#instances.values()].flatMap((i) => (i.srv ? [i.srv.target] : [])));
+  }
+
+  #drop(key: string, instance: Instance): boolean {
+    const left = (this.#perSource.get(instance.origin.address) ?? 1) - 1;
+    if (left > 0) this.#perSource.set(instance.origin.address, left);
+    else this.#perSource.delete(instance.origin.address);
+    return this.#instances.delete(key);
+  }
+
   /** Every live instance with an address: one candidate per address. */
   candidates(now: number): DnsSdCandidate[] {
     const out: DnsSdCandidate[] = [];
@@ -283,6 +327,10 @@ export class DnsSdView {
       const txt = i.txt && i.txt.expiresAt > now ? i.txt.entries : {};
       for (const [address, t] of this.#hosts.get(i.srv.target) ?? []) {
         if (t.expiresAt <= now) continue;
+        // Host names are shared by every instance: a loopback address is a candidate only when
+        // this host named the instance and the address, never when a neighbour's SRV points at
+        // a name this host gave 127.x.
+        if (isLoopbackAddress(address) && !(isLocal(i.origin) && isLocal(t.origin))) continue;
         out.push({
           host: address,
           port: i.srv.port,

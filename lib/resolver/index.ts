@@ -359,3 +359,4 @@ export type { Backend, Candidate, Dropped, Resolution, SourceName, SourceReport 
 export { SOURCE_NAMES } from './types.js';
 export { parseConfig } from './config-file.js';
 export { parseRpcList, rpcLists } from './process.js';
+export { CLOSED_REASON } from './verify.js';

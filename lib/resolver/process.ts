@@ -5,9 +5,12 @@ import { basename } from 'node:path';
 import { promisify } from 'node:util';
 
 import { parseHostPort } from '../common/host-port.js';
+import { peerText } from '../common/peer-text.js';
 import type { Candidate, Dropped } from './types.js';
 
 const COORDINATORS = new Set(['llama-server', 'llama-cli']);
+/** Servers named by other users' coordinators listed as dropped, in all; the rest are counted. */
+const UNTRUSTED_LISTED = 64;
 
 /** A running process: who runs it, when it started (to tell a restarted pid apart), its argv. */
 export interface ProcessInfo {
@@ -123,16 +126,23 @@ export async function processCandidates(trustAllUsers = false): Promise<ProcessF
   const found: ProcessFindings = { candidates: [], dropped: [], skipped: [], message: '' };
   const me = process.getuid?.() ?? -1;
   let coordinators = 0;
+  let listed = 0;
+  let unlisted = 0;
   for (const p of await listProcesses(isCoordinator)) {
-    // A coordinator started through an interpreter (sh, python3) is named by its script.
-    const name = basename(p.argv.slice(0, 2).find((a) => COORDINATORS.has(basename(a))) ?? p.argv[0] ?? '?');
+    // A coordinator started through an interpreter (sh, python3) is named by its script; any
+    // user can name a process anything, so the name is printed as a peer's text.
+    const name = peerText(
+      basename(p.argv.slice(0, 2).find((a) => COORDINATORS.has(basename(a))) ?? p.argv[0] ?? '?'),
+      64,
+    );
     if (!trustAllUsers && me !== -1 && p.uid !== me && p.uid !== 0) {
       const why = `pid ${p.pid} (${name}) runs as uid ${p.uid}, not this user (${me}) or root; --trust-all-users counts it`;
       found.skipped.push(why);
       // Its servers are named, never connected to: dropped with why, so a person sees them.
       for (const list of rpcLists(p.argv)) {
         for (const c of parseRpcList(list, 'process').candidates) {
-          found.dropped.push({ host: c.host, port: c.port, reason: `named by an untrusted coordinator: ${why}` });
+          if (listed++ >= UNTRUSTED_LISTED) unlisted++;
+          else found.dropped.push({ host: c.host, port: c.port, reason: `named by an untrusted coordinator: ${why}` });
         }
       }
       continue;
@@ -146,5 +156,6 @@ export async function processCandidates(trustAllUsers = false): Promise<ProcessF
     }
   }
   found.message = `${coordinators} coordinator process${coordinators === 1 ? '' : 'es'}${found.skipped.length ? `, ${found.skipped.length} of other users skipped` : ''}`;
+  if (unlisted > 0) found.skipped.push(`${unlisted} more servers named by other users' coordinators, not listed`);
   return found;
 }

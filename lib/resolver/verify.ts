@@ -10,7 +10,13 @@ import { silentReason } from '../probes/verdict.js';
 import type { Timing } from '../common/options.js';
 import { ScanJob, type ScanOptions, type ScanResult } from '../scan/job.js';
 import type { Endpoint } from '../scan/targets/table.js';
-import { isNonPublicRange, LINK_LOCAL_REFUSAL, touchesLinkLocal } from '../scan/targets/guards.js';
+import {
+  isNonPublicRange,
+  isUnspecified,
+  LINK_LOCAL_REFUSAL,
+  touchesLinkLocal,
+  UNSPECIFIED_REFUSAL,
+} from '../scan/targets/guards.js';
 import { LARGE_JOB_PAIRS, type LookupFn } from '../scan/targets/grammar.js';
 import { heldKey, heldServers } from './held.js';
 import type { ProcessFindings } from './process.js';
@@ -156,6 +162,9 @@ export class Witnesses {
 
 type Judged = { backend: Omit<Backend, 'sources'> } | { reason: string };
 
+/** Why a refused connection is dropped: the server is gone (announce withdraws at once on it). */
+export const CLOSED_REASON = 'closed (connection refused)';
+
 /** Keeps or drops one scanned-and-probed result, saying why; `vouched` is a witness's word. */
 export function judge(
   result: ScanResult,
@@ -173,7 +182,7 @@ export function judge(
       reason: `busy: ${what} (${vouch.why})`,
     },
   });
-  if (result.state === 'closed') return { reason: 'closed (connection refused)' };
+  if (result.state === 'closed') return { reason: CLOSED_REASON };
   if (result.state === 'filtered') {
     if (!vouched) return { reason: `no answer within ${timeoutMs} ms` };
     // A held server's two-slot accept queue is full: the kernel drops further SYNs.
@@ -265,6 +274,10 @@ export async function verifyCandidates(
     const address = await addressOf(c.host, ctx.lookup);
     if (typeof address === 'string') {
       dropped.push({ host: c.host, port: c.port, reason: address });
+      continue;
+    }
+    if (isUnspecified(address)) {
+      dropped.push({ host: c.host, port: c.port, reason: UNSPECIFIED_REFUSAL });
       continue;
     }
     if (!ctx.allowPublic && !isNonPublicRange({ family: address.family, first: address.value, last: address.value })) {

@@ -1,13 +1,19 @@
 // The watcher's last hour, for the dashboard's pictures: each followed backend's states as
 // spans (a new span only when its state changes), and the usable set's free device memory
 // (a sample when it changes, and the latest). Both bounded in time (the window) and in count, whatever
-// the health interval and however often a backend flaps.
+// the health interval, however often a backend flaps and however many are followed.
 import { formatHostPort } from '../common/host-port.js';
 import type { HistorySpan, HistoryState, MemorySample, WatchedBackend, WatchHistory } from './types.js';
 
 export const HISTORY_WINDOW_MS = 3_600_000;
 /** Spans kept per backend: a change every 15 s for the whole hour. */
 const MAX_SPANS = 240;
+/**
+ * Backends with a history. Past it a new backend gets none until one leaves: those already
+ * drawn keep theirs (forgetting the oldest would make the strips churn at every step while
+ * more than this are followed).
+ */
+export const MAX_HISTORY_BACKENDS = 1024;
 /** Memory samples kept: a change every 5 s for the whole hour. */
 const MAX_SAMPLES = 720;
 
@@ -45,12 +51,16 @@ export class HistoryKeeper {
   /** After each step: every backend's state, and the usable set's memory. Backends no longer followed are forgotten. */
   record(views: readonly WatchedBackend[], now = Date.now()): void {
     const start = now - HISTORY_WINDOW_MS;
-    const followed = new Set<string>();
-    for (const view of views) {
-      const key = formatHostPort(view);
-      followed.add(key);
-      const spans = this.#spans.get(key) ?? [];
-      this.#spans.set(key, spans);
+    const keys = views.map((view) => formatHostPort(view));
+    const followed = new Set(keys);
+    for (const key of this.#spans.keys()) if (!followed.has(key)) this.#spans.delete(key);
+    for (const [i, view] of views.entries()) {
+      const key = keys[i] as string;
+      let spans = this.#spans.get(key);
+      if (!spans) {
+        if (this.#spans.size >= MAX_HISTORY_BACKENDS) continue;
+        this.#spans.set(key, (spans = []));
+      }
       const state = historyState(view);
       if (spans.at(-1)?.state !== state) {
         spans.push({ state, from: now, shown: Object.freeze({ state, from: new Date(now).toISOString() }) });
@@ -58,7 +68,6 @@ export class HistoryKeeper {
       // The first span kept is the one the window starts in.
       while (spans.length > MAX_SPANS || (spans.length > 1 && (spans[1] as Span).from <= start)) spans.shift();
     }
-    for (const key of this.#spans.keys()) if (!followed.has(key)) this.#spans.delete(key);
 
     const usable = views.filter((v) => v.usable);
     const devices = usable.flatMap((v) => v.rpc?.devices ?? []);

@@ -18,6 +18,7 @@ async function takeAlive(followedSet: FollowedSet, resolution: Resolution): Prom
     if (known) {
       known.view.sources = [...sources];
       if (backend.dnsSd) known.view.dnsSd = backend.dnsSd;
+      else if (!sources.includes('dns-sd')) delete known.view.dnsSd; // withdrawn: its instance and TXT with it
       known.view.namedAt = { ...known.view.namedAt, ...Object.fromEntries(sources.map((s) => [s, now])) };
       if (backend.evidence === 'hello') known.lastConnect = performance.now();
       followedSet.apply(known, { check: 'resolve', saw, alive });

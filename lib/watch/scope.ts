@@ -9,7 +9,7 @@ import { namedByCoordinators, type LoadedConfig } from '../resolver/for-watcher.
 import type { SourceName } from '../resolver/types.js';
 import { localSubnetTargets } from '../scan/targets/local-subnets.js';
 import { splitList, targetScope } from '../scan/targets/grammar.js';
-import { touchesLinkLocal } from '../scan/targets/guards.js';
+import { isUnspecified, touchesLinkLocal } from '../scan/targets/guards.js';
 
 /** Whether a scan covers an address and port. */
 export type Covers = (address: Pick<Address, 'family' | 'value'>, port: number) => boolean;
@@ -48,6 +48,7 @@ export class WatchScope {
   of(host: string, port: number): SourceName | { why: string } {
     const address = parseAddress(host);
     const point = address && { family: address.family, first: address.value, last: address.value };
+    if (address && isUnspecified(address)) return { why: 'an unspecified address (it reaches this host)' };
     if (point && !this.#settings.allowLinkLocal && touchesLinkLocal(point)) {
       return { why: 'a link-local or cloud-metadata address' };
     }

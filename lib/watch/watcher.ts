@@ -25,7 +25,7 @@ import { claimRenewMs, type CoordinatorClaims } from '../redis/claims.js';
 import { ClaimedByOthers } from './claimed.js';
 import { ConfigWatch } from './config-watch.js';
 import { CoordinatorStatusKeeper } from './coordinator-status.js';
-import { DNS_SD_RESOLVE_GAP_MS, DnsSdWatch } from './dns-sd-watch.js';
+import { dnsSdResolveGapMs, DnsSdWatch, resolvesNow } from './dns-sd-watch.js';
 import { EventFeed } from './event-feed.js';
 import { Fleet, type ScannerInfo } from '../redis/fleet.js';
 import { FollowedSet } from './followed.js';
@@ -120,6 +120,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   #fleetStarting?: Promise<void>;
   #dnsSd?: DnsSdWatch;
   #lastResolveStart = -Infinity;
+  #lastResolveMs = 0;
+  /** Whether #nextResolve was brought forward by a DNS-SD change, and how many such resolves ran in a row. */
+  #early = false;
+  #earlyInARow = 0;
 
   constructor(options: WatchOptions = {}) {
     super();
@@ -328,7 +332,12 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       if (await this.#awaitingHandOver()) continue;
       const now = performance.now();
       this.#busySince = now;
-      const resolving = this.#resolveRequested || now >= this.#nextResolve;
+      const resolving = resolvesNow({
+        requested: this.#resolveRequested,
+        resolve: now >= this.#nextResolve,
+        early: this.#early,
+        health: now >= this.#nextHealth,
+      });
       try {
         // Health rounds come before reports: no intake, however busy, delays them.
         if (resolving) await this.#resolveCycle();
@@ -353,11 +362,13 @@ export class Watcher extends EventEmitter<WatcherEvents> {
     this.#markReady();
   }
 
-  /** What DNS-SD sees changed: a resolve soon, at most one a DNS_SD_RESOLVE_GAP_MS. */
+  /** What DNS-SD sees changed: an early resolve, spaced by dnsSdResolveGapMs. */
   #dnsSdChanged(): void {
-    const at = Math.max(performance.now(), this.#lastResolveStart + DNS_SD_RESOLVE_GAP_MS);
+    const gap = dnsSdResolveGapMs(this.#earlyInARow, this.#lastResolveMs);
+    const at = Math.max(performance.now(), this.#lastResolveStart + gap);
     if (at >= this.#nextResolve) return;
     this.#nextResolve = at;
+    this.#early = true;
     this.#wake?.();
   }
 
@@ -438,6 +449,9 @@ export class Watcher extends EventEmitter<WatcherEvents> {
   }
 
   async #resolveCycle(): Promise<void> {
+    const early = this.#early && !this.#resolveRequested;
+    this.#earlyInARow = early ? this.#earlyInARow + 1 : 0;
+    this.#early = false;
     this.#resolveRequested = false;
     const started = performance.now();
     this.#lastResolveStart = started;
@@ -452,7 +466,10 @@ export class Watcher extends EventEmitter<WatcherEvents> {
       await this.#scope.update(this.#config.lastGood).catch(() => {});
       this.#followed.forgetLongDown();
       this.#publishUsable();
-      this.#nextHealth = performance.now() + this.#settings.healthIntervalMs;
+      this.#lastResolveMs = performance.now() - started;
+      // An early resolve keeps the health rounds' clock: changes heard often must not postpone them.
+      const nextHealth = performance.now() + this.#settings.healthIntervalMs;
+      this.#nextHealth = early ? Math.min(this.#nextHealth, nextHealth) : nextHealth;
     }
   }
 

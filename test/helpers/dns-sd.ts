@@ -74,7 +74,7 @@ export async function zeroconfAnnouncer(
 export async function zeroconfBrowse(
   type: string,
   seconds: number,
-): Promise<{ name: string; port: number; addresses: string[]; txt: Record<string, string> }[]> {
+): Promise<{ name: string; server: string; port: number; addresses: string[]; txt: Record<string, string> }[]> {
   const missing = missingZeroconf();
   if (missing) throw new Error(missing);
   const child = spawn(PYTHON, [ZEROCONF_BROWSE, type, String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });

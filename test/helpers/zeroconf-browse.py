@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # A DNS-SD browser written by others: python3-zeroconf browses TYPE on 127.0.0.1 for SECONDS
-# and prints each instance it resolves as one JSON line (name, port, addresses, TXT).
+# and prints each instance it resolves as one JSON line (name, SRV target, port, addresses, TXT).
 #   zeroconf-browse.py TYPE SECONDS
 import json
 import socket
@@ -23,6 +23,7 @@ def on_change(zeroconf, service_type, name, state_change):
     seen.add(name)
     print(json.dumps({
         "name": name,
+        "server": info.server,
         "port": info.port,
         "addresses": [socket.inet_ntoa(a) for a in info.addresses],
         "txt": {k.decode(): (v or b"").decode() for k, v in info.properties.items()},

@@ -2,7 +2,8 @@
 // a ggml-rpc peer as _llama-rpc._tcp, our own `announce`, and a hostile responder that floods
 // answers, names public and metadata addresses (peers listen there, inside the namespace, to
 // count connections) and sends a huge TXT. The source finds the real ones and verifies them,
-// never connects where the guards refuse, and a watcher drops a withdrawn service;
+// never connects where the guards refuse, ignores a responder off the local link, and a
+// watcher drops a withdrawn service;
 // python3-zeroconf's browser reads our announcement.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import type * as dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
-import { DnsSdBrowser } from '../../lib/dns-sd/browser.js';
+import { browseOnce, DnsSdBrowser } from '../../lib/dns-sd/browser.js';
 import { resolveBackends } from '../../lib/resolver/index.js';
 import type { WatchEvent } from '../../lib/watch/types.js';
 import { watchBackends } from '../../lib/watch/watcher.js';
@@ -90,6 +91,8 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
     expect(await zeroconfBrowse('_ggml-rpc._tcp', 2.5)).toEqual([
       {
         name: 'our-node._ggml-rpc._tcp.local.',
+        // Its own host name, never this host's: our cache-flush must not replace the host's addresses.
+        server: 'our-node-rpc.local.',
         port: ours.port,
         addresses: ['127.0.0.3'],
         txt: { txtvers: '1', protovers: '5.0.0', devices: '1', memory: '4096' },
@@ -164,6 +167,34 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
     expect(seen.length).toBeLessThanOrEqual(64);
   }, 60_000);
 
+  it('ignores a responder that is not on the local link (RFC 6762 §11)', async () => {
+    // 192.0.2.0/24 is routed to lo as local (no interface address): a sender there is on no
+    // local subnet, as one across a router would be.
+    ip('route', 'add', 'local', '192.0.2.0/24', 'dev', 'lo');
+    onTestFinished(() => ip('route', 'del', 'local', '192.0.2.0/24', 'dev', 'lo'));
+    const type = '_ggml-rpc._tcp.local';
+    const offLink: dnsPacket.Packet = {
+      answers: [
+        { name: type, type: 'PTR', ttl: 120, data: `offlink.${type}` },
+        {
+          name: `offlink.${type}`,
+          type: 'SRV',
+          ttl: 120,
+          data: { priority: 0, weight: 0, port: 50052, target: 'o.local' },
+        },
+        { name: 'o.local', type: 'A', ttl: 120, data: '10.77.9.9' },
+      ],
+    };
+    const refused: string[] = [];
+    const browser = await DnsSdBrowser.open({ onRefused: (why) => refused.push(why) });
+    onTestFinished(() => browser.close());
+    const sender = await hostileResponder('192.0.2.7', () => [offLink], { everyMs: 50, maxPackets: 20 });
+    expect(await eventually(() => sender.sent() >= 20 && refused.length >= 10, 5000)).toBe(true);
+    sender.stop();
+    expect(new Set(refused)).toEqual(new Set(['a response from off the local link']));
+    expect(browser.candidates()).toEqual([]);
+  }, 20_000);
+
   it('a watcher adds an announced server, drops it on its goodbye and adds it again when it is back', async () => {
     const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.5' });
     const watcher = watchBackends({
@@ -202,6 +233,13 @@ describe.skipIf(skipWithoutZeroconf())('dns-sd in a namespace', () => {
     announce.child.kill('SIGTERM');
     expect((await announce.done).code).toBe(0);
   }, 60_000);
+
+  it('a browse aborted while its socket binds ends at once instead of waiting out its time', async () => {
+    const controller = new AbortController();
+    const browsing = browseOnce({ waitMs: 60_000, signal: controller.signal });
+    controller.abort(new Error('stop'));
+    await expect(browsing).rejects.toThrow('stop');
+  }, 20_000);
 
   it('announce speaks systemd notify: READY=1 after its first check, WATCHDOG=1, STOPPING=1', async () => {
     const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.6' });

@@ -129,6 +129,29 @@ describe('coordinators as witnesses', () => {
     },
   );
 
+  it.skipIf(process.getuid?.() !== 0)(
+    "lists at most 64 servers of other users' coordinators, and prints their names as a peer's text",
+    async () => {
+      const rpc = Array.from({ length: 100 }, (_, i) => `127.0.0.227:${20_000 + i}`).join(',');
+      const child = spawn('sh', ['-c', 'sleep 600', 'x', '--rpc', rpc], {
+        argv0: `/tmp/\u001b[31m${'n'.repeat(300)}`,
+        uid: 65534,
+        gid: 65534,
+        stdio: 'ignore',
+        detached: true,
+      });
+      stopOnFinish(child);
+      await new Promise<void>((resolve) => child.once('spawn', () => resolve()));
+      const report = (await resolveBackends({ sources: ['process'] })).sources[0];
+      const theirs = report?.dropped.filter((d) => d.host === '127.0.0.227') ?? [];
+      expect(theirs).toHaveLength(64);
+      expect(theirs.map((d) => d.port)).toEqual(Array.from({ length: 64 }, (_, i) => 20_000 + i));
+      expect(report?.warnings).toContain("36 more servers named by other users' coordinators, not listed");
+      const name = /\((.*)\) runs as uid 65534/.exec(theirs[0]?.reason ?? '')?.[1] ?? '';
+      expect(name).toBe(`[31m${'n'.repeat(59)}…`);
+    },
+  );
+
   it('the scan source does not connect to a held server either: it keeps it busy, taken out of the scan', async () => {
     const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.228' });
     await rpcHolder('127.0.0.228', peer.port);

@@ -6,10 +6,22 @@ import { describe, expect, it } from 'vitest';
 
 import { parseAddress } from '../../lib/common/addresses.js';
 import { InvalidOptionError } from '../../lib/common/errors.js';
-import { normalizeResolveOptions } from '../../lib/common/options.js';
-import { announcementRecords, instanceLabel } from '../../lib/dns-sd/announcer.js';
-import { DNS_SD_LIMITS, DnsSdView, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
+import { normalizeResolveOptions, normalizeWatchOptions, SOURCE_NAMES } from '../../lib/common/options.js';
+import { announcementRecords, instanceLabel, srvTargetHost } from '../../lib/dns-sd/announcer.js';
+import { linkOrigin } from '../../lib/dns-sd/browser.js';
+import type { Resolution } from '../../lib/resolver/types.js';
+import { verifyCandidates, type VerifyContext } from '../../lib/resolver/verify.js';
+import { FollowedSet } from '../../lib/watch/followed.js';
+import { takeResolution } from '../../lib/watch/intake.js';
+import { DNS_SD_LIMITS, DnsSdView, normalName, parseTxt, serviceType } from '../../lib/dns-sd/records.js';
+import {
+  DNS_SD_RESOLVE_GAP_AGAIN_MS,
+  DNS_SD_RESOLVE_GAP_MS,
+  dnsSdResolveGapMs,
+  resolvesNow,
+} from '../../lib/watch/dns-sd-watch.js';
 import { rng } from '../helpers/rng.js';
+import { ajv } from '../helpers/schemas.js';
 
 const TYPE = '_llama-rpc._tcp.local';
 const LAN = { address: '192.168.7.20', interface: 'eth0' };
@@ -93,6 +105,58 @@ describe('DnsSdView', () => {
     expect(view.candidates(0).map((c) => c.instance)).toEqual(['local']);
   });
 
+  it("never lets a neighbour's instance reach a loopback address this host announced", () => {
+    const view = new DnsSdView([TYPE]);
+    view.take(wire(announcement('local', { host: 'me.local', address: '127.0.0.1' })), LO, 0);
+    // A neighbour's own instance pointing at our host name, and its SRV for our instance.
+    view.take(wire(announcement('evil', { host: 'me.local', port: 9999, address: '192.168.7.20' })), LAN, 0);
+    const srv = view.take(
+      wire([
+        {
+          name: `local.${TYPE}`,
+          type: 'SRV',
+          ttl: 120,
+          data: { priority: 0, weight: 0, port: 22, target: 'me.local' },
+        },
+      ]),
+      LAN,
+      0,
+    );
+    expect(srv.refused.join('\n')).toMatch(/192\.168\.7\.20 is not its announcer/);
+    const loopback = view.candidates(0).filter((c) => c.host === '127.0.0.1');
+    expect(loopback).toEqual([expect.objectContaining({ instance: 'local', port: 50052 })]);
+    // A goodbye or refresh from another sender does not touch the instance either.
+    view.take(wire([{ name: TYPE, type: 'PTR', ttl: 0, data: `local.${TYPE}` }]), LAN, 0);
+    expect(view.candidates(0).map((c) => c.instance)).toContain('local');
+  });
+
+  it('refuses a name it could not send back as it came: a label over 63 bytes, invalid UTF-8', () => {
+    expect(normalName(`${'a'.repeat(63)}.local.`)).toBe(`${'a'.repeat(63)}.local`);
+    expect(normalName(`${'a'.repeat(64)}.local`)).toBeUndefined();
+    expect(normalName(`${'é'.repeat(32)}.local`)).toBeUndefined(); // 64 bytes
+    expect(normalName('bad\uFFFDname.local')).toBeUndefined();
+    // Through the wire: a label of 40 invalid bytes decodes to 40 × U+FFFD (120 bytes).
+    const view = new DnsSdView([TYPE]);
+    const packet = dnsPacket.encode({
+      type: 'response',
+      answers: [{ name: TYPE, type: 'PTR', ttl: 120, data: `${'x'.repeat(40)}.${TYPE}` }],
+    });
+    packet.fill(0xff, packet.indexOf('x'.repeat(40)), packet.indexOf('x'.repeat(40)) + 40);
+    const taken = view.take(dnsPacket.decode(packet).answers ?? [], LAN, 0);
+    expect(taken.refused).toEqual([`PTR ${TYPE}: its instance is not of that type`]);
+    expect(view.size).toBe(0);
+    expect(view.missing()).toEqual([]);
+  });
+
+  it("reads TXT keys that name an object's own properties as plain keys", () => {
+    const entries = parseTxt(['constructor=1', '__proto__=2', 'toString=3', 'constructor=4']);
+    expect(Object.entries(entries ?? {})).toEqual([
+      ['constructor', '1'],
+      ['__proto__', '2'],
+      ['tostring', '3'],
+    ]);
+  });
+
   it('refuses a TXT record over 1300 bytes but keeps the instance', () => {
     const view = new DnsSdView([TYPE]);
     const huge = Array.from({ length: 8 }, (_, i) => `k${i}=${'x'.repeat(250)}`);
@@ -139,6 +203,22 @@ describe('DnsSdView', () => {
     expect(view.size).toBe(DNS_SD_LIMITS.instances);
   });
 
+  it("gives a source its room back as its instances leave (a goodbye, a TTL's end)", () => {
+    const view = new DnsSdView([TYPE]);
+    const ptrs = (prefix: string, ttl: number, n: number) =>
+      wire(
+        Array.from({ length: n }, (_, i) => ({ name: TYPE, type: 'PTR' as const, ttl, data: `${prefix}${i}.${TYPE}` })),
+      );
+    view.take(ptrs('a', 120, 32), LAN, 0);
+    view.take(ptrs('b', 10, 32), LAN, 0);
+    expect(view.take(ptrs('c', 120, 1), LAN, 0).refused.join()).toMatch(/names 64 instances already/);
+    view.take(ptrs('a', 0, 16), LAN, 1000); // 16 goodbyes
+    view.expire(10_000); // b's 32 expire
+    view.take(ptrs('c', 120, 48), LAN, 10_000);
+    expect(view.size).toBe(DNS_SD_LIMITS.instancesPerSource);
+    expect(view.take(ptrs('d', 120, 1), LAN, 10_000).refused.join()).toMatch(/names 64 instances already/);
+  });
+
   it('asks for what an instance lacks: SRV and TXT, then its host', () => {
     const view = new DnsSdView([TYPE]);
     view.take(wire([{ name: TYPE, type: 'PTR', ttl: 120, data: `a.${TYPE}` }]), LAN, 0);
@@ -162,6 +242,16 @@ describe('DnsSdView', () => {
 });
 
 describe('announce, read back', () => {
+  it("names a host of its own in SRV, never the system's <hostname>.local", () => {
+    expect(srvTargetHost('gpu-node-1')).toBe('gpu-node-1-rpc.local');
+    expect(srvTargetHost('GPU node #1')).toBe('gpu-node-1-rpc.local');
+    expect(srvTargetHost('ünï')).toBe('n-rpc.local');
+    expect(srvTargetHost('ßß')).toBe('scan-backends-rpc.local');
+    const long = srvTargetHost(instanceLabel('x'.repeat(80)));
+    expect(long.split('.')[0]).toHaveLength(63);
+    expect(long.endsWith('-rpc.local')).toBe(true);
+  });
+
   it('what announce sends is what the view reads, and its goodbye withdraws it', () => {
     const a = {
       instance: instanceLabel(`gpu.node.${'x'.repeat(80)}`),
@@ -273,6 +363,52 @@ describe('DnsSdView fuzz (seeded, bounded)', () => {
   }, 120_000);
 });
 
+describe('an unspecified address (it reaches this host)', () => {
+  it('is never a candidate, even with --allow-public and --allow-link-local', async () => {
+    const view = new DnsSdView([TYPE]);
+    // ::ffff:0:0 is ::ffff:0.0.0.0 as dns-packet writes it.
+    const hosts = ['0.0.0.0', '0.1.2.3', '::', '::ffff:0:0', '192.168.7.21'];
+    for (const [i, address] of hosts.entries()) {
+      const records = announcement(`n${i}`, { host: `n${i}.local`, address });
+      if (address.includes(':')) records[3] = { name: `n${i}.local`, type: 'AAAA', ttl: 120, data: address };
+      view.take(wire(records), LAN, 0);
+    }
+    const candidates = view.candidates(0).map((c) => ({ host: c.host, port: c.port, source: 'dns-sd' as const }));
+    expect(candidates.map((c) => c.host)).toEqual(hosts);
+    // verify: false stops after the guards: nothing here is connected to.
+    const ctx = { verify: false, allowPublic: true, allowLinkLocal: true, lookup: async () => [] };
+    const { kept, dropped } = await verifyCandidates(candidates, ctx as unknown as VerifyContext);
+    expect(kept.map((b) => b.host)).toEqual(['192.168.7.21']);
+    expect(dropped.map((d) => d.host)).toEqual(hosts.slice(0, 4));
+    for (const d of dropped) expect(d.reason).toMatch(/an unspecified address .*never connected to/);
+  });
+});
+
+describe("a followed backend's DNS-SD provenance", () => {
+  it('goes when dns-sd no longer names it, while another source still does', async () => {
+    const followed = new FollowedSet(normalizeWatchOptions({}), { check: () => {}, event: () => {} });
+    const dnsSd = { instance: 'a', type: TYPE, interface: 'eth0', txt: { devices: '1' } };
+    const backend = { host: '192.168.7.20', port: 50052, verified: true, evidence: 'hello' as const };
+    const resolution = (b: object) => ({ backends: [b], sources: [] }) as unknown as Resolution;
+    await takeResolution(followed, resolution({ ...backend, sources: ['dns-sd', 'scan'], dnsSd }), undefined);
+    expect(followed.get('192.168.7.20:50052')?.view.dnsSd).toEqual(dnsSd);
+    await takeResolution(followed, resolution({ ...backend, sources: ['scan'] }), undefined);
+    const view = followed.get('192.168.7.20:50052')?.view;
+    expect(view?.sources).toEqual(['scan']);
+    expect(view && 'dnsSd' in view).toBe(false);
+  });
+});
+
+describe("serve's /api/backends schema", () => {
+  it('takes a dropped server from every source, dns-sd included', () => {
+    const dropped = ajv.compile({ $ref: 'serve-backends.schema.json#/properties/dropped' });
+    for (const source of SOURCE_NAMES) {
+      expect(dropped([{ host: '192.168.7.20', port: 50052, source, reason: 'x' }]), source).toBe(true);
+    }
+    expect(dropped([{ host: '192.168.7.20', port: 50052, source: 'mdns', reason: 'x' }])).toBe(false);
+  });
+});
+
 describe('the dns-sd options', () => {
   it('leave dns-sd out of the default chain, and refuse a service type that is not one', () => {
     expect(normalizeResolveOptions({}).sources).not.toContain('dns-sd');
@@ -283,5 +419,49 @@ describe('the dns-sd options', () => {
     expect(() => normalizeResolveOptions({ dnsSdTypes: ['x-rpc._tcp'] })).toThrow(InvalidOptionError);
     expect(() => normalizeResolveOptions({ dnsSdTypes: [] })).toThrow(/1\.\.16 service types/);
     expect(() => normalizeResolveOptions({ dnsSdWaitMs: 0 })).toThrow(/dnsSdWaitMs: must be an integer 10\.\.60000/);
+  });
+});
+
+describe('a response from off the local link', () => {
+  const iface = (address: string, cidr: string, family: 'IPv4' | 'IPv6') => ({
+    address,
+    cidr,
+    family,
+    netmask: '',
+    mac: '00:00:00:00:00:00',
+    internal: false,
+    scopeid: 0,
+  });
+  const table = {
+    lo: [iface('127.0.0.1', '127.0.0.1/8', 'IPv4')],
+    eth0: [iface('192.168.7.2', '192.168.7.2/24', 'IPv4')],
+  };
+
+  it('is ignored (RFC 6762 §11): only senders on a local subnet are neighbours', () => {
+    expect(linkOrigin('192.168.7.20', table)).toEqual({ address: '192.168.7.20', interface: 'eth0' });
+    expect(linkOrigin('127.0.0.9', table)).toEqual({ address: '127.0.0.9', interface: 'lo' });
+    expect(linkOrigin('203.0.113.5', table)).toBeUndefined();
+    expect(linkOrigin('192.168.8.20', table)).toBeUndefined();
+    expect(linkOrigin('not an address', table)).toBeUndefined();
+  });
+});
+
+describe("a watcher's early resolves (DNS-SD changes)", () => {
+  it('the first comes a second after the last resolve, the next ones in a row farther apart', () => {
+    expect(dnsSdResolveGapMs(0, 200)).toBe(DNS_SD_RESOLVE_GAP_MS);
+    expect(dnsSdResolveGapMs(1, 200)).toBe(DNS_SD_RESOLVE_GAP_AGAIN_MS);
+    expect(DNS_SD_RESOLVE_GAP_AGAIN_MS).toBeGreaterThanOrEqual(5000);
+    // A slow resolve (a scan): resolves take at most half the time.
+    expect(dnsSdResolveGapMs(0, 4000)).toBe(8000);
+    expect(dnsSdResolveGapMs(3, 4000)).toBe(8000);
+  });
+
+  it('never take the place of a due health round; a requested or regular resolve does', () => {
+    const due = { requested: false, resolve: true, early: true, health: true };
+    expect(resolvesNow(due)).toBe(false);
+    expect(resolvesNow({ ...due, health: false })).toBe(true);
+    expect(resolvesNow({ ...due, early: false })).toBe(true);
+    expect(resolvesNow({ ...due, requested: true })).toBe(true);
+    expect(resolvesNow({ ...due, resolve: false, early: false, health: false })).toBe(false);
   });
 });

@@ -2,7 +2,7 @@
 // in time and in count, backends no longer followed forgotten.
 import { describe, expect, it } from 'vitest';
 
-import { HISTORY_WINDOW_MS, HistoryKeeper } from '../../lib/watch/history.js';
+import { HISTORY_WINDOW_MS, HistoryKeeper, MAX_HISTORY_BACKENDS } from '../../lib/watch/history.js';
 import type { WatchedBackend } from '../../lib/watch/types.js';
 import { watchedBackend } from '../helpers/watched-backend.js';
 
@@ -63,6 +63,24 @@ describe('the watcher history', () => {
       ['127.0.0.1:50052', '2026-01-01T00:00:02.000Z'],
       ['127.0.0.2:50052', '2026-01-01T00:00:00.000Z'],
     ]);
+  });
+
+  it('keeps a history for at most 1024 backends; one that leaves makes room for a new one', () => {
+    const h = new HistoryKeeper();
+    const host = (i: number) => `10.0.${i >> 8}.${i & 255}`;
+    const views = Array.from({ length: MAX_HISTORY_BACKENDS + 10 }, (_, i) => backend(host(i)));
+    h.record(views, T0);
+    h.record(views, T0 + 1000);
+    const drawn = h.view(views, T0 + 2000).backends.map((b) => b.backend);
+    expect(MAX_HISTORY_BACKENDS).toBe(1024);
+    expect(drawn).toHaveLength(MAX_HISTORY_BACKENDS);
+    expect(drawn.at(-1)).toBe(`${host(MAX_HISTORY_BACKENDS - 1)}:50052`);
+    // The first leaves: the first of the rest gets its place.
+    h.record(views.slice(1), T0 + 3000);
+    const after = h.view(views, T0 + 4000).backends.map((b) => b.backend);
+    expect(after).toHaveLength(MAX_HISTORY_BACKENDS);
+    expect(after[0]).toBe(`${host(1)}:50052`);
+    expect(after.at(-1)).toBe(`${host(MAX_HISTORY_BACKENDS)}:50052`);
   });
 
   it('sums the usable set memory; a run of equal samples is its first and last, a change always kept', () => {

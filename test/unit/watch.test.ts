@@ -4,7 +4,7 @@ import { parseDuration } from '../../lib/cli/flags.js';
 import { humanEvent } from '../../lib/cli/watch-command.js';
 import { humanLine } from '../../lib/daemon/log.js';
 import { splitCommand } from '../../lib/daemon/on-change.js';
-import { watchdogIntervalMs } from '../../lib/daemon/systemd.js';
+import { startWatchdog, SystemdNotifier, watchdogIntervalMs } from '../../lib/daemon/systemd.js';
 import type { Backend } from '../../lib/resolver/types.js';
 import { CoordinatorStatusKeeper } from '../../lib/watch/coordinator-status.js';
 import { EventFeed } from '../../lib/watch/event-feed.js';
@@ -229,5 +229,52 @@ describe('daemon pieces', () => {
     expect(watchdogIntervalMs({ WATCHDOG_USEC: '20000000', WATCHDOG_PID: '1' })).toBeUndefined();
     expect(watchdogIntervalMs({ WATCHDOG_USEC: 'x' })).toBeUndefined();
     expect(watchdogIntervalMs({})).toBeUndefined();
+  });
+
+  it('the watchdog pings only while the loop turns: a step busy for two intervals stops it', async () => {
+    const sent: string[] = [];
+    const notifier = new SystemdNotifier(
+      '/unused',
+      (_path, message) => (sent.push(message), 0),
+      () => {},
+    );
+    const env = { WATCHDOG_USEC: '40000' }; // a ping every 20 ms
+    let busyMs = 0;
+    const stuck: number[] = [];
+    const timer = startWatchdog(
+      notifier,
+      () => busyMs,
+      (ms) => stuck.push(ms),
+      env,
+    );
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(sent.length).toBeGreaterThan(0);
+      expect(new Set(sent)).toEqual(new Set(['WATCHDOG=1']));
+      expect(stuck).toEqual([]);
+      busyMs = 40; // two intervals: stuck
+      const before = sent.length;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(sent.length).toBe(before);
+      expect(stuck.length).toBeGreaterThan(0);
+    } finally {
+      clearInterval(timer);
+    }
+    expect(
+      startWatchdog(
+        undefined,
+        () => 0,
+        () => {},
+        env,
+      ),
+    ).toBeUndefined();
+    expect(
+      startWatchdog(
+        notifier,
+        () => 0,
+        () => {},
+        {},
+      ),
+    ).toBeUndefined();
   });
 });

@@ -43,6 +43,21 @@ export function touchesLinkLocal(range: { family: AddressFamily; first: bigint; 
 export const LINK_LOCAL_REFUSAL =
   'a link-local or cloud-metadata address: never connected to unless allowed (--allow-link-local, allowLinkLocal)';
 
+/**
+ * The unspecified addresses (0.0.0.0/8, ::, ::ffff:0.0.0.0/104): connecting to one reaches
+ * this host, so a peer naming one would point us at our own services.
+ */
+const UNSPECIFIED_BLOCKS: readonly AddressRange[] = withMapped(['0.0.0.0/8', '::/128']).map(block);
+
+/** Whether the address is an unspecified one: never a candidate, from any source, whatever is allowed. */
+export function isUnspecified(address: { family: AddressFamily; value: bigint }): boolean {
+  return UNSPECIFIED_BLOCKS.some(
+    (b) => b.family === address.family && b.first <= address.value && address.value <= b.last,
+  );
+}
+
+export const UNSPECIFIED_REFUSAL = 'an unspecified address (0.0.0.0/8, ::): it reaches this host; never connected to';
+
 export function isNonPublicRange(range: { family: AddressFamily; first: bigint; last: bigint }): boolean {
   return NON_PUBLIC_BLOCKS.some(
     (block) => block.family === range.family && block.first <= range.first && range.last <= block.last,
