@@ -3,12 +3,10 @@
 // answered when asked, and withdrawn with a goodbye (TTL 0, §10.1). multicast-dns does the
 // wire format. What arrives is only read for its questions, bounded as the browser bounds
 // answers.
-import makeMdns from 'multicast-dns';
-import type { Answer } from 'dns-packet';
+import { announcementRecords, openMdns, type MdnsAnswer, type MulticastDns } from './mdns-wire.js';
+import { normalName, type Announcement } from './records.js';
 
-import { parseAddress } from '../common/addresses.js';
-import { openMdns } from './browser.js';
-import { DNS_SD_LIMITS, normalName } from './records.js';
+export type { Announcement } from './records.js';
 
 /** Every record's TTL: short, so a node that dies without a goodbye leaves within two minutes. */
 export const ANNOUNCE_TTL_SECONDS = 120;
@@ -19,19 +17,6 @@ const QUESTIONS_PER_PACKET = 16;
  * on a link), whoever asks: a flood of queries costs nothing more.
  */
 const ANSWER_GAP_MS = 1000;
-
-export interface Announcement {
-  /** The instance label ("gpu-node-1"): dots become dashes, at most 63 bytes. */
-  instance: string;
-  /** "_ggml-rpc._tcp.local". */
-  type: string;
-  /** The host name the SRV record names (srvTargetHost: "gpu-node-1-rpc.local"). */
-  host: string;
-  port: number;
-  /** What the host's A/AAAA records say. */
-  addresses: readonly string[];
-  txt: Readonly<Record<string, string>>;
-}
 
 /** An instance label as DNS carries it: no dots, at most 63 bytes. */
 export function instanceLabel(name: string): string {
@@ -55,36 +40,13 @@ export function srvTargetHost(instance: string): string {
   return `${label.replace(/-+$/, '') || 'scan-backends'}-rpc.local`;
 }
 
-/** TXT strings (key=value), within the limits the browser reads: 255 bytes each, 16 keys. */
-export function txtStrings(txt: Readonly<Record<string, string>>): Buffer[] {
-  return Object.entries(txt)
-    .slice(0, DNS_SD_LIMITS.txtKeys)
-    .map(([k, v]) => Buffer.from(`${k}=${v}`).subarray(0, DNS_SD_LIMITS.txtStringBytes));
-}
-
-/** An announcement's records at `ttl` (0: the goodbye): PTR, SRV, TXT, then the host's addresses. */
-export function announcementRecords(a: Announcement, ttl: number): Answer[] {
-  const name = `${a.instance}.${a.type}`;
-  const out: Answer[] = [
-    { name: a.type, type: 'PTR', ttl, data: name },
-    { name, type: 'SRV', ttl, flush: true, data: { priority: 0, weight: 0, port: a.port, target: a.host } },
-    { name, type: 'TXT', ttl, flush: true, data: txtStrings(a.txt) },
-  ];
-  for (const address of a.addresses) {
-    const family = parseAddress(address)?.family;
-    if (family === 4) out.push({ name: a.host, type: 'A', ttl, flush: true, data: address });
-    if (family === 6) out.push({ name: a.host, type: 'AAAA', ttl, flush: true, data: address });
-  }
-  return out;
-}
-
 export class Announcer {
-  readonly #mdns: makeMdns.MulticastDNS;
+  readonly #mdns: MulticastDns;
   #current?: Announcement;
   #repeat?: NodeJS.Timeout;
   #answeredAt = -Infinity;
 
-  private constructor(mdns: makeMdns.MulticastDNS) {
+  private constructor(mdns: MulticastDns) {
     this.#mdns = mdns;
   }
 
@@ -125,7 +87,7 @@ export class Announcer {
     );
   }
 
-  #send(answers: Answer[]): void {
+  #send(answers: MdnsAnswer[]): void {
     this.#mdns.respond({ answers });
   }
 

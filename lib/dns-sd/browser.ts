@@ -6,17 +6,14 @@
 // through its guards and its probe.
 import { networkInterfaces } from 'node:os';
 
-import makeMdns from 'multicast-dns';
-
 import { addressBits, parseAddress } from '../common/addresses.js';
-import { InvalidOptionError, SourceUnavailableError } from '../common/errors.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { MDNS_PORT, openMdns, type MulticastDns } from './mdns-wire.js';
 import { DEFAULT_SERVICE_TYPES, DnsSdView, serviceType, type DnsSdCandidate, type PacketOrigin } from './records.js';
 
 export { DEFAULT_SERVICE_TYPES, type DnsSdCandidate } from './records.js';
 
 /** mDNS's port and IPv4 group (RFC 6762 §3). */
-export const MDNS_PORT = 5353;
-export const MDNS_GROUP = '224.0.0.251';
 
 /** Packets one source may send per second before the rest of that second is ignored. */
 const PACKETS_PER_SOURCE_PER_SECOND = 20;
@@ -75,32 +72,12 @@ export function linkOrigin(address: string, interfaces = networkInterfaces()): P
   return name === '?' ? undefined : { address, interface: name };
 }
 
-/** A socket joined to the mDNS group on port 5353, for the browser and the announcer. */
-export async function openMdns(): Promise<makeMdns.MulticastDNS> {
-  const mdns = makeMdns({ port: MDNS_PORT, ip: MDNS_GROUP });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      mdns.once('ready', () => resolve());
-      mdns.once('error', reject);
-    });
-  } catch (error) {
-    await new Promise<void>((resolve) => mdns.destroy(() => resolve()));
-    throw new SourceUnavailableError(
-      `cannot listen for multicast DNS on port ${MDNS_PORT}: ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-  mdns.on('error', () => {}); // once open: a send that fails is retried by the next query or answer
-  mdns.on('warning', () => {});
-  return mdns;
-}
-
 /** A continuous browse: open() joins the group and asks; close() leaves. */
 export class DnsSdBrowser {
   readonly #types: readonly string[];
   readonly #view: DnsSdView;
   readonly #options: BrowseOptions;
-  readonly #mdns: makeMdns.MulticastDNS;
+  readonly #mdns: MulticastDns;
   readonly #sources = new Map<string, { second: number; packets: number }>();
   #timer: NodeJS.Timeout | undefined;
   #expiry: NodeJS.Timeout | undefined;
@@ -110,7 +87,7 @@ export class DnsSdBrowser {
   #interfaces = { table: networkInterfaces(), at: performance.now() };
   readonly #onAbort = () => void this.close();
 
-  private constructor(types: readonly string[], options: BrowseOptions, mdns: makeMdns.MulticastDNS) {
+  private constructor(types: readonly string[], options: BrowseOptions, mdns: MulticastDns) {
     this.#types = types;
     this.#view = new DnsSdView(types);
     this.#options = options;

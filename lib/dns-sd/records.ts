@@ -357,3 +357,24 @@ export class DnsSdView {
     return out;
   }
 }
+
+/** One service instance as `announce` advertises it. */
+export interface Announcement {
+  /** The instance label ("gpu-node-1"): dots become dashes, at most 63 bytes. */
+  instance: string;
+  /** "_ggml-rpc._tcp.local". */
+  type: string;
+  /** The host name the SRV record names (srvTargetHost: "gpu-node-1-rpc.local"). */
+  host: string;
+  port: number;
+  /** What the host's A/AAAA records say. */
+  addresses: readonly string[];
+  txt: Readonly<Record<string, string>>;
+}
+
+/** TXT strings (key=value), within the limits the browser reads: 255 bytes each, 16 keys. */
+export function txtStrings(txt: Readonly<Record<string, string>>): Buffer[] {
+  return Object.entries(txt)
+    .slice(0, DNS_SD_LIMITS.txtKeys)
+    .map(([k, v]) => Buffer.from(`${k}=${v}`).subarray(0, DNS_SD_LIMITS.txtStringBytes));
+}
