@@ -12,6 +12,8 @@ cross=aarch64-linux-gnu-g++:g++-aarch64-linux-gnu
 for tool in unshare:util-linux ip:iproute2 nft:nftables clang-format:clang-format make:make g++:g++ cmake:cmake redis-server:redis-server chromium:chromium prometheus:prometheus faketime:faketime $cross; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || packages="$packages ${tool#*:}"
 done
+# The DNS-SD tests' announcer written by others is a Python module, not a command.
+python3 -c 'import zeroconf' >/dev/null 2>&1 || packages="$packages python3-zeroconf"
 if [ -n "$packages" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test: installing Debian packages:$packages" >&2
