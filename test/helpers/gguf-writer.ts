@@ -228,16 +228,7 @@ export function writeGguf(name: string, spec: GgufSpec): string {
  * A llama model's tensors as convert_hf_to_gguf.py names them: token_embd, per layer the
  * attention and feed-forward weights and norms, output_norm and (unless tied) output.
  */
-export function llamaTensors(o: {
-  layers: number;
-  embd: number;
-  heads: number;
-  kvHeads: number;
-  ff: number;
-  vocab: number;
-  type: string;
-  tiedOutput?: boolean;
-}): TensorSpec[] {
+export function llamaTensors(o: LlamaDims & { type: string; tiedOutput?: boolean }): TensorSpec[] {
   const headDim = o.embd / o.heads;
   const kv = headDim * o.kvHeads;
   const tensors: TensorSpec[] = [{ name: 'token_embd.weight', dims: [o.embd, o.vocab], type: o.type }];

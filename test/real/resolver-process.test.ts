@@ -21,6 +21,19 @@ import { eventually } from '../helpers/net.js';
 
 const PROBE_TIMEOUT_MS = 800;
 
+/** A coordinator of another user (uid 65534) whose command line is `args`, running until the test ends. */
+async function otherUsersCoordinator(args: string[], argv0?: string): Promise<void> {
+  const child = spawn('sh', ['-c', 'sleep 600', ...args], {
+    ...(argv0 === undefined ? {} : { argv0 }),
+    uid: 65534,
+    gid: 65534,
+    stdio: 'ignore',
+    detached: true,
+  });
+  stopOnFinish(child);
+  await new Promise<void>((resolve) => child.once('spawn', () => resolve()));
+}
+
 describe('the process source', () => {
   it('takes the backends of a running llama-server, drops its placeholder, and falls through to the config when it is gone', async () => {
     await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.171', port: 50052 });
@@ -104,14 +117,7 @@ describe('coordinators as witnesses', () => {
     'skips a coordinator of another user unless told to trust every user',
     async () => {
       const peer = await ggmlRpcPeer({ generation: '5.x', host: '127.0.0.226' });
-      const child = spawn('sh', ['-c', 'sleep 600', 'llama-server', '--rpc', `127.0.0.226:${peer.port}`], {
-        uid: 65534,
-        gid: 65534,
-        stdio: 'ignore',
-        detached: true,
-      });
-      stopOnFinish(child);
-      await new Promise<void>((resolve) => child.once('spawn', () => resolve()));
+      await otherUsersCoordinator(['llama-server', '--rpc', `127.0.0.226:${peer.port}`]);
       const mine = await resolveBackends({ sources: ['process'] });
       expect(mine.backends.some((b) => b.host === '127.0.0.226')).toBe(false);
       expect(mine.sources[0]?.warnings?.join('\n')).toMatch(
@@ -133,15 +139,7 @@ describe('coordinators as witnesses', () => {
     "lists at most 64 servers of other users' coordinators, and prints their names as a peer's text",
     async () => {
       const rpc = Array.from({ length: 100 }, (_, i) => `127.0.0.227:${20_000 + i}`).join(',');
-      const child = spawn('sh', ['-c', 'sleep 600', 'x', '--rpc', rpc], {
-        argv0: `/tmp/\u001b[31m${'n'.repeat(300)}`,
-        uid: 65534,
-        gid: 65534,
-        stdio: 'ignore',
-        detached: true,
-      });
-      stopOnFinish(child);
-      await new Promise<void>((resolve) => child.once('spawn', () => resolve()));
+      await otherUsersCoordinator(['x', '--rpc', rpc], `/tmp/\u001b[31m${'n'.repeat(300)}`);
       const report = (await resolveBackends({ sources: ['process'] })).sources[0];
       const theirs = report?.dropped.filter((d) => d.host === '127.0.0.227') ?? [];
       expect(theirs).toHaveLength(64);
